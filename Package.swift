@@ -1,0 +1,39 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "xfer",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "XferKit", targets: ["XferKit"]),
+        .executable(name: "xfer", targets: ["xfer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: [
+        // libhdf5 (Debian: libhdf5-dev). Only Sources/XferKit/HDF5 imports it.
+        .systemLibrary(
+            name: "CHDF5",
+            pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]
+        ),
+        .target(
+            name: "XferKit",
+            dependencies: [
+                "CHDF5",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]
+        ),
+        .executableTarget(
+            name: "xfer",
+            dependencies: [
+                "XferKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "XferKitTests", dependencies: ["XferKit"]),
+        .testTarget(name: "xferTests", dependencies: ["xfer"]),
+    ]
+)

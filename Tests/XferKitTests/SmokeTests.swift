@@ -1,0 +1,3 @@
+import XCTest
+@testable import XferKit
+final class SmokeTests: XCTestCase { func testNothing() {} }
