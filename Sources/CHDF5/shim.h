@@ -16,6 +16,10 @@ static inline hid_t xfer_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
 static inline hid_t xfer_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t xfer_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 static inline size_t xfer_H5T_VARIABLE(void) { return H5T_VARIABLE; }
+static inline hid_t xfer_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
+static inline unsigned xfer_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
+static inline unsigned xfer_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
+static inline unsigned xfer_H5F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
 
 /// Switches off libhdf5's automatic printing of its error stack; failures
 /// come back as negative return values that the Swift side turns into errors.

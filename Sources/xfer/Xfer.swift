@@ -1,4 +1,9 @@
+// The `xfer` command. Errors follow CONTRACT.md: one line
+// `xfer: error: <subject>: <message>`, an optional `hint:` line, and exit code
+// 1 (run time), 2 (command line) or 3 (input file).
+
 import ArgumentParser
+import Foundation
 import XferKit
 
 @main
@@ -6,6 +11,53 @@ struct Xfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xfer",
         abstract: "Transfer learning on Keras HDF5 checkpoints, on the CPU.",
-        subcommands: []
+        subcommands: [ImportCommand.self]
     )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as XferError {
+            fail(error)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            // Argument errors: one line, exit 2 (ArgumentParser's own code would be 64).
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid command line"
+            fail(XferError.usage("", message, hint: "see 'xfer --help'"))
+        }
+    }
+}
+
+/// Prints the error as CONTRACT.md says and exits with its code.
+func fail(_ error: XferError) -> Never {
+    var text = "xfer: error: \(error.description)\n"
+    if let hint = error.hint { text += "hint: \(hint)\n" }
+    FileHandle.standardError.write(Data(text.utf8))
+    exit(error.kind.rawValue)
+}
+
+/// Options of every command that reads a checkpoint.
+struct CheckpointOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Input shape H,W,C for checkpoints without an architecture (default 224,224,3).", valueName: "H,W,C"))
+    var inputShape: String?
+
+    @Option(name: .long, help: ArgumentHelp("Architecture for a weights-only checkpoint: a Keras model JSON (model.to_json()) or a checkpoint that carries one.", valueName: "FILE"))
+    var config: String?
+
+    func loadOptions(readValues: Bool = true) throws -> CheckpointLoadOptions {
+        var shape: [Int]?
+        if let text = inputShape {
+            let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw XferError.usage("--input-shape", "'\(text)' is not H,W,C with three positive numbers", hint: "e.g. --input-shape 224,224,3")
+            }
+            shape = parts.map { $0! }
+        }
+        return CheckpointLoadOptions(inputShape: shape, configPath: config, readValues: readValues)
+    }
 }

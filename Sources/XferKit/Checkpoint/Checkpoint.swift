@@ -1,0 +1,295 @@
+// Reading a Keras checkpoint of any kind a user has into a `ModelSpec` with its weights.
+//
+//   Keras 2 `save_weights("x.h5")`   root attrs layer_names/weight_names (KERAS-FORMATS.md A.1)
+//   Keras 2/3 `model.save("x.h5")`   root attr model_config + group model_weights (A.2)
+//   Keras 3 `save_weights("x.weights.h5")`  groups layers/<snake_case>/vars/<i> (A.3.1)
+//   Keras 3 `model.save("x.keras")`  zip of metadata.json, config.json, model.weights.h5 (A.3.2)
+//
+// The architecture comes from the file's own configuration, from `--config`, or, for a
+// weights-only file of a VGG-style network, is inferred from layer names and weight shapes.
+
+import Foundation
+import ZIPFoundation
+
+/// The kinds of checkpoint xfer reads.
+public enum CheckpointFormat: String, Sendable, Codable {
+    case keras2Weights = "Keras 2 weights-only HDF5 (save_weights .h5)"
+    case keras2Model = "Keras 2 full model HDF5 (.h5)"
+    case keras3LegacyModel = "Keras 3 full model HDF5 (legacy .h5)"
+    case keras3Weights = "Keras 3 weights (.weights.h5)"
+    case keras3Archive = "Keras 3 model archive (.keras)"
+
+    /// Short identifier used in `--json`.
+    public var id: String {
+        switch self {
+        case .keras2Weights: return "keras2-weights-h5"
+        case .keras2Model: return "keras2-model-h5"
+        case .keras3LegacyModel: return "keras3-model-h5"
+        case .keras3Weights: return "keras3-weights-h5"
+        case .keras3Archive: return "keras3-keras"
+        }
+    }
+}
+
+/// Where the architecture of a loaded checkpoint came from.
+public enum ArchitectureSource: Sendable, Equatable {
+    case checkpoint
+    case configFile(String)
+    case inferredVGG
+}
+
+/// Options for reading a checkpoint (the CLI's `--input-shape` and `--config`).
+public struct CheckpointLoadOptions: Sendable {
+    /// (H, W, C). For inferred architectures the default is 224×224×3.
+    public var inputShape: [Int]?
+    /// A Keras model JSON (`model.to_json()`) or another checkpoint that carries a configuration.
+    public var configPath: String?
+    /// False reads shapes only (no weight values): enough for a summary.
+    public var readValues: Bool
+
+    public init(inputShape: [Int]? = nil, configPath: String? = nil, readValues: Bool = true) {
+        self.inputShape = inputShape; self.configPath = configPath; self.readValues = readValues
+    }
+}
+
+/// A Keras checkpoint, read and validated.
+public struct Checkpoint: Sendable {
+    public var path: String
+    public var format: CheckpointFormat
+    /// The Keras version the file records (`keras_version`), if any.
+    public var kerasVersion: String?
+    public var architecture: ArchitectureSource
+    /// The model, weights included (values empty when read with `readValues: false`).
+    public var model: ModelSpec
+
+    /// Reads and validates the checkpoint at `path`.
+    public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
+        try CheckpointReader(path: path, options: options).read()
+    }
+}
+
+struct CheckpointReader {
+    let path: String
+    let options: CheckpointLoadOptions
+
+    func read() throws -> Checkpoint {
+        if try isZip(path) { return try readArchive() }
+        let file = try HDF5File.open(path)
+        if file.hasAttribute("/", "model_config") {
+            let version = try file.string("/", "keras_version")
+            let format: CheckpointFormat = (version?.hasPrefix("3") ?? false) ? .keras3LegacyModel : .keras2Model
+            let json = try file.string("/", "model_config") ?? ""
+            var (model, source) = try architecture(own: parseKerasModelConfig(Data(json.utf8), source: path))
+            let root = file.exists("/model_weights") ? "/model_weights" : "/"
+            try LegacyWeightReader(file: file, root: root, readValues: options.readValues).assign(to: &model)
+            return Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model)
+        }
+        if file.hasAttribute("/", "layer_names") || file.hasAttribute("/", "layer_names0") {
+            let version = try file.string("/", "keras_version")
+            var (model, source) = try architecture(own: nil) {
+                try inferVGG(names: try legacyLayerNames(file), shapes: { try legacyShapes(file, layer: $0) })
+            }
+            try LegacyWeightReader(file: file, root: "/", readValues: options.readValues).assign(to: &model)
+            return Checkpoint(path: path, format: .keras2Weights, kerasVersion: version, architecture: source, model: model)
+        }
+        if file.kind("/layers") == .group || file.kind("/_layer_checkpoint_dependencies") == .group {
+            var (model, source) = try architecture(own: nil) {
+                let (names, shapes) = try keras3NamedLayers(file)
+                return try inferVGG(names: names, shapes: { shapes[$0] ?? [] })
+            }
+            try Keras3WeightReader(file: file, readValues: options.readValues).assign(to: &model)
+            return Checkpoint(path: path, format: .keras3Weights, kerasVersion: nil, architecture: source, model: model)
+        }
+        throw XferError.badInput(path, "is an HDF5 file but not a Keras checkpoint (no model_config, layer_names or layers/ group)",
+                                 hint: "give a file written by Keras: model.save(...) or model.save_weights(...)")
+    }
+
+    /// The architecture to use: `--config` wins, then the file's own, then inference.
+    private func architecture(own: ModelSpec?, infer: (() throws -> ModelSpec)? = nil) throws -> (ModelSpec, ArchitectureSource) {
+        var model: ModelSpec
+        var source: ArchitectureSource
+        if let configPath = options.configPath {
+            model = try loadConfig(configPath); source = .configFile(configPath)
+        } else if let own {
+            model = own; source = .checkpoint
+        } else if let infer {
+            model = try infer(); source = .inferredVGG
+        } else {
+            throw XferError.badInput(path, "carries no architecture", hint: "give --config MODEL.json")
+        }
+        if let shape = options.inputShape {
+            model.inputShape = shape
+        } else if source == .inferredVGG {
+            model.inputShape = [224, 224, 3]
+        }
+        return (model, source)
+    }
+
+    /// `--config FILE`: a model JSON, or a checkpoint that carries one.
+    private func loadConfig(_ configPath: String) throws -> ModelSpec {
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw XferError.usage("--config", "\(configPath): no such file")
+        }
+        if try isZip(configPath) {
+            return try CheckpointReader(path: configPath, options: .init(readValues: false)).archiveConfig()
+        }
+        if let data = FileManager.default.contents(atPath: configPath), data.first == UInt8(ascii: "{") {
+            return try parseKerasModelConfig(data, source: configPath)
+        }
+        let file = try HDF5File.open(configPath)
+        guard let json = try file.string("/", "model_config") else {
+            throw XferError.badInput(configPath, "carries no model configuration",
+                                     hint: "--config takes model.to_json() output, a full-model .h5 or a .keras file")
+        }
+        return try parseKerasModelConfig(Data(json.utf8), source: configPath)
+    }
+
+    // MARK: .keras
+
+    private func openArchive() throws -> Archive {
+        do {
+            return try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+        } catch {
+            throw XferError.badInput(path, "is not a readable .keras archive (zip): \(error)",
+                                     hint: "the file is damaged or truncated; save the model again")
+        }
+    }
+
+    private func entry(_ archive: Archive, _ name: String) throws -> Data {
+        guard let e = archive[name] else {
+            throw XferError.badInput(path, "the .keras archive has no \(name)", hint: "save the model again with model.save(\"x.keras\")")
+        }
+        var data = Data()
+        do {
+            _ = try archive.extract(e, consumer: { data.append($0) })
+        } catch {
+            throw XferError.badInput(path, "\(name) inside the archive is damaged (\(error))",
+                                     hint: "the file is damaged or truncated; save the model again")
+        }
+        return data
+    }
+
+    func archiveConfig() throws -> ModelSpec {
+        let archive = try openArchive()
+        return try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json")
+    }
+
+    private func readArchive() throws -> Checkpoint {
+        let archive = try openArchive()
+        var version: String?
+        if archive["metadata.json"] != nil,
+           let meta = try? JSONSerialization.jsonObject(with: try entry(archive, "metadata.json")) as? [String: Any] {
+            version = meta["keras_version"] as? String
+        }
+        let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json")
+        var (model, source) = try architecture(own: own)
+        let weights = try HDF5File.open(image: try entry(archive, "model.weights.h5"), path: "\(path): model.weights.h5")
+        try Keras3WeightReader(file: weights, readValues: options.readValues).assign(to: &model)
+        return Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model)
+    }
+
+    // MARK: Names for inference
+
+    private func legacyLayerNames(_ file: HDF5File) throws -> [String] {
+        try file.strings("/", "layer_names") ?? []
+    }
+
+    private func legacyShapes(_ file: HDF5File, layer: String) throws -> [[Int]] {
+        let group = "/" + layer
+        guard let names = try file.strings(group, "weight_names") else { return [] }
+        return try names.map { try file.shape(group + "/" + $0) }
+    }
+
+    /// Keras 3 `.weights.h5` keeps layer names only in the `name` attribute of each `vars` group
+    /// (Keras ≥ 3.6); the file order is alphabetical, so names are returned as found and the
+    /// VGG inference orders them.
+    private func keras3NamedLayers(_ file: HDF5File) throws -> ([String], [String: [[Int]]]) {
+        var names: [String] = []
+        var shapes: [String: [[Int]]] = [:]
+        for child in try file.children("/layers") {
+            let vars = "/layers/\(child)/vars"
+            guard file.kind(vars) == .group, let name = try file.string(vars, "name") else {
+                if file.kind("/layers/\(child)/layers") == .group {
+                    throw XferError.badInput(path, "holds a nested model; its architecture cannot be inferred",
+                                             hint: "give --config with the model's JSON or a .keras file of it")
+                }
+                throw XferError.badInput(path, "does not record layer names (written before Keras 3.6)",
+                                         hint: "give --config with the model's JSON or a .keras file of it")
+            }
+            names.append(name)
+            let keys = try file.children(vars).sorted { (Int($0) ?? 0) < (Int($1) ?? 0) }
+            shapes[name] = try keys.map { try file.shape("\(vars)/\($0)") }
+        }
+        return (orderVGG(names), shapes)
+    }
+
+    // MARK: VGG inference
+
+    /// VGG order: blocks by number, convolutions by number then the block's pool, then the top.
+    private func orderVGG(_ names: [String]) -> [String] {
+        func key(_ n: String) -> (Int, Int, Int) {
+            let top = ["input", "flatten", "global_average_pooling2d", "global_max_pooling2d", "fc1", "fc2", "predictions"]
+            if n.hasPrefix("input") { return (0, 0, 0) }
+            if let m = n.wholeMatch(of: #/block(\d+)_conv(\d+)/#) { return (1, Int(m.1)! * 1000 + Int(m.2)!, 0) }
+            if let m = n.wholeMatch(of: #/block(\d+)_pool/#) { return (1, Int(m.1)! * 1000 + 999, 0) }
+            return (2, top.firstIndex(of: n) ?? 99, 0)
+        }
+        return names.sorted { key($0) < key($1) }
+    }
+
+    private func inferVGG(names: [String], shapes: (String) throws -> [[Int]]) throws -> ModelSpec {
+        var layers: [LayerSpec] = []
+        var convs = 0
+        for name in names {
+            let kind: LayerKind
+            let className: String
+            if name.hasPrefix("input") {
+                kind = .input; className = "InputLayer"
+            } else if name.wholeMatch(of: #/block\d+_conv\d+/#) != nil {
+                let s = try shapes(name)
+                guard let k = s.first, k.count == 4 else {
+                    throw XferError.badInput(path, "layer '\(name)' has no 4-D kernel, so it is not a VGG convolution",
+                                             hint: "give --config with the model's JSON")
+                }
+                kind = .conv2D(Conv2DConfig(filters: k[3], kernelSize: (k[0], k[1]), padding: .same,
+                                            useBias: s.count > 1, activation: .relu))
+                className = "Conv2D"; convs += 1
+            } else if name.wholeMatch(of: #/block\d+_pool/#) != nil {
+                kind = .maxPooling2D(Pool2DConfig()); className = "MaxPooling2D"
+            } else if name == "flatten" {
+                kind = .flatten; className = "Flatten"
+            } else if name == "global_average_pooling2d" || name == "avg_pool" {
+                kind = .globalAveragePooling2D(keepdims: false); className = "GlobalAveragePooling2D"
+            } else if name == "global_max_pooling2d" || name == "max_pool" {
+                kind = .globalMaxPooling2D(keepdims: false); className = "GlobalMaxPooling2D"
+            } else if name == "fc1" || name == "fc2" || name == "predictions" {
+                let s = try shapes(name)
+                guard let k = s.first, k.count == 2 else {
+                    throw XferError.badInput(path, "layer '\(name)' has no 2-D kernel, so it is not a VGG dense layer",
+                                             hint: "give --config with the model's JSON")
+                }
+                kind = .dense(DenseConfig(units: k[1], useBias: s.count > 1, activation: name == "predictions" ? .softmax : .relu))
+                className = "Dense"
+            } else {
+                throw XferError.badInput(path, "weights only, and layer '\(name)' is not a VGG-style name, so the architecture cannot be inferred",
+                                         hint: "give --config MODEL.json (model.to_json()) or a checkpoint that carries the architecture")
+            }
+            layers.append(LayerSpec(name: name, className: className, kind: kind))
+        }
+        guard convs > 0 else {
+            throw XferError.badInput(path, "weights only, with no VGG-style layers to infer an architecture from",
+                                     hint: "give --config MODEL.json (model.to_json())")
+        }
+        let hasInput = layers.first.map { if case .input = $0.kind { return true } else { return false } } ?? false
+        let name = convs == 13 ? "vgg16" : convs == 16 ? "vgg19" : "vgg"
+        return ModelSpec(name: name, className: hasInput ? "Functional" : "Sequential", inputShape: [224, 224, 3], layers: layers)
+    }
+}
+
+/// True if the file starts with a zip signature.
+func isZip(_ path: String) throws -> Bool {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+    defer { try? handle.close() }
+    let head = (try? handle.read(upToCount: 4)) ?? Data()
+    return head == Data([0x50, 0x4B, 0x03, 0x04])
+}

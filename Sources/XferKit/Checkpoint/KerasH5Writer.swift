@@ -1,0 +1,196 @@
+// Writing a model as a Keras 2 full-model .h5 (`model.save("x.h5")` layout,
+// KERAS-FORMATS.md A.2) that `tf_keras.models.load_model` opens:
+//
+//   /                 attrs model_config (JSON), keras_version, backend
+//   /model_weights    attrs layer_names, keras_version, backend
+//     /<layer>        attr weight_names ["<layer>/kernel:0", ...]; datasets at /<layer>/<layer>/kernel:0
+//     /<nested>       weight_names of all inner layers, trainable first (A.1.5)
+//     /top_level_model_weights  empty weight_names
+//
+// The file is written to a temporary name beside the target and renamed into
+// place only when complete, so a failure never leaves a partial file and an
+// existing file is replaced in one step.
+
+import Foundation
+
+public enum KerasH5Writer {
+    /// The Keras version recorded in files xfer writes: the tf-keras whose reader they are tested with.
+    public static let kerasVersion = "2.21.0"
+
+    /// Writes `model` to `path`. `protecting` lists input files that must never be overwritten.
+    public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+                             extraAttributes: [String: String] = [:]) throws {
+        let target = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
+        for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() == target {
+            throw XferError.usage(path, "is an input of this command; xfer never overwrites its inputs",
+                                  hint: "choose another output file name")
+        }
+        let dir = target.deletingLastPathComponent()
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+            throw XferError.runtime(path, "the folder \(dir.path) does not exist", hint: "create it first")
+        }
+        let temp = dir.appendingPathComponent(".\(target.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        do {
+            try writeFile(model, to: temp.path, extraAttributes: extraAttributes)
+            if rename(temp.path, target.path) != 0 {
+                throw XferError.runtime(path, "cannot move the finished file into place (\(String(cString: strerror(errno))))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: temp)
+            throw error
+        }
+    }
+
+    private static func writeFile(_ model: ModelSpec, to path: String, extraAttributes: [String: String]) throws {
+        let file = try HDF5File.create(path)
+        let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
+        try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
+        try file.setString("/", "keras_version", kerasVersion, utf8: true)
+        try file.setString("/", "backend", "tensorflow", utf8: true)
+        for (k, v) in extraAttributes { try file.setString("/", k, v, utf8: true) }
+
+        let root = "/model_weights"
+        try file.createGroup(root)
+        try file.setStrings(root, "layer_names", model.layers.map(\.name))
+        try file.setString(root, "backend", "tensorflow", utf8: false)
+        try file.setString(root, "keras_version", kerasVersion, utf8: false)
+        for layer in model.layers {
+            let group = "\(root)/\(layer.name)"
+            try file.createGroup(group)
+            var names: [String] = []
+            if case .model(let inner) = layer.kind {
+                // Trainable weights of the whole nested model first, then the rest (A.1.5).
+                let all = nestedWeights(inner, trainable: layer.trainable && inner.trainable)
+                for (innerLayer, w, _) in all.filter({ $0.2 }) + all.filter({ !$0.2 }) {
+                    let name = "\(innerLayer)/\(w.role):0"
+                    try file.write("\(group)/\(name)", shape: w.shape, floats: w.values)
+                    names.append(name)
+                }
+            } else {
+                for w in layer.weights {
+                    let name = "\(layer.name)/\(w.role):0"
+                    try file.write("\(group)/\(name)", shape: w.shape, floats: w.values)
+                    names.append(name)
+                }
+            }
+            try file.setStrings(group, "weight_names", names)
+        }
+        try file.createGroup("\(root)/top_level_model_weights")
+        try file.setStrings("\(root)/top_level_model_weights", "weight_names", [])
+        try file.flush()
+    }
+
+    /// (inner layer name, weight, counts as trainable) for every weight inside a nested model.
+    private static func nestedWeights(_ model: ModelSpec, trainable: Bool) -> [(String, WeightSpec, Bool)] {
+        model.layers.flatMap { l -> [(String, WeightSpec, Bool)] in
+            if case .model(let m) = l.kind { return nestedWeights(m, trainable: trainable && l.trainable && m.trainable) }
+            return l.weights.map { (l.name, $0, trainable && l.trainable && $0.isTrainableKind) }
+        }
+    }
+}
+
+/// The Keras 2 flavour of model JSON (A.2.1, A.2.3). Each layer's config holds the keys its
+/// constructor takes; omitted ones take Keras's defaults.
+enum KerasConfigWriter {
+    static func model(_ m: ModelSpec) -> [String: Any] {
+        var layers: [[String: Any]] = []
+        let input: [String: Any] = [
+            "class_name": "InputLayer",
+            "config": ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 as Any }, "dtype": "float32",
+                       "sparse": false, "ragged": false,
+                       "name": m.layers.first.map { l -> String in if case .input = l.kind { return l.name } else { return "\(l.name)_input" } } ?? "input"] as [String: Any],
+        ]
+        if m.className == "Sequential" {
+            layers.append(input)
+            for l in m.layers { layers.append(["class_name": l.className, "config": layerConfig(l)]) }
+            return ["class_name": "Sequential", "config": ["name": m.name, "trainable": m.trainable, "layers": layers] as [String: Any]]
+        }
+        // Functional chain: add an InputLayer if the spec has none, then link each layer to the previous.
+        var previous: String?
+        var previousIsModel = false
+        if m.layers.first.map({ if case .input = $0.kind { return false } else { return true } }) ?? true {
+            var entry = input
+            let name = (input["config"] as! [String: Any])["name"] as! String
+            entry["name"] = name
+            entry["inbound_nodes"] = [Any]()
+            layers.append(entry)
+            previous = name
+        }
+        for l in m.layers {
+            var entry: [String: Any] = ["class_name": l.className, "name": l.name, "config": layerConfig(l)]
+            if case .input = l.kind {
+                entry["class_name"] = "InputLayer"
+                entry["config"] = ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 as Any }, "dtype": "float32",
+                                   "sparse": false, "ragged": false, "name": l.name] as [String: Any]
+                entry["inbound_nodes"] = [Any]()
+            } else if let p = previous {
+                let kwargs: [String: Any] = l.callTrainingFalse ? ["training": false] : [:]
+                // A nested model's node 0 is its own construction node, so calls to it are node 1 (A.2.1).
+                entry["inbound_nodes"] = [[[p, previousIsModel ? 1 : 0, 0, kwargs]]]
+            }
+            layers.append(entry)
+            previous = l.name
+            if case .model = l.kind { previousIsModel = true } else { previousIsModel = false }
+        }
+        let inputName = (layers.first?["name"] as? String) ?? "input"
+        return ["class_name": "Functional", "config": [
+            "name": m.name, "trainable": m.trainable, "layers": layers,
+            "input_layers": [[inputName, 0, 0]], "output_layers": [[previous ?? inputName, previousIsModel ? 1 : 0, 0]],
+        ] as [String: Any]]
+    }
+
+    static func layerConfig(_ l: LayerSpec) -> [String: Any] {
+        var c: [String: Any] = ["name": l.name, "trainable": l.trainable, "dtype": "float32"]
+        switch l.kind {
+        case .input:
+            break
+        case .conv2D(let k):
+            c["filters"] = k.filters
+            c["kernel_size"] = [k.kernelSize.h, k.kernelSize.w]
+            c["strides"] = [k.strides.h, k.strides.w]
+            c["padding"] = k.padding.rawValue
+            c["data_format"] = "channels_last"
+            c["dilation_rate"] = [k.dilation.h, k.dilation.w]
+            c["groups"] = 1
+            c["activation"] = k.activation.rawValue
+            c["use_bias"] = k.useBias
+        case .dense(let d):
+            c["units"] = d.units
+            c["activation"] = d.activation.rawValue
+            c["use_bias"] = d.useBias
+        case .maxPooling2D(let p), .averagePooling2D(let p):
+            c["pool_size"] = [p.poolSize.h, p.poolSize.w]
+            c["strides"] = [p.strides.h, p.strides.w]
+            c["padding"] = p.padding.rawValue
+            c["data_format"] = "channels_last"
+        case .globalAveragePooling2D(let keep), .globalMaxPooling2D(let keep):
+            c["data_format"] = "channels_last"
+            c["keepdims"] = keep
+        case .flatten:
+            c["data_format"] = "channels_last"
+        case .dropout(let d):
+            c["rate"] = Double(d.rate)
+            c["noise_shape"] = NSNull()
+            c["seed"] = d.seed.map { $0 as Any } ?? NSNull()
+        case .batchNormalization(let b):
+            c["axis"] = -1
+            c["momentum"] = Double(b.momentum)
+            c["epsilon"] = Double(b.epsilon)
+            c["center"] = b.center
+            c["scale"] = b.scale
+        case .activation(let a):
+            c["activation"] = a.rawValue
+        case .relu(let r):
+            c["max_value"] = r.maxValue.map { Double($0) as Any } ?? NSNull()
+            c["negative_slope"] = Double(r.negativeSlope)
+            c["threshold"] = Double(r.threshold)
+        case .zeroPadding2D(let p):
+            c["padding"] = [[p.top, p.bottom], [p.left, p.right]]
+            c["data_format"] = "channels_last"
+        case .model(let m):
+            return model(m)["config"] as! [String: Any]
+        }
+        return c
+    }
+}

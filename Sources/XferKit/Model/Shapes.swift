@@ -1,0 +1,131 @@
+// Output shapes and the weights each layer expects, as Keras computes them
+// (KERAS-FORMATS.md B.1, B.2; K3 `ops/operation_utils.py`).
+
+/// Output size of a convolution or pooling window along one axis.
+public func windowOutputSize(input: Int, kernel: Int, stride: Int, dilation: Int = 1, padding: Padding) -> Int {
+    switch padding {
+    case .valid: return (input - dilation * (kernel - 1) - 1) / stride + 1
+    case .same: return (input - 1) / stride + 1
+    }
+}
+
+/// TensorFlow's `same` padding: the extra pixel, if any, goes to the bottom/right.
+public func samePadding(input: Int, kernel: Int, stride: Int, dilation: Int = 1) -> (before: Int, after: Int) {
+    let out = (input - 1) / stride + 1
+    let effective = (kernel - 1) * dilation + 1
+    let total = max((out - 1) * stride + effective - input, 0)
+    return (total / 2, total - total / 2)
+}
+
+extension LayerSpec {
+    /// The output shape (no batch axis) for an input of `input`, or an error naming the layer.
+    public func outputShape(input: [Int]) throws -> [Int] {
+        func spatial() throws -> (Int, Int, Int) {
+            guard input.count == 3 else {
+                throw XferError.badInput(name, "expects an image-shaped input (H, W, C), got \(shapeText(input))")
+            }
+            return (input[0], input[1], input[2])
+        }
+        switch kind {
+        case .input:
+            return input
+        case .conv2D(let c):
+            let (h, w, _) = try spatial()
+            let oh = windowOutputSize(input: h, kernel: c.kernelSize.h, stride: c.strides.h, dilation: c.dilation.h, padding: c.padding)
+            let ow = windowOutputSize(input: w, kernel: c.kernelSize.w, stride: c.strides.w, dilation: c.dilation.w, padding: c.padding)
+            guard oh > 0, ow > 0 else {
+                throw XferError.badInput(name, "input \(shapeText(input)) is too small for a \(c.kernelSize.h)×\(c.kernelSize.w) convolution",
+                                         hint: "check --input-shape")
+            }
+            return [oh, ow, c.filters]
+        case .maxPooling2D(let p), .averagePooling2D(let p):
+            let (h, w, ch) = try spatial()
+            let oh = windowOutputSize(input: h, kernel: p.poolSize.h, stride: p.strides.h, padding: p.padding)
+            let ow = windowOutputSize(input: w, kernel: p.poolSize.w, stride: p.strides.w, padding: p.padding)
+            guard oh > 0, ow > 0 else {
+                throw XferError.badInput(name, "input \(shapeText(input)) is too small for a \(p.poolSize.h)×\(p.poolSize.w) pooling window",
+                                         hint: "check --input-shape")
+            }
+            return [oh, ow, ch]
+        case .globalAveragePooling2D(let keep), .globalMaxPooling2D(let keep):
+            let (_, _, ch) = try spatial()
+            return keep ? [1, 1, ch] : [ch]
+        case .flatten:
+            return [input.reduce(1, *)]
+        case .dense(let d):
+            guard let last = input.last else { throw XferError.badInput(name, "has an empty input shape") }
+            _ = last
+            return Array(input.dropLast()) + [d.units]
+        case .dropout, .batchNormalization, .activation, .relu:
+            return input
+        case .zeroPadding2D(let p):
+            let (h, w, ch) = try spatial()
+            return [h + p.top + p.bottom, w + p.left + p.right, ch]
+        case .model(let m):
+            guard m.inputShape == input || m.inputShape.isEmpty else {
+                throw XferError.badInput(name, "nested model expects input \(shapeText(m.inputShape)) but is given \(shapeText(input))")
+            }
+            return try m.outputShape()
+        }
+    }
+
+    /// The weights this layer must have for an input of `input`: role, shape, trainable kind.
+    /// Nested models return [] (their layers hold their weights).
+    public func expectedWeights(input: [Int]) -> [(role: String, shape: [Int], trainableKind: Bool)] {
+        switch kind {
+        case .conv2D(let c):
+            let cin = input.last ?? 0
+            var w: [(String, [Int], Bool)] = [("kernel", [c.kernelSize.h, c.kernelSize.w, cin, c.filters], true)]
+            if c.useBias { w.append(("bias", [c.filters], true)) }
+            return w
+        case .dense(let d):
+            var w: [(String, [Int], Bool)] = [("kernel", [input.last ?? 0, d.units], true)]
+            if d.useBias { w.append(("bias", [d.units], true)) }
+            return w
+        case .batchNormalization(let b):
+            let c = input.last ?? 0
+            var w: [(String, [Int], Bool)] = []
+            if b.scale { w.append(("gamma", [c], true)) }
+            if b.center { w.append(("beta", [c], true)) }
+            w.append(("moving_mean", [c], false))
+            w.append(("moving_variance", [c], false))
+            return w
+        default:
+            return []
+        }
+    }
+
+    /// Whether this layer (or, for a nested model, anything inside it) holds weights.
+    public var hasWeights: Bool {
+        switch kind {
+        case .conv2D, .dense, .batchNormalization: return true
+        case .model(let m): return m.layers.contains { $0.hasWeights }
+        default: return false
+        }
+    }
+}
+
+extension ModelSpec {
+    /// Input shape of every layer, in `layers` order.
+    public func layerInputShapes() throws -> [[Int]] {
+        var shape = inputShape
+        var result: [[Int]] = []
+        for layer in layers {
+            result.append(shape)
+            shape = try layer.outputShape(input: shape)
+        }
+        return result
+    }
+
+    public func outputShape() throws -> [Int] {
+        var shape = inputShape
+        for layer in layers { shape = try layer.outputShape(input: shape) }
+        return shape
+    }
+}
+
+/// `(None, 32, 32, 3)` as Keras prints shapes.
+public func shapeText(_ shape: [Int], batch: Bool = false) -> String {
+    let parts = (batch ? ["None"] : []) + shape.map(String.init)
+    return "(" + parts.joined(separator: ", ") + (parts.count == 1 && !batch ? ",)" : ")")
+}

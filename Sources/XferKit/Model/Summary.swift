@@ -1,0 +1,138 @@
+// Parameter counts and the `model.summary()`-style table, counted as Keras counts
+// (KERAS-FORMATS.md C.1): a row's `Param #` is every weight of the layer (nested
+// models: of all their layers); a weight is trainable when its layer and every
+// enclosing model are trainable and it is not a BatchNormalization moving statistic.
+
+import Foundation
+
+/// One row of the summary: a layer, or a layer inside a nested model (`parent` set).
+public struct SummaryRow: Sendable, Encodable, Equatable {
+    public var name: String
+    public var type: String
+    /// With the batch axis as `nil`.
+    public var outputShape: [Int?]
+    public var params: Int
+    public var trainableParams: Int
+    public var nonTrainableParams: Int
+    public var trainable: Bool
+    public var parent: String?
+    /// Nesting depth, 0 for top-level layers.
+    public var depth: Int
+
+    enum CodingKeys: String, CodingKey {
+        case name, type, params, trainable, parent
+        case outputShape = "output_shape"
+        case trainableParams = "trainable_params"
+        case nonTrainableParams = "non_trainable_params"
+    }
+}
+
+/// What `xfer import` prints: rows and the three totals.
+public struct ModelSummary: Sendable {
+    public var modelName: String
+    public var rows: [SummaryRow]
+    public var totalParams: Int
+    public var trainableParams: Int
+    public var nonTrainableParams: Int
+
+    public init(_ model: ModelSpec) throws {
+        modelName = model.name
+        rows = []
+        let (t, n) = try ModelSummary.collect(model, enclosingTrainable: model.trainable, parent: nil, depth: 0, into: &rows)
+        trainableParams = t
+        nonTrainableParams = n
+        totalParams = t + n
+    }
+
+    /// (trainable, non-trainable) counts of `model`'s layers, appending their rows.
+    private static func collect(_ model: ModelSpec, enclosingTrainable: Bool, parent: String?, depth: Int,
+                                into rows: inout [SummaryRow]) throws -> (Int, Int) {
+        var shape = model.inputShape
+        var total = (0, 0)
+        for layer in model.layers {
+            let out = try layer.outputShape(input: shape)
+            let rowIndex = rows.count
+            rows.append(SummaryRow(name: layer.name, type: layer.className, outputShape: [nil] + out.map { $0 },
+                                   params: 0, trainableParams: 0, nonTrainableParams: 0,
+                                   trainable: layer.trainable, parent: parent, depth: depth))
+            if case .model(let inner) = layer.kind {
+                _ = try collect(inner, enclosingTrainable: enclosingTrainable && layer.trainable && inner.trainable,
+                                parent: layer.name, depth: depth + 1, into: &rows)
+            }
+            // A row counts the layer on its own, as `layer.trainable_weights` does; the totals
+            // also apply the enclosing models' flags, as `model.trainable_weights` does.
+            let own = layer.ownCounts()
+            rows[rowIndex].params = own.0 + own.1
+            rows[rowIndex].trainableParams = own.0
+            rows[rowIndex].nonTrainableParams = own.1
+            let counts = layer.ownCounts(enclosingTrainable: enclosingTrainable)
+            total.0 += counts.0; total.1 += counts.1
+            shape = out
+        }
+        return total
+    }
+
+    /// The Keras-style table with a Trainable column, then the three `... params:` lines.
+    public func render(title: String? = nil) -> String {
+        let nameCells = rows.map { String(repeating: "  ", count: $0.depth) + "\($0.name) (\($0.type))" }
+        let shapeCells = rows.map { r in "(" + r.outputShape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")" }
+        let w0 = max(30, (nameCells.map(\.count).max() ?? 0) + 2)
+        let w1 = max(22, (shapeCells.map(\.count).max() ?? 0) + 2)
+        let w2 = max(12, (rows.map { formatCount($0.params).count }.max() ?? 0) + 2)
+        let w3 = 9
+        let width = w0 + w1 + w2 + w3 + 1
+        func line(_ a: String, _ b: String, _ c: String, _ d: String) -> String {
+            " " + a.padding(toLength: w0 - 1, withPad: " ", startingAt: 0) + b.padding(toLength: w1, withPad: " ", startingAt: 0)
+                + c.padding(toLength: w2, withPad: " ", startingAt: 0) + d
+        }
+        var out: [String] = []
+        out.append("Model: \"\(title ?? modelName)\"")
+        out.append(String(repeating: "_", count: width))
+        out.append(line("Layer (type)", "Output Shape", "Param #", "Trainable"))
+        out.append(String(repeating: "=", count: width))
+        for (i, r) in rows.enumerated() {
+            let t = r.params == 0 && !isModelType(r.type) ? "-" : (r.trainable ? "Y" : "N")
+            out.append(line(nameCells[i], shapeCells[i], formatCount(r.params), t))
+        }
+        out.append(String(repeating: "=", count: width))
+        out.append("Total params: \(formatCount(totalParams))")
+        out.append("Trainable params: \(formatCount(trainableParams))")
+        out.append("Non-trainable params: \(formatCount(nonTrainableParams))")
+        out.append(String(repeating: "_", count: width))
+        return out.joined(separator: "\n")
+    }
+
+    private func isModelType(_ t: String) -> Bool { t == "Functional" || t == "Sequential" }
+}
+
+extension LayerSpec {
+    /// (trainable, non-trainable) parameter counts of this layer taken alone, as Keras's
+    /// `layer.trainable_weights` / `non_trainable_weights`.
+    public func ownCounts(enclosingTrainable: Bool = true) -> (Int, Int) {
+        let effective = enclosingTrainable && trainable
+        if case .model(let inner) = kind {
+            var c = (0, 0)
+            for l in inner.layers {
+                let s = l.ownCounts(enclosingTrainable: effective && inner.trainable)
+                c.0 += s.0; c.1 += s.1
+            }
+            return c
+        }
+        var c = (0, 0)
+        for w in weights {
+            if effective && w.isTrainableKind { c.0 += w.count } else { c.1 += w.count }
+        }
+        return c
+    }
+}
+
+/// 1050 → "1,050", as Keras prints counts.
+public func formatCount(_ n: Int) -> String {
+    let digits = String(n)
+    var out = ""
+    for (i, ch) in digits.reversed().enumerated() {
+        if i > 0 && i % 3 == 0 && ch != "-" { out.append(",") }
+        out.append(ch)
+    }
+    return String(out.reversed())
+}

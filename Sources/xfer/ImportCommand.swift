@@ -1,0 +1,74 @@
+// `xfer import CHECKPOINT`: read, validate and summarise a checkpoint; optionally
+// re-save it as a Keras 2 full-model .h5.
+
+import ArgumentParser
+import Foundation
+import XferKit
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Read and validate a Keras checkpoint and print its summary.",
+        discussion: """
+        Reads Keras 2 .h5 (save_weights, or a full model), Keras 3 .weights.h5 and .keras files, \
+        nested models included. Prints the format, a Keras-style table and the Total / Trainable / \
+        Non-trainable parameter counts, which equal Keras's.
+        """
+    )
+
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    var checkpoint: String
+
+    @OptionGroup var checkpointOptions: CheckpointOptions
+
+    @Flag(name: .long, help: "Print one JSON object instead of the table.")
+    var json = false
+
+    @Option(name: .long, help: ArgumentHelp("Also write the model as a Keras 2 full-model .h5.", valueName: "OUT.h5"))
+    var to: String?
+
+    func run() throws {
+        let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
+        let summary = try ModelSummary(loaded.model)
+        if let to {
+            try KerasH5Writer.write(loaded.model, to: to, protecting: [checkpoint])
+        }
+        if json {
+            print(try summaryJSON(loaded, summary))
+        } else {
+            print(formatLine(loaded))
+            if loaded.architecture == .inferredVGG {
+                print("Architecture: inferred from layer names and weight shapes (VGG-style), input \(loaded.model.inputShape.map(String.init).joined(separator: "×"))")
+            } else if case .configFile(let path) = loaded.architecture {
+                print("Architecture: from \(path)")
+            }
+            print(summary.render())
+            if let to { print("Wrote \(to)") }
+        }
+    }
+}
+
+func formatLine(_ c: Checkpoint) -> String {
+    "Format: \(c.format.rawValue)" + (c.kerasVersion.map { ", Keras \($0)" } ?? "")
+}
+
+func summaryJSON(_ c: Checkpoint, _ s: ModelSummary) throws -> String {
+    let layers: [[String: Any]] = s.rows.map { r in
+        [
+            "name": r.name, "type": r.type,
+            "output_shape": r.outputShape.map { $0.map { $0 as Any } ?? NSNull() },
+            "params": r.params, "trainable_params": r.trainableParams, "non_trainable_params": r.nonTrainableParams,
+            "trainable": r.trainable, "parent": r.parent.map { $0 as Any } ?? NSNull(),
+        ]
+    }
+    let object: [String: Any] = [
+        "format": c.format.id,
+        "keras_version": c.kerasVersion.map { $0 as Any } ?? NSNull(),
+        "architecture": c.architecture == .inferredVGG ? "inferred" : "checkpoint",
+        "input_shape": c.model.inputShape,
+        "total_params": s.totalParams, "trainable_params": s.trainableParams, "non_trainable_params": s.nonTrainableParams,
+        "layers": layers,
+    ]
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    return String(decoding: data, as: UTF8.self)
+}
