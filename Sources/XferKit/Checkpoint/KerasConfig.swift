@@ -36,7 +36,9 @@ struct KerasConfigParser {
             throw fail("model configuration has no 'config'")
         }
         let name = config["name"] as? String ?? (parentName ?? "model")
-        let trainable = config["trainable"] as? Bool ?? true
+        // tf-keras records a model's own `trainable` but does not apply it when loading (its
+        // layers carry their own flags); Keras 3 configs (with "module") do apply it.
+        let trainable = entry["module"] == nil ? true : (config["trainable"] as? Bool ?? true)
         switch className {
         case "Sequential":
             return try sequential(config, name: name, trainable: trainable, buildShape: buildInputShape(entry))
@@ -160,7 +162,9 @@ struct KerasConfigParser {
         let cls = entry["class_name"] as? String ?? "?"
         let cfg = entry["config"] as? JSONObject ?? [:]
         let name = cfg["name"] as? String ?? entry["name"] as? String ?? "?"
-        let trainable = cfg["trainable"] as? Bool ?? true
+        let isModel = ["Sequential", "Functional", "Model"].contains(cls)
+        // See `model(_:parentName:)`: tf-keras does not apply a nested model's own flag.
+        let trainable = isModel && entry["module"] == nil ? true : (cfg["trainable"] as? Bool ?? true)
         func unsupported(_ why: String) -> XferError {
             fail("layer '\(name)' (\(cls)): \(why)", hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
         }

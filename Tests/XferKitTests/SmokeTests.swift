@@ -1,3 +1,0 @@
-import XCTest
-@testable import XferKit
-final class SmokeTests: XCTestCase { func testNothing() {} }

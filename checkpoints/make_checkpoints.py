@@ -1,0 +1,710 @@
+"""Writes the test fixtures in checkpoints/fixtures/.
+
+Every checkpoint is written by real Keras (tf_keras for Keras 2 files, keras
+for Keras 3 files) and every expected number is computed by Keras objects:
+
+  X                  the checkpoint
+  X.expected.json    what Keras reports for it (params, layers, summary text)
+  X.io.h5            x = a fixed input batch, y = model.predict(x)
+  index.json         every fixture, with the arguments xfer needs to read it
+                     and, for broken files, the error xfer must report
+
+Run through make_checkpoints.sh, which sets up the environment. The Keras 2
+and Keras 3 parts run in separate processes so the two libraries never share
+global state (name counters, random seeds, TF settings).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+# Must be set before TensorFlow is imported (the .sh sets them too).
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ["COLUMNS"] = "80"
+os.environ["LINES"] = "24"
+
+import h5py
+import numpy as np
+
+SEED = 1234
+INPUT_SCALE = 50.0  # inputs look roughly like caffe-preprocessed images
+N_IO = 3  # samples in every X.io.h5
+
+# Tiny VGG16: same topology and layer names as keras.applications.VGG16.
+VGG_BLOCKS = [(1, 2, 8), (2, 2, 16), (3, 3, 16), (4, 3, 32), (5, 3, 32)]
+VGG_FC = 32
+VGG_CLASSES = 5
+VGG_INPUT = (32, 32, 3)
+ZOO_INPUT = (19, 23, 3)
+ZOO2_INPUT = (17, 17, 3)
+VGG_ARGS = ["--input-shape", "32,32,3"]
+
+INDEX = []  # filled by each part, merged by main()
+
+
+# --------------------------------------------------------------------------
+# Framework-neutral helpers
+# --------------------------------------------------------------------------
+
+
+def quiet(tf):
+    """Keeps the run's output to the fixture list (Keras warns about the
+    legacy .h5 format, retracing, uncompiled models...)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def rng_for(name):
+    """A numpy generator seeded from the fixture name (stable across runs)."""
+    seed = SEED + sum((i + 1) * b for i, b in enumerate(name.encode()))
+    return np.random.default_rng(seed)
+
+
+def io_batch(shape):
+    """The fixed input batch stored as `x` in every X.io.h5 of that shape."""
+    rng = np.random.default_rng(SEED)
+    return (rng.standard_normal((N_IO,) + tuple(shape)) * INPUT_SCALE).astype(
+        np.float32
+    )
+
+
+def train_batch(shape, classes, n=8, seed=SEED + 1):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n,) + tuple(shape)) * INPUT_SCALE).astype(
+        np.float32
+    )
+    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, n)]
+    return x, y
+
+
+def var_kind(w):
+    """`kernel`, `bias`, `gamma`, ... from a TF (`a/b/kernel:0`) or Keras 3
+    (`kernel`, `a/kernel`) variable name."""
+    return w.name.split("/")[-1].split(":")[0]
+
+
+def init_weights(model, rng, is_model):
+    """Deterministic random weights for every layer, set from numpy.
+
+    Kernels: Glorot uniform. Biases: small non-zero values, so that bias bugs
+    show. BatchNormalization: non-trivial gamma/beta/moving stats.
+    """
+
+    def leaves(layers):
+        for layer in layers:
+            if is_model(layer):
+                yield from leaves(layer.layers)
+            else:
+                yield layer
+
+    for layer in leaves(model.layers):
+        values = []
+        for w in layer.weights:
+            shape = tuple(int(d) for d in w.shape)
+            kind = var_kind(w)
+            if kind in ("kernel", "depthwise_kernel"):
+                receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+                fan_in = shape[-2] * receptive
+                fan_out = shape[-1] * receptive
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                v = rng.uniform(-limit, limit, shape)
+            elif kind == "bias":
+                v = rng.normal(0.0, 0.05, shape)
+            elif kind == "gamma":
+                v = rng.uniform(0.7, 1.3, shape)
+            elif kind == "beta":
+                v = rng.normal(0.0, 0.1, shape)
+            elif kind == "moving_mean":
+                v = rng.normal(0.0, 0.2, shape)
+            elif kind == "moving_variance":
+                v = rng.uniform(0.5, 1.5, shape)
+            else:
+                raise ValueError(f"no initialiser for {layer.name}/{w.name}")
+            values.append(v.astype(np.float32))
+        if values:
+            layer.set_weights(values)
+
+
+def calibrate(model, model_cls, target_std=1.5):
+    """Shrinks the final softmax layer's kernel when the logits for the io
+    batch are so large that the softmax saturates (all outputs 0 or 1), which
+    would make the predictions a weak test."""
+    last = model.layers[-1]
+    features = model_cls(model.inputs, last.input)
+    f = np.asarray(features.predict(io_batch(model.inputs[0].shape[1:]),
+                                    verbose=0), dtype=np.float64)
+    kernel, bias = last.get_weights()
+    std = float(np.std(f @ kernel + bias))
+    if std > 2 * target_std:
+        last.set_weights([(kernel * (target_std / std)).astype(np.float32), bias])
+
+
+def count(weights):
+    seen, total = set(), 0
+    for w in weights:
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        total += int(np.prod([int(d) for d in w.shape]))
+    return total
+
+
+def shape_list(shape):
+    return [None if d is None else int(d) for d in shape]
+
+
+def recorded_keras_version(path):
+    """The Keras version the file itself records, or None."""
+    if path.endswith(".keras"):
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read("metadata.json"))["keras_version"]
+    with h5py.File(path, "r") as f:
+        for group in (f, f.get("model_weights")):
+            if group is not None and "keras_version" in group.attrs:
+                v = group.attrs["keras_version"]
+                return v.decode() if isinstance(v, bytes) else str(v)
+    return None
+
+
+def write_io(out, fname, model, input_shape):
+    x = io_batch(input_shape)
+    y = np.asarray(model.predict(x, verbose=0), dtype=np.float32)
+    if not np.all(np.isfinite(y)):
+        raise RuntimeError(f"{fname}: non-finite predictions")
+    with h5py.File(os.path.join(out, fname + ".io.h5"), "w") as f:
+        f.create_dataset("x", data=x)
+        f.create_dataset("y", data=y)
+    return y
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+
+def add_index(fname, xfer_args, expected=True, error=None):
+    INDEX.append(
+        {
+            "name": os.path.splitext(fname)[0],
+            "file": fname,
+            "expected": fname + ".expected.json" if expected else None,
+            "io": fname + ".io.h5" if expected else None,
+            "xfer_args": xfer_args,
+            "error": error,
+        }
+    )
+
+
+class Describer:
+    """Builds X.expected.json from Keras objects (tf_keras or keras 3)."""
+
+    def __init__(self, writer, model_cls, input_layer_cls):
+        self.writer = writer
+        self.model_cls = model_cls
+        self.input_layer_cls = input_layer_cls
+
+    def is_model(self, layer):
+        return isinstance(layer, self.model_cls)
+
+    def output_shape(self, layer):
+        if self.writer == "tf_keras":
+            s = layer.output_shape
+            if isinstance(s, list):  # an InputLayer reports [(None, ...)]
+                (s,) = s
+            return shape_list(s)
+        out = layer.output
+        if isinstance(out, (list, tuple)):
+            (out,) = out
+        return shape_list(out.shape)
+
+    def rows(self, layers, parent):
+        result = []
+        for layer in layers:
+            result.append(
+                {
+                    "name": layer.name,
+                    "type": layer.__class__.__name__,
+                    "output_shape": self.output_shape(layer),
+                    "params": int(layer.count_params()),
+                    "trainable_params": count(layer.trainable_weights),
+                    "non_trainable_params": count(layer.non_trainable_weights),
+                    "trainable": bool(layer.trainable),
+                    "parent": parent,
+                }
+            )
+            if self.is_model(layer):
+                result.extend(self.rows(layer.layers, layer.name))
+        return result
+
+    def summary(self, model):
+        pieces = []
+        if self.writer == "tf_keras":
+            model.summary(
+                expand_nested=True,
+                show_trainable=True,
+                print_fn=lambda line, *a, **k: pieces.append(line + "\n"),
+            )
+        else:
+            model.summary(
+                expand_nested=True,
+                show_trainable=True,
+                print_fn=lambda text, *a, **k: pieces.append(text),
+            )
+        return "".join(pieces)
+
+    def expected(self, out, fname, model, xfer_args):
+        path = os.path.join(out, fname)
+        input_shape = shape_list(model.inputs[0].shape)[1:]
+        optimizer_params = None
+        opt = getattr(model, "optimizer", None)
+        if self.writer == "keras3" and opt is not None and opt.built:
+            optimizer_params = count(opt.variables)
+        doc = {
+            "file": fname,
+            "writer": self.writer,
+            "keras_version": recorded_keras_version(path),
+            "input_shape": input_shape,
+            "total_params": count(model.weights),
+            "trainable_params": count(model.trainable_weights),
+            "non_trainable_params": count(model.non_trainable_weights),
+            "optimizer_params": optimizer_params,
+            "xfer_args": xfer_args,
+            "layers": self.rows(model.layers, None),
+            "summary": self.summary(model),
+        }
+        write_json(path + ".expected.json", doc)
+        write_io(out, fname, model, input_shape)
+        add_index(fname, xfer_args)
+        size = os.path.getsize(path)
+        print(f"  {fname:32s} {size:>9,d} bytes  params={doc['total_params']}")
+        return doc
+
+
+# --------------------------------------------------------------------------
+# Keras 2 (tf_keras)
+# --------------------------------------------------------------------------
+
+
+def part_tf_keras(out):
+    import tensorflow as tf
+    import tf_keras
+    from tf_keras import layers as L
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    quiet(tf)
+    MODEL = tf_keras.Model
+    D = Describer("tf_keras", tf_keras.Model, L.InputLayer)
+
+    def fresh(name):
+        tf_keras.backend.clear_session()
+        tf_keras.utils.set_random_seed(SEED)
+        return rng_for(name)
+
+    def vgg_layers(include_top):
+        result = []
+        for block, n, width in VGG_BLOCKS:
+            for i in range(1, n + 1):
+                result.append(
+                    L.Conv2D(width, 3, padding="same", activation="relu",
+                             name=f"block{block}_conv{i}")
+                )
+            result.append(L.MaxPooling2D(2, strides=2, name=f"block{block}_pool"))
+        if include_top:
+            result += [
+                L.Flatten(name="flatten"),
+                L.Dense(VGG_FC, activation="relu", name="fc1"),
+                L.Dense(VGG_FC, activation="relu", name="fc2"),
+                L.Dense(VGG_CLASSES, activation="softmax", name="predictions"),
+            ]
+        return result
+
+    def vgg_functional(include_top, input_name="input_1"):
+        inputs = L.Input(VGG_INPUT, name=input_name)
+        x = inputs
+        for layer in vgg_layers(include_top):
+            x = layer(x)
+        return tf_keras.Model(inputs, x, name="vgg16")
+
+    def bn_layers(blocks=3, widths=(8, 16, 16)):
+        result = []
+        for b in range(1, blocks + 1):
+            for i in (1, 2):
+                result += [
+                    L.Conv2D(widths[b - 1], 3, padding="same",
+                             name=f"block{b}_conv{i}"),
+                    L.BatchNormalization(name=f"block{b}_bn{i}"),
+                    L.Activation("relu", name=f"block{b}_relu{i}"),
+                ]
+            result.append(L.MaxPooling2D(2, strides=2, name=f"block{b}_pool"))
+        return result
+
+    def zoo_model():
+        inputs = L.Input(ZOO_INPUT)
+        x = L.ZeroPadding2D(((1, 2), (0, 1)))(inputs)
+        x = L.Conv2D(8, 5, strides=2, padding="same")(x)
+        x = L.ReLU(max_value=6.0)(x)
+        x = L.Conv2D(8, 3, dilation_rate=2, padding="valid", activation="tanh")(x)
+        x = L.AveragePooling2D(3, strides=2, padding="same")(x)
+        x = L.BatchNormalization()(x)
+        x = L.Activation("sigmoid")(x)
+        x = L.Conv2D(12, 1)(x)
+        x = L.MaxPooling2D(2, padding="same")(x)
+        x = L.GlobalMaxPooling2D()(x)
+        x = L.Dense(6, activation="relu")(x)
+        x = L.Dense(3, activation="softmax")(x)
+        return tf_keras.Model(inputs, x)
+
+    def save_and_check(model, fname, xfer_args=(), weights_only=False):
+        path = os.path.join(out, fname)
+        if weights_only:
+            model.save_weights(path)
+            loaded = model
+        else:
+            model.save(path)
+            loaded = tf_keras.models.load_model(path)
+            x = io_batch(model.inputs[0].shape[1:])
+            a = model.predict(x, verbose=0)
+            b = loaded.predict(x, verbose=0)
+            if not np.array_equal(a, b):
+                raise RuntimeError(f"{fname}: reloaded model disagrees")
+        return D.expected(out, fname, loaded, list(xfer_args))
+
+    # k2_vgg_full.h5 (the bundled default) and its weights-only twin.
+    rng = fresh("k2_vgg_full")
+    vgg = vgg_functional(include_top=True)
+    init_weights(vgg, rng, D.is_model)
+    calibrate(vgg, MODEL)
+    save_and_check(vgg, "k2_vgg_full.h5")
+    save_and_check(vgg, "k2_vgg_weights.h5", VGG_ARGS, weights_only=True)
+
+    # k2_vgg_notop_weights.h5: like vgg16_..._notop.h5.
+    rng = fresh("k2_vgg_notop_weights")
+    base = vgg_functional(include_top=False)
+    init_weights(base, rng, D.is_model)
+    save_and_check(base, "k2_vgg_notop_weights.h5", VGG_ARGS, weights_only=True)
+
+    # k2_vgg_seq_compiled.h5: Sequential, SGD(momentum) state after one step.
+    rng = fresh("k2_vgg_seq_compiled")
+    seq = tf_keras.Sequential([L.Input(VGG_INPUT)] + vgg_layers(True), name="vgg16")
+    init_weights(seq, rng, D.is_model)
+    calibrate(seq, MODEL)
+    seq.compile(optimizer=tf_keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
+                loss="categorical_crossentropy", metrics=["accuracy"])
+    seq.train_on_batch(*train_batch(VGG_INPUT, VGG_CLASSES))
+    save_and_check(seq, "k2_vgg_seq_compiled.h5")
+
+    # k2_vgg_bn.h5: conv -> BN -> relu blocks, trained 3 steps.
+    rng = fresh("k2_vgg_bn")
+    bn = tf_keras.Sequential(
+        [L.Input(VGG_INPUT)] + bn_layers()
+        + [L.Flatten(name="flatten"),
+           L.Dense(VGG_FC, activation="relu", name="fc1"),
+           L.Dense(VGG_CLASSES, activation="softmax", name="predictions")],
+        name="vgg_bn")
+    init_weights(bn, rng, D.is_model)
+    calibrate(bn, MODEL)
+    bn.compile(optimizer=tf_keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
+               loss="categorical_crossentropy", metrics=["accuracy"])
+    for step in range(3):
+        bn.train_on_batch(*train_batch(VGG_INPUT, VGG_CLASSES, seed=SEED + 10 + step))
+    save_and_check(bn, "k2_vgg_bn.h5")
+
+    # k2_transfer_nested.h5 / k2_transfer_block5.h5 (DLWP recipes).
+    for fname, recipe in (("k2_transfer_nested.h5", "frozen"),
+                          ("k2_transfer_block5.h5", "block5")):
+        rng = fresh(fname)
+        base = vgg_functional(include_top=False)
+        model = tf_keras.Sequential(
+            [base, L.Flatten(name="flatten"),
+             L.Dense(16, activation="relu", name="fc"),
+             L.Dropout(0.5, name="dropout"),
+             L.Dense(3, activation="softmax", name="predictions")],
+            name="transfer")
+        init_weights(model, rng, D.is_model)
+        calibrate(model, MODEL)
+        if recipe == "frozen":
+            base.trainable = False
+        else:
+            base.trainable = True
+            trainable = False
+            for layer in base.layers:
+                if layer.name == "block5_conv1":
+                    trainable = True
+                layer.trainable = trainable
+        save_and_check(model, fname)
+
+    # k2_transfer_functional_bn.h5 (keras.io recipe, BN base called with
+    # training=False).
+    rng = fresh("k2_transfer_functional_bn")
+    base_in = L.Input(VGG_INPUT, name="input_1")
+    x = base_in
+    for layer in bn_layers():
+        x = layer(x)
+    base = tf_keras.Model(base_in, x, name="base")
+    base.trainable = False
+    inputs = L.Input(VGG_INPUT, name="input_2")
+    x = base(inputs, training=False)
+    x = L.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    x = L.Dropout(0.2, name="dropout")(x)
+    x = L.Dense(4, activation="softmax", name="predictions")(x)
+    model = tf_keras.Model(inputs, x, name="transfer")
+    init_weights(model, rng, D.is_model)
+    calibrate(model, MODEL)
+    save_and_check(model, "k2_transfer_functional_bn.h5")
+
+    # k2_zoo.h5, k2_zoo_weights.h5 + k2_zoo.json.
+    rng = fresh("k2_zoo")
+    zoo = zoo_model()
+    init_weights(zoo, rng, D.is_model)
+    calibrate(zoo, MODEL)
+    save_and_check(zoo, "k2_zoo.h5")
+    with open(os.path.join(out, "k2_zoo.json"), "w") as f:
+        f.write(zoo.to_json())
+    save_and_check(zoo, "k2_zoo_weights.h5", ["--config", "k2_zoo.json"],
+                   weights_only=True)
+
+    # k2_zoo2.h5.
+    rng = fresh("k2_zoo2")
+    zoo2 = tf_keras.Sequential([
+        L.Input(ZOO2_INPUT),
+        L.Conv2D(8, 3, strides=2, padding="valid"),
+        L.Activation("elu"),
+        L.Conv2D(16, 3, padding="same"),
+        L.ReLU(negative_slope=0.1),
+        L.GlobalAveragePooling2D(),
+        L.Dropout(0.3),
+        L.Dense(4, activation="softmax"),
+    ])
+    init_weights(zoo2, rng, D.is_model)
+    calibrate(zoo2, MODEL)
+    save_and_check(zoo2, "k2_zoo2.h5")
+
+    # unsupported_layer.h5: a LayerNormalization between two convs.
+    rng = fresh("unsupported_layer")
+    bad = tf_keras.Sequential([
+        L.Input(VGG_INPUT),
+        L.Conv2D(8, 3, padding="same", activation="relu", name="block1_conv1"),
+        L.LayerNormalization(name="block1_norm"),
+        L.Conv2D(8, 3, padding="same", activation="relu", name="block1_conv2"),
+        L.GlobalAveragePooling2D(name="gap"),
+        L.Dense(2, activation="softmax", name="predictions"),
+    ], name="unsupported")
+    init_weights(bad, rng, D.is_model)
+    bad.save(os.path.join(out, "unsupported_layer.h5"))
+    add_index("unsupported_layer.h5", [], expected=False,
+              error={"exit": 3, "mentions": ["block1_norm", "LayerNormalization"]})
+    print("  unsupported_layer.h5")
+
+
+# --------------------------------------------------------------------------
+# Keras 3
+# --------------------------------------------------------------------------
+
+
+def part_keras3(out):
+    import keras
+    import tensorflow as tf
+    from keras import layers as L
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    quiet(tf)
+    MODEL = keras.Model
+    D = Describer("keras3", keras.Model, L.InputLayer)
+
+    def fresh(name):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(SEED)
+        return rng_for(name)
+
+    def vgg_layers(include_top):
+        result = []
+        for block, n, width in VGG_BLOCKS:
+            for i in range(1, n + 1):
+                result.append(
+                    L.Conv2D(width, 3, padding="same", activation="relu",
+                             name=f"block{block}_conv{i}")
+                )
+            result.append(L.MaxPooling2D(2, strides=2, name=f"block{block}_pool"))
+        if include_top:
+            result += [
+                L.Flatten(name="flatten"),
+                L.Dense(VGG_FC, activation="relu", name="fc1"),
+                L.Dense(VGG_FC, activation="relu", name="fc2"),
+                L.Dense(VGG_CLASSES, activation="softmax", name="predictions"),
+            ]
+        return result
+
+    def save_and_check(model, fname, xfer_args=(), weights_only=False):
+        path = os.path.join(out, fname)
+        if weights_only:
+            model.save_weights(path)
+            loaded = model
+        else:
+            model.save(path)
+            loaded = keras.saving.load_model(path)
+            x = io_batch(model.inputs[0].shape[1:])
+            a = model.predict(x, verbose=0)
+            b = loaded.predict(x, verbose=0)
+            if not np.array_equal(a, b):
+                raise RuntimeError(f"{fname}: reloaded model disagrees")
+        return D.expected(out, fname, loaded, list(xfer_args))
+
+    # k3_vgg.keras, k3_vgg.weights.h5, k3_vgg_legacy.h5: one model, 3 formats.
+    rng = fresh("k2_vgg_full")  # same weights as k2_vgg_full.h5
+    vgg = keras.Sequential([keras.Input(VGG_INPUT)] + vgg_layers(True), name="vgg16")
+    init_weights(vgg, rng, D.is_model)
+    calibrate(vgg, MODEL)
+    save_and_check(vgg, "k3_vgg.keras")
+    save_and_check(vgg, "k3_vgg.weights.h5", ["--config", "k3_vgg.keras"],
+                   weights_only=True)
+    save_and_check(vgg, "k3_vgg_legacy.h5")
+
+    # k3_bn.keras: conv -> BN -> relu blocks, trained 3 steps.
+    rng = fresh("k3_bn")
+    seq = [keras.Input(VGG_INPUT)]
+    for b, width in ((1, 8), (2, 16), (3, 16)):
+        for i in (1, 2):
+            seq += [L.Conv2D(width, 3, padding="same", name=f"block{b}_conv{i}"),
+                    L.BatchNormalization(name=f"block{b}_bn{i}"),
+                    L.Activation("relu", name=f"block{b}_relu{i}")]
+        seq.append(L.MaxPooling2D(2, strides=2, name=f"block{b}_pool"))
+    seq += [L.Flatten(name="flatten"),
+            L.Dense(VGG_FC, activation="relu", name="fc1"),
+            L.Dense(VGG_CLASSES, activation="softmax", name="predictions")]
+    bn = keras.Sequential(seq, name="vgg_bn")
+    init_weights(bn, rng, D.is_model)
+    calibrate(bn, MODEL)
+    bn.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
+               loss="categorical_crossentropy", metrics=["accuracy"])
+    for step in range(3):
+        bn.train_on_batch(*train_batch(VGG_INPUT, VGG_CLASSES, seed=SEED + 10 + step))
+    save_and_check(bn, "k3_bn.keras")
+
+    # k3_transfer_nested.keras: frozen base called with training=False, Adam
+    # state after one step.
+    rng = fresh("k3_transfer_nested")
+    base_in = keras.Input(VGG_INPUT, name="input_layer")
+    x = base_in
+    for layer in vgg_layers(False):
+        x = layer(x)
+    base = keras.Model(base_in, x, name="vgg16")
+    base.trainable = False
+    inputs = keras.Input(VGG_INPUT, name="input_layer_1")
+    x = base(inputs, training=False)
+    x = L.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    x = L.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, x, name="transfer")
+    init_weights(model, rng, D.is_model)
+    calibrate(model, MODEL)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.train_on_batch(*train_batch(VGG_INPUT, 3))
+    save_and_check(model, "k3_transfer_nested.keras")
+
+    # k3_zoo.keras: the k2_zoo model in Keras 3.
+    rng = fresh("k2_zoo")  # same weights as k2_zoo.h5
+    inputs = keras.Input(ZOO_INPUT)
+    x = L.ZeroPadding2D(((1, 2), (0, 1)))(inputs)
+    x = L.Conv2D(8, 5, strides=2, padding="same")(x)
+    x = L.ReLU(max_value=6.0)(x)
+    x = L.Conv2D(8, 3, dilation_rate=2, padding="valid", activation="tanh")(x)
+    x = L.AveragePooling2D(3, strides=2, padding="same")(x)
+    x = L.BatchNormalization()(x)
+    x = L.Activation("sigmoid")(x)
+    x = L.Conv2D(12, 1)(x)
+    x = L.MaxPooling2D(2, padding="same")(x)
+    x = L.GlobalMaxPooling2D()(x)
+    x = L.Dense(6, activation="relu")(x)
+    x = L.Dense(3, activation="softmax")(x)
+    zoo = keras.Model(inputs, x)
+    init_weights(zoo, rng, D.is_model)
+    calibrate(zoo, MODEL)
+    save_and_check(zoo, "k3_zoo.keras")
+
+
+# --------------------------------------------------------------------------
+# Files that xfer must reject (h5py only)
+# --------------------------------------------------------------------------
+
+
+def part_broken(out):
+    rng = np.random.default_rng(SEED + 99)
+    with h5py.File(os.path.join(out, "not_keras.h5"), "w") as f:
+        f.create_dataset("data", data=rng.standard_normal((4, 5)).astype(np.float32))
+    add_index("not_keras.h5", [], expected=False,
+              error={"exit": 3, "mentions": ["not_keras.h5"]})
+    print("  not_keras.h5")
+
+    # Damage a real Keras file: block2_conv1's kernel gets a wrong shape.
+    src = os.path.join(out, "k2_vgg_full.h5")
+    dst = os.path.join(out, "damaged_wrong_shape.h5")
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        group = f["model_weights/block2_conv1"]
+        names = [n.decode() if isinstance(n, bytes) else n
+                 for n in group.attrs["weight_names"]]
+        kernel = next(n for n in names if "kernel" in n)
+        old_shape, dtype = group[kernel].shape, group[kernel].dtype
+        shape = old_shape[:-1] + (old_shape[-1] + 3,)
+        data = rng.standard_normal(shape).astype(dtype)
+        del group[kernel]
+        group.create_dataset(kernel, data=data)
+    add_index("damaged_wrong_shape.h5", [], expected=False,
+              error={"exit": 3, "mentions": ["block2_conv1"]})
+    print(f"  damaged_wrong_shape.h5 ({kernel}: {old_shape} -> {shape})")
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+    ap.add_argument("--part", choices=["tf_keras", "keras3"])
+    args = ap.parse_args()
+    out = os.path.abspath(args.out)
+
+    if args.part:
+        {"tf_keras": part_tf_keras, "keras3": part_keras3}[args.part](out)
+        write_json(os.path.join(out, f".index-{args.part}.json"), INDEX)
+        return
+
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    index = []
+    for part in ("tf_keras", "keras3"):
+        print(f"{part}:", flush=True)
+        subprocess.run([sys.executable, os.path.abspath(__file__),
+                        "--out", out, "--part", part], check=True)
+        part_index = os.path.join(out, f".index-{part}.json")
+        with open(part_index) as f:
+            index += json.load(f)
+        os.remove(part_index)
+    print("broken files:")
+    part_broken(out)
+    index += INDEX
+    write_json(os.path.join(out, "index.json"), index)
+    total = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))
+    print(f"{len(index)} fixtures, {len(os.listdir(out))} files, "
+          f"{total:,} bytes in {out}")
+
+
+if __name__ == "__main__":
+    main()
