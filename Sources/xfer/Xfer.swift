@@ -15,6 +15,7 @@ struct Xfer: ParsableCommand {
     )
 
     static func main() {
+        installDamagedFileGuard()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -138,6 +138,23 @@ final class ImportCLITests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: CLI.fixtures.appendingPathComponent("k2_vgg_full.h5")), real)
     }
 
+    func testFileThatMakesLibHDF5FaultGivesTheOneLineError() throws {
+        // One damaged byte in the global heap of a real Keras file makes libhdf5 1.10 itself
+        // dereference garbage while converting a variable-length string; the guard turns that
+        // into xfer's error and exit 3.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var data = try Data(contentsOf: CLI.fixtures.appendingPathComponent("k2_vgg_full.h5"))
+        data[17998] = 0o130
+        let f = dir.appendingPathComponent("heap.h5")
+        try data.write(to: f)
+        let r = try CLI.run(["import", f.path])
+        if r.status != 0 {
+            assertOneLineError(r, code: 3, mentioning: ["heap.h5"])
+        }
+    }
+
     func testBadCommandLineExits2() throws {
         assertOneLineError(try CLI.run(["import"]), code: 2, mentioning: [])
         assertOneLineError(try CLI.run(["import", "k2_vgg_full.h5", "--bogus"]), code: 2, mentioning: [])

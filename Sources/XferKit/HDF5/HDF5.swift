@@ -11,16 +11,28 @@
 //   runs under one process-wide lock.
 
 import CHDF5
+import CXferGuard
 import Foundation
 
 /// Serialises all libhdf5 calls of the process.
 let hdf5Lock = NSRecursiveLock()
 
+/// Runs libhdf5 calls about `subject` (a file path) under the lock, with the file named for
+/// the crash guard (CXferGuard) while they run.
 @inline(__always)
-func withHDF5<T>(_ body: () throws -> T) rethrows -> T {
+func withHDF5<T>(_ subject: String, _ body: () throws -> T) rethrows -> T {
     hdf5Lock.lock()
-    defer { hdf5Lock.unlock() }
+    xfer_guard_set_subject(subject)
+    defer {
+        xfer_guard_set_subject(nil)
+        hdf5Lock.unlock()
+    }
     return try body()
+}
+
+/// Installs the crash guard for damaged files (see CXferGuard). For command-line programs.
+public func installDamagedFileGuard() {
+    xfer_guard_install()
 }
 
 private let silenced: Void = {
@@ -61,7 +73,7 @@ public final class HDF5File {
         self.path = path; self.id = id; self.image = image
     }
 
-    deinit { withHDF5 { _ = H5Fclose(id) } }
+    deinit { withHDF5(path) { _ = H5Fclose(id) } }
 
     // MARK: Opening
 
@@ -84,7 +96,7 @@ public final class HDF5File {
         if size == 0 {
             throw XferError.badInput(path, "is empty (0 bytes)", hint: "the file was not written completely; save it again")
         }
-        return try withHDF5 {
+        return try withHDF5(path) {
             let isHDF5 = H5Fis_hdf5(path)
             if isHDF5 <= 0 {
                 _ = hdf5LastMessage()
@@ -105,7 +117,7 @@ public final class HDF5File {
     /// `path` names it in errors.
     public static func open(image: Data, path: String) throws -> HDF5File {
         _ = silenced
-        return try withHDF5 {
+        return try withHDF5(path) {
             let fapl = H5Pcreate(xfer_H5P_FILE_ACCESS())
             defer { H5Pclose(fapl) }
             _ = H5Pset_fapl_core(fapl, 1 << 20, false)
@@ -128,7 +140,7 @@ public final class HDF5File {
     /// Creates (truncates) a file for writing. Callers write to a temporary path and rename.
     public static func create(_ path: String) throws -> HDF5File {
         _ = silenced
-        return try withHDF5 {
+        return try withHDF5(path) {
             let id = H5Fcreate(path, xfer_H5F_ACC_TRUNC(), xfer_H5P_DEFAULT(), xfer_H5P_DEFAULT())
             if id < 0 {
                 throw XferError.runtime(path, "cannot create HDF5 file (\(hdf5LastMessage() ?? "?"))",
@@ -140,7 +152,7 @@ public final class HDF5File {
 
     /// Writes everything to disk; called before renaming a finished output into place.
     public func flush() throws {
-        try withHDF5 {
+        try withHDF5(path) {
             if H5Fflush(id, H5F_SCOPE_GLOBAL) < 0 {
                 throw XferError.runtime(path, "cannot write (\(hdf5LastMessage() ?? "?"))", hint: "is the disk full?")
             }
@@ -160,7 +172,7 @@ public final class HDF5File {
 
     /// True if every component of `objectPath` exists.
     public func exists(_ objectPath: String) -> Bool {
-        withHDF5 {
+        withHDF5(path) {
             let parts = objectPath.split(separator: "/", omittingEmptySubsequences: true)
             var current = ""
             for part in parts {
@@ -173,7 +185,7 @@ public final class HDF5File {
 
     public func kind(_ objectPath: String) -> HDF5ObjectKind? {
         guard exists(objectPath) else { return nil }
-        return withHDF5 {
+        return withHDF5(path) {
             let obj = H5Oopen(id, objectPath, xfer_H5P_DEFAULT())
             guard obj >= 0 else { _ = hdf5LastMessage(); return nil }
             defer { H5Oclose(obj) }
@@ -187,7 +199,7 @@ public final class HDF5File {
 
     /// Names of a group's members, in libhdf5's name order.
     public func children(_ groupPath: String) throws -> [String] {
-        try withHDF5 {
+        try withHDF5(path) {
             let g = H5Gopen2(id, groupPath, xfer_H5P_DEFAULT())
             guard g >= 0 else { throw fail(groupPath, "cannot open group") }
             defer { H5Gclose(g) }
@@ -208,7 +220,7 @@ public final class HDF5File {
     // MARK: Attributes
 
     public func hasAttribute(_ objectPath: String, _ name: String) -> Bool {
-        withHDF5 {
+        withHDF5(path) {
             let r = H5Aexists_by_name(id, objectPath, name, xfer_H5P_DEFAULT())
             if r < 0 { _ = hdf5LastMessage() }
             return r > 0
@@ -237,7 +249,7 @@ public final class HDF5File {
     }
 
     private func readStringAttribute(_ objectPath: String, _ name: String) throws -> [String] {
-        try withHDF5 {
+        try withHDF5(path) {
             let what = "\(objectPath) attribute '\(name)'"
             let attr = H5Aopen_by_name(id, objectPath, name, xfer_H5P_DEFAULT(), xfer_H5P_DEFAULT())
             guard attr >= 0 else { throw fail(what, "cannot open") }
@@ -287,7 +299,7 @@ public final class HDF5File {
     // MARK: Datasets
 
     public func shape(_ datasetPath: String) throws -> [Int] {
-        try withHDF5 {
+        try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
             defer { H5Dclose(ds) }
@@ -307,7 +319,7 @@ public final class HDF5File {
     }
 
     public func valueClass(_ datasetPath: String) throws -> HDF5ValueClass {
-        try withHDF5 {
+        try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
             defer { H5Dclose(ds) }
@@ -338,7 +350,7 @@ public final class HDF5File {
     /// Reads `rows` rows starting at `first` of a dataset whose first axis is the sample axis,
     /// as float32; memory stays bounded by the slice.
     public func floats(_ datasetPath: String, rows first: Int, count rows: Int) throws -> [Float] {
-        try withHDF5 {
+        try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
             defer { H5Dclose(ds) }
@@ -363,7 +375,7 @@ public final class HDF5File {
     }
 
     private func read<T>(_ datasetPath: String, memType: hid_t, zero: T) throws -> (shape: [Int], values: [T]) {
-        try withHDF5 {
+        try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
             defer { H5Dclose(ds) }
@@ -391,7 +403,7 @@ public final class HDF5File {
 
     /// Creates a group and any missing parents.
     public func createGroup(_ groupPath: String) throws {
-        try withHDF5 {
+        try withHDF5(path) {
             if H5Lexists(id, groupPath, xfer_H5P_DEFAULT()) > 0 { return }
             _ = hdf5LastMessage()
             let lcpl = H5Pcreate(xfer_H5P_LINK_CREATE())
@@ -420,7 +432,7 @@ public final class HDF5File {
     private func write<T>(_ datasetPath: String, shape: [Int], fileType: hid_t, memType: hid_t, _ values: [T]) throws {
         let parent = (datasetPath as NSString).deletingLastPathComponent
         if parent != "/" && !parent.isEmpty { try createGroup(parent) }
-        try withHDF5 {
+        try withHDF5(path) {
             let dims = shape.map { hsize_t($0) }
             let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(dims.count), dims, nil)
             defer { H5Sclose(space) }
@@ -437,7 +449,7 @@ public final class HDF5File {
     /// as Keras writes it (`np.asarray([])`). Lists over 64 KB are chunked as Keras does.
     public func setStrings(_ objectPath: String, _ name: String, _ list: [String]) throws {
         if list.isEmpty {
-            try withHDF5 {
+            try withHDF5(path) {
                 let dims: [hsize_t] = [0]
                 let space = H5Screate_simple(1, dims, nil)
                 defer { H5Sclose(space) }
@@ -479,7 +491,7 @@ public final class HDF5File {
 
     private func writeStringAttribute(_ objectPath: String, _ name: String, _ list: [String],
                                       variable: Bool, utf8: Bool, scalar: Bool) throws {
-        try withHDF5 {
+        try withHDF5(path) {
             let what = "\(objectPath) attribute '\(name)'"
             if H5Aexists_by_name(id, objectPath, name, xfer_H5P_DEFAULT()) > 0 {
                 H5Adelete_by_name(id, objectPath, name, xfer_H5P_DEFAULT())
