@@ -19,10 +19,13 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // The crash guard for files that make libhdf5 itself fault (see its header).
+        .target(name: "CXferGuard"),
         .target(
             name: "XferKit",
             dependencies: [
                 "CHDF5",
+                "CXferGuard",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),
