@@ -19,6 +19,18 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // TurboJPEG (Debian: libturbojpeg0-dev). Only Sources/XferKit/Data/JPEGDecoder.swift imports it.
+        .systemLibrary(
+            name: "CTurboJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]
+        ),
+        // libpng (Debian: libpng-dev). Only Sources/XferKit/Data/PNGDecoder.swift imports it.
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
         // The crash guard for files that make libhdf5 itself fault (see its header).
         .target(name: "CXferGuard"),
         .target(
@@ -26,6 +38,8 @@ let package = Package(
             dependencies: [
                 "CHDF5",
                 "CXferGuard",
+                "CTurboJPEG",
+                "CPNG",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             ]
         ),

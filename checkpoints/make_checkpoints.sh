@@ -30,4 +30,5 @@ export KERAS_BACKEND=tensorflow
 export COLUMNS=80
 export LINES=24
 
+"$venv/bin/python" "$here/make_image_fixtures.py" --out "$here/images"
 exec "$venv/bin/python" "$here/make_checkpoints.py" --out "$here/fixtures" "$@"

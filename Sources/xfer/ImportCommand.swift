@@ -28,7 +28,11 @@ struct ImportCommand: ParsableCommand {
     var to: String?
 
     func run() throws {
-        let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
+        // Without --to the values are only verified (every byte read and checked, in bounded memory).
+        let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions(values: to == nil ? .verify : .load))
+        for dataset in loaded.nonFiniteWeights {
+            warn("\(checkpoint): \(dataset) holds NaN or infinite values")
+        }
         let summary = try ModelSummary(loaded.model)
         if let to {
             try KerasH5Writer.write(loaded.model, to: to, protecting: [checkpoint])

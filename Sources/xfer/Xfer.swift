@@ -42,6 +42,11 @@ func fail(_ error: XferError) -> Never {
     exit(error.kind.rawValue)
 }
 
+/// One warning line on stderr.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("xfer: warning: \(message)\n".utf8))
+}
+
 /// Options of every command that reads a checkpoint.
 struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Input shape H,W,C for checkpoints without an architecture (default 224,224,3).", valueName: "H,W,C"))
@@ -50,7 +55,7 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Architecture for a weights-only checkpoint: a Keras model JSON (model.to_json()) or a checkpoint that carries one.", valueName: "FILE"))
     var config: String?
 
-    func loadOptions(readValues: Bool = true) throws -> CheckpointLoadOptions {
+    func loadOptions(values: WeightValues = .load) throws -> CheckpointLoadOptions {
         var shape: [Int]?
         if let text = inputShape {
             let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -59,6 +64,6 @@ struct CheckpointOptions: ParsableArguments {
             }
             shape = parts.map { $0! }
         }
-        return CheckpointLoadOptions(inputShape: shape, configPath: config, readValues: readValues)
+        return CheckpointLoadOptions(inputShape: shape, configPath: config, values: values)
     }
 }

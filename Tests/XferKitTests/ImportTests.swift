@@ -5,10 +5,10 @@ import XCTest
 @testable import XferKit
 
 final class ImportTests: XCTestCase {
-    func load(_ e: Fixtures.Entry, readValues: Bool = true) throws -> Checkpoint {
+    func load(_ e: Fixtures.Entry, values: WeightValues = .load) throws -> Checkpoint {
         let o = Fixtures.options(e)
         return try Checkpoint.load(Fixtures.path(e.file),
-                                   options: CheckpointLoadOptions(inputShape: o.inputShape, configPath: o.config, readValues: readValues))
+                                   options: CheckpointLoadOptions(inputShape: o.inputShape, configPath: o.config, values: values))
     }
 
     func testCountsEqualKerasForEveryFixture() throws {
@@ -42,7 +42,7 @@ final class ImportTests: XCTestCase {
 
     func testFormatsAreRecognised() throws {
         let formats = try Dictionary(uniqueKeysWithValues: Fixtures.index().filter { $0.error == nil }.map { e in
-            (e.file, try load(e, readValues: false).format)
+            (e.file, try load(e, values: .skip).format)
         })
         XCTAssertEqual(formats["k2_vgg_full.h5"], .keras2Model)
         XCTAssertEqual(formats["k2_vgg_weights.h5"], .keras2Weights)
@@ -57,7 +57,7 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(c.architecture, .inferredVGG)
         XCTAssertEqual(c.model.inputShape, [32, 32, 3])
         // Without --input-shape, the default is 224×224×3 (a notop base takes any size).
-        let d = try Checkpoint.load(Fixtures.path(e.file), options: .init(readValues: false))
+        let d = try Checkpoint.load(Fixtures.path(e.file), options: .init(values: .skip))
         XCTAssertEqual(d.model.inputShape, [224, 224, 3])
     }
 
@@ -92,5 +92,25 @@ final class ImportTests: XCTestCase {
             XCTAssertEqual(e.kind, .badInput)
             XCTAssertTrue((e.hint ?? "").contains("--config"), e.description)
         }
+    }
+}
+
+final class VerifyTests: XCTestCase {
+    func testVerifyReadsEveryWeightWithoutKeepingIt() throws {
+        for entry in try Fixtures.index() where entry.error == nil {
+            let o = Fixtures.options(entry)
+            let c = try Checkpoint.load(Fixtures.path(entry.file), options: .init(inputShape: o.inputShape, configPath: o.config, values: .verify))
+            XCTAssertTrue(c.nonFiniteWeights.isEmpty, entry.file)
+            XCTAssertTrue(c.model.layers.allSatisfy { $0.weights.allSatisfy { $0.values.isEmpty } })
+        }
+    }
+
+    func testTruncatedDataIsCaughtByVerify() throws {
+        // Cut inside the weight data of a real file (past the metadata libhdf5 checks on open).
+        let dir = try Fixtures.tempDir(self)
+        let data = try Data(contentsOf: Fixtures.dir.appendingPathComponent("k2_vgg_weights.h5"))
+        let cut = dir.appendingPathComponent("cut.h5")
+        try data.prefix(data.count * 3 / 4).write(to: cut)
+        XCTAssertThrowsError(try Checkpoint.load(cut.path, options: .init(inputShape: [32, 32, 3], values: .verify)))
     }
 }

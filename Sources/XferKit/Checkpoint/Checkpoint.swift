@@ -44,12 +44,23 @@ public struct CheckpointLoadOptions: Sendable {
     public var inputShape: [Int]?
     /// A Keras model JSON (`model.to_json()`) or another checkpoint that carries a configuration.
     public var configPath: String?
-    /// False reads shapes only (no weight values): enough for a summary.
-    public var readValues: Bool
+    /// What to do with the weight values.
+    public var values: WeightValues
 
-    public init(inputShape: [Int]? = nil, configPath: String? = nil, readValues: Bool = true) {
-        self.inputShape = inputShape; self.configPath = configPath; self.readValues = readValues
+    public init(inputShape: [Int]? = nil, configPath: String? = nil, values: WeightValues = .load) {
+        self.inputShape = inputShape; self.configPath = configPath; self.values = values
     }
+}
+
+/// How a checkpoint's weight values are read.
+public enum WeightValues: Sendable {
+    /// Into memory, for running or writing the model.
+    case load
+    /// Every byte read through a small buffer and checked (readable, finite), then dropped:
+    /// a full validation in bounded memory, at the speed of reading the file.
+    case verify
+    /// Shapes only.
+    case skip
 }
 
 /// A Keras checkpoint, read and validated.
@@ -59,8 +70,10 @@ public struct Checkpoint: Sendable {
     /// The Keras version the file records (`keras_version`), if any.
     public var kerasVersion: String?
     public var architecture: ArchitectureSource
-    /// The model, weights included (values empty when read with `readValues: false`).
+    /// The model, weights included (values empty unless read with `.load`).
     public var model: ModelSpec
+    /// Datasets holding NaN or infinite values (with `.load` or `.verify`).
+    public var nonFiniteWeights: [String] = []
 
     /// Reads and validates the checkpoint at `path`.
     public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
@@ -81,24 +94,30 @@ struct CheckpointReader {
             let json = try file.string("/", "model_config") ?? ""
             var (model, source) = try architecture(own: parseKerasModelConfig(Data(json.utf8), source: path))
             let root = file.exists("/model_weights") ? "/model_weights" : "/"
-            try LegacyWeightReader(file: file, root: root, readValues: options.readValues).assign(to: &model)
-            return Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model)
+            let reader = LegacyWeightReader(file: file, root: root, values: options.values)
+            try reader.assign(to: &model)
+            return Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
+                              nonFiniteWeights: reader.nonFinite.paths)
         }
         if file.hasAttribute("/", "layer_names") || file.hasAttribute("/", "layer_names0") {
             let version = try file.string("/", "keras_version")
             var (model, source) = try architecture(own: nil) {
                 try inferVGG(names: try legacyLayerNames(file), shapes: { try legacyShapes(file, layer: $0) })
             }
-            try LegacyWeightReader(file: file, root: "/", readValues: options.readValues).assign(to: &model)
-            return Checkpoint(path: path, format: .keras2Weights, kerasVersion: version, architecture: source, model: model)
+            let reader = LegacyWeightReader(file: file, root: "/", values: options.values)
+            try reader.assign(to: &model)
+            return Checkpoint(path: path, format: .keras2Weights, kerasVersion: version, architecture: source, model: model,
+                              nonFiniteWeights: reader.nonFinite.paths)
         }
         if file.kind("/layers") == .group || file.kind("/_layer_checkpoint_dependencies") == .group {
             var (model, source) = try architecture(own: nil) {
                 let (names, shapes) = try keras3NamedLayers(file)
                 return try inferVGG(names: names, shapes: { shapes[$0] ?? [] })
             }
-            try Keras3WeightReader(file: file, readValues: options.readValues).assign(to: &model)
-            return Checkpoint(path: path, format: .keras3Weights, kerasVersion: nil, architecture: source, model: model)
+            let reader = Keras3WeightReader(file: file, values: options.values)
+            try reader.assign(to: &model)
+            return Checkpoint(path: path, format: .keras3Weights, kerasVersion: nil, architecture: source, model: model,
+                              nonFiniteWeights: reader.nonFinite.paths)
         }
         throw XferError.badInput(path, "is an HDF5 file but not a Keras checkpoint (no model_config, layer_names or layers/ group)",
                                  hint: "give a file written by Keras: model.save(...) or model.save_weights(...)")
@@ -131,7 +150,7 @@ struct CheckpointReader {
             throw XferError.usage("--config", "\(configPath): no such file")
         }
         if try isZip(configPath) {
-            return try CheckpointReader(path: configPath, options: .init(readValues: false)).archiveConfig()
+            return try CheckpointReader(path: configPath, options: .init(values: .skip)).archiveConfig()
         }
         if let data = FileManager.default.contents(atPath: configPath), data.first == UInt8(ascii: "{") {
             return try parseKerasModelConfig(data, source: configPath)
@@ -184,8 +203,10 @@ struct CheckpointReader {
         let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json")
         var (model, source) = try architecture(own: own)
         let weights = try HDF5File.open(image: try entry(archive, "model.weights.h5"), path: "\(path): model.weights.h5")
-        try Keras3WeightReader(file: weights, readValues: options.readValues).assign(to: &model)
-        return Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model)
+        let reader = Keras3WeightReader(file: weights, values: options.values)
+        try reader.assign(to: &model)
+        return Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
+                          nonFiniteWeights: reader.nonFinite.paths)
     }
 
     // MARK: Names for inference

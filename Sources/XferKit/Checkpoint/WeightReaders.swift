@@ -15,7 +15,14 @@ struct LegacyWeightReader {
     let file: HDF5File
     /// "/" for save_weights files, "/model_weights" for full models.
     let root: String
-    let readValues: Bool
+    let values: WeightValues
+    private(set) var nonFinite = NonFiniteLog()
+
+    init(file: HDF5File, root: String, values: WeightValues) {
+        self.file = file; self.root = root; self.values = values
+    }
+
+    mutating func share(_ log: NonFiniteLog) { nonFinite = log }
 
     private func groupPath(_ name: String) -> String { root == "/" ? "/\(name)" : "\(root)/\(name)" }
 
@@ -65,8 +72,25 @@ struct LegacyWeightReader {
                 "\(dataset): layer '\(layer)' \(expected.role) has shape \(shapeText(shape)), expected \(shapeText(expected.shape))",
                 hint: "the weights do not fit this architecture (check --input-shape or --config)")
         }
-        let values = readValues ? try file.floats(dataset).values : []
-        return WeightSpec(role: expected.role, storedName: stored, shape: shape, values: values,
+        var data: [Float] = []
+        switch values {
+        case .load:
+            data = try file.floats(dataset).values
+            if data.contains(where: { !$0.isFinite }) { nonFinite.paths.append(dataset) }
+        case .verify:
+            var finite = true
+            if let ok = try file.withContiguousFloats(dataset, { allFinite($0) }) {
+                finite = ok
+            } else {
+                try file.scanFloats(dataset) { chunk in
+                    if finite, !allFinite(chunk) { finite = false }
+                }
+            }
+            if !finite { nonFinite.paths.append(dataset) }
+        case .skip:
+            break
+        }
+        return WeightSpec(role: expected.role, storedName: stored, shape: shape, values: data,
                           isTrainableKind: expected.trainableKind)
     }
 
@@ -159,9 +183,39 @@ struct LegacyWeightReader {
     }
 }
 
+/// True if no value is NaN or infinite: a float is non-finite exactly when its exponent bits
+/// are all ones, and a max-reduction over the masked bits vectorises.
+/// Large arrays are split over the processors (reading a mapped file faults its pages in, and
+/// that work then runs in parallel too).
+func allFinite(_ values: UnsafeBufferPointer<Float>) -> Bool {
+    let pieces = values.count > (4 << 20) ? ProcessInfo.processInfo.activeProcessorCount : 1
+    if pieces == 1 { return allFiniteSerial(values) }
+    let per = (values.count + pieces - 1) / pieces
+    let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: pieces)
+    defer { results.deallocate() }
+    DispatchQueue.concurrentPerform(iterations: pieces) { i in
+        let lo = i * per, hi = min(values.count, lo + per)
+        results[i] = lo >= hi || allFiniteSerial(UnsafeBufferPointer(rebasing: values[lo..<hi]))
+    }
+    return results.allSatisfy { $0 }
+}
+
+@inline(__always)
+private func allFiniteSerial(_ values: UnsafeBufferPointer<Float>) -> Bool {
+    values.withMemoryRebound(to: UInt32.self) { bits in
+        var m: UInt32 = 0
+        for b in bits { m = max(m, b & 0x7F80_0000) }
+        return m != 0x7F80_0000
+    }
+}
+
+/// Datasets found to hold NaN or infinite values.
+final class NonFiniteLog { var paths: [String] = [] }
+
 struct Keras3WeightReader {
     let file: HDF5File
-    let readValues: Bool
+    let values: WeightValues
+    let nonFinite = NonFiniteLog()
 
     func assign(to model: inout ModelSpec) throws {
         // Files from TF 2.13 put layers under `_layer_checkpoint_dependencies`.
@@ -195,7 +249,8 @@ struct Keras3WeightReader {
                 throw XferError.badInput(file.path, "\(vars): layer '\(layer.name)' expects \(expected.count) weights, the file has \(stored.count)",
                                          hint: "the checkpoint and the architecture do not belong together")
             }
-            let reader = LegacyWeightReader(file: file, root: "/", readValues: readValues)
+            var reader = LegacyWeightReader(file: file, root: "/", values: values)
+            reader.share(nonFinite)
             model.layers[i].weights = try expected.enumerated().map { j, exp in
                 try reader.readWeight("\(vars)/\(j)", stored: "\(vars)/\(j)", layer: layer.name, expected: exp)
             }

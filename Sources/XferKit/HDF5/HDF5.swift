@@ -69,11 +69,17 @@ public final class HDF5File {
     /// Keeps an in-memory file image alive while libhdf5 reads it.
     private let image: Data?
 
+    /// The whole file mapped read-only, made on first use by `withContiguousFloats`.
+    private var mapping: UnsafeRawBufferPointer?
+
     private init(path: String, id: hid_t, image: Data? = nil) {
         self.path = path; self.id = id; self.image = image
     }
 
-    deinit { withHDF5(path) { _ = H5Fclose(id) } }
+    deinit {
+        if let m = mapping { munmap(UnsafeMutableRawPointer(mutating: m.baseAddress), m.count) }
+        withHDF5(path) { _ = H5Fclose(id) }
+    }
 
     // MARK: Opening
 
@@ -371,6 +377,99 @@ public final class HDF5File {
             let st = out.withUnsafeMutableBytes { H5Dread(ds, xfer_H5T_NATIVE_FLOAT(), mspace, fspace, xfer_H5P_DEFAULT(), $0.baseAddress) }
             guard st >= 0 else { throw fail(datasetPath, "cannot read data") }
             return out
+        }
+    }
+
+    /// Hands `body` the values of a dataset straight from the mapped file, without copying, when
+    /// the dataset is stored as Keras stores weights: contiguous, unfiltered, little-endian float32.
+    /// Returns nil (and calls nothing) for any other layout. Throws if the data lies outside the
+    /// file (a truncated file).
+    public func withContiguousFloats<R>(_ datasetPath: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R? {
+        guard image == nil else { return nil }
+        let extent: (offset: Int, count: Int)? = try withHDF5(path) {
+            let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
+            guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
+            defer { H5Dclose(ds) }
+            let t = H5Dget_type(ds)
+            defer { H5Tclose(t) }
+            let dcpl = H5Dget_create_plist(ds)
+            defer { H5Pclose(dcpl) }
+            guard H5Tequal(t, H5T_IEEE_F32LE_g) > 0, H5Pget_layout(dcpl) == H5D_CONTIGUOUS, H5Pget_nfilters(dcpl) == 0 else {
+                _ = hdf5LastMessage()
+                return nil
+            }
+            let count = try shape(of: ds, datasetPath).reduce(1, *)
+            if count == 0 { return (0, 0) }
+            let offset = H5Dget_offset(ds)
+            guard offset != haddr_t.max else { _ = hdf5LastMessage(); return nil }  // not allocated
+            return (Int(offset), count)
+        }
+        guard let extent else { return nil }
+        if extent.count == 0 { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        let map = try mapped()
+        guard extent.offset >= 0, extent.offset + extent.count * 4 <= map.count, extent.offset % 4 == 0 else {
+            throw XferError.badInput(path, "\(datasetPath): its data lies beyond the end of the file",
+                                     hint: "the file is truncated; copy or save it again")
+        }
+        let start = (map.baseAddress! + extent.offset).assumingMemoryBound(to: Float.self)
+        return try body(UnsafeBufferPointer(start: start, count: extent.count))
+    }
+
+    private func mapped() throws -> UnsafeRawBufferPointer {
+        if let m = mapping { return m }
+        let fd = Foundation.open(path, O_RDONLY)
+        guard fd >= 0 else { throw XferError.badInput(path, "cannot be opened (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw XferError.badInput(path, "cannot be read") }
+        let size = Int(st.st_size)
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw XferError.badInput(path, "cannot be mapped into memory (\(String(cString: strerror(errno))))")
+        }
+        let m = UnsafeRawBufferPointer(start: p, count: size)
+        mapping = m
+        return m
+    }
+
+    /// Reads a numeric dataset as float32 through a bounded buffer (about `bufferBytes`), handing
+    /// each piece to `body`; memory stays small whatever the dataset's size.
+    public func scanFloats(_ datasetPath: String, bufferBytes: Int = 256 << 10,
+                           _ body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
+        try withHDF5(path) {
+            let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
+            guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
+            defer { H5Dclose(ds) }
+            let dims = try shape(of: ds, datasetPath)
+            let total = dims.reduce(1, *)
+            guard total > 0 else { return }
+            if dims.count == 0 {
+                var v: Float = 0
+                guard H5Dread(ds, xfer_H5T_NATIVE_FLOAT(), xfer_H5S_ALL(), xfer_H5S_ALL(), xfer_H5P_DEFAULT(), &v) >= 0 else {
+                    throw fail(datasetPath, "cannot read data (the file may be truncated or damaged)")
+                }
+                try withUnsafePointer(to: &v) { try body(UnsafeBufferPointer(start: $0, count: 1)) }
+                return
+            }
+            let rowSize = total / dims[0]
+            let rowsPerPiece = max(1, bufferBytes / 4 / max(rowSize, 1))
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: rowsPerPiece * rowSize)
+            defer { buffer.deallocate() }
+            let fspace = H5Dget_space(ds)
+            defer { H5Sclose(fspace) }
+            var first = 0
+            while first < dims[0] {
+                let rows = min(rowsPerPiece, dims[0] - first)
+                var start = [hsize_t](repeating: 0, count: dims.count)
+                var count = dims.map { hsize_t($0) }
+                start[0] = hsize_t(first); count[0] = hsize_t(rows)
+                H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, nil, count, nil)
+                let mspace = H5Screate_simple(Int32(dims.count), count, nil)
+                let st = H5Dread(ds, xfer_H5T_NATIVE_FLOAT(), mspace, fspace, xfer_H5P_DEFAULT(), buffer.baseAddress)
+                H5Sclose(mspace)
+                guard st >= 0 else { throw fail(datasetPath, "cannot read data (the file may be truncated or damaged)") }
+                try body(UnsafeBufferPointer(rebasing: buffer[0..<(rows * rowSize)]))
+                first += rows
+            }
         }
     }
 

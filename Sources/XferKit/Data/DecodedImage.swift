@@ -1,0 +1,108 @@
+// Reading one image file the way Keras's `image_dataset_from_directory` does: the format is
+// told by the file's first bytes, not its name (tf.io.decode_image's ClassifyFileFormat), and
+// the result is always 8-bit RGB. JPEG and PNG are decoded (JPEGDecoder, PNGDecoder); the
+// other formats TensorFlow knows (GIF, BMP, WebP, JPEG XL) are reported as unsupported.
+
+import Foundation
+
+/// An 8-bit RGB image as decoded from a JPEG or PNG file.
+public struct DecodedImage: Sendable, Equatable {
+    public var height: Int
+    public var width: Int
+    /// Row-major RGB bytes. // (H, W, 3)
+    public var pixels: [UInt8]
+
+    public init(height: Int, width: Int, pixels: [UInt8]) {
+        precondition(pixels.count == height * width * 3, "pixels must hold height * width * 3 bytes")
+        self.height = height; self.width = width; self.pixels = pixels
+    }
+
+    /// Decodes a JPEG or PNG file.
+    ///
+    /// ```swift
+    /// let image = try DecodedImage(contentsOf: URL(fileURLWithPath: "data/cat/1.jpg"))
+    /// print(image.height, image.width)  // pixels holds height * width * 3 bytes
+    /// ```
+    /// - Throws: ``XferError`` (`.badInput`, subject = the file path) for a file that cannot be
+    ///   read, is not a JPEG or PNG, or is damaged.
+    public init(contentsOf url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw XferError.badInput(url.relativePath, "cannot read the file")
+        }
+        try self.init(data: data, name: url.relativePath)
+    }
+
+    /// Decodes the bytes of a JPEG or PNG file; `name` is the error's subject.
+    public init(data: Data, name: String) throws {
+        do {
+            self = try data.withUnsafeBytes { try decodeImageBytes($0) }
+        } catch let error as ImageDecodeError {
+            throw XferError.badInput(name, error.message)
+        }
+    }
+}
+
+/// Why a file could not be decoded; the caller adds the file name.
+struct ImageDecodeError: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+enum ImageFileFormat {
+    case jpeg, png, gif, bmp, webp, jpegXL, unknown
+
+    /// TensorFlow's ClassifyFileFormat (decode_image_op.cc).
+    init(sniffing bytes: UnsafeRawBufferPointer) {
+        func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
+            bytes.count >= offset + prefix.count
+                && prefix.indices.allSatisfy { bytes[offset + $0] == prefix[$0] }
+        }
+        if starts([0xFF, 0xD8, 0xFF]) { self = .jpeg }
+        else if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { self = .png }
+        else if starts(Array("GIF8".utf8)) { self = .gif }
+        else if starts(Array("BM".utf8)) { self = .bmp }
+        else if bytes.count > 12, starts(Array("RIFF".utf8)), starts(Array("WEBP".utf8), at: 8) { self = .webp }
+        else if starts([0xFF, 0x0A]) || starts([0, 0, 0, 0x0C, 0x4A, 0x58, 0x4C, 0x20, 0x0D, 0x0A, 0x87, 0x0A]) {
+            self = .jpegXL
+        } else { self = .unknown }
+    }
+
+    /// Why this format cannot be read, or nil for JPEG and PNG.
+    var unsupportedReason: String? {
+        switch self {
+        case .jpeg, .png: return nil
+        case .gif: return "GIF images are not supported (convert to PNG)"
+        case .bmp: return "BMP images are not supported (convert to PNG)"
+        case .webp: return "WebP images are not supported (convert to PNG or JPEG)"
+        case .jpegXL: return "JPEG XL images are not supported (convert to PNG or JPEG)"
+        case .unknown: return "not an image (neither JPEG nor PNG data)"
+        }
+    }
+}
+
+func decodeImageBytes(_ bytes: UnsafeRawBufferPointer) throws -> DecodedImage {
+    guard !bytes.isEmpty else { throw ImageDecodeError("empty file") }
+    let format = ImageFileFormat(sniffing: bytes)
+    switch format {
+    case .jpeg: return try JPEGDecoder.decode(bytes)
+    case .png: return try PNGDecoder.decode(bytes)
+    default: throw ImageDecodeError(format.unsupportedReason!)
+    }
+}
+
+/// Checks that `bytes` start a JPEG or PNG whose header parses; returns its size.
+/// `bytes` may be only the beginning of the file: a header that runs past it throws.
+func readImageHeader(_ bytes: UnsafeRawBufferPointer) throws -> (height: Int, width: Int) {
+    guard !bytes.isEmpty else { throw ImageDecodeError("empty file") }
+    let format = ImageFileFormat(sniffing: bytes)
+    switch format {
+    case .jpeg:
+        let h = try JPEGDecoder.readHeader(bytes)
+        return (h.height, h.width)
+    case .png:
+        let (w, h) = try PNGDecoder.readHeader(bytes)
+        return (h, w)
+    default: throw ImageDecodeError(format.unsupportedReason!)
+    }
+}
