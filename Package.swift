@@ -19,6 +19,11 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // oneDNN's SGEMM (Debian: libdnnl-dev). Only Sources/XferKit/Engine/GEMM.swift imports it.
+        .systemLibrary(
+            name: "CBLAS",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
         // TurboJPEG (Debian: libturbojpeg0-dev). Only Sources/XferKit/Data/JPEGDecoder.swift imports it.
         .systemLibrary(
             name: "CTurboJPEG",
@@ -38,6 +43,7 @@ let package = Package(
             dependencies: [
                 "CHDF5",
                 "CXferGuard",
+                "CBLAS",
                 "CTurboJPEG",
                 "CPNG",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
@@ -49,6 +55,12 @@ let package = Package(
                 "XferKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // Inference benchmark: VGG16 conv base with synthetic weights (BENCHMARKS.md).
+        .executableTarget(
+            name: "xfer-bench",
+            dependencies: ["XferKit"],
+            path: "Benchmarks/xfer-bench"
         ),
         .testTarget(name: "XferKitTests", dependencies: ["XferKit"]),
         .testTarget(name: "xferTests", dependencies: ["xfer"]),

@@ -11,7 +11,7 @@ struct Xfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xfer",
         abstract: "Transfer learning on Keras HDF5 checkpoints, on the CPU.",
-        subcommands: [ImportCommand.self]
+        subcommands: [ImportCommand.self, PredictCommand.self, EvaluateCommand.self]
     )
 
     static func main() {
@@ -65,5 +65,27 @@ struct CheckpointOptions: ParsableArguments {
             shape = parts.map { $0! }
         }
         return CheckpointLoadOptions(inputShape: shape, configPath: config, values: values)
+    }
+}
+
+extension PreprocessMode: ExpressibleByArgument {}
+
+/// DATA options of the commands that read samples.
+struct DataOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("An image folder (one subfolder per class) or an HDF5 file with x (N,H,W,C) and y.", valueName: "DATA"))
+    var data: String
+
+    @Option(name: .long, help: "Keras preprocess_input mode for image folders: none, caffe, tf, torch (default caffe for images, none for HDF5 arrays).")
+    var preprocess: PreprocessMode?
+
+    @Option(name: .long, help: "Samples per batch.")
+    var batchSize: Int = 32
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+    }
+
+    func open() throws -> DataSource {
+        try DataSource(path: data, preprocess: preprocess, warning: warn)
     }
 }

@@ -74,6 +74,8 @@ public struct Checkpoint: Sendable {
     public var model: ModelSpec
     /// Datasets holding NaN or infinite values (with `.load` or `.verify`).
     public var nonFiniteWeights: [String] = []
+    /// Class names stored by `xfer finetune` (root attribute `class_names`, ignored by Keras).
+    public var classNames: [String]?
 
     /// Reads and validates the checkpoint at `path`.
     public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
@@ -97,7 +99,7 @@ struct CheckpointReader {
             let reader = LegacyWeightReader(file: file, root: root, values: options.values)
             try reader.assign(to: &model)
             return Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
-                              nonFiniteWeights: reader.nonFinite.paths)
+                              nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"))
         }
         if file.hasAttribute("/", "layer_names") || file.hasAttribute("/", "layer_names0") {
             let version = try file.string("/", "keras_version")

@@ -13,6 +13,32 @@
 
 import Foundation
 
+/// Writes a file the safe way: into a temporary file beside `path`, renamed into place only
+/// when `body` has finished, so a failure leaves nothing behind and an existing file is
+/// replaced in one step. Refuses to write over any of `inputs`.
+public func writeAtomically(_ path: String, protecting inputs: [String] = [], _ body: (String) throws -> Void) throws {
+    let target = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
+    for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() == target {
+        throw XferError.usage(path, "is an input of this command; xfer never overwrites its inputs",
+                              hint: "choose another output file name")
+    }
+    let dir = target.deletingLastPathComponent()
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+        throw XferError.runtime(path, "the folder \(dir.path) does not exist", hint: "create it first")
+    }
+    let temp = dir.appendingPathComponent(".\(target.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+    do {
+        try body(temp.path)
+        if rename(temp.path, target.path) != 0 {
+            throw XferError.runtime(path, "cannot move the finished file into place (\(String(cString: strerror(errno))))")
+        }
+    } catch {
+        try? FileManager.default.removeItem(at: temp)
+        throw error
+    }
+}
+
 public enum KerasH5Writer {
     /// The Keras version recorded in files xfer writes: the tf-keras whose reader they are tested with.
     public static let kerasVersion = "2.21.0"
@@ -20,25 +46,8 @@ public enum KerasH5Writer {
     /// Writes `model` to `path`. `protecting` lists input files that must never be overwritten.
     public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                              extraAttributes: [String: String] = [:]) throws {
-        let target = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
-        for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() == target {
-            throw XferError.usage(path, "is an input of this command; xfer never overwrites its inputs",
-                                  hint: "choose another output file name")
-        }
-        let dir = target.deletingLastPathComponent()
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-            throw XferError.runtime(path, "the folder \(dir.path) does not exist", hint: "create it first")
-        }
-        let temp = dir.appendingPathComponent(".\(target.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
-        do {
-            try writeFile(model, to: temp.path, extraAttributes: extraAttributes)
-            if rename(temp.path, target.path) != 0 {
-                throw XferError.runtime(path, "cannot move the finished file into place (\(String(cString: strerror(errno))))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: temp)
-            throw error
+        try writeAtomically(path, protecting: inputs) { temp in
+            try writeFile(model, to: temp, extraAttributes: extraAttributes)
         }
     }
 

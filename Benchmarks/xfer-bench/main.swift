@@ -1,0 +1,160 @@
+// xfer-bench: the inference benchmark of BENCHMARKS.md ("Inference engine").
+//
+// Builds the full-width VGG16 convolutional base (Keras `VGG16(include_top=False)`,
+// 13 Conv2D 3×3 `same` + ReLU, 5 MaxPooling2D) with synthetic weights made here,
+// and times one of:
+//   xfer   Network.predict on a random batch
+//   sgemm  the very GEMM calls (M, N, K, count) that predict makes in its
+//          convolutions, run through the same SGEMM on the same thread pool:
+//          the ceiling xfer's conv base can reach with that SGEMM
+//
+//   xfer-bench [xfer|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1]
+//
+// Prints one line of key=value figures: the median over the timed runs, GFLOP/s
+// counted as 2·M·N·K over the convolutions, and the process's peak RSS.
+
+import Foundation
+import XferKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Options {
+    var mode = "xfer"
+    var batch = 16
+    var size = 224
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+    var runs = 5
+    var warmup = 1
+
+    init(_ args: [String]) {
+        var i = 0
+        func value() -> Int {
+            i += 1
+            guard i < args.count, let v = Int(args[i]) else { fail("\(args[i - 1]) needs a number") }
+            return v
+        }
+        while i < args.count {
+            switch args[i] {
+            case "xfer", "sgemm": mode = args[i]
+            case "--batch": batch = value()
+            case "--size": size = value()
+            case "--threads": threads = value()
+            case "--runs": runs = value()
+            case "--warmup": warmup = value()
+            default: fail("unknown argument \(args[i])")
+            }
+            i += 1
+        }
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write("xfer-bench: \(message)\n".data(using: .utf8)!)
+    exit(2)
+}
+
+/// Uniform in [-limit, limit), reproducible.
+struct Noise {
+    var state: UInt64 = 0x2545_F491_4F6C_DD1D
+    mutating func next(_ limit: Float) -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * limit
+    }
+    mutating func values(_ count: Int, _ limit: Float) -> [Float] { (0..<count).map { _ in next(limit) } }
+}
+
+/// Keras `VGG16(include_top=False, weights=None, input_shape=(size, size, 3))`, Glorot-uniform kernels.
+func vgg16ConvBase(size: Int) -> ModelSpec {
+    var noise = Noise()
+    var layers = [LayerSpec(name: "input_layer", className: "InputLayer", kind: .input)]
+    var channels = 3
+    let blocks = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
+    for (b, (filters, convs)) in blocks.enumerated() {
+        for c in 1...convs {
+            let fanIn = 9 * channels, fanOut = 9 * filters
+            let limit = (6 / Float(fanIn + fanOut)).squareRoot()
+            let kernel = WeightSpec(role: "kernel", shape: [3, 3, channels, filters],
+                                    values: noise.values(fanIn * filters, limit))
+            let bias = WeightSpec(role: "bias", shape: [filters], values: noise.values(filters, 0.01))
+            layers.append(LayerSpec(name: "block\(b + 1)_conv\(c)", className: "Conv2D",
+                                    kind: .conv2D(Conv2DConfig(filters: filters, kernelSize: (3, 3), padding: .same,
+                                                               activation: .relu)),
+                                    weights: [kernel, bias]))
+            channels = filters
+        }
+        layers.append(LayerSpec(name: "block\(b + 1)_pool", className: "MaxPooling2D",
+                                kind: .maxPooling2D(Pool2DConfig(poolSize: (2, 2)))))
+    }
+    return ModelSpec(name: "vgg16", className: "Functional", inputShape: [size, size, 3], layers: layers)
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+func peakRSSMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
+}
+
+/// Times `body` `runs` times after `warmup` untimed runs; the seconds of each timed run.
+func time(runs: Int, warmup: Int, _ body: () -> Void) -> [Double] {
+    for _ in 0..<warmup { body() }
+    return (0..<runs).map { _ in
+        let t0 = now()
+        body()
+        return now() - t0
+    }
+}
+
+let options = Options(Array(CommandLine.arguments.dropFirst()))
+ThreadPool.shared.threadCount = options.threads
+let network = try Network(spec: vgg16ConvBase(size: options.size))
+let gemms = network.convolutionGEMMs(batch: options.batch)
+let flops = gemms.reduce(0.0) { $0 + 2 * Double($1.m) * Double($1.n) * Double($1.k) * Double($1.count) }
+
+var seconds: [Double]
+switch options.mode {
+case "xfer":
+    var noise = Noise(state: 7)
+    let x = Tensor(shape: [options.batch, options.size, options.size, 3],
+                   values: noise.values(options.batch * options.size * options.size * 3, 1))
+    var sink: Float = 0
+    seconds = time(runs: options.runs, warmup: options.warmup) {
+        let y = try! network.predict(x, batchSize: options.batch)
+        sink += y.values[0]
+    }
+    if sink.isNaN { print("nan") }
+default:
+    // Per thread: its own A and C, large enough for every shape; B shared, as in the engine.
+    let threads = ThreadPool.shared.threadCount
+    let maxA = gemms.map { $0.m * $0.k }.max()!, maxB = gemms.map { $0.k * $0.n }.max()!
+    let maxC = gemms.map { $0.m * $0.n }.max()!
+    var noise = Noise(state: 11)
+    func buffer(_ count: Int, _ limit: Float) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        for i in 0..<count { p[i] = noise.next(limit) }
+        return p
+    }
+    let a = (0..<threads).map { _ in buffer(maxA, 1) }
+    let b = buffer(maxB, 0.05)
+    let c = (0..<threads).map { _ in buffer(maxC, 0) }
+    seconds = time(runs: options.runs, warmup: options.warmup) {
+        for g in gemms {
+            parallelFor(g.count) { _, worker in
+                GEMM.sgemm(m: g.m, n: g.n, k: g.k, a: a[worker], lda: g.k, b: b, ldb: g.n, c: c[worker], ldc: g.n)
+            }
+        }
+    }
+}
+
+let med = median(seconds)
+print(String(format: "mode=%@ batch=%d size=%d threads=%d runs=%d median_s=%.4f min_s=%.4f max_s=%.4f img_per_s=%.2f gflops=%.1f peak_rss_mb=%.0f workspace_mb=%.1f",
+             options.mode, options.batch, options.size, options.threads, options.runs, med,
+             seconds.min()!, seconds.max()!, Double(options.batch) / med, flops / med * 1e-9,
+             peakRSSMegabytes(), Double(network.workspaceBytes) / 1048576))

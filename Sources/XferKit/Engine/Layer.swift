@@ -1,0 +1,49 @@
+// What every engine layer is: a named step from one activation tensor to the next,
+// with fixed per-sample input and output shapes worked out when the network is built.
+//
+// Forward only for now. A layer keeps what its backward pass will need (its input,
+// its output, argmax positions) only when the context asks for it, so inference
+// holds no more than the activations in flight.
+
+/// One layer of a `Network`.
+public protocol Layer: AnyObject {
+    /// The Keras layer name.
+    var name: String { get }
+    /// Shape of one input sample (no batch axis), e.g. (H, W, C).
+    var inputShape: [Int] { get }
+    /// Shape of one output sample (no batch axis).
+    var outputShape: [Int] { get }
+    /// Runs the layer on a batch `(N, inputShape…)`, returning `(N, outputShape…)`.
+    func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor
+}
+
+/// What a forward pass shares between its layers.
+public final class ForwardContext {
+    /// Scratch memory (im2col tiles), one slice per worker thread.
+    let workspace: Workspace
+    /// Activation buffers passed from layer to layer.
+    let pool = TensorPool()
+    /// Keep what backward needs. Off for inference.
+    public var keepForBackward: Bool
+
+    /// A layer's new output, contents arbitrary: every element must be written.
+    func output(_ shape: [Int]) -> Tensor { pool.tensor(shape) }
+
+    /// A layer is done with its input `x`: keep it for backward if asked (returning it),
+    /// otherwise reuse its buffer.
+    func release(_ x: consuming Tensor) -> Tensor? {
+        if keepForBackward { return x }
+        pool.recycle(x)
+        return nil
+    }
+
+    public init(keepForBackward: Bool = false) {
+        self.workspace = Workspace()
+        self.keepForBackward = keepForBackward
+    }
+
+    init(workspace: Workspace, keepForBackward: Bool = false) {
+        self.workspace = workspace
+        self.keepForBackward = keepForBackward
+    }
+}

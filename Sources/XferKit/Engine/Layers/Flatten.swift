@@ -1,0 +1,18 @@
+// Flatten: (N, H, W, C) → (N, H·W·C), row-major, index (h·W + w)·C + c — the values
+// do not move.
+
+/// A Keras `Flatten` layer.
+public final class FlattenLayer: Layer {
+    public let name: String
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+
+    init(name: String, inputShape: [Int]) {
+        self.name = name; self.inputShape = inputShape
+        outputShape = [inputShape.reduce(1, *)]
+    }
+
+    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        x.reshaped([x.shape[0]] + outputShape)
+    }
+}

@@ -1,0 +1,37 @@
+// GlobalAveragePooling2D: the mean over H and W of each channel (`channels_last`),
+// (N, H, W, C) → (N, C), or (N, 1, 1, C) with keepdims.
+
+/// A Keras `GlobalAveragePooling2D` layer.
+public final class GlobalAveragePooling2DLayer: Layer {
+    public let name: String
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+
+    init(name: String, keepdims: Bool, inputShape: [Int]) throws {
+        try requireRank(inputShape, 3, layer: name, kind: "GlobalAveragePooling2D")
+        self.name = name; self.inputShape = inputShape
+        outputShape = keepdims ? [1, 1, inputShape[2]] : [inputShape[2]]
+    }
+
+    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        let n = x.shape[0], pixels = inputShape[0] * inputShape[1], c = inputShape[2]
+        var y = context.output([n] + outputShape)
+        x.values.withUnsafeBufferPointer { px in
+            y.values.withUnsafeMutableBufferPointer { py in
+                let px = px.baseAddress!, py = py.baseAddress!
+                parallelFor(n) { b, _ in
+                    let out = py + b * c
+                    out.update(repeating: 0, count: c)
+                    for p in 0..<pixels {
+                        let src = px + (b * pixels + p) * c
+                        for ch in 0..<c { out[ch] += src[ch] }
+                    }
+                    let count = Float(pixels)
+                    for ch in 0..<c { out[ch] /= count }
+                }
+            }
+        }
+        _ = context.release(x)
+        return y
+    }
+}

@@ -1,0 +1,38 @@
+// ZeroPadding2D: (N, H, W, C) → (N, top+H+bottom, left+W+right, C), zeros around.
+
+/// A Keras `ZeroPadding2D` layer.
+public final class ZeroPadding2DLayer: Layer {
+    public let name: String
+    public let inputShape: [Int]
+    public let outputShape: [Int]
+    let padding: ZeroPadding2DConfig
+
+    init(name: String, config: ZeroPadding2DConfig, inputShape: [Int]) throws {
+        try requireRank(inputShape, 3, layer: name, kind: "ZeroPadding2D")
+        guard min(config.top, config.bottom, config.left, config.right) >= 0 else {
+            throw XferError.badInput("layer '\(name)'", "negative padding \(config)")
+        }
+        self.name = name; self.inputShape = inputShape; padding = config
+        outputShape = [config.top + inputShape[0] + config.bottom,
+                       config.left + inputShape[1] + config.right, inputShape[2]]
+    }
+
+    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        let n = x.shape[0], h = inputShape[0], w = inputShape[1], c = inputShape[2]
+        let ow = outputShape[1], oh = outputShape[0]
+        var y = context.output([n] + outputShape)
+        x.values.withUnsafeBufferPointer { px in
+            y.values.withUnsafeMutableBufferPointer { py in
+                let px = px.baseAddress!, py = py.baseAddress!
+                py.update(repeating: 0, count: n * oh * ow * c)
+                parallelFor(n * h) { r, _ in
+                    let b = r / h, i = r % h
+                    let dst = py + ((b * oh + i + padding.top) * ow + padding.left) * c
+                    dst.update(from: px + (b * h + i) * w * c, count: w * c)
+                }
+            }
+        }
+        _ = context.release(x)
+        return y
+    }
+}

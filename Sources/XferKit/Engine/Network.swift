@@ -1,0 +1,155 @@
+// A runnable model: the engine layers built from a ModelSpec, checked once at build
+// time (every layer's input shape, every weight's shape), then run on batches.
+//
+// Forward passes run in inference mode (Dropout off, BatchNormalization on its moving
+// statistics), as Keras's `model.predict` does. The work of each layer is split over
+// the process's thread pool (`ThreadPool.shared.threadCount`): convolutions over
+// tiles of the batch's output pixels, the other layers over rows.
+
+import Foundation
+
+/// A model ready to run, built from a `ModelSpec` whose weights are loaded.
+///
+/// ```swift
+/// let network = try Network(spec: spec)            // spec.inputShape = [224, 224, 3]
+/// let x = Tensor(shape: [8, 224, 224, 3], repeating: 0)
+/// let y = try network.predict(x, batchSize: 16)     // (8,) + network.outputShape
+/// ```
+public final class Network {
+    public let name: String
+    /// One input sample, (H, W, C).
+    public let inputShape: [Int]
+    /// One output sample, e.g. (7, 7, 512) or (classes).
+    public let outputShape: [Int]
+    /// Top-level layers in Keras `model.layers` order; a nested model is one `NestedModelLayer`.
+    public let layers: [Layer]
+
+    private let context = ForwardContext(workspace: Workspace())
+    private let lock = NSLock()
+
+    public init(spec: ModelSpec) throws {
+        guard !spec.inputShape.isEmpty, spec.inputShape.allSatisfy({ $0 > 0 }) else {
+            throw XferError.badInput("model '\(spec.name)'", "input shape \(spec.inputShape) is not fully known",
+                                     hint: "give the input shape explicitly")
+        }
+        name = spec.name
+        inputShape = spec.inputShape
+        layers = try Network.build(spec.layers, inputShape: spec.inputShape)
+        outputShape = layers.last?.outputShape ?? inputShape
+    }
+
+    /// Runs the model on `x` (N, inputShape…), `batchSize` samples at a time; returns (N, outputShape…).
+    public func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {
+        guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
+            throw XferError.usage("model '\(name)'",
+                                  "input has shape \(x.shape), expected (N, \(inputShape.map(String.init).joined(separator: ", ")))")
+        }
+        guard batchSize > 0 else { throw XferError.usage("batch size", "must be positive, got \(batchSize)") }
+        lock.lock(); defer { lock.unlock() }
+        context.keepForBackward = false
+        let n = x.shape[0]
+        if n <= batchSize { return forward(x) }
+        var y = Tensor(uninitializedShape: [n] + outputShape)
+        let per = outputShape.reduce(1, *)
+        for start in stride(from: 0, to: n, by: batchSize) {
+            let part = forward(x.samples(start ..< min(n, start + batchSize)))
+            y.values.withUnsafeMutableBufferPointer { dst in
+                part.values.withUnsafeBufferPointer { src in
+                    (dst.baseAddress! + start * per).update(from: src.baseAddress!, count: src.count)
+                }
+            }
+            context.pool.recycle(part)
+        }
+        return y
+    }
+
+    /// One pass over one batch.
+    private func forward(_ x: Tensor) -> Tensor {
+        context.pool.beginPass()
+        var y = x
+        for layer in layers { y = layer.forward(y, context) }
+        return y
+    }
+
+    /// The GEMMs one forward pass over `batch` samples makes in its convolutions, as
+    /// (M, N, K, number of calls), for the current thread count.
+    public func convolutionGEMMs(batch: Int) -> [(m: Int, n: Int, k: Int, count: Int)] {
+        func walk(_ layers: [Layer]) -> [(m: Int, n: Int, k: Int, count: Int)] {
+            layers.flatMap { layer -> [(m: Int, n: Int, k: Int, count: Int)] in
+                if let conv = layer as? Conv2DLayer {
+                    return conv.gemmShapes(batch: batch, workspace: context.workspace,
+                                           threads: ThreadPool.shared.threadCount)
+                }
+                if let nested = layer as? NestedModelLayer { return walk(nested.layers) }
+                return []
+            }
+        }
+        return walk(layers)
+    }
+
+    /// Bytes of scratch memory the forward passes have used so far.
+    public var workspaceBytes: Int { context.workspace.bytes }
+
+    /// Frees the activation buffers kept between calls to `predict` (the next call
+    /// allocates them again).
+    public func releaseMemory() {
+        lock.lock(); defer { lock.unlock() }
+        context.pool.removeAll()
+    }
+
+    static func build(_ specs: [LayerSpec], inputShape: [Int]) throws -> [Layer] {
+        var shape = inputShape
+        var built: [Layer] = []
+        for spec in specs {
+            let layer = try build(spec, inputShape: shape)
+            built.append(layer)
+            shape = layer.outputShape
+        }
+        return built
+    }
+
+    static func build(_ spec: LayerSpec, inputShape shape: [Int]) throws -> Layer {
+        let name = spec.name
+        switch spec.kind {
+        case .input:
+            try spec.onlyWeights([])
+            return InputLayer(name: name, inputShape: shape)
+        case .conv2D(let c):
+            return try Conv2DLayer(spec: spec, config: c, inputShape: shape)
+        case .maxPooling2D(let c):
+            try spec.onlyWeights([])
+            return try MaxPooling2DLayer(name: name, config: c, inputShape: shape)
+        case .averagePooling2D(let c):
+            try spec.onlyWeights([])
+            return try AveragePooling2DLayer(name: name, config: c, inputShape: shape)
+        case .globalAveragePooling2D(let keepdims):
+            try spec.onlyWeights([])
+            return try GlobalAveragePooling2DLayer(name: name, keepdims: keepdims, inputShape: shape)
+        case .globalMaxPooling2D(let keepdims):
+            try spec.onlyWeights([])
+            return try GlobalMaxPooling2DLayer(name: name, keepdims: keepdims, inputShape: shape)
+        case .flatten:
+            try spec.onlyWeights([])
+            return FlattenLayer(name: name, inputShape: shape)
+        case .dense(let c):
+            return try DenseLayer(spec: spec, config: c, inputShape: shape)
+        case .dropout(let c):
+            try spec.onlyWeights([])
+            return try DropoutLayer(name: name, config: c, inputShape: shape)
+        case .batchNormalization(let c):
+            return try BatchNormalizationLayer(spec: spec, config: c, inputShape: shape)
+        case .activation(let a):
+            try spec.onlyWeights([])
+            return ActivationLayer(name: name, activation: a, inputShape: shape)
+        case .relu(let c):
+            try spec.onlyWeights([])
+            return ReLULayer(name: name, config: c, inputShape: shape)
+        case .zeroPadding2D(let c):
+            try spec.onlyWeights([])
+            return try ZeroPadding2DLayer(name: name, config: c, inputShape: shape)
+        case .model(let inner):
+            try spec.onlyWeights([])
+            return NestedModelLayer(name: name, layers: try build(inner.layers, inputShape: shape), inputShape: shape)
+        }
+    }
+}

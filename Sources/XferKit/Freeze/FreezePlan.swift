@@ -1,0 +1,294 @@
+// The freezing planner: which layers train, which are frozen, what replaces the
+// top, and what each layer will have to run.
+//
+// Rules (CONTRACT.md `xfer finetune`, Keras semantics):
+// - The base is every layer up to the last convolution/pooling layer (a nested model that
+//   contains one is part of the base), together with the BatchNormalization/activation/
+//   padding layers that directly follow it. The top is everything after.
+// - Without `--keep-top`, the top is replaced by a new head (default
+//   `flatten,dense:256:relu,dropout:0.5`) ending in a softmax Dense of `classes` units,
+//   initialised as Keras does: glorot-uniform kernels, zero biases (seeded).
+// - `--freeze-until NAME` freezes every layer before the first layer named NAME or starting
+//   with `NAME_` (layers inside a nested base count); without it the whole base is frozen.
+//   `--freeze`/`--trainable` then set single layers.
+// - BatchNormalization's moving mean/variance are never trainable, and a frozen BN layer runs
+//   in inference mode (Keras: `training and self.trainable`). MLX and PyTorch keep a frozen
+//   BN in training mode; xfer follows Keras.
+
+import Foundation
+
+/// One layer of a new head (`--head`).
+public enum HeadLayer: Sendable, Equatable {
+    case flatten
+    case globalAveragePooling
+    case globalMaxPooling
+    case dense(units: Int, activation: Activation)
+    case dropout(rate: Float)
+}
+
+/// Parses `flatten,dense:256:relu,dropout:0.5` (also `gap`/`global_average_pooling`, `gmp`).
+public func parseHead(_ text: String) throws -> [HeadLayer] {
+    if text.trimmingCharacters(in: .whitespaces).isEmpty || text == "none" { return [] }
+    return try text.split(separator: ",").map { item -> HeadLayer in
+        let parts = item.split(separator: ":").map { String($0).trimmingCharacters(in: .whitespaces) }
+        func bad(_ why: String) -> XferError {
+            XferError.usage("--head", "'\(item)': \(why)",
+                            hint: "e.g. --head flatten,dense:256:relu,dropout:0.5 (layers: flatten, gap, gmp, dense:UNITS[:ACTIVATION], dropout:RATE)")
+        }
+        switch parts[0].lowercased() {
+        case "flatten":
+            return .flatten
+        case "gap", "global_average_pooling", "globalaveragepooling2d":
+            return .globalAveragePooling
+        case "gmp", "global_max_pooling", "globalmaxpooling2d":
+            return .globalMaxPooling
+        case "dense":
+            guard parts.count >= 2, let units = Int(parts[1]), units > 0 else { throw bad("dense needs a positive number of units") }
+            let act = parts.count > 2 ? Activation(kerasName: parts[2]) : .linear
+            guard let act else { throw bad("unknown activation '\(parts[2])'") }
+            return .dense(units: units, activation: act)
+        case "dropout":
+            guard parts.count == 2, let rate = Float(parts[1]), rate >= 0, rate < 1 else { throw bad("dropout needs a rate in [0, 1)") }
+            return .dropout(rate: rate)
+        default:
+            throw bad("unknown head layer '\(parts[0])'")
+        }
+    }
+}
+
+/// What `xfer finetune` was asked to do with the layers.
+public struct FreezeOptions: Sendable {
+    public var freezeUntil: String?
+    public var freeze: [String]
+    public var trainable: [String]
+    public var keepTop: Bool
+    public var head: [HeadLayer]
+    /// Units of the final softmax layer of a new head.
+    public var classes: Int
+    public var seed: UInt64
+
+    public init(freezeUntil: String? = nil, freeze: [String] = [], trainable: [String] = [], keepTop: Bool = false,
+                head: [HeadLayer] = [.flatten, .dense(units: 256, activation: .relu), .dropout(rate: 0.5)],
+                classes: Int, seed: UInt64 = 0) {
+        self.freezeUntil = freezeUntil; self.freeze = freeze; self.trainable = trainable
+        self.keepTop = keepTop; self.head = head; self.classes = classes; self.seed = seed
+    }
+}
+
+/// What a layer runs during training.
+public enum LayerWork: String, Sendable {
+    /// Frozen and below every trainable layer: forward only.
+    case forwardOnly = "forward only"
+    /// Like `forwardOnly`, and its output is computed once per sample and reused every epoch.
+    case cached = "forward, cached"
+    /// The lowest trainable layer: weight gradients, no input gradient.
+    case weightGradients = "weight gradients"
+    /// Trainable above the lowest: weight and input gradients.
+    case weightAndInputGradients = "weight + input gradients"
+    /// Frozen or weightless above the lowest trainable layer: input gradient only.
+    case inputGradients = "input gradients"
+}
+
+/// The planned model and, per executed layer (nested models flattened), what it runs.
+public struct FreezePlan: Sendable {
+    public var model: ModelSpec
+    /// Names of the layers of the base (flattened) and of the head/top, in order.
+    public var baseLayerCount: Int
+    /// Per flattened layer name, what runs.
+    public var work: [(name: String, work: LayerWork)]
+    /// Index (in `work`) of the lowest trainable layer, nil if nothing trains.
+    public var lowestTrainable: Int?
+    /// BatchNormalization layers that are frozen and so run in inference mode.
+    public var frozenBatchNorms: [String]
+}
+
+extension ModelSpec {
+    /// Every layer in execution order, nested models replaced by their layers (the nested
+    /// model's own entry is not listed). `enclosingTrainable` folds in the nested models' flags.
+    public func flattenedLayers(enclosingTrainable: Bool = true) -> [(layer: LayerSpec, trainable: Bool)] {
+        layers.flatMap { l -> [(layer: LayerSpec, trainable: Bool)] in
+            let t = enclosingTrainable && l.trainable
+            if case .model(let m) = l.kind { return m.flattenedLayers(enclosingTrainable: t && m.trainable) }
+            return [(l, t)]
+        }
+    }
+
+    /// Every layer name, nested ones included, in order (for `--freeze-until` and error messages).
+    public var allLayerNames: [String] {
+        layers.flatMap { l -> [String] in
+            if case .model(let m) = l.kind { return [l.name] + m.allLayerNames }
+            return [l.name]
+        }
+    }
+}
+
+/// Plans fine-tuning of `model`: freezes, replaces the top, and says what runs.
+public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAllowed: Bool = true) throws -> FreezePlan {
+    var model = source
+    // 1. Base and top.
+    let baseEnd = try baseEndIndex(model)
+    if !options.keepTop {
+        model.layers = Array(model.layers[...baseEnd])
+        var shape = try model.outputShape()
+        var rng = SeededRandom(seed: options.seed)
+        var used = Set(model.allLayerNames)
+        func unique(_ base: String) -> String {
+            var name = base, k = 1
+            while used.contains(name) { name = "\(base)_\(k)"; k += 1 }
+            used.insert(name)
+            return name
+        }
+        let finalLayer = HeadLayer.dense(units: options.classes, activation: .softmax)
+        for (i, h) in (options.head + [finalLayer]).enumerated() {
+            let isFinal = i == options.head.count
+            var layer: LayerSpec
+            switch h {
+            case .flatten:
+                layer = LayerSpec(name: unique("flatten"), className: "Flatten", kind: .flatten)
+            case .globalAveragePooling:
+                layer = LayerSpec(name: unique("global_average_pooling2d"), className: "GlobalAveragePooling2D", kind: .globalAveragePooling2D(keepdims: false))
+            case .globalMaxPooling:
+                layer = LayerSpec(name: unique("global_max_pooling2d"), className: "GlobalMaxPooling2D", kind: .globalMaxPooling2D(keepdims: false))
+            case .dropout(let rate):
+                layer = LayerSpec(name: unique("dropout"), className: "Dropout", kind: .dropout(DropoutConfig(rate: rate)))
+            case .dense(let units, let activation):
+                guard shape.count == 1 else {
+                    throw XferError.usage("--head", "a dense layer needs a flat input but gets \(shapeText(shape))",
+                                          hint: "start the head with flatten or gap")
+                }
+                let fanIn = shape[0]
+                let limit = Float((6.0 / Double(fanIn + units)).squareRoot())
+                let kernel = (0..<(fanIn * units)).map { _ in rng.uniform(-limit, limit) }
+                layer = LayerSpec(name: unique(isFinal ? "predictions" : "dense"), className: "Dense",
+                                  kind: .dense(DenseConfig(units: units, activation: activation)),
+                                  weights: [WeightSpec(role: "kernel", shape: [fanIn, units], values: kernel),
+                                            WeightSpec(role: "bias", shape: [units], values: [Float](repeating: 0, count: units))])
+            }
+            shape = try layer.outputShape(input: shape)
+            model.layers.append(layer)
+        }
+    }
+
+    // 2. Freezing.
+    let names = model.allLayerNames
+    func check(_ name: String, _ flag: String) throws {
+        guard names.contains(name) else {
+            throw XferError.usage(flag, "no layer named '\(name)'", hint: "layers: " + names.joined(separator: ", "))
+        }
+    }
+    var frozenNames = Set<String>()
+    if let until = options.freezeUntil {
+        guard let first = names.firstIndex(where: { $0 == until || $0.hasPrefix(until + "_") }) else {
+            throw XferError.usage("--freeze-until", "no layer named '\(until)' or starting with '\(until)_'",
+                                  hint: "layers: " + names.joined(separator: ", "))
+        }
+        frozenNames = Set(names[..<first])
+    } else {
+        // The whole base (its layers and the nested models in it).
+        for l in model.layers[...min(baseEnd, model.layers.count - 1)] {
+            frozenNames.insert(l.name)
+            if case .model(let m) = l.kind { frozenNames.formUnion(m.allLayerNames) }
+        }
+    }
+    for n in options.freeze { try check(n, "--freeze") }
+    for n in options.trainable { try check(n, "--trainable") }
+    frozenNames.formUnion(options.freeze)
+    frozenNames.subtract(options.trainable)
+    model = applyFlags(model, frozen: frozenNames)
+
+    // 3. What runs.
+    let flat = model.flattenedLayers()
+    let lowest = flat.firstIndex { $0.trainable && $0.layer.hasWeights }
+    var randomBefore = false
+    var work: [(String, LayerWork)] = []
+    for (i, entry) in flat.enumerated() {
+        if case .dropout(let d) = entry.layer.kind, d.rate > 0 { randomBefore = true }
+        let w: LayerWork
+        if let lowest, i >= lowest {
+            if i == lowest { w = .weightGradients }
+            else if entry.trainable && entry.layer.hasWeights { w = .weightAndInputGradients }
+            else { w = .inputGradients }
+        } else {
+            w = (cacheAllowed && !randomBefore && lowest != nil) ? .cached : .forwardOnly
+        }
+        work.append((entry.layer.name, w))
+    }
+    let frozenBN = flat.filter { if case .batchNormalization = $0.layer.kind { return !$0.trainable } else { return false } }.map(\.layer.name)
+    let baseCount = source.layers[...baseEnd].reduce(0) { n, l in
+        if case .model(let m) = l.kind { return n + m.flattenedLayers().count }
+        return n + 1
+    }
+    return FreezePlan(model: model, baseLayerCount: baseCount, work: work, lowestTrainable: lowest, frozenBatchNorms: frozenBN)
+}
+
+/// Index of the last top-level layer of the base.
+private func baseEndIndex(_ model: ModelSpec) throws -> Int {
+    func isFeature(_ l: LayerSpec) -> Bool {
+        switch l.kind {
+        case .conv2D, .maxPooling2D, .averagePooling2D: return true
+        case .model(let m): return m.layers.contains(where: isFeature)
+        default: return false
+        }
+    }
+    guard var end = model.layers.lastIndex(where: isFeature) else {
+        throw XferError.badInput(model.name, "has no convolution or pooling layer, so there is no base to fine-tune",
+                                 hint: "use --keep-top to train the model as it is")
+    }
+    // Layers that finish the last block (normalisation, activation) belong to the base.
+    while end + 1 < model.layers.count {
+        switch model.layers[end + 1].kind {
+        case .batchNormalization, .activation, .relu, .zeroPadding2D: end += 1
+        default: return end
+        }
+    }
+    return end
+}
+
+private func applyFlags(_ model: ModelSpec, frozen: Set<String>) -> ModelSpec {
+    var m = model
+    for i in m.layers.indices {
+        if case .model(let inner) = m.layers[i].kind {
+            let planned = applyFlags(inner, frozen: frozen)
+            m.layers[i].kind = .model(planned)
+            // A nested model stays trainable while anything inside it trains, as after Keras's
+            // `base.trainable = True` followed by per-layer freezing.
+            let anyTrainable = planned.flattenedLayers().contains { $0.trainable && $0.layer.hasWeights }
+            m.layers[i].trainable = anyTrainable || !frozen.contains(m.layers[i].name)
+        } else {
+            m.layers[i].trainable = !frozen.contains(m.layers[i].name)
+        }
+    }
+    m.trainable = true
+    return m
+}
+
+/// SplitMix64: a small, seeded, portable generator for weight initialisation and shuffling.
+public struct SeededRandom: Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
+        let u = Float(next() >> 40) / Float(1 << 24)
+        return lo + (hi - lo) * u
+    }
+
+    /// A permutation of 0..<n (Fisher–Yates).
+    public mutating func permutation(_ n: Int) -> [Int] {
+        var p = Array(0..<n)
+        if n < 2 { return p }
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            let j = Int(next() % UInt64(i + 1))
+            p.swapAt(i, j)
+        }
+        return p
+    }
+}

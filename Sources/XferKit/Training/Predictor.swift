@@ -1,0 +1,144 @@
+// Running a model over DATA for `predict` and `evaluate`.
+//
+// When the model ends in a softmax (a Dense or Activation layer with
+// activation="softmax"), the network runs up to the logits and the softmax is
+// applied here, so the loss can be computed from the logits exactly as Keras's
+// `fit`/`evaluate` do (KERAS-FORMATS.md B.6: `softmax_cross_entropy_with_logits`,
+// no clipping). Other outputs are treated as probabilities (renormalised, clipped
+// to [1e-7, 1 − 1e-7]).
+
+import Foundation
+
+public struct EvaluationResult: Sendable {
+    /// Mean categorical cross-entropy over the samples.
+    public var loss: Double
+    /// Fraction of samples whose top-1 class is the label.
+    public var accuracy: Double
+    public var count: Int
+}
+
+/// Model outputs over a data set, in sample order.
+public struct Predictions: Sendable {
+    /// (N, classes) probabilities.
+    public var probabilities: Tensor
+    /// (N, classes) logits when the model ends in a softmax, else nil.
+    public var logits: Tensor?
+    /// Sample indices (into the data) of the rows; unreadable images are left out.
+    public var indices: [Int]
+    /// The data's labels of those samples (-1 where there are none).
+    public var labels: [Int]
+}
+
+public final class Predictor {
+    public let network: Network
+    public let model: ModelSpec
+    /// True when the final softmax is applied here, not by the network.
+    public let appliesSoftmax: Bool
+
+    public init(model: ModelSpec) throws {
+        var spec = model
+        var strip = false
+        if var last = spec.layers.last {
+            switch last.kind {
+            case .dense(var d) where d.activation == .softmax:
+                d.activation = .linear; last.kind = .dense(d); strip = true
+            case .activation(.softmax):
+                last.kind = .activation(.linear); strip = true
+            default: break
+            }
+            spec.layers[spec.layers.count - 1] = last
+        }
+        self.model = model
+        appliesSoftmax = strip
+        network = try Network(spec: spec)
+    }
+
+    /// Runs the model over every sample of `data`, `batchSize` at a time.
+    public func predict(_ data: DataSource, batchSize: Int = 32,
+                        progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
+                        warning: @escaping (String) -> Void = { _ in }) throws -> Predictions {
+        let shape = network.inputShape
+        guard shape.count == 3 else {
+            throw XferError.badInput(model.name, "takes input \(shapeText(shape)), not images (H, W, C)")
+        }
+        if data.kind == .images && shape[2] != 3 {
+            throw XferError.badInput(data.path, "images have 3 channels but the model takes \(shape[2])")
+        }
+        if let s = data.sampleShape, s != shape {
+            throw XferError.badInput(data.path, "x holds samples of shape \(shapeText(s)) but the model takes \(shapeText(shape))",
+                                     hint: "give data of the model's input shape")
+        }
+        var outputs: [Float] = []
+        var indices: [Int] = []
+        var labels: [Int] = []
+        var width = 0
+        for start in stride(from: 0, to: data.count, by: batchSize) {
+            let wanted = Array(start..<min(data.count, start + batchSize))
+            let b = try data.batch(wanted, height: shape[0], width: shape[1], warning: warning)
+            progress(min(data.count, start + batchSize), data.count)
+            if b.indices.isEmpty { continue }
+            let y = try network.predict(b.x, batchSize: batchSize)
+            width = y.shape.dropFirst().reduce(1, *)
+            outputs += y.values
+            indices += b.indices
+            labels += b.labels
+        }
+        guard !indices.isEmpty else { throw XferError.badInput(data.path, "holds no readable samples") }
+        let raw = Tensor(shape: [indices.count, width], values: outputs)
+        if appliesSoftmax {
+            return Predictions(probabilities: softmaxRows(raw), logits: raw, indices: indices, labels: labels)
+        }
+        return Predictions(probabilities: raw, logits: nil, indices: indices, labels: labels)
+    }
+
+    /// Loss and accuracy as Keras's `evaluate` computes them for categorical cross-entropy.
+    public func evaluate(_ p: Predictions) throws -> EvaluationResult {
+        let n = p.indices.count
+        let classes = p.probabilities.shape[1]
+        guard p.labels.allSatisfy({ $0 >= 0 }) else {
+            throw XferError.badInput("data", "has no labels (y) to evaluate against")
+        }
+        if let bad = p.labels.first(where: { $0 >= classes }) {
+            throw XferError.badInput("data", "holds label \(bad) but the model has \(classes) outputs",
+                                     hint: "the data's classes do not match the model's")
+        }
+        var loss = 0.0, correct = 0
+        for i in 0..<n {
+            let row = Array(p.probabilities.values[(i * classes)..<((i + 1) * classes)])
+            let label = p.labels[i]
+            if let logits = p.logits {
+                let z = Array(logits.values[(i * classes)..<((i + 1) * classes)])
+                loss += Double(logSumExp(z) - z[label])
+            } else {
+                let total = row.reduce(0, +)
+                let q = min(max(row[label] / total, 1e-7), 1 - 1e-7)
+                loss -= Double(log(q))
+            }
+            if row.indices.max(by: { row[$0] < row[$1] }) == label { correct += 1 }
+        }
+        return EvaluationResult(loss: loss / Double(n), accuracy: Double(correct) / Double(n), count: n)
+    }
+}
+
+/// log Σ exp(z), computed stably.
+public func logSumExp(_ z: [Float]) -> Float {
+    let m = z.max() ?? 0
+    var s: Float = 0
+    for v in z { s += expf(v - m) }
+    return m + logf(s)
+}
+
+/// Row-wise softmax of a (N, C) tensor.
+public func softmaxRows(_ t: Tensor) -> Tensor {
+    let c = t.shape[1]
+    var out = t.values
+    for i in 0..<t.shape[0] {
+        let lo = i * c
+        var m = -Float.infinity
+        for j in 0..<c { m = max(m, out[lo + j]) }
+        var s: Float = 0
+        for j in 0..<c { out[lo + j] = expf(out[lo + j] - m); s += out[lo + j] }
+        for j in 0..<c { out[lo + j] /= s }
+    }
+    return Tensor(shape: t.shape, values: out)
+}

@@ -1,0 +1,31 @@
+// `xfer evaluate CHECKPOINT --data DATA`
+
+import ArgumentParser
+import Foundation
+import XferKit
+
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Loss and accuracy of a checkpoint on labelled DATA.")
+
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    var checkpoint: String
+
+    @OptionGroup var checkpointOptions: CheckpointOptions
+    @OptionGroup var dataOptions: DataOptions
+
+    func run() throws {
+        let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
+        let data = try dataOptions.open()
+        guard data.labels != nil else {
+            throw XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "evaluate needs labelled data")
+        }
+        let predictor = try Predictor(model: loaded.model)
+        let bar = ProgressBar("evaluate")
+        let p = try predictor.predict(data, batchSize: dataOptions.batchSize, progress: { bar.update($0, $1) }, warning: warn)
+        bar.finish()
+        let r = try predictor.evaluate(p)
+        print(String(format: "loss: %.4f - accuracy: %.4f", r.loss, r.accuracy))
+    }
+}
