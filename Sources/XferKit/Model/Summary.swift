@@ -73,26 +73,30 @@ public struct ModelSummary: Sendable {
     }
 
     /// The Keras-style table with a Trainable column, then the three `... params:` lines.
-    public func render(title: String? = nil) -> String {
+    /// `extra` adds a last column (`title`, and a cell per layer name).
+    public func render(title: String? = nil, extra: (title: String, cells: [String: String])? = nil) -> String {
         let nameCells = rows.map { String(repeating: "  ", count: $0.depth) + "\($0.name) (\($0.type))" }
         let shapeCells = rows.map { r in "(" + r.outputShape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")" }
         let w0 = max(30, (nameCells.map(\.count).max() ?? 0) + 2)
         let w1 = max(22, (shapeCells.map(\.count).max() ?? 0) + 2)
         let w2 = max(12, (rows.map { formatCount($0.params).count }.max() ?? 0) + 2)
-        let w3 = 9
-        let width = w0 + w1 + w2 + w3 + 1
-        func line(_ a: String, _ b: String, _ c: String, _ d: String) -> String {
-            " " + a.padding(toLength: w0 - 1, withPad: " ", startingAt: 0) + b.padding(toLength: w1, withPad: " ", startingAt: 0)
-                + c.padding(toLength: w2, withPad: " ", startingAt: 0) + d
+        let w3 = extra == nil ? 9 : 11
+        let w4 = extra.map { max($0.title.count, $0.cells.values.map(\.count).max() ?? 0) } ?? 0
+        let width = w0 + w1 + w2 + w3 + w4 + 1
+        func line(_ a: String, _ b: String, _ c: String, _ d: String, _ e: String = "") -> String {
+            var l = " " + a.padding(toLength: w0 - 1, withPad: " ", startingAt: 0) + b.padding(toLength: w1, withPad: " ", startingAt: 0)
+                + c.padding(toLength: w2, withPad: " ", startingAt: 0)
+            l += extra == nil ? d : d.padding(toLength: w3, withPad: " ", startingAt: 0) + e
+            return l
         }
         var out: [String] = []
         out.append("Model: \"\(title ?? modelName)\"")
         out.append(String(repeating: "_", count: width))
-        out.append(line("Layer (type)", "Output Shape", "Param #", "Trainable"))
+        out.append(line("Layer (type)", "Output Shape", "Param #", "Trainable", extra?.title ?? ""))
         out.append(String(repeating: "=", count: width))
         for (i, r) in rows.enumerated() {
             let t = r.params == 0 && !isModelType(r.type) ? "-" : (r.trainable ? "Y" : "N")
-            out.append(line(nameCells[i], shapeCells[i], formatCount(r.params), t))
+            out.append(line(nameCells[i], shapeCells[i], formatCount(r.params), t, extra?.cells[r.name] ?? ""))
         }
         out.append(String(repeating: "=", count: width))
         out.append("Total params: \(formatCount(totalParams))")
