@@ -105,3 +105,59 @@ func activate(_ x: inout Tensor, _ activation: Activation) {
         }
     }
 }
+
+/// Backward of an activation, in place: `dy[i] ← dy[i] · f′` for `rows` rows of `cols` values.
+/// f′ is taken from the activation's output `y` (and, for silu and gelu only, from its input
+/// `x`, which the layer must then keep). Softmax: `dy ← y ⊙ (dy − Σ dy ⊙ y)` per row.
+/// ReLU's gradient passes only where the output is > 0 (TF `ReluGrad`); relu6 where 0 < y < 6.
+func activationBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>,
+                        input x: UnsafePointer<Float>?, rows: Int, cols: Int, _ activation: Activation) {
+    let n = rows * cols
+    switch activation {
+    case .linear:
+        return
+    case .relu:
+        for i in 0..<n where !(y[i] > 0) { dy[i] = 0 }
+    case .relu6:
+        for i in 0..<n where !(y[i] > 0 && y[i] < 6) { dy[i] = 0 }
+    case .sigmoid:
+        for i in 0..<n { dy[i] *= y[i] * (1 - y[i]) }
+    case .tanh:
+        for i in 0..<n { dy[i] *= 1 - y[i] * y[i] }
+    case .elu:
+        for i in 0..<n where !(y[i] > 0) { dy[i] *= y[i] + 1 }
+    case .selu:
+        let alpha: Float = 1.6732632423543772848170429916717
+        let scale: Float = 1.0507009873554804934193349852946
+        for i in 0..<n { dy[i] *= y[i] > 0 ? scale : y[i] + scale * alpha }
+    case .softplus:
+        for i in 0..<n { dy[i] *= -expm1f(-y[i]) }
+    case .softsign:
+        for i in 0..<n { let a = 1 - abs(y[i]); dy[i] *= a * a }
+    case .silu:
+        guard let x else { preconditionFailure("silu backward needs the input") }
+        for i in 0..<n {
+            let s = 1 / (1 + expf(-x[i]))
+            dy[i] *= s * (1 + x[i] * (1 - s))
+        }
+    case .gelu:
+        guard let x else { preconditionFailure("gelu backward needs the input") }
+        for i in 0..<n {
+            let cdf = 0.5 * (1 + erff(x[i] * 0.70710678118654752440))
+            let pdf = expf(-0.5 * x[i] * x[i]) * 0.39894228040143267794
+            dy[i] *= cdf + x[i] * pdf
+        }
+    case .softmax:
+        for r in 0..<rows {
+            let d = dy + r * cols, p = y + r * cols
+            var dot: Float = 0
+            for j in 0..<cols { dot += d[j] * p[j] }
+            for j in 0..<cols { d[j] = p[j] * (d[j] - dot) }
+        }
+    }
+}
+
+/// Whether `activationBackward` needs the activation's input, not just its output.
+func activationBackwardNeedsInput(_ activation: Activation) -> Bool {
+    activation == .silu || activation == .gelu
+}

@@ -77,61 +77,65 @@ public final class Optimizer {
     /// Call once per batch, with the parameters always in the same order.
     public func step(_ parameters: [UnsafeMutableBufferPointer<Float>], _ gradients: [UnsafeBufferPointer<Float>]) {
         precondition(parameters.count == gradients.count)
-        if state.isEmpty {
-            state = parameters.map { p in
-                (0..<slotCount).map { _ in
-                    let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: p.count)
-                    b.initialize(repeating: 0)
-                    return b
-                }
+        for i in parameters.indices { update(i, parameters[i], gradients[i]) }
+        finishStep()
+    }
+
+    /// Updates parameter number `i` (the same number for the same parameter every step) from its
+    /// gradient `g`. After every parameter of the step, call `finishStep()`.
+    public func update(_ i: Int, _ theta: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
+        precondition(theta.count == g.count)
+        while state.count <= i { state.append([]) }
+        if state[i].isEmpty && slotCount > 0 {
+            state[i] = (0..<slotCount).map { _ in
+                let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: theta.count)
+                b.initialize(repeating: 0)
+                return b
             }
         }
-        precondition(state.count == parameters.count, "the set of trainable parameters changed between steps")
         let t = Float(iterations + 1)
         let c = config
-        for i in parameters.indices {
-            let theta = parameters[i], g = gradients[i]
-            precondition(theta.count == g.count)
-            switch c.kind {
-            case .sgd:
-                if c.momentum == 0 {
-                    for j in 0..<theta.count { theta[j] += -g[j] * c.learningRate }
-                } else {
-                    let m = state[i][0]
-                    for j in 0..<theta.count {
-                        m[j] = -g[j] * c.learningRate + m[j] * c.momentum
-                        if c.nesterov {
-                            theta[j] += -g[j] * c.learningRate + m[j] * c.momentum
-                        } else {
-                            theta[j] += m[j]
-                        }
-                    }
-                }
-            case .adam:
-                let alpha = c.learningRate * (1 - powf(c.beta2, t)).squareRoot() / (1 - powf(c.beta1, t))
-                let m = state[i][0], v = state[i][1]
+        switch c.kind {
+        case .sgd:
+            if c.momentum == 0 {
+                for j in 0..<theta.count { theta[j] += -g[j] * c.learningRate }
+            } else {
+                let m = state[i][0]
                 for j in 0..<theta.count {
-                    m[j] += (g[j] - m[j]) * (1 - c.beta1)
-                    v[j] += (g[j] * g[j] - v[j]) * (1 - c.beta2)
-                    theta[j] -= (m[j] * alpha) / (v[j].squareRoot() + c.epsilon)
-                }
-            case .rmsprop:
-                let v = state[i][0]
-                for j in 0..<theta.count {
-                    v[j] = c.rho * v[j] + (1 - c.rho) * (g[j] * g[j])
-                    let increment = c.learningRate * g[j] / (v[j] + c.epsilon).squareRoot()
-                    if c.momentum > 0 {
-                        let mom = state[i][1]
-                        mom[j] = c.momentum * mom[j] + increment
-                        theta[j] -= mom[j]
+                    m[j] = -g[j] * c.learningRate + m[j] * c.momentum
+                    if c.nesterov {
+                        theta[j] += -g[j] * c.learningRate + m[j] * c.momentum
                     } else {
-                        theta[j] -= increment
+                        theta[j] += m[j]
                     }
                 }
             }
+        case .adam:
+            let alpha = c.learningRate * (1 - powf(c.beta2, t)).squareRoot() / (1 - powf(c.beta1, t))
+            let m = state[i][0], v = state[i][1]
+            for j in 0..<theta.count {
+                m[j] += (g[j] - m[j]) * (1 - c.beta1)
+                v[j] += (g[j] * g[j] - v[j]) * (1 - c.beta2)
+                theta[j] -= (m[j] * alpha) / (v[j].squareRoot() + c.epsilon)
+            }
+        case .rmsprop:
+            let v = state[i][0]
+            for j in 0..<theta.count {
+                v[j] = c.rho * v[j] + (1 - c.rho) * (g[j] * g[j])
+                let increment = c.learningRate * g[j] / (v[j] + c.epsilon).squareRoot()
+                if c.momentum > 0 {
+                    let mom = state[i][1]
+                    mom[j] = c.momentum * mom[j] + increment
+                    theta[j] -= mom[j]
+                } else {
+                    theta[j] -= increment
+                }
+            }
         }
-        iterations += 1
     }
+
+    /// Ends a step: Keras increments `iterations` after updating every variable.
+    public func finishStep() { iterations += 1 }
 
     /// Restores saved state (`--resume`).
     public func restore(iterations: Int, slots: [[[Float]]]) {

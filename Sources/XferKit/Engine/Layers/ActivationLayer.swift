@@ -1,8 +1,14 @@
 // Activation: one of Keras's activation functions (Activations.swift), softmax over
-// the last axis. Runs in place on its input.
+// the last axis. Runs in place on its input. Backward: dx = dy · f′, f′ from the
+// output (and from the input for silu and gelu, which then keep it).
 
 /// A Keras `Activation` layer.
-public final class ActivationLayer: Layer {
+public final class ActivationLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
+    /// (N, …): the last output, and input when f′ needs it; kept only for backward.
+    var savedOutput: Tensor?
+    var savedInput: Tensor?
     public let name: String
     public let inputShape: [Int]
     public var outputShape: [Int] { inputShape }
@@ -13,8 +19,25 @@ public final class ActivationLayer: Layer {
     }
 
     public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        if context.keepForBackward && activationBackwardNeedsInput(activation) { savedInput = copy x }
         var y = x
         activate(&y, activation)
+        if context.keepForBackward { savedOutput = y }
         return y
+    }
+
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient, let y = savedOutput else { return nil }
+        var dx = dy
+        let cols = inputShape.last ?? 1
+        dx.values.withUnsafeMutableBufferPointer { pd in
+            y.values.withUnsafeBufferPointer { py in
+                let px = savedInput?.values.withUnsafeBufferPointer { $0.baseAddress }
+                activationBackward(pd.baseAddress!, output: py.baseAddress!, input: px,
+                                   rows: dy.count / max(cols, 1), cols: cols, activation)
+            }
+        }
+        savedOutput = nil; savedInput = nil
+        return dx
     }
 }

@@ -6,7 +6,16 @@
 // column blocks so that even a batch of one keeps every thread busy.
 
 /// A Keras `Dense` layer.
-public final class DenseLayer: Layer {
+public final class DenseLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
+    /// (in, units) and (units): gradients, allocated on the first backward.
+    var dKernel: [Float] = []
+    var dBias: [Float] = []
+    /// (N, …, units): the last output (for the activation's backward), kept only for backward.
+    var savedOutput: Tensor?
+    /// The last input before the activation, only for silu/gelu.
+    var savedPreActivation: Tensor?
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -52,7 +61,69 @@ public final class DenseLayer: Layer {
             }
         }
         savedInput = context.release(x)
+        if context.keepForBackward { savedOutput = y }
         return y
+    }
+
+    /// dz = dy·act′; dW += xᵀ·dz; db += Σ dz; dx = dz·Wᵀ.
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard let x = savedInput, let y = savedOutput else { return nil }
+        precondition(!activationBackwardNeedsInput(activation), "Dense with \(activation) cannot be trained yet")
+        let inputs = inputShape.last!, units = outputShape.last!
+        let rows = dy.count / units
+        var dz = dy
+        dz.values.withUnsafeMutableBufferPointer { pd in
+            y.values.withUnsafeBufferPointer { py in
+                activationBackward(pd.baseAddress!, output: py.baseAddress!, input: nil, rows: rows, cols: units, activation)
+            }
+        }
+        if trainable {
+            if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
+            if bias != nil && dBias.isEmpty { dBias = [Float](repeating: 0, count: units) }
+            x.values.withUnsafeBufferPointer { px in
+                dz.values.withUnsafeBufferPointer { pz in
+                    dKernel.withUnsafeMutableBufferPointer { pk in
+                        GEMM.sgemm(transA: true, m: inputs, n: units, k: rows, a: px.baseAddress!, lda: inputs,
+                                   b: pz.baseAddress!, ldb: units, beta: 1, c: pk.baseAddress!, ldc: units)
+                    }
+                    if bias != nil {
+                        for r in 0..<rows { for j in 0..<units { dBias[j] += pz[r * units + j] } }
+                    }
+                }
+            }
+        }
+        savedInput = nil; savedOutput = nil
+        guard needInputGradient else { return nil }
+        var dx = Tensor(shape: [dy.shape[0]] + inputShape, repeating: 0)
+        dz.values.withUnsafeBufferPointer { pz in
+            kernel.withUnsafeBufferPointer { pk in
+                dx.values.withUnsafeMutableBufferPointer { px in
+                    GEMM.sgemm(transB: true, m: rows, n: inputs, k: units, a: pz.baseAddress!, lda: units,
+                               b: pk.baseAddress!, ldb: units, c: px.baseAddress!, ldc: inputs)
+                }
+            }
+        }
+        return dx
+    }
+
+    public func zeroGradients() {
+        for i in dKernel.indices { dKernel[i] = 0 }
+        for i in dBias.indices { dBias[i] = 0 }
+    }
+
+    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+        if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body("kernel", $0, g) } }
+        if bias != nil {
+            if dBias.isEmpty { dBias = [Float](repeating: 0, count: bias!.count) }
+            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body("bias", $0, g) } }
+        }
+    }
+
+    public func currentWeights() -> [String: [Float]] {
+        var w = ["kernel": kernel]
+        if let bias { w["bias"] = bias }
+        return w
     }
 }
 

@@ -1,7 +1,16 @@
 // Dropout: the identity at inference (Keras drops only when called with training=True).
+// Training: inverted dropout, each value kept with probability 1 − rate and scaled by
+// 1/(1 − rate), dropped to 0 otherwise; the mask comes from a seeded generator (TensorFlow's
+// random stream cannot be reproduced, so masks differ from Keras's but are repeatable).
 
 /// A Keras `Dropout` layer.
-public final class DropoutLayer: Layer {
+public final class DropoutLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
+    /// The generator of the masks; the training network seeds it.
+    public var random = SeededRandom(seed: 0)
+    /// (N, …): the last mask as scale factors (0 or 1/(1 − rate)).
+    var mask: [Float]?
     public let name: String
     public let inputShape: [Int]
     public var outputShape: [Int] { inputShape }
@@ -14,5 +23,30 @@ public final class DropoutLayer: Layer {
         self.name = name; self.inputShape = inputShape; rate = config.rate
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor { x }
+    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        guard training && rate > 0 else { mask = nil; return x }
+        var y = x
+        let scale: Float = rate >= 1 ? 0 : 1 / (1 - rate)
+        // One 64-bit draw gives the uniform for one value; a value is kept when u ≥ rate.
+        var m = [Float](repeating: 0, count: y.count)
+        for i in 0..<m.count {
+            let u = Float(random.next() >> 40) / Float(1 << 24)
+            m[i] = u >= rate ? scale : 0
+        }
+        y.values.withUnsafeMutableBufferPointer { py in
+            for i in 0..<py.count { py[i] *= m[i] }
+        }
+        mask = m
+        return y
+    }
+
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient else { return nil }
+        guard let m = mask else { return dy }
+        var dx = dy
+        dx.values.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] *= m[i] }
+        }
+        return dx
+    }
 }

@@ -2,7 +2,9 @@
 // do not move.
 
 /// A Keras `Flatten` layer.
-public final class FlattenLayer: Layer {
+public final class FlattenLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -14,5 +16,9 @@ public final class FlattenLayer: Layer {
 
     public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         x.reshaped([x.shape[0]] + outputShape)
+    }
+
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        needInputGradient ? dy.reshaped([dy.shape[0]] + inputShape) : nil
     }
 }

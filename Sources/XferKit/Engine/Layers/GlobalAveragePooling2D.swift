@@ -2,7 +2,9 @@
 // (N, H, W, C) → (N, C), or (N, 1, 1, C) with keepdims.
 
 /// A Keras `GlobalAveragePooling2D` layer.
-public final class GlobalAveragePooling2DLayer: Layer {
+public final class GlobalAveragePooling2DLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -33,5 +35,23 @@ public final class GlobalAveragePooling2DLayer: Layer {
         }
         _ = context.release(x)
         return y
+    }
+
+    /// Each pixel gets dy / (H·W) of its channel.
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient else { return nil }
+        let n = dy.shape[0], pixels = inputShape[0] * inputShape[1], c = inputShape[2]
+        var dx = Tensor(shape: [n] + inputShape, repeating: 0)
+        let scale = 1 / Float(pixels)
+        dy.values.withUnsafeBufferPointer { pdy in
+            dx.values.withUnsafeMutableBufferPointer { pdx in
+                for b in 0..<n {
+                    for p in 0..<pixels {
+                        for ch in 0..<c { pdx[(b * pixels + p) * c + ch] = pdy[b * c + ch] * scale }
+                    }
+                }
+            }
+        }
+        return dx
     }
 }

@@ -2,7 +2,12 @@
 // (N, H, W, C) → (N, C), or (N, 1, 1, C) with keepdims.
 
 /// A Keras `GlobalMaxPooling2D` layer.
-public final class GlobalMaxPooling2DLayer: Layer {
+public final class GlobalMaxPooling2DLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
+    /// (N, H, W, C) and (N, C): the last input and output, kept only for backward.
+    var savedInput: Tensor?
+    var savedOutput: Tensor?
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -32,7 +37,35 @@ public final class GlobalMaxPooling2DLayer: Layer {
                 }
             }
         }
-        _ = context.release(x)
+        savedInput = context.release(x)
+        if context.keepForBackward { savedOutput = y }
         return y
+    }
+
+    /// dy goes to the maximum of each channel; tied maxima share it equally, as TensorFlow's
+    /// gradient of `reduce_max` does.
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient, let x = savedInput, let y = savedOutput else { return nil }
+        let n = dy.shape[0], pixels = inputShape[0] * inputShape[1], c = inputShape[2]
+        var dx = Tensor(shape: [n] + inputShape, repeating: 0)
+        x.values.withUnsafeBufferPointer { px in
+            y.values.withUnsafeBufferPointer { py in
+                dy.values.withUnsafeBufferPointer { pdy in
+                    dx.values.withUnsafeMutableBufferPointer { pdx in
+                        for b in 0..<n {
+                            for ch in 0..<c {
+                                let m = py[b * c + ch]
+                                var ties = 0
+                                for p in 0..<pixels where px[(b * pixels + p) * c + ch] == m { ties += 1 }
+                                let share = pdy[b * c + ch] / Float(max(ties, 1))
+                                for p in 0..<pixels where px[(b * pixels + p) * c + ch] == m { pdx[(b * pixels + p) * c + ch] = share }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        savedInput = nil; savedOutput = nil
+        return dx
     }
 }

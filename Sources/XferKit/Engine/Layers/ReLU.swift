@@ -9,7 +9,11 @@
 // Runs in place on its input.
 
 /// A Keras `ReLU` layer.
-public final class ReLULayer: Layer {
+public final class ReLULayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
+    /// (N, …): the last input, kept only for backward.
+    var savedInput: Tensor?
     public let name: String
     public let inputShape: [Int]
     public var outputShape: [Int] { inputShape }
@@ -20,6 +24,7 @@ public final class ReLULayer: Layer {
     }
 
     public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        if context.keepForBackward { savedInput = copy x }
         var y = x
         let n = y.count, parts = min(n, ThreadPool.shared.threadCount * 4)
         let cfg = config
@@ -31,6 +36,35 @@ public final class ReLULayer: Layer {
         }
         return y
     }
+}
+
+extension ReLULayer {
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient, let x = savedInput else { return nil }
+        var dx = dy
+        let cfg = config
+        dx.values.withUnsafeMutableBufferPointer { pd in
+            x.values.withUnsafeBufferPointer { px in
+                for i in 0..<pd.count { pd[i] *= reluDerivative(px[i], cfg) }
+            }
+        }
+        savedInput = nil
+        return dx
+    }
+}
+
+/// d relu / dx of Keras's `relu`, piece by piece as its forward is built (0 at the kinks,
+/// as TensorFlow's ReluGrad).
+@inline(__always)
+func reluDerivative(_ x: Float, _ c: ReLUConfig) -> Float {
+    if c.negativeSlope != 0 && c.maxValue == nil && c.threshold == 0 {
+        return x > 0 ? 1 : c.negativeSlope
+    }
+    let p = c.threshold != 0 ? (x > c.threshold ? x : 0) : max(x, 0)
+    var d: Float = (c.threshold != 0 ? x > c.threshold : x > 0) ? 1 : 0
+    if let top = c.maxValue, p > top { d = 0 }
+    if c.negativeSlope != 0 && x < c.threshold { d += c.negativeSlope }
+    return d
 }
 
 /// Keras's `relu(x, negative_slope, max_value, threshold)` of one value.

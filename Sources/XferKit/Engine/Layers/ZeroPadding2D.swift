@@ -1,7 +1,9 @@
 // ZeroPadding2D: (N, H, W, C) → (N, top+H+bottom, left+W+right, C), zeros around.
 
 /// A Keras `ZeroPadding2D` layer.
-public final class ZeroPadding2DLayer: Layer {
+public final class ZeroPadding2DLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -34,5 +36,24 @@ public final class ZeroPadding2DLayer: Layer {
         }
         _ = context.release(x)
         return y
+    }
+
+    /// dx is dy without the padded border.
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient else { return nil }
+        let n = dy.shape[0], h = inputShape[0], w = inputShape[1], c = inputShape[2]
+        let ow = outputShape[1], oh = outputShape[0]
+        var dx = Tensor(shape: [n] + inputShape, repeating: 0)
+        dy.values.withUnsafeBufferPointer { pdy in
+            dx.values.withUnsafeMutableBufferPointer { pdx in
+                for b in 0..<n {
+                    for i in 0..<h {
+                        let src = pdy.baseAddress! + ((b * oh + i + padding.top) * ow + padding.left) * c
+                        (pdx.baseAddress! + (b * h + i) * w * c).update(from: src, count: w * c)
+                    }
+                }
+            }
+        }
+        return dx
     }
 }

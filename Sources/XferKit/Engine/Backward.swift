@@ -1,0 +1,38 @@
+// What a layer needs for training, beside its forward pass (`Layer`):
+//
+// - a mode: Keras's `training` argument as this layer sees it. BatchNormalization
+//   uses batch statistics and updates its moving averages only when training (and a
+//   frozen BN layer is never training, as in Keras); Dropout is active only when
+//   training.
+// - `backward`: from dy (N, outputShape…) it ADDS the weight gradients into the
+//   layer's gradient buffers (when the layer is trainable) and returns dx
+//   (N, inputShape…) when asked. It uses what the last forward kept
+//   (`ForwardContext.keepForBackward`).
+// - its trainable parameters with their gradients, in Keras's order
+//   (kernel, bias / gamma, beta), for the optimizer.
+
+public protocol TrainableLayer: Layer {
+    /// Keras's `training` flag for the next forward passes.
+    var training: Bool { get set }
+    /// Whether the layer's weights train (gradients are accumulated and handed to the optimizer).
+    var trainable: Bool { get set }
+    /// Backward pass of the last forward. Adds into the weight gradients when `trainable`.
+    func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor?
+    /// Sets every weight gradient to zero.
+    func zeroGradients()
+    /// Calls `body` for each trainable-kind weight (never BN moving statistics) with its values and gradient.
+    func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void)
+    /// Every weight by role (moving statistics included), as they are now: for saving.
+    func currentWeights() -> [String: [Float]]
+}
+
+/// Weightless layers: nothing to train, no mode of their own.
+extension TrainableLayer {
+    public func zeroGradients() {}
+    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
+    public func currentWeights() -> [String: [Float]] { [:] }
+}
+
+/// A fresh zero tensor for an input gradient.
+@inline(__always)
+func zeros(_ shape: [Int]) -> Tensor { Tensor(shape: shape, repeating: 0) }

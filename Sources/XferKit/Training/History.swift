@@ -1,0 +1,88 @@
+// What training records per epoch, and the two ways it leaves the process:
+// `--csv-log FILE` (one row per epoch) and `--plot FILE.svg` (loss and accuracy
+// curves, train and validation, as a standalone SVG a browser shows).
+
+import Foundation
+
+/// One epoch's metrics (Keras `History.history` entries).
+public struct EpochRecord: Sendable, Equatable {
+    public var epoch: Int
+    public var loss: Double
+    public var accuracy: Double
+    public var valLoss: Double?
+    public var valAccuracy: Double?
+    public var learningRate: Float
+
+    public init(epoch: Int, loss: Double, accuracy: Double, valLoss: Double? = nil, valAccuracy: Double? = nil, learningRate: Float) {
+        self.epoch = epoch; self.loss = loss; self.accuracy = accuracy
+        self.valLoss = valLoss; self.valAccuracy = valAccuracy; self.learningRate = learningRate
+    }
+
+    /// `epoch 3/10 - loss: 0.4321 - accuracy: 0.8750 [- val_loss: ... - val_accuracy: ...]` (CONTRACT.md).
+    public func line(of epochs: Int) -> String {
+        var s = String(format: "epoch %d/%d - loss: %.4f - accuracy: %.4f", epoch, epochs, loss, accuracy)
+        if let v = valLoss, let a = valAccuracy { s += String(format: " - val_loss: %.4f - val_accuracy: %.4f", v, a) }
+        return s
+    }
+}
+
+/// `epoch,loss,accuracy,val_loss,val_accuracy,lr` with one row per epoch (empty cells when there
+/// is no validation data).
+public func csvLog(_ history: [EpochRecord]) -> String {
+    var out = "epoch,loss,accuracy,val_loss,val_accuracy,lr\n"
+    for r in history {
+        let v = r.valLoss.map { String($0) } ?? "", a = r.valAccuracy.map { String($0) } ?? ""
+        out += "\(r.epoch),\(r.loss),\(r.accuracy),\(v),\(a),\(r.learningRate)\n"
+    }
+    return out
+}
+
+/// Two panels side by side, loss and accuracy against epoch, train solid and validation dashed.
+public func svgPlot(_ history: [EpochRecord], title: String) -> String {
+    let panelW = 420.0, panelH = 280.0, margin = 50.0
+    let width = 2 * panelW + 3 * margin, height = panelH + 2 * margin + 30
+    func esc(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+    func panel(_ x0: Double, _ name: String, _ train: [Double], _ val: [Double?], fixedMax: Double?) -> String {
+        let all = train + val.compactMap { $0 }
+        let hi = fixedMax ?? max((all.max() ?? 1) * 1.05, 1e-9)
+        let lo = fixedMax == nil ? 0 : 0
+        let n = max(history.count, 2)
+        func px(_ i: Int) -> Double { x0 + Double(i) / Double(n - 1) * panelW }
+        func py(_ v: Double) -> Double { margin + 30 + panelH - (v - Double(lo)) / (hi - Double(lo)) * panelH }
+        var s = "<rect x=\"\(x0)\" y=\"\(margin + 30)\" width=\"\(panelW)\" height=\"\(panelH)\" fill=\"none\" stroke=\"#888\"/>\n"
+        s += "<text x=\"\(x0 + panelW / 2)\" y=\"\(margin + 22)\" text-anchor=\"middle\" font-size=\"14\">\(name)</text>\n"
+        for k in 0...4 {
+            let v = Double(lo) + (hi - Double(lo)) * Double(k) / 4
+            s += "<text x=\"\(x0 - 6)\" y=\"\(py(v) + 4)\" text-anchor=\"end\" font-size=\"10\">\(String(format: "%.3g", v))</text>\n"
+            s += "<line x1=\"\(x0)\" y1=\"\(py(v))\" x2=\"\(x0 + panelW)\" y2=\"\(py(v))\" stroke=\"#eee\"/>\n"
+        }
+        for (i, r) in history.enumerated() where history.count <= 20 || i % max(1, history.count / 10) == 0 {
+            s += "<text x=\"\(px(i))\" y=\"\(margin + 30 + panelH + 14)\" text-anchor=\"middle\" font-size=\"10\">\(r.epoch)</text>\n"
+        }
+        s += "<text x=\"\(x0 + panelW / 2)\" y=\"\(margin + 30 + panelH + 28)\" text-anchor=\"middle\" font-size=\"11\">epoch</text>\n"
+        func polyline(_ values: [Double?], _ color: String, dashed: Bool) -> String {
+            let pts = values.enumerated().compactMap { i, v in v.map { "\(px(i)),\(py($0))" } }
+            guard !pts.isEmpty else { return "" }
+            var line = "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed ? " stroke-dasharray=\"6 4\"" : "") points=\"\(pts.joined(separator: " "))\"/>\n"
+            for p in pts { line += "<circle cx=\"\(p.split(separator: ",")[0])\" cy=\"\(p.split(separator: ",")[1])\" r=\"2.5\" fill=\"\(color)\"/>\n" }
+            return line
+        }
+        s += polyline(train.map { $0 }, "#1f77b4", dashed: false)
+        s += polyline(val, "#d62728", dashed: true)
+        return s
+    }
+    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\">\n"
+    svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    svg += "<text x=\"\(width / 2)\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">\(esc(title))</text>\n"
+    svg += panel(margin, "loss", history.map(\.loss), history.map(\.valLoss), fixedMax: nil)
+    svg += panel(2 * margin + panelW, "accuracy", history.map(\.accuracy), history.map(\.valAccuracy), fixedMax: 1)
+    let ly = height - 12
+    svg += "<line x1=\"\(margin)\" y1=\"\(ly - 4)\" x2=\"\(margin + 24)\" y2=\"\(ly - 4)\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
+    svg += "<text x=\"\(margin + 30)\" y=\"\(ly)\" font-size=\"11\">train</text>\n"
+    svg += "<line x1=\"\(margin + 80)\" y1=\"\(ly - 4)\" x2=\"\(margin + 104)\" y2=\"\(ly - 4)\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>"
+    svg += "<text x=\"\(margin + 110)\" y=\"\(ly)\" font-size=\"11\">validation</text>\n"
+    svg += "</svg>\n"
+    return svg
+}
