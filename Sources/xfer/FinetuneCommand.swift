@@ -68,7 +68,41 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the freeze plan (the import table after freezing, with the new head) and stop.")
     var dryRun = false
 
+    @Option(name: .long, help: ArgumentHelp("Held-out DATA evaluated after each epoch.", valueName: "DATA"))
+    var validationData: String?
+
+    @Option(name: .long, help: ArgumentHelp("Hold out this fraction of each class of DATA for validation (seeded).", valueName: "F"))
+    var validationSplit: Double?
+
+    @Flag(name: .long, help: "Do not cache the frozen prefix's output (it is computed every epoch instead).")
+    var noCache = false
+
+    @Option(name: .long, help: ArgumentHelp("Stop after this many epochs without improvement of --monitor and restore the best weights.", valueName: "PATIENCE"))
+    var earlyStopping: Int?
+
+    @Option(name: .long, help: "Metric for --early-stopping and --reduce-lr-on-plateau: val_loss, val_accuracy, loss, accuracy (default val_loss with validation data, else loss).")
+    var monitor: String?
+
+    @Option(name: .long, help: ArgumentHelp("Halve the learning rate after this many epochs without improvement of --monitor.", valueName: "PATIENCE"))
+    var reduceLrOnPlateau: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"))
+    var csvLog: String?
+
+    @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG.", valueName: "FILE.svg"))
+    var plot: String?
+
+    var monitorName: String { monitor ?? ((validationData != nil || validationSplit != nil) ? "val_loss" : "loss") }
+
     func validate() throws {
+        if let f = validationSplit, !(f > 0 && f < 1) { throw ValidationError("--validation-split must be between 0 and 1") }
+        if validationSplit != nil && validationData != nil { throw ValidationError("give --validation-data or --validation-split, not both") }
+        let metrics = ["loss", "accuracy"] + ((validationData != nil || validationSplit != nil) ? ["val_loss", "val_accuracy"] : [])
+        if (earlyStopping != nil || reduceLrOnPlateau != nil || monitor != nil) && !metrics.contains(monitorName) {
+            throw ValidationError("--monitor \(monitorName) will not exist; available: \(metrics.joined(separator: ", "))")
+        }
+        if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
+        if let p = reduceLrOnPlateau, p < 1 { throw ValidationError("--reduce-lr-on-plateau takes a patience of at least 1") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let classes, classes < 1 { throw ValidationError("--classes must be positive") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
@@ -86,14 +120,101 @@ struct FinetuneCommand: ParsableCommand {
         guard let labels = data.labels else {
             throw XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "fine-tuning needs labelled data")
         }
-        _ = labels
         let classCount = classes ?? data.classCount
+        if let bad = labels.first(where: { $0 >= classCount }) {
+            throw XferError.usage("--classes", "DATA holds label \(bad) but the head has \(classCount) classes")
+        }
         let options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
                                     keepTop: keepTop, head: try parseHead(head), classes: classCount, seed: seed)
-        let plan = try planFineTuning(loaded.model, options: options)
+        let plan = try planFineTuning(loaded.model, options: options, cacheAllowed: !noCache)
+
+        // Training and validation samples.
+        var trainIndices = Array(0..<data.count)
+        var validation: (data: DataSource, indices: [Int])?
+        if let f = validationSplit {
+            let split = stratifiedSplit(labels: labels, classes: classCount, fraction: f, seed: seed)
+            trainIndices = split.training
+            validation = (data, split.validation)
+            let names = data.classNames ?? (0..<classCount).map(String.init)
+            print("Validation split \(f) (stratified, seed \(seed)): " + split.perClass.enumerated().map { i, c in
+                "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
+        } else if let path = validationData {
+            let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
+            guard v.labels != nil else { throw XferError.badInput(path, "has no labels (dataset y)") }
+            validation = (v, Array(0..<v.count))
+        }
         printPlan(plan, data: data)
         if dryRun { return }
-        throw XferError.runtime("finetune", "training is not available in this build", hint: "use --dry-run to see the plan")
+
+        let output = self.output ?? defaultOutput()
+        var fit = FineTuneOptions()
+        fit.epochs = epochs
+        fit.batchSize = dataOptions.batchSize
+        fit.optimizer = OptimizerConfig(kind: optimizer, learningRate: lr, momentum: momentum, nesterov: nesterov)
+        fit.shuffle = shuffle
+        fit.seed = seed
+        fit.useCache = !noCache
+        fit.earlyStoppingPatience = earlyStopping
+        fit.monitor = monitorName
+        if let p = reduceLrOnPlateau { fit.reduceLROnPlateau = (0.5, p, 0) }
+        let tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)
+        let interrupted = InterruptFlag()
+        tuner.stopRequested = { interrupted.isSet }
+
+        let bar = ProgressBar("epoch")
+        var caching: ProgressBar?
+        let started = Date()
+        let events: (TrainingEvent) -> Void = { event in
+            switch event {
+            case .plan(let cached, let floats):
+                if cached { print("Feature cache: the frozen prefix runs once per sample (\(floats) values each), then every epoch trains from it") }
+                else if !noCache { print("Feature cache: off (a trainable or random layer comes first)") }
+            case .caching(let done, let total):
+                if caching == nil { caching = ProgressBar("caching features") }
+                caching?.update(done, total)
+                if done == total { caching?.finish() }
+            case .batch(let epoch, let done, let total, let loss, let acc):
+                bar.update(done, total, extra: String(format: "epoch %d - loss: %.4f - accuracy: %.4f", epoch, loss, acc))
+            case .epochEnd(let r):
+                bar.finish()
+                print(r.line(of: epochs))
+            case .message(let m):
+                print(m)
+            }
+        }
+        var failure: Error?
+        do {
+            _ = try tuner.fit(train: data, trainIndices: trainIndices, validation: validation, events: events, warning: warn)
+        } catch let e as TrainingDiverged {
+            failure = XferError.runtime("training", "the loss became \(e.loss) at epoch \(e.epoch), batch \(e.batch); stopped",
+                                        hint: "lower --lr; \(output) holds the weights of the last finished epoch")
+        }
+        let names = data.classNames ?? loaded.classNames
+        try KerasH5Writer.write(tuner.network.exportModel(), to: output, protecting: [checkpoint, dataOptions.data] + (validationData.map { [$0] } ?? []),
+                                classNames: names)
+        if let path = csvLog { try writeText(XferKit.csvLog(tuner.history), to: path) }
+        if let plot { try writeText(svgPlot(tuner.history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)"), to: plot) }
+        if let failure { throw failure }
+        if interrupted.isSet {
+            print("Interrupted: wrote the current weights to \(output)")
+            throw ExitCode(130)
+        }
+        print(String(format: "Wrote %@ (%.1f s)", output, Date().timeIntervalSince(started)))
+    }
+
+    func defaultOutput() -> String {
+        let url = URL(fileURLWithPath: checkpoint)
+        var stem = url.lastPathComponent
+        for ext in [".weights.h5", ".h5", ".hdf5", ".keras"] where stem.hasSuffix(ext) { stem = String(stem.dropLast(ext.count)); break }
+        return url.deletingLastPathComponent().appendingPathComponent("\(stem)-finetuned.h5").path
+    }
+
+    func writeText(_ text: String, to path: String) throws {
+        try writeAtomically(path, protecting: [checkpoint, dataOptions.data]) { temp in
+            guard FileManager.default.createFile(atPath: temp, contents: Data(text.utf8)) else {
+                throw XferError.runtime(path, "cannot write", hint: "check the folder and the free space")
+            }
+        }
     }
 
     func printPlan(_ plan: FreezePlan, data: DataSource) {

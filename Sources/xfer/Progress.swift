@@ -30,3 +30,31 @@ final class ProgressBar {
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
+
+/// Ctrl-C during training: the first press asks the loop to stop after the current batch
+/// (the weights are then saved); a second press exits at once.
+final class InterruptFlag: @unchecked Sendable {
+    private static var source: DispatchSourceSignal?
+    private static var count = 0
+    private static let lock = NSLock()
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        s.setEventHandler {
+            InterruptFlag.lock.lock(); InterruptFlag.count += 1; let n = InterruptFlag.count; InterruptFlag.lock.unlock()
+            if n == 1 {
+                FileHandle.standardError.write(Data("\nxfer: interrupted: finishing the current batch and saving the weights (Ctrl-C again to quit now)\n".utf8))
+            } else {
+                exit(130)
+            }
+        }
+        s.resume()
+        InterruptFlag.source = s
+    }
+
+    var isSet: Bool {
+        InterruptFlag.lock.lock(); defer { InterruptFlag.lock.unlock() }
+        return InterruptFlag.count > 0
+    }
+}

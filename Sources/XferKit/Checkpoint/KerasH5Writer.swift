@@ -44,20 +44,22 @@ public enum KerasH5Writer {
     public static let kerasVersion = "2.21.0"
 
     /// Writes `model` to `path`. `protecting` lists input files that must never be overwritten.
+    /// `classNames` is stored as the root attribute `class_names` (Keras ignores it; `xfer predict`
+    /// prints names with it).
     public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
-                             extraAttributes: [String: String] = [:]) throws {
+                             classNames: [String]? = nil) throws {
         try writeAtomically(path, protecting: inputs) { temp in
-            try writeFile(model, to: temp, extraAttributes: extraAttributes)
+            try writeFile(model, to: temp, classNames: classNames)
         }
     }
 
-    private static func writeFile(_ model: ModelSpec, to path: String, extraAttributes: [String: String]) throws {
+    private static func writeFile(_ model: ModelSpec, to path: String, classNames: [String]?) throws {
         let file = try HDF5File.create(path)
         let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
         try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
         try file.setString("/", "keras_version", kerasVersion, utf8: true)
         try file.setString("/", "backend", "tensorflow", utf8: true)
-        for (k, v) in extraAttributes { try file.setString("/", k, v, utf8: true) }
+        if let classNames, !classNames.isEmpty { try file.setStrings("/", "class_names", classNames) }
 
         let root = "/model_weights"
         try file.createGroup(root)

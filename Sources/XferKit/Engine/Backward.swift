@@ -24,6 +24,8 @@ public protocol TrainableLayer: Layer {
     func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void)
     /// Every weight by role (moving statistics included), as they are now: for saving.
     func currentWeights() -> [String: [Float]]
+    /// Sets weights by role (as `currentWeights` gives them).
+    func restoreWeights(_ weights: [String: [Float]])
 }
 
 /// Weightless layers: nothing to train, no mode of their own.
@@ -31,6 +33,15 @@ extension TrainableLayer {
     public func zeroGradients() {}
     public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
     public func currentWeights() -> [String: [Float]] { [:] }
+
+    /// Through `withParameters`: enough for layers whose weights are all trainable kinds;
+    /// BatchNormalization also restores its moving statistics.
+    public func restoreWeights(_ weights: [String: [Float]]) {
+        withParameters { role, value, _ in
+            guard let v = weights[role], v.count == value.count else { return }
+            _ = value.update(fromContentsOf: v)
+        }
+    }
 }
 
 /// A fresh zero tensor for an input gradient.

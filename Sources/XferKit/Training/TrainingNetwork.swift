@@ -223,6 +223,28 @@ public final class TrainingNetwork {
         return out
     }
 
+    /// The weights that training can change (trainable layers, and BatchNormalization layers that
+    /// run in training mode), by `path/role`: what a snapshot of the training state needs.
+    public func changingWeights() -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for e in entries {
+            let bnTraining: Bool = { if case .batchNormalization = e.spec.kind { return e.trainingMode } else { return false } }()
+            guard e.trainable || bnTraining, let t = e.layer as? TrainableLayer else { continue }
+            for (role, v) in t.currentWeights() { out["\(e.path)/\(role)"] = v }
+        }
+        return out
+    }
+
+    /// Puts back weights taken with `currentWeights()` (early stopping's best epoch).
+    public func restore(_ weights: [String: [Float]]) {
+        for e in entries {
+            guard let t = e.layer as? TrainableLayer else { continue }
+            var own: [String: [Float]] = [:]
+            for (key, v) in weights where key.hasPrefix(e.path + "/") { own[String(key.dropFirst(e.path.count + 1))] = v }
+            if !own.isEmpty { t.restoreWeights(own) }
+        }
+    }
+
     /// The planned model with the weights as they are now (softmax restored).
     public func exportModel() -> ModelSpec {
         let now = currentWeights()

@@ -1,0 +1,277 @@
+// The epoch loop of `xfer finetune`, as Keras's `fit` runs it: batches in order (or
+// shuffled per epoch, seeded), one optimizer step per batch, the epoch's loss the
+// batch losses weighted by batch size, validation in inference mode after each
+// epoch, and the callbacks users rely on (early stopping with best-weight restore,
+// reduce-LR-on-plateau, stop on NaN).
+//
+// The frozen-feature cache: when every layer below the lowest trainable one is frozen
+// and nothing random runs there, that prefix's output is the same every epoch, so it
+// is computed once per sample and reused (in memory, or in a temporary file when
+// large). Keys are sample indices, so labels can never get out of step.
+
+import Foundation
+
+/// How to train.
+public struct FineTuneOptions: Sendable {
+    public var epochs: Int = 10
+    public var batchSize: Int = 32
+    public var optimizer: OptimizerConfig = OptimizerConfig(kind: .sgd)
+    public var shuffle = true
+    public var seed: UInt64 = 0
+    /// Use the frozen-feature cache when the plan allows it.
+    public var useCache = true
+    /// Stop after this many epochs without improvement of `monitor`, restoring the best weights.
+    public var earlyStoppingPatience: Int?
+    /// `val_loss`, `val_accuracy`, `loss` or `accuracy`.
+    public var monitor = "val_loss"
+    /// Multiply the learning rate by `factor` after `patience` epochs without improvement.
+    public var reduceLROnPlateau: (factor: Float, patience: Int, minLR: Float)?
+    /// Memory the feature cache may use before it spills to a temporary file.
+    public var cacheMemoryLimit = 1 << 30
+
+    public init() {}
+}
+
+/// What the loop reports while it runs.
+public enum TrainingEvent: Sendable {
+    /// Before training: whether the frozen prefix is cached (and its size per sample).
+    case plan(cached: Bool, featureFloats: Int)
+    /// Filling the feature cache.
+    case caching(done: Int, total: Int)
+    /// After each batch: running mean loss and accuracy of the epoch so far.
+    case batch(epoch: Int, done: Int, total: Int, loss: Double, accuracy: Double)
+    case epochEnd(EpochRecord)
+    case message(String)
+}
+
+public final class FineTuner {
+    public let network: TrainingNetwork
+    public let options: FineTuneOptions
+    public let optimizer: Optimizer
+    public private(set) var history: [EpochRecord] = []
+    /// Set (e.g. from a signal handler) to stop after the current batch.
+    public var stopRequested: @Sendable () -> Bool = { false }
+
+    public init(model: ModelSpec, kerasVersion: String?, options: FineTuneOptions) throws {
+        self.options = options
+        network = try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed)
+        optimizer = Optimizer(options.optimizer)
+    }
+
+    /// Where the cached prefix ends (the lowest trainable layer), or nil when it cannot be cached.
+    public var cacheSplit: Int? {
+        guard options.useCache, let lowest = network.lowestTrainable, lowest > 0, network.prefixIsDeterministic else { return nil }
+        return lowest
+    }
+
+    /// Trains on `train` (samples `trainIndices`), validating on `validation` after each epoch.
+    /// Returns the history; the network then holds the final (or, with early stopping, the best) weights.
+    public func fit(train: DataSource, trainIndices: [Int], validation: (data: DataSource, indices: [Int])? = nil,
+                    startEpoch: Int = 0, events: (TrainingEvent) -> Void = { _ in },
+                    warning: @escaping (String) -> Void = { _ in }) throws -> [EpochRecord] {
+        let h = network.inputShape[0], w = network.inputShape[1]
+        let split = cacheSplit
+        var trainCache: FeatureCache?
+        var valCache: FeatureCache?
+        if let split {
+            trainCache = try FeatureCache(network: network, split: split, data: train, indices: trainIndices,
+                                          batchSize: options.batchSize, memoryLimit: options.cacheMemoryLimit,
+                                          progress: { events(.caching(done: $0, total: $1)) }, warning: warning)
+            if let validation {
+                valCache = try FeatureCache(network: network, split: split, data: validation.data, indices: validation.indices,
+                                            batchSize: options.batchSize, memoryLimit: options.cacheMemoryLimit,
+                                            progress: { _, _ in }, warning: warning)
+            }
+            events(.plan(cached: true, featureFloats: trainCache!.floatsPerSample))
+        } else {
+            events(.plan(cached: false, featureFloats: 0))
+        }
+
+        var best: (value: Double, weights: [String: [Float]])?
+        // The last weights that produced finite losses, kept for a NaN/Inf stop.
+        var lastGood = network.changingWeights()
+        var sinceBest = 0
+        var plateauBest = Double.infinity, sincePlateauBest = 0
+        let lowerIsBetter = !options.monitor.hasSuffix("accuracy")
+        for epoch in startEpoch..<options.epochs {
+            var order = trainCache?.indices ?? trainIndices
+            if options.shuffle {
+                var rng = SeededRandom(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+                order = rng.permutation(order.count).map { order[$0] }
+            }
+            var lossSum = 0.0, correct = 0, seen = 0
+            let batches = (order.count + options.batchSize - 1) / options.batchSize
+            for b in 0..<batches {
+                let ids = Array(order[(b * options.batchSize)..<min(order.count, (b + 1) * options.batchSize)])
+                let (x, labels, start) = try batch(ids, cache: trainCache, data: train, height: h, width: w, warning: warning)
+                if labels.isEmpty { continue }
+                let r = network.trainStep(x, labels: labels, optimizer: optimizer, from: start)
+                guard r.loss.isFinite else {
+                    network.restore(lastGood)
+                    throw TrainingDiverged(epoch: epoch + 1, batch: b + 1, loss: r.loss)
+                }
+                lossSum += r.loss * Double(labels.count); correct += r.correct; seen += labels.count
+                events(.batch(epoch: epoch + 1, done: b + 1, total: batches, loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
+                if stopRequested() { break }
+            }
+            var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)),
+                                     accuracy: Double(correct) / Double(max(seen, 1)), learningRate: optimizer.config.learningRate)
+            if let validation {
+                let v = try evaluate(validation.data, indices: validation.indices, cache: valCache, warning: warning)
+                record.valLoss = v.loss; record.valAccuracy = v.accuracy
+            }
+            history.append(record)
+            events(.epochEnd(record))
+            lastGood = network.changingWeights()
+            if stopRequested() { break }
+
+            // Callbacks, on the monitored metric.
+            let value: Double? = {
+                switch options.monitor {
+                case "loss": return record.loss
+                case "accuracy": return record.accuracy
+                case "val_accuracy": return record.valAccuracy
+                default: return record.valLoss
+                }
+            }()
+            if let value {
+                let improved = best.map { lowerIsBetter ? value < $0.value : value > $0.value } ?? true
+                if improved {
+                    sinceBest = 0
+                    if options.earlyStoppingPatience != nil { best = (value, network.changingWeights()) }
+                } else {
+                    sinceBest += 1
+                }
+                if let patience = options.earlyStoppingPatience, sinceBest >= patience {
+                    events(.message("early stopping after epoch \(epoch + 1): \(options.monitor) did not improve for \(patience) epochs"))
+                    break
+                }
+                if let r = options.reduceLROnPlateau {
+                    let signed = lowerIsBetter ? value : -value
+                    if signed < plateauBest { plateauBest = signed; sincePlateauBest = 0 } else { sincePlateauBest += 1 }
+                    if sincePlateauBest >= r.patience {
+                        let lr = max(r.minLR, optimizer.config.learningRate * r.factor)
+                        if lr < optimizer.config.learningRate {
+                            optimizer.config.learningRate = lr
+                            events(.message("reducing the learning rate to \(lr)"))
+                        }
+                        sincePlateauBest = 0
+                    }
+                }
+            }
+        }
+        if let best, options.earlyStoppingPatience != nil {
+            network.restore(best.weights)
+            events(.message("restored the weights of the best epoch (\(options.monitor) \(String(format: "%.4f", best.value)))"))
+        }
+        return history
+    }
+
+    /// Loss and accuracy over `indices` of `data`, inference mode.
+    public func evaluate(_ data: DataSource, indices: [Int], cache: FeatureCache? = nil,
+                         warning: @escaping (String) -> Void = { _ in }) throws -> (loss: Double, accuracy: Double) {
+        let h = network.inputShape[0], w = network.inputShape[1]
+        var lossSum = 0.0, correct = 0, seen = 0
+        let order = cache?.indices ?? indices
+        for startIndex in stride(from: 0, to: order.count, by: options.batchSize) {
+            let ids = Array(order[startIndex..<min(order.count, startIndex + options.batchSize)])
+            let (x, labels, start) = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
+            if labels.isEmpty { continue }
+            let r = network.evaluateBatch(x, labels: labels, from: start)
+            lossSum += r.loss * Double(labels.count); correct += r.correct; seen += labels.count
+        }
+        return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
+    }
+
+    private func batch(_ ids: [Int], cache: FeatureCache?, data: DataSource, height: Int, width: Int,
+                       warning: @escaping (String) -> Void) throws -> (Tensor, [Int], Int) {
+        if let cache {
+            let (x, labels) = try cache.batch(ids)
+            return (x, labels, cache.split)
+        }
+        let b = try data.batch(ids, height: height, width: width, warning: warning)
+        return (b.x, b.labels, 0)
+    }
+}
+
+/// The loss became NaN or infinite; the network holds the weights of the last finished epoch.
+public struct TrainingDiverged: Error, Sendable {
+    public var epoch: Int
+    public var batch: Int
+    public var loss: Double
+}
+
+/// The frozen prefix's output for every sample, computed once.
+public final class FeatureCache {
+    public let split: Int
+    public let floatsPerSample: Int
+    let featureShape: [Int]
+    /// Samples that could be read, in the order given.
+    public private(set) var indices: [Int] = []
+    private var labels: [Int: Int] = [:]
+    private var row: [Int: Int] = [:]
+    private var memory: [Float] = []
+    private var file: FileHandle?
+    private var fileURL: URL?
+
+    init(network: TrainingNetwork, split: Int, data: DataSource, indices wanted: [Int], batchSize: Int, memoryLimit: Int,
+         progress: (Int, Int) -> Void, warning: @escaping (String) -> Void) throws {
+        self.split = split
+        let h = network.inputShape[0], w = network.inputShape[1]
+        var shape: [Int] = []
+        var per = 0
+        let spill = { (n: Int) -> Bool in n * 4 > memoryLimit }
+        for start in stride(from: 0, to: wanted.count, by: batchSize) {
+            let ids = Array(wanted[start..<min(wanted.count, start + batchSize)])
+            let b = try data.batch(ids, height: h, width: w, warning: warning)
+            progress(min(wanted.count, start + batchSize), wanted.count)
+            if b.indices.isEmpty { continue }
+            let y = network.prefixOutput(b.x, end: split)
+            if per == 0 {
+                shape = Array(y.shape.dropFirst()); per = shape.reduce(1, *)
+                if spill(per * wanted.count) {
+                    let url = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-features-\(UUID().uuidString).bin")
+                    FileManager.default.createFile(atPath: url.path, contents: nil)
+                    file = try FileHandle(forUpdating: url)
+                    fileURL = url
+                    // Unlinked at once: the space is freed when the handle closes, even on a crash.
+                    try? FileManager.default.removeItem(at: url)
+                }
+            }
+            for (k, index) in b.indices.enumerated() {
+                row[index] = indices.count
+                indices.append(index)
+                labels[index] = b.labels[k]
+            }
+            if let file {
+                try y.values.withUnsafeBytes { try file.write(contentsOf: Data($0)) }
+            } else {
+                memory += y.values
+            }
+        }
+        featureShape = shape
+        floatsPerSample = per
+    }
+
+    deinit { try? file?.close() }
+
+    func batch(_ ids: [Int]) throws -> (Tensor, [Int]) {
+        var values = [Float](repeating: 0, count: ids.count * floatsPerSample)
+        for (k, index) in ids.enumerated() {
+            let r = row[index]!
+            if let file {
+                try file.seek(toOffset: UInt64(r * floatsPerSample * 4))
+                let d = try file.read(upToCount: floatsPerSample * 4) ?? Data()
+                d.withUnsafeBytes { src in
+                    values.withUnsafeMutableBytes { dst in
+                        dst.baseAddress!.advanced(by: k * floatsPerSample * 4).copyMemory(from: src.baseAddress!, byteCount: src.count)
+                    }
+                }
+            } else {
+                values.replaceSubrange((k * floatsPerSample)..<((k + 1) * floatsPerSample),
+                                       with: memory[(r * floatsPerSample)..<((r + 1) * floatsPerSample)])
+            }
+        }
+        return (Tensor(shape: [ids.count] + featureShape, values: values), ids.map { labels[$0]! })
+    }
+}
