@@ -86,6 +86,15 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Halve the learning rate after this many epochs without improvement of --monitor.", valueName: "PATIENCE"))
     var reduceLrOnPlateau: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Random augmentations of the training images, on the fly: flip, crop (turns the feature cache off).", valueName: "NAME,..."))
+    var augment: String?
+
+    @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves.", valueName: "OUT.h5"))
+    var saveBest: String?
+
+    @Flag(name: .long, help: "CHECKPOINT is a file xfer finetune wrote: continue its training (weights, freeze, optimizer state, epoch, learning rate) up to --epochs.")
+    var resume = false
+
     @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"))
     var csvLog: String?
 
@@ -98,10 +107,13 @@ struct FinetuneCommand: ParsableCommand {
         if let f = validationSplit, !(f > 0 && f < 1) { throw ValidationError("--validation-split must be between 0 and 1") }
         if validationSplit != nil && validationData != nil { throw ValidationError("give --validation-data or --validation-split, not both") }
         let metrics = ["loss", "accuracy"] + ((validationData != nil || validationSplit != nil) ? ["val_loss", "val_accuracy"] : [])
-        if (earlyStopping != nil || reduceLrOnPlateau != nil || monitor != nil) && !metrics.contains(monitorName) {
+        if (earlyStopping != nil || reduceLrOnPlateau != nil || saveBest != nil || monitor != nil) && !metrics.contains(monitorName) {
             throw ValidationError("--monitor \(monitorName) will not exist; available: \(metrics.joined(separator: ", "))")
         }
         if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
+        if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop) {
+            throw ValidationError("--resume keeps the freeze of the run it continues; drop --freeze-until/--freeze/--trainable/--keep-top")
+        }
         if let p = reduceLrOnPlateau, p < 1 { throw ValidationError("--reduce-lr-on-plateau takes a patience of at least 1") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let classes, classes < 1 { throw ValidationError("--classes must be positive") }
@@ -124,9 +136,25 @@ struct FinetuneCommand: ParsableCommand {
         if let bad = labels.first(where: { $0 >= classCount }) {
             throw XferError.usage("--classes", "DATA holds label \(bad) but the head has \(classCount) classes")
         }
-        let options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
+        var options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
                                     keepTop: keepTop, head: try parseHead(head), classes: classCount, seed: seed)
-        let plan = try planFineTuning(loaded.model, options: options, cacheAllowed: !noCache)
+        let augmentations = try augment.map(parseAugmentations) ?? []
+        if !augmentations.isEmpty && data.kind != .images {
+            throw XferError.usage("--augment", "applies to image folders, and DATA is an HDF5 file")
+        }
+        var state: TrainingState?
+        if resume {
+            guard let s = try TrainingState.read(checkpoint) else {
+                throw XferError.badInput(checkpoint, "holds no training state to resume",
+                                         hint: "--resume takes a file written by xfer finetune")
+            }
+            state = s
+            options.keepFlags = true
+            if s.epochsDone >= epochs {
+                throw XferError.usage("--epochs", "the run already did \(s.epochsDone) epochs; ask for more to continue")
+            }
+        }
+        let plan = try planFineTuning(loaded.model, options: options, cacheAllowed: !noCache && augmentations.isEmpty)
 
         // Training and validation samples.
         var trainIndices = Array(0..<data.count)
@@ -150,14 +178,20 @@ struct FinetuneCommand: ParsableCommand {
         var fit = FineTuneOptions()
         fit.epochs = epochs
         fit.batchSize = dataOptions.batchSize
-        fit.optimizer = OptimizerConfig(kind: optimizer, learningRate: lr, momentum: momentum, nesterov: nesterov)
+        fit.optimizer = state?.optimizer ?? OptimizerConfig(kind: optimizer, learningRate: lr, momentum: momentum, nesterov: nesterov)
+        fit.augmentations = augmentations
         fit.shuffle = shuffle
         fit.seed = seed
         fit.useCache = !noCache
         fit.earlyStoppingPatience = earlyStopping
         fit.monitor = monitorName
         if let p = reduceLrOnPlateau { fit.reduceLROnPlateau = (0.5, p, 0) }
+        // A file xfer wrote records Keras 2; the run it continues used the checkpoint's own rule.
         let tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)
+        if let state { tuner.optimizer.restore(iterations: state.iterations, slots: state.slots) }
+        if !augmentations.isEmpty && !noCache {
+            print("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix runs every epoch (no feature cache)")
+        }
         let interrupted = InterruptFlag()
         tuner.stopRequested = { interrupted.isSet }
 
@@ -180,18 +214,27 @@ struct FinetuneCommand: ParsableCommand {
                 print(r.line(of: epochs))
             case .message(let m):
                 print(m)
+            case .improved(let r):
+                guard let path = saveBest else { break }
+                do {
+                    try KerasH5Writer.write(tuner.network.exportModel(), to: path, protecting: inputs,
+                                            classNames: data.classNames ?? loaded.classNames)
+                    print("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
+                } catch { warn("\(path): could not save: \(error)") }
             }
         }
         var failure: Error?
         do {
-            _ = try tuner.fit(train: data, trainIndices: trainIndices, validation: validation, events: events, warning: warn)
+            _ = try tuner.fit(train: data, trainIndices: trainIndices, validation: validation,
+                              startEpoch: state?.epochsDone ?? 0, events: events, warning: warn)
         } catch let e as TrainingDiverged {
             failure = XferError.runtime("training", "the loss became \(e.loss) at epoch \(e.epoch), batch \(e.batch); stopped",
                                         hint: "lower --lr; \(output) holds the weights of the last finished epoch")
         }
         let names = data.classNames ?? loaded.classNames
-        try KerasH5Writer.write(tuner.network.exportModel(), to: output, protecting: [checkpoint, dataOptions.data] + (validationData.map { [$0] } ?? []),
-                                classNames: names)
+        let done = (state?.epochsDone ?? 0) + tuner.history.count
+        try KerasH5Writer.write(tuner.network.exportModel(), to: output, protecting: inputs, classNames: names,
+                                trainingState: TrainingState(epochsDone: done, optimizer: tuner.optimizer, seed: seed))
         if let path = csvLog { try writeText(XferKit.csvLog(tuner.history), to: path) }
         if let plot { try writeText(svgPlot(tuner.history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)"), to: plot) }
         if let failure { throw failure }
@@ -201,6 +244,8 @@ struct FinetuneCommand: ParsableCommand {
         }
         print(String(format: "Wrote %@ (%.1f s)", output, Date().timeIntervalSince(started)))
     }
+
+    var inputs: [String] { [checkpoint, dataOptions.data] + (validationData.map { [$0] } ?? []) }
 
     func defaultOutput() -> String {
         let url = URL(fileURLWithPath: checkpoint)

@@ -46,14 +46,15 @@ public enum KerasH5Writer {
     /// Writes `model` to `path`. `protecting` lists input files that must never be overwritten.
     /// `classNames` is stored as the root attribute `class_names` (Keras ignores it; `xfer predict`
     /// prints names with it).
+    /// `trainingState` (optional) lets `xfer finetune --resume` continue the run; Keras ignores it.
     public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
-                             classNames: [String]? = nil) throws {
+                             classNames: [String]? = nil, trainingState: TrainingState? = nil) throws {
         try writeAtomically(path, protecting: inputs) { temp in
-            try writeFile(model, to: temp, classNames: classNames)
+            try writeFile(model, to: temp, classNames: classNames, trainingState: trainingState)
         }
     }
 
-    private static func writeFile(_ model: ModelSpec, to path: String, classNames: [String]?) throws {
+    private static func writeFile(_ model: ModelSpec, to path: String, classNames: [String]?, trainingState: TrainingState?) throws {
         let file = try HDF5File.create(path)
         let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
         try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
@@ -89,6 +90,7 @@ public enum KerasH5Writer {
         }
         try file.createGroup("\(root)/top_level_model_weights")
         try file.setStrings("\(root)/top_level_model_weights", "weight_names", [])
+        if let trainingState { try trainingState.write(to: file) }
         try file.flush()
     }
 

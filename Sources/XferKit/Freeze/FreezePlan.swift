@@ -66,6 +66,8 @@ public struct FreezeOptions: Sendable {
     /// Units of the final softmax layer of a new head.
     public var classes: Int
     public var seed: UInt64
+    /// Keep the model as it is, trainable flags included (resuming a run xfer wrote).
+    public var keepFlags = false
 
     public init(freezeUntil: String? = nil, freeze: [String] = [], trainable: [String] = [], keepTop: Bool = false,
                 head: [HeadLayer] = [.flatten, .dense(units: 256, activation: .relu), .dropout(rate: 0.5)],
@@ -127,7 +129,7 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
     var model = source
     // 1. Base and top.
     let baseEnd = try baseEndIndex(model)
-    if !options.keepTop {
+    if !options.keepTop && !options.keepFlags {
         model.layers = Array(model.layers[...baseEnd])
         var shape = try model.outputShape()
         var rng = SeededRandom(seed: options.seed)
@@ -171,6 +173,7 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
 
     // 2. Freezing.
     let names = model.allLayerNames
+    if options.keepFlags { return describe(model, source: source, baseEnd: baseEnd, cacheAllowed: cacheAllowed) }
     func check(_ name: String, _ flag: String) throws {
         guard names.contains(name) else {
             throw XferError.usage(flag, "no layer named '\(name)'", hint: "layers: " + names.joined(separator: ", "))
@@ -195,8 +198,11 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
     frozenNames.formUnion(options.freeze)
     frozenNames.subtract(options.trainable)
     model = applyFlags(model, frozen: frozenNames)
+    return describe(model, source: source, baseEnd: baseEnd, cacheAllowed: cacheAllowed)
+}
 
-    // 3. What runs.
+/// What each layer of a planned model runs.
+private func describe(_ model: ModelSpec, source: ModelSpec, baseEnd: Int, cacheAllowed: Bool) -> FreezePlan {
     let flat = model.flattenedLayers()
     let lowest = flat.firstIndex { $0.trainable && $0.layer.hasWeights }
     var randomBefore = false

@@ -28,6 +28,8 @@ public struct FineTuneOptions: Sendable {
     public var reduceLROnPlateau: (factor: Float, patience: Int, minLR: Float)?
     /// Memory the feature cache may use before it spills to a temporary file.
     public var cacheMemoryLimit = 1 << 30
+    /// Random augmentations of the training samples, on the fly (they turn the feature cache off).
+    public var augmentations: [Augmentation] = []
 
     public init() {}
 }
@@ -41,6 +43,8 @@ public enum TrainingEvent: Sendable {
     /// After each batch: running mean loss and accuracy of the epoch so far.
     case batch(epoch: Int, done: Int, total: Int, loss: Double, accuracy: Double)
     case epochEnd(EpochRecord)
+    /// The monitored metric improved at the end of this epoch (for `--save-best`).
+    case improved(EpochRecord)
     case message(String)
 }
 
@@ -60,7 +64,8 @@ public final class FineTuner {
 
     /// Where the cached prefix ends (the lowest trainable layer), or nil when it cannot be cached.
     public var cacheSplit: Int? {
-        guard options.useCache, let lowest = network.lowestTrainable, lowest > 0, network.prefixIsDeterministic else { return nil }
+        guard options.useCache, options.augmentations.isEmpty, let lowest = network.lowestTrainable, lowest > 0,
+              network.prefixIsDeterministic else { return nil }
         return lowest
     }
 
@@ -93,6 +98,7 @@ public final class FineTuner {
         var sinceBest = 0
         var plateauBest = Double.infinity, sincePlateauBest = 0
         let lowerIsBetter = !options.monitor.hasSuffix("accuracy")
+        var augmentRandom = SeededRandom(seed: options.seed ^ 0xA06_3E47 &+ UInt64(startEpoch))
         for epoch in startEpoch..<options.epochs {
             var order = trainCache?.indices ?? trainIndices
             if options.shuffle {
@@ -103,8 +109,9 @@ public final class FineTuner {
             let batches = (order.count + options.batchSize - 1) / options.batchSize
             for b in 0..<batches {
                 let ids = Array(order[(b * options.batchSize)..<min(order.count, (b + 1) * options.batchSize)])
-                let (x, labels, start) = try batch(ids, cache: trainCache, data: train, height: h, width: w, warning: warning)
+                var (x, labels, start) = try batch(ids, cache: trainCache, data: train, height: h, width: w, warning: warning)
                 if labels.isEmpty { continue }
+                if !options.augmentations.isEmpty { augment(&x, options.augmentations, &augmentRandom) }
                 let r = network.trainStep(x, labels: labels, optimizer: optimizer, from: start)
                 guard r.loss.isFinite else {
                     network.restore(lastGood)
@@ -138,6 +145,7 @@ public final class FineTuner {
                 let improved = best.map { lowerIsBetter ? value < $0.value : value > $0.value } ?? true
                 if improved {
                     sinceBest = 0
+                    events(.improved(record))
                     if options.earlyStoppingPatience != nil { best = (value, network.changingWeights()) }
                 } else {
                     sinceBest += 1
