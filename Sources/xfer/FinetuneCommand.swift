@@ -133,9 +133,6 @@ struct FinetuneCommand: ParsableCommand {
             throw XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "fine-tuning needs labelled data")
         }
         let classCount = classes ?? data.classCount
-        if let bad = labels.first(where: { $0 >= classCount }) {
-            throw XferError.usage("--classes", "DATA holds label \(bad) but the head has \(classCount) classes")
-        }
         var options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
                                     keepTop: keepTop, head: try parseHead(head), classes: classCount, seed: seed)
         let augmentations = try augment.map(parseAugmentations) ?? []
@@ -173,6 +170,14 @@ struct FinetuneCommand: ParsableCommand {
         }
         printPlan(plan, data: data)
         if dryRun { return }
+        let outputs = plan.model.flattenedLayers().last.map { l -> Int in
+            if case .dense(let d) = l.layer.kind { return d.units }
+            return classCount
+        } ?? classCount
+        if let bad = labels.first(where: { $0 >= outputs }) {
+            throw XferError.usage("--classes", "DATA holds label \(bad) but the model has \(outputs) outputs",
+                                  hint: "give --classes \(bad + 1) or more, or data with fewer classes")
+        }
 
         let output = self.output ?? defaultOutput()
         var fit = FineTuneOptions()

@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -129,6 +130,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     h5 = os.path.join(args.out, "fashion_vgg.h5")
     tmp_h5 = h5 + ".tmp"
+    warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`")  # on purpose
     model.save(tmp_h5, include_optimizer=False, save_format="h5")
     # The saved file must give the same model back.
     reloaded = tf_keras.models.load_model(tmp_h5, compile=False)

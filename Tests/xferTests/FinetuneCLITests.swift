@@ -1,0 +1,104 @@
+// `xfer finetune`, `predict`, `evaluate` end to end on the built binary.
+
+import Foundation
+import XCTest
+
+final class FinetuneCLITests: XCTestCase {
+    let training = CLI.root.appendingPathComponent("checkpoints/training")
+    let images = CLI.root.appendingPathComponent("checkpoints/images/sample")
+
+    func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-ft-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    struct FreezeCase: Decodable {
+        var id: String; var checkpoint: String; var args: [String]; var classes: Int
+        var total_params: Int; var trainable_params: Int; var non_trainable_params: Int
+    }
+
+    func testDryRunPrintsThePlanWithKerasCounts() throws {
+        let cases = try JSONDecoder().decode([FreezeCase].self, from: Data(contentsOf: training.appendingPathComponent("freeze_counts.json")))
+        let fmt = NumberFormatter(); fmt.numberStyle = .decimal; fmt.groupingSeparator = ","
+        for k in cases where k.id == "b" || k.id == "f" {
+            let r = try CLI.run(["finetune", k.checkpoint, "--data", training.appendingPathComponent("fit_plain.h5").path,
+                                 "--classes", String(k.classes), "--dry-run"] + k.args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("Total params: \(fmt.string(from: NSNumber(value: k.total_params))!)"), r.stdout)
+            XCTAssertTrue(r.stdout.contains("Trainable params: \(fmt.string(from: NSNumber(value: k.trainable_params))!)"), r.stdout)
+            XCTAssertTrue(r.stdout.contains("Non-trainable params: \(fmt.string(from: NSNumber(value: k.non_trainable_params))!)"), r.stdout)
+            XCTAssertTrue(r.stdout.contains("weight gradients"), r.stdout)
+        }
+    }
+
+    func testUnknownFreezeUntilExits2ListingTheLayers() throws {
+        let r = try CLI.run(["finetune", "k2_vgg_full.h5", "--data", training.appendingPathComponent("fit_plain.h5").path,
+                             "--freeze-until", "block9", "--dry-run"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("block9") && r.stderr.contains("block5_conv1"), r.stderr)
+    }
+
+    func testFinetuneOnImagesThenPredictAndEvaluate() throws {
+        let dir = try tempDir()
+        let out = dir.appendingPathComponent("tuned.h5").path
+        let plot = dir.appendingPathComponent("curves.svg").path
+        let csv = dir.appendingPathComponent("log.csv").path
+        let r = try CLI.run(["finetune", "k2_vgg_full.h5", "--data", images.path, "--epochs", "2", "--batch-size", "4",
+                             "--head", "flatten,dense:16:relu", "--validation-split", "0.25", "--output", out,
+                             "--plot", plot, "--csv-log", csv])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("epoch 2/2 - loss: "), r.stdout)
+        XCTAssertTrue(r.stdout.contains("val_accuracy: "), r.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        XCTAssertTrue(try String(contentsOfFile: plot, encoding: .utf8).hasPrefix("<svg"))
+        XCTAssertEqual(try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").count, 3)
+        let p = try CLI.run(["predict", out, "--data", images.path])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: images.path).filter { !$0.hasPrefix(".") }
+        let firstLabel = p.stdout.split(separator: "\n").first.map { String($0.split(separator: "\t")[1]) } ?? ""
+        XCTAssertTrue(names.contains(firstLabel), "predict prints class names: \(p.stdout)")
+        let e = try CLI.run(["evaluate", out, "--data", images.path])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stdout.hasPrefix("loss: ") && e.stdout.contains(" - accuracy: "), e.stdout)
+    }
+
+    func testResumeContinuesExactly() throws {
+        let dir = try tempDir()
+        let data = training.appendingPathComponent("fit_plain.h5").path
+        let common = ["--data", data, "--head", "flatten,dense:8:relu", "--optimizer", "adam", "--batch-size", "4"]
+        let four = dir.appendingPathComponent("four.h5").path, two = dir.appendingPathComponent("two.h5").path
+        let resumed = dir.appendingPathComponent("resumed.h5").path
+        XCTAssertEqual(try CLI.run(["finetune", "k2_transfer_functional_bn.h5", "--epochs", "4", "--output", four] + common).status, 0)
+        XCTAssertEqual(try CLI.run(["finetune", "k2_transfer_functional_bn.h5", "--epochs", "2", "--output", two] + common).status, 0)
+        let r = try CLI.run(["finetune", two, "--resume", "--epochs", "4", "--data", data, "--batch-size", "4", "--output", resumed])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("epoch 3/4"), r.stdout)
+        let a = try CLI.run(["predict", four, "--data", data]), b = try CLI.run(["predict", resumed, "--data", data])
+        XCTAssertEqual(a.stdout, b.stdout)
+    }
+
+    func testNeverOverwritesItsInputs() throws {
+        let dir = try tempDir()
+        let input = dir.appendingPathComponent("model.h5")
+        try FileManager.default.copyItem(at: CLI.fixtures.appendingPathComponent("k2_vgg_full.h5"), to: input)
+        let before = try Data(contentsOf: input)
+        let r = try CLI.run(["finetune", input.path, "--data", training.appendingPathComponent("fit_plain.h5").path,
+                             "--epochs", "1", "--output", input.path])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(try Data(contentsOf: input), before)
+    }
+
+    func testDivergingLossStopsWithExit1AndKeepsTheLastGoodWeights() throws {
+        let dir = try tempDir()
+        let out = dir.appendingPathComponent("diverged.h5").path
+        let r = try CLI.run(["finetune", "k2_transfer_functional_bn.h5", "--data", training.appendingPathComponent("fit_plain.h5").path,
+                             "--epochs", "20", "--batch-size", "2", "--lr", "1e30", "--output", out])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("loss became"), r.stderr)
+        let p = try CLI.run(["predict", out, "--data", training.appendingPathComponent("fit_plain.h5").path])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertFalse(p.stdout.contains("nan"), p.stdout)
+    }
+}
