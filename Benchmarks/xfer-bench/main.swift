@@ -98,8 +98,13 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
 func peakRSSMegabytes() -> Double {
     var usage = rusage()
+    #if os(Linux)
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
+    return Double(usage.ru_maxrss) / 1024  // KiB
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1048576  // bytes
+    #endif
 }
 
 /// Times `body` `runs` times after `warmup` untimed runs; the seconds of each timed run.

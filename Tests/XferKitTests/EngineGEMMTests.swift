@@ -55,8 +55,8 @@ final class EngineGEMMTests: XCTestCase {
             ThreadPool.shared.parallelFor(count) { i, worker in
                 XCTAssert(worker < ThreadPool.shared.threadCount)
                 h[i] += 1
-                // A nested call runs serially on this thread.
-                ThreadPool.shared.parallelFor(2) { _, inner in XCTAssertEqual(inner, 0) }
+                // A nested call runs serially on this thread, keeping its worker index.
+                ThreadPool.shared.parallelFor(2) { _, inner in XCTAssertEqual(inner, worker) }
             }
         }
         XCTAssertEqual(hits, [Int](repeating: 1, count: count))

@@ -68,7 +68,16 @@ public final class Network {
         context.pool.beginPass()
         var y = x
         for layer in layers { y = layer.forward(y, context) }
-        return y
+        // The result leaves the pool: copy it out of what may be the largest buffer
+        // of the pass, which then serves the next pass.
+        let result = y.values.withUnsafeBufferPointer { src in
+            Tensor(shape: y.shape, values: [Float](unsafeUninitializedCapacity: src.count) { dst, n in
+                _ = dst.initialize(from: src)
+                n = src.count
+            })
+        }
+        context.pool.recycle(y)
+        return result
     }
 
     /// The GEMMs one forward pass over `batch` samples makes in its convolutions, as

@@ -76,3 +76,14 @@ func forEachOutputRow(batch: Int, _ g: PoolGeometry, _ body: (_ n: Int, _ i: Int
         for r in chunk(part, of: parts, total: rows) { body(r / g.oh, r % g.oh) }
     }
 }
+
+/// Runs `body(n, channels)` for every sample n and a block of its channels, split over
+/// the pool. No two calls share a (sample, channel) pair, so a pooling backward pass can
+/// scatter into dx without locks even where windows overlap.
+func forEachSampleChannelBlock(batch: Int, channels: Int, _ body: (_ n: Int, _ channels: Range<Int>) -> Void) {
+    let threads = ThreadPool.shared.threadCount
+    let blocks = batch >= 2 * threads ? 1 : max(1, min(channels, (4 * threads + batch - 1) / batch))
+    parallelFor(batch * blocks) { t, _ in
+        body(t / blocks, chunk(t % blocks, of: blocks, total: channels))
+    }
+}

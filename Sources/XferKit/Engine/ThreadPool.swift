@@ -6,10 +6,11 @@
 // thread's slice of a shared scratch buffer. Tasks are handed out one at a time in
 // index order; make them coarse (a GEMM tile, a row block), not per element.
 //
-// A parallelFor issued while another is running (from inside a task, or from a second
-// thread) runs its tasks serially on its caller, as worker 0 — never deadlocks, never
-// oversubscribes. Code calling it from two threads at once must therefore not share
-// worker-indexed scratch (Network serialises its calls).
+// A parallelFor issued while another is running runs its tasks serially on its caller
+// — never deadlocks, never oversubscribes. From inside a task it keeps that task's
+// worker index (so the task's scratch stays its own); from an unrelated thread it runs
+// as worker 0, so two threads must not share worker-indexed scratch (Network
+// serialises its calls).
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,16 @@ import Darwin
 #endif
 import Foundation
 
+/// The process's worker threads.
+///
+/// ```swift
+/// ThreadPool.shared.threadCount = 2           // the whole process's budget
+/// var sums = [Float](repeating: 0, count: 8)
+/// sums.withUnsafeMutableBufferPointer { s in
+///     let s = s.baseAddress!
+///     parallelFor(8) { i, _ in s[i] = Float(i * i) }   // tasks 0..<8 on up to 2 threads
+/// }
+/// ```
 public final class ThreadPool: @unchecked Sendable {
     /// The pool every engine computation uses.
     public static let shared = ThreadPool()
@@ -27,6 +38,8 @@ public final class ThreadPool: @unchecked Sendable {
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)      // workers wait for a job
     private let finished = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)  // the caller waits for its end
     private var workers: [pthread_t] = []
+    /// Thread-specific: 1 + the worker index of the thread while it runs a task, else nil.
+    private var workerKey = pthread_key_t()
     private var wanted: Int
 
     // The running job, guarded by `mutex`.
@@ -43,6 +56,7 @@ public final class ThreadPool: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(wake, nil)
         pthread_cond_init(finished, nil)
+        pthread_key_create(&workerKey, nil)
     }
 
     /// Threads a `parallelFor` uses, the caller included. Default: the active
@@ -61,7 +75,8 @@ public final class ThreadPool: @unchecked Sendable {
         let threads = min(wanted, count, max(1, maxThreads))
         if busy || threads == 1 {
             unlock()
-            for i in 0..<count { body(i, 0) }
+            let worker = pthread_getspecific(workerKey).map { Int(bitPattern: $0) - 1 } ?? 0
+            for i in 0..<count { body(i, worker) }
             return
         }
         busy = true
@@ -74,7 +89,9 @@ public final class ThreadPool: @unchecked Sendable {
             running = threads - 1
             generation += 1
             pthread_cond_broadcast(wake)
+            pthread_setspecific(workerKey, UnsafeRawPointer(bitPattern: 1))
             runTasks(worker: 0)  // returns with the mutex held
+            pthread_setspecific(workerKey, nil)
             while running > 0 { pthread_cond_wait(finished, mutex) }
             job = nil
         }
@@ -95,6 +112,7 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// `seen`: the job generation current when the thread was created; it joins the next one.
     private func workerLoop(id: Int, seen: Int) {
+        pthread_setspecific(workerKey, UnsafeRawPointer(bitPattern: id + 1))
         lock()
         var seen = seen
         while true {

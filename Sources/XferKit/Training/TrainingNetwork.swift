@@ -98,6 +98,16 @@ public final class TrainingNetwork {
         entries.contains { $0.trainable && (path == $0.path || path.hasPrefix($0.path + "/")) }
     }
 
+    /// `path/role` of each trainable parameter, in the order the optimizer numbers them.
+    public var parameterPaths: [String] {
+        var out: [String] = []
+        guard let lowest = lowestTrainable else { return out }
+        for e in entries[lowest...] where e.trainable {
+            (e.layer as! TrainableLayer).withParameters { role, _, _ in out.append("\(e.path)/\(role)") }
+        }
+        return out
+    }
+
     /// The chain's layer paths, in order.
     public var layerPaths: [String] { entries.map(\.path) }
 
@@ -293,5 +303,5 @@ func softmaxCrossEntropy(logits: Tensor, labels: [Int]) -> (loss: Double, correc
 /// the unbiased n/(n−1) batch variance, its non-fused path (2-D input) and Keras 3 the biased one.
 func configureBatchNorm(_ layer: Layer, bessel: Bool, inputRank: Int) {
     guard let bn = layer as? BatchNormalizationLayer else { return }
-    _ = bn  // WIRE: bn.besselCorrection = bessel && inputRank == 3
+    bn.besselCorrection = bessel && inputRank == 3
 }

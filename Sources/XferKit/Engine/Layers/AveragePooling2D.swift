@@ -1,13 +1,20 @@
 // AveragePooling2D, TensorFlow's rules: `valid` or `same` windows; with `same` the sum
 // is divided by the number of real (non-padded) elements under the window, not by
 // the pool size (TF `avg_pool`, which the Keras TF backend calls).
+//
+// Backward: each dy is shared equally, dy / (real elements), among its window's real
+// elements; where windows overlap the shares add up. Nothing needs keeping.
 
 /// A Keras `AveragePooling2D` layer.
-public final class AveragePooling2DLayer: Layer {
+public final class AveragePooling2DLayer: TrainableLayer {
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
     let geometry: PoolGeometry
+
+    public var training = false
+    /// No weights: nothing trains.
+    public var trainable = false
 
     init(name: String, config: Pool2DConfig, inputShape: [Int]) throws {
         geometry = try poolGeometry(config, inputShape: inputShape, layer: name, kind: "AveragePooling2D")
@@ -26,6 +33,23 @@ public final class AveragePooling2DLayer: Layer {
         _ = context.release(x)
         return y
     }
+
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient else { return nil }
+        let n = dy.shape[0]
+        precondition(dy.shape == [n] + outputShape, "layer '\(name)': dy has shape \(dy.shape), expected (N, \(outputShape))")
+        var dx = context.output([n] + inputShape)
+        dy.values.withUnsafeBufferPointer { pg in
+            dx.values.withUnsafeMutableBufferPointer { pdx in
+                averagePool2DBackward(pg.baseAddress!, batch: n, geometry, into: pdx.baseAddress!)
+            }
+        }
+        return dx
+    }
+
+    public func zeroGradients() {}
+    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
+    public func currentWeights() -> [String: [Float]] { [:] }
 }
 
 /// y (N, OH, OW, C) = mean over each window's real elements of x (N, H, W, C).
@@ -46,6 +70,29 @@ func averagePool2DForward(_ x: UnsafePointer<Float>, batch: Int, _ g: PoolGeomet
             }
             let count = Float(rows.count * cols.count)
             for ch in 0..<c { out[ch] /= count }
+        }
+    }
+}
+
+/// dx (N, H, W, C): every real element of a window gets dy (N, OH, OW, C) / its real count.
+func averagePool2DBackward(_ dy: UnsafePointer<Float>, batch: Int, _ g: PoolGeometry,
+                           into dx: UnsafeMutablePointer<Float>) {
+    let c = g.c
+    forEachSampleChannelBlock(batch: batch, channels: c) { n, channels in
+        let image = dx + n * g.h * g.w * c
+        for p in 0..<g.h * g.w { (image + p * c + channels.lowerBound).update(repeating: 0, count: channels.count) }
+        for i in 0..<g.oh {
+            for j in 0..<g.ow {
+                let grad = dy + ((n * g.oh + i) * g.ow + j) * c
+                let (rows, cols) = g.window(i, j)
+                let inverse = 1 / Float(rows.count * cols.count)
+                for yy in rows {
+                    for xx in cols {
+                        let dst = image + (yy * g.w + xx) * c
+                        for ch in channels { dst[ch] += grad[ch] * inverse }
+                    }
+                }
+            }
         }
     }
 }

@@ -12,6 +12,24 @@
 // convolutions skip im2col: the input already is A.
 //
 // `conv2DForwardNaive` is the direct seven-loop definition, the oracle in tests.
+//
+// Backward (`conv2DBackward`), from dz = dy·act'(…) (N, OH, OW, O), the gradient at the
+// pre-activation, over the same rows p and the same im2col tiles A (M×K):
+//
+//   dKernel (K×O) += Aᵀ · dz        one partial per worker (its workspace slice), summed at the end
+//   dBias   (O)   += Σ_p dz[p, :]
+//   dx            = col2im(dz · Wᵀ)  (M×K) scatter-added into (N, H, W, C), zeroed first
+//
+// Neighbouring output pixels share input pixels, so two tiles scattering into the same
+// sample would race: when dx is wanted, a task is one or more whole samples and walks
+// its tiles in order. 1×1 stride-1 convolutions again skip im2col: dx = dz · Wᵀ row for
+// row. `conv2DBackwardNaive` is the seven-loop definition of the same three sums.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The sizes of one convolution. Input (H, W, C), kernel (KH, KW, C, O), output (OH, OW, O).
 struct ConvGeometry: Equatable {
@@ -45,7 +63,7 @@ struct ConvGeometry: Equatable {
 }
 
 /// A Keras `Conv2D` layer.
-public final class Conv2DLayer: Layer {
+public final class Conv2DLayer: TrainableLayer {
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -57,6 +75,16 @@ public final class Conv2DLayer: Layer {
     var bias: [Float]?
     /// (N, H, W, C): the last input, kept only when the context asks (backward needs it).
     var savedInput: Tensor?
+    /// (N, OH, OW, O): what the activation derivative is computed from, kept only when
+    /// the context asks: the output, or for silu/gelu the pre-activation.
+    var savedActivation: Tensor?
+
+    /// Keras's `training` flag (a convolution computes the same either way).
+    public var training = false
+    public var trainable = false
+    /// (KH, KW, C, O) and (O): gradients, allocated when the layer first trains.
+    private(set) var dKernel: [Float] = []
+    private(set) var dBias: [Float] = []
 
     init(name: String, config: Conv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
         try requireRank(inputShape, 3, layer: name, kind: "Conv2D")
@@ -88,17 +116,97 @@ public final class Conv2DLayer: Layer {
     public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0]
         var y = context.output([n] + outputShape)
+        let activation = config.activation
+        // silu/gelu derivatives need the pre-activation: stop before the activation.
+        let keepPreActivation = context.keepForBackward && activationGradientNeedsInput(activation)
         x.values.withUnsafeBufferPointer { px in
             kernel.withUnsafeBufferPointer { pk in
                 y.values.withUnsafeMutableBufferPointer { py in
                     let pb = bias?.withUnsafeBufferPointer { $0.baseAddress! }
                     conv2DForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
-                                  config.activation, into: py.baseAddress!, workspace: context.workspace)
+                                  keepPreActivation ? .linear : activation, into: py.baseAddress!,
+                                  workspace: context.workspace)
                 }
             }
         }
         savedInput = context.release(x)
+        savedActivation = nil
+        if context.keepForBackward && activation != .linear {
+            // Shares y's buffer; whoever writes into y next gets a copy (array semantics).
+            savedActivation = y
+            if keepPreActivation { activate(&y, activation) }
+        }
         return y
+    }
+
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard trainable || needInputGradient else { return nil }
+        guard let x = savedInput else {
+            preconditionFailure("layer '\(name)': backward without a forward that kept its input (keepForBackward)")
+        }
+        let n = x.shape[0]
+        precondition(dy.shape == [n] + outputShape, "layer '\(name)': dy has shape \(dy.shape), expected \([n] + outputShape)")
+        // (N, OH, OW, O): the gradient at the pre-activation.
+        var dz = dy
+        if config.activation != .linear {
+            dz = context.output(dy.shape)
+            activationGradient(dy, savedActivation!, config.activation, into: &dz)
+        }
+        if trainable {
+            allocateGradients()
+            if bias != nil {
+                dz.values.withUnsafeBufferPointer { pz in
+                    dBias.withUnsafeMutableBufferPointer { pb in
+                        addColumnSums(pz.baseAddress!, rows: dz.count / geometry.o, cols: geometry.o, into: pb.baseAddress!)
+                    }
+                }
+            }
+        }
+        var dx = needInputGradient ? context.output([n] + inputShape).values : []  // (N, H, W, C)
+        x.values.withUnsafeBufferPointer { px in
+            kernel.withUnsafeBufferPointer { pk in
+                dz.values.withUnsafeBufferPointer { pz in
+                    withStorage(&dKernel, if: trainable) { pdk in
+                        withStorage(&dx, if: needInputGradient) { pdx in
+                            conv2DBackward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!,
+                                           dz: pz.baseAddress!, dKernel: pdk, dx: pdx, workspace: context.workspace)
+                        }
+                    }
+                }
+            }
+        }
+        if config.activation != .linear { context.pool.recycle(dz) }
+        return needInputGradient ? Tensor(shape: [n] + inputShape, values: dx) : nil
+    }
+
+    private func allocateGradients() {
+        if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
+        if let bias, dBias.isEmpty { dBias = [Float](repeating: 0, count: bias.count) }
+    }
+
+    public func zeroGradients() {
+        if dKernel.isEmpty {
+            if trainable { allocateGradients() }
+            return
+        }
+        dKernel.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        dBias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
+    /// "kernel" then "bias", when the layer is trainable (Keras: a frozen layer has no trainable weights).
+    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+        guard trainable else { return }
+        allocateGradients()
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body("kernel", $0, g) } }
+        if bias != nil {
+            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body("bias", $0, g) } }
+        }
+    }
+
+    public func currentWeights() -> [String: [Float]] {
+        var weights = ["kernel": kernel]
+        if let bias { weights["bias"] = bias }
+        return weights
     }
 
     /// The GEMMs one forward pass of `batch` samples makes: (M, N, K) and how many of each.
@@ -226,4 +334,285 @@ func conv2DForwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], bias: [
         }
     }
     return y
+}
+
+// MARK: - Backward
+
+/// `body` with `array`'s storage when `condition` holds (the array then is not empty), else with nil.
+@inline(__always)
+func withStorage<R>(_ array: inout [Float], if condition: Bool, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+    condition ? array.withUnsafeMutableBufferPointer { body($0.baseAddress!) } : body(nil)
+}
+
+/// Whether `activationGradient` needs the activation's input (silu, gelu) rather than its output.
+func activationGradientNeedsInput(_ activation: Activation) -> Bool {
+    activation == .silu || activation == .gelu
+}
+
+/// dz = dy · act'(…) element-wise (softmax: its Jacobian, over the last axis), the shapes
+/// all equal. `saved` is the activation's output, or for silu/gelu its input. The
+/// derivatives are TensorFlow's: relu passes where y > 0, relu6 where 0 < y < 6, elu and
+/// selu take y (`EluGrad`, `SeluGrad`).
+func activationGradient(_ dy: Tensor, _ saved: Tensor, _ activation: Activation, into dz: inout Tensor) {
+    precondition(dy.shape == saved.shape && dy.shape == dz.shape)
+    guard dy.count > 0 else { return }
+    let cols = dy.shape.last ?? 1
+    let rows = dy.count / max(cols, 1)
+    let parts = min(rows, ThreadPool.shared.threadCount * 4)
+    dy.values.withUnsafeBufferPointer { pg in
+        saved.values.withUnsafeBufferPointer { ps in
+            dz.values.withUnsafeMutableBufferPointer { pz in
+                let pg = pg.baseAddress!, ps = ps.baseAddress!, pz = pz.baseAddress!
+                parallelFor(parts) { part, _ in
+                    let r = chunk(part, of: parts, total: rows)
+                    let start = r.lowerBound * cols
+                    activationGradient(pg + start, ps + start, activation, rows: r.count, cols: cols, into: pz + start)
+                }
+            }
+        }
+    }
+}
+
+/// The kernel of `activationGradient` on `rows` rows of `cols` values.
+func activationGradient(_ dy: UnsafePointer<Float>, _ s: UnsafePointer<Float>, _ activation: Activation,
+                        rows: Int, cols: Int, into dz: UnsafeMutablePointer<Float>) {
+    let n = rows * cols
+    switch activation {
+    case .linear:
+        dz.update(from: dy, count: n)
+    case .relu:
+        for i in 0..<n { dz[i] = s[i] > 0 ? dy[i] : 0 }
+    case .relu6:
+        for i in 0..<n { dz[i] = s[i] > 0 && s[i] < 6 ? dy[i] : 0 }
+    case .sigmoid:
+        for i in 0..<n { dz[i] = dy[i] * s[i] * (1 - s[i]) }
+    case .tanh:
+        for i in 0..<n { dz[i] = dy[i] * (1 - s[i] * s[i]) }
+    case .softmax:
+        for r in 0..<rows {
+            let g = dy + r * cols, y = s + r * cols, d = dz + r * cols
+            var dot: Float = 0
+            for j in 0..<cols { dot += g[j] * y[j] }
+            for j in 0..<cols { d[j] = y[j] * (g[j] - dot) }
+        }
+    case .elu:
+        for i in 0..<n { dz[i] = s[i] < 0 ? dy[i] * (s[i] + 1) : dy[i] }
+    case .selu:
+        let alpha: Float = 1.6732632423543772848170429916717
+        let scale: Float = 1.0507009873554804934193349852946
+        for i in 0..<n { dz[i] = s[i] < 0 ? dy[i] * (s[i] + scale * alpha) : dy[i] * scale }
+    case .softplus:
+        // sigmoid(x) = 1 − e^(−y)
+        for i in 0..<n { dz[i] = dy[i] * -expm1f(-s[i]) }
+    case .softsign:
+        // 1/(1 + |x|)² = (1 − |y|)²
+        for i in 0..<n { let t = 1 - abs(s[i]); dz[i] = dy[i] * t * t }
+    case .silu:
+        for i in 0..<n {
+            let x = s[i], sig = 1 / (1 + expf(-x))
+            dz[i] = dy[i] * sig * (1 + x * (1 - sig))
+        }
+    case .gelu:
+        // Φ(x) + x·φ(x)
+        for i in 0..<n {
+            let x = s[i]
+            let cdf = 0.5 * (1 + erff(x * 0.70710678118654752440))
+            let pdf = expf(-0.5 * x * x) * 0.39894228040143267794
+            dz[i] = dy[i] * (cdf + x * pdf)
+        }
+    }
+}
+
+/// sums (cols) += Σ over the rows of m (rows × cols).
+func addColumnSums(_ m: UnsafePointer<Float>, rows: Int, cols: Int, into sums: UnsafeMutablePointer<Float>) {
+    let parts = max(1, min(ThreadPool.shared.threadCount, rows / 256))
+    var partial = [Float](repeating: 0, count: parts * cols)  // (parts, cols)
+    partial.withUnsafeMutableBufferPointer { pp in
+        let pp = pp.baseAddress!
+        parallelFor(parts) { part, _ in
+            let acc = pp + part * cols
+            for r in chunk(part, of: parts, total: rows) {
+                let row = m + r * cols
+                for j in 0..<cols { acc[j] += row[j] }
+            }
+        }
+        for part in 0..<parts {
+            for j in 0..<cols { sums[j] += pp[part * cols + j] }
+        }
+    }
+}
+
+/// How one convolution's backward pass is cut: tasks of `taskRows` consecutive output
+/// rows (the last may be shorter), each walked in tiles of at most `tileRows`.
+struct ConvBackwardTiling {
+    /// Output pixels of the batch: N·OH·OW.
+    let rows: Int
+    let taskRows: Int
+    let tileRows: Int
+    var tasks: Int { (rows + taskRows - 1) / taskRows }
+
+    /// `scatters`: the pass adds patches into dx (an input gradient through im2col), so a
+    /// task must own whole samples.
+    init(_ g: ConvGeometry, batch: Int, scatters: Bool, workspace: Workspace, threads: Int) {
+        let forward = ConvTiling(g, batch: batch, workspace: workspace, threads: threads)
+        rows = forward.rows
+        guard scatters else {
+            taskRows = forward.tileRows
+            tileRows = forward.tileRows
+            return
+        }
+        let pixels = g.oh * g.ow
+        let fit = max(16, workspace.floatsPerWorker / g.k)
+        if pixels <= fit {
+            // Several samples per tile, but enough tasks for every thread.
+            let samples = max(1, min(fit / pixels, (batch + threads - 1) / threads))
+            taskRows = samples * pixels
+            tileRows = taskRows
+        } else {
+            let tiles = (pixels + fit - 1) / fit
+            taskRows = pixels
+            tileRows = (pixels + tiles - 1) / tiles
+        }
+    }
+}
+
+/// From dz (N, OH, OW, O), the gradient at the pre-activation of a convolution of
+/// x (N, H, W, C) with kernel (KH, KW, C, O): adds Aᵀ·dz into dKernel (KH, KW, C, O) when
+/// given, and writes dx (N, H, W, C) when given.
+func conv2DBackward(_ x: UnsafePointer<Float>, batch: Int, _ g: ConvGeometry, kernel: UnsafePointer<Float>,
+                    dz: UnsafePointer<Float>, dKernel: UnsafeMutablePointer<Float>?,
+                    dx: UnsafeMutablePointer<Float>?, workspace: Workspace) {
+    guard dKernel != nil || dx != nil else { return }
+    let threads = ThreadPool.shared.threadCount
+    let scatters = dx != nil && !g.isPointwise
+    let plan = ConvBackwardTiling(g, batch: batch, scatters: scatters, workspace: workspace, threads: threads)
+    let k = g.k, o = g.o, pixels = g.oh * g.ow
+    // A worker's slice: its im2col tile (M×K), then its dKernel partial (K×O).
+    let colFloats = g.isPointwise ? 0 : plan.tileRows * k
+    let partialFloats = dKernel == nil ? 0 : k * o
+    workspace.reserve(workers: threads, floats: colFloats + partialFloats)
+    // Per worker: whether its partial holds anything yet (its first GEMM overwrites).
+    var started = [Bool](repeating: false, count: threads)
+    started.withUnsafeMutableBufferPointer { started in
+        parallelFor(plan.tasks, maxThreads: threads) { t, worker in
+            let col = workspace.slice(worker), partial = col + colFloats
+            let task = t * plan.taskRows ..< min(plan.rows, (t + 1) * plan.taskRows)
+            if scatters, let dx {
+                let imageFloats = g.h * g.w * g.c
+                (dx + task.lowerBound / pixels * imageFloats)
+                    .update(repeating: 0, count: task.count / pixels * imageFloats)
+            }
+            var first = task.lowerBound
+            while first < task.upperBound {
+                let m = min(task.upperBound - first, plan.tileRows)
+                let a: UnsafePointer<Float>
+                if g.isPointwise {
+                    a = x + first * k
+                } else {
+                    im2col(x, g, rows: first ..< first + m, into: col)
+                    a = UnsafePointer(col)
+                }
+                let dzTile = dz + first * o
+                if dKernel != nil {
+                    GEMM.sgemm(transA: true, m: k, n: o, k: m, a: a, lda: k, b: dzTile, ldb: o,
+                               beta: started[worker] ? 1 : 0, c: partial, ldc: o)
+                    started[worker] = true
+                }
+                if let dx {
+                    if g.isPointwise {
+                        GEMM.sgemm(transB: true, m: m, n: k, k: o, a: dzTile, lda: o, b: kernel, ldb: o,
+                                   c: dx + first * k, ldc: k)
+                    } else {
+                        // The tile's patches are no longer needed: their gradients take their place.
+                        GEMM.sgemm(transB: true, m: m, n: k, k: o, a: dzTile, lda: o, b: kernel, ldb: o,
+                                   c: col, ldc: k)
+                        col2im(col, g, rows: first ..< first + m, into: dx)
+                    }
+                }
+                first += m
+            }
+        }
+        guard let dKernel else { return }
+        let used = (0..<threads).filter { started[$0] }
+        let total = k * o
+        let parts = max(1, min(threads * 4, total / 4096))
+        parallelFor(parts, maxThreads: threads) { part, _ in
+            let r = chunk(part, of: parts, total: total)
+            for w in used {
+                let src = workspace.slice(w) + colFloats
+                for i in r { dKernel[i] += src[i] }
+            }
+        }
+    }
+}
+
+/// Adds the rows of `col` (rows.count × KH·KW·C), patch gradients of output pixels
+/// `rows` (flattened over the batch), into dx (N, H, W, C) where im2col took them from;
+/// the padding's share is dropped.
+func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>,
+            into dx: UnsafeMutablePointer<Float>) {
+    let pixels = g.oh * g.ow
+    let c = g.c
+    let patchRow = g.kw * c
+    var src = col
+    for p in rows {
+        let n = p / pixels, q = p - n * pixels
+        let i = q / g.ow, j = q - i * g.ow
+        let top = i * g.sh - g.padTop, left = j * g.sw - g.padLeft
+        let image = dx + n * g.h * g.w * c
+        let contiguous = g.dw == 1 && left >= 0 && left + g.kw <= g.w
+        for u in 0..<g.kh {
+            let yy = top + u * g.dh
+            if yy >= 0 && yy < g.h {
+                let dst = image + yy * g.w * c
+                if contiguous {
+                    let d = dst + left * c
+                    for t in 0..<patchRow { d[t] += src[t] }
+                } else {
+                    for v in 0..<g.kw {
+                        let xx = left + v * g.dw
+                        guard xx >= 0 && xx < g.w else { continue }
+                        let d = dst + xx * c, s = src + v * c
+                        for t in 0..<c { d[t] += s[t] }
+                    }
+                }
+            }
+            src += patchRow
+        }
+    }
+}
+
+/// The gradients of z = conv(x, kernel) + bias, loop by loop in Double: the test oracle.
+/// From dz (N, OH, OW, O): dx (N, H, W, C), dKernel (KH, KW, C, O), dBias (O).
+func conv2DBackwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], dz: Tensor)
+    -> (dx: Tensor, dKernel: [Float], dBias: [Float]) {
+    let n = x.shape[0]
+    var dx = [Double](repeating: 0, count: x.count)
+    var dk = [Double](repeating: 0, count: kernel.count)
+    var db = [Double](repeating: 0, count: g.o)
+    for b in 0..<n {
+        for i in 0..<g.oh {
+            for j in 0..<g.ow {
+                for o in 0..<g.o {
+                    let d = Double(dz.values[((b * g.oh + i) * g.ow + j) * g.o + o])
+                    db[o] += d
+                    for u in 0..<g.kh {
+                        let yy = i * g.sh + u * g.dh - g.padTop
+                        guard yy >= 0 && yy < g.h else { continue }
+                        for v in 0..<g.kw {
+                            let xx = j * g.sw + v * g.dw - g.padLeft
+                            guard xx >= 0 && xx < g.w else { continue }
+                            for ch in 0..<g.c {
+                                let xi = ((b * g.h + yy) * g.w + xx) * g.c + ch
+                                let ki = ((u * g.kw + v) * g.c + ch) * g.o + o
+                                dx[xi] += d * Double(kernel[ki])
+                                dk[ki] += d * Double(x.values[xi])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (Tensor(shape: x.shape, values: dx.map { Float($0) }), dk.map { Float($0) }, db.map { Float($0) })
 }

@@ -1,16 +1,33 @@
 // MaxPooling2D, TensorFlow's rules (KERAS-FORMATS B.2): `valid` or `same` windows,
 // the padded positions never win (each window takes the max of its real elements
 // only; with TF's padding split every window holds at least one).
+//
+// Backward: each dy goes whole to the element its window took, the first of equal
+// maxima in a row-major scan (h, then w) of the real elements, as TF's CPU kernel
+// breaks ties (`SpatialMaxPoolWithArgMaxHelper`); where windows overlap the shares add
+// up. The forward records those positions, only when the context keeps for backward.
 
 /// A Keras `MaxPooling2D` layer.
-public final class MaxPooling2DLayer: Layer {
+public final class MaxPooling2DLayer: TrainableLayer {
     public let name: String
     public let inputShape: [Int]
     public let outputShape: [Int]
     let geometry: PoolGeometry
+    /// (N, OH, OW, C): where in its sample's (H, W, C) input each output came from, as a
+    /// flat offset; valid after a forward that kept for backward.
+    private(set) var argmax: [Int32] = []
+    /// Batch size of the forward that filled `argmax`, nil when it kept nothing.
+    private var savedBatch: Int?
+
+    public var training = false
+    /// No weights: nothing trains.
+    public var trainable = false
 
     init(name: String, config: Pool2DConfig, inputShape: [Int]) throws {
         geometry = try poolGeometry(config, inputShape: inputShape, layer: name, kind: "MaxPooling2D")
+        guard geometry.h * geometry.w * geometry.c <= Int(Int32.max) else {
+            throw XferError.badInput("layer '\(name)'", "MaxPooling2D input \(inputShape) has more than 2³¹ values per sample")
+        }
         self.name = name; self.inputShape = inputShape
         outputShape = [geometry.oh, geometry.ow, geometry.c]
     }
@@ -18,14 +35,49 @@ public final class MaxPooling2DLayer: Layer {
     public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0]
         var y = context.output([n] + outputShape)
-        x.values.withUnsafeBufferPointer { px in
-            y.values.withUnsafeMutableBufferPointer { py in
-                maxPool2DForward(px.baseAddress!, batch: n, geometry, into: py.baseAddress!)
+        savedBatch = nil
+        if context.keepForBackward {
+            if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
+            x.values.withUnsafeBufferPointer { px in
+                y.values.withUnsafeMutableBufferPointer { py in
+                    argmax.withUnsafeMutableBufferPointer { pa in
+                        maxPool2DForward(px.baseAddress!, batch: n, geometry, into: py.baseAddress!,
+                                         argmax: pa.baseAddress!)
+                    }
+                }
+            }
+            savedBatch = n
+        } else {
+            x.values.withUnsafeBufferPointer { px in
+                y.values.withUnsafeMutableBufferPointer { py in
+                    maxPool2DForward(px.baseAddress!, batch: n, geometry, into: py.baseAddress!)
+                }
             }
         }
         _ = context.release(x)
         return y
     }
+
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient else { return nil }
+        guard let n = savedBatch else {
+            preconditionFailure("layer '\(name)': backward without a forward that kept its argmax (keepForBackward)")
+        }
+        precondition(dy.shape == [n] + outputShape, "layer '\(name)': dy has shape \(dy.shape), expected \([n] + outputShape)")
+        var dx = context.output([n] + inputShape)
+        dy.values.withUnsafeBufferPointer { pg in
+            argmax.withUnsafeBufferPointer { pa in
+                dx.values.withUnsafeMutableBufferPointer { pdx in
+                    maxPool2DBackward(pg.baseAddress!, argmax: pa.baseAddress!, batch: n, geometry, into: pdx.baseAddress!)
+                }
+            }
+        }
+        return dx
+    }
+
+    public func zeroGradients() {}
+    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
+    public func currentWeights() -> [String: [Float]] { [:] }
 }
 
 /// y (N, OH, OW, C) = max over each window of x (N, H, W, C), real elements only.
@@ -44,6 +96,48 @@ func maxPool2DForward(_ x: UnsafePointer<Float>, batch: Int, _ g: PoolGeometry,
                     for ch in 0..<c { let v = src[ch], m = out[ch]; out[ch] = v > m ? v : m }
                 }
             }
+        }
+    }
+}
+
+/// The same, also writing argmax (N, OH, OW, C): the offset in the sample's (H, W, C)
+/// input of the first maximum in row-major order (a later element wins only if larger).
+func maxPool2DForward(_ x: UnsafePointer<Float>, batch: Int, _ g: PoolGeometry,
+                      into y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+    let c = g.c
+    forEachOutputRow(batch: batch, g) { n, i in
+        let image = x + n * g.h * g.w * c
+        for j in 0..<g.ow {
+            let at = ((n * g.oh + i) * g.ow + j) * c
+            let out = y + at, arg = argmax + at
+            let (rows, cols) = g.window(i, j)
+            let first = (rows.lowerBound * g.w + cols.lowerBound) * c
+            for ch in 0..<c { out[ch] = image[first + ch]; arg[ch] = Int32(first + ch) }
+            for yy in rows {
+                for xx in cols {
+                    let offset = (yy * g.w + xx) * c
+                    let src = image + offset
+                    for ch in 0..<c where src[ch] > out[ch] {
+                        out[ch] = src[ch]
+                        arg[ch] = Int32(offset + ch)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dx (N, H, W, C) = Σ over the outputs that took each element of dy (N, OH, OW, C).
+func maxPool2DBackward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, batch: Int, _ g: PoolGeometry,
+                       into dx: UnsafeMutablePointer<Float>) {
+    let c = g.c, outputs = g.oh * g.ow
+    forEachSampleChannelBlock(batch: batch, channels: c) { n, channels in
+        let image = dx + n * g.h * g.w * c
+        for p in 0..<g.h * g.w { (image + p * c + channels.lowerBound).update(repeating: 0, count: channels.count) }
+        let base = n * outputs * c
+        for q in 0..<outputs {
+            let at = base + q * c
+            for ch in channels { image[Int(argmax[at + ch])] += dy[at + ch] }
         }
     }
 }

@@ -1,0 +1,208 @@
+// Training against Keras, step for step (fixtures: checkpoints/training, made by
+// checkpoints/make_training_fixtures.py): gradients from tf.GradientTape, the loss
+// and every weight after one and two `train_on_batch` steps per optimizer, BN moving
+// statistics, frozen weights untouched; and the freeze planner's counts against
+// Keras's after the same freeze.
+
+import Foundation
+import XCTest
+@testable import XferKit
+
+final class TrainingParityTests: XCTestCase {
+    static let dir = Fixtures.root.appendingPathComponent("checkpoints/training")
+
+    struct Case {
+        var file: HDF5File
+        var model: ModelSpec
+        var kerasVersion: String?
+        var x: Tensor
+        var labels: [Int]
+        var zeroGradient: Set<String>
+    }
+
+    func load(_ name: String) throws -> Case {
+        let f = try HDF5File.open(Self.dir.appendingPathComponent("\(name).h5").path)
+        let source = try f.string("/", "source")!
+        let c = try Checkpoint.load(Fixtures.path(source))
+        var model = c.model
+        // The fixtures set Dropout rates to 0 (attribute dropout_zeroed) so training is deterministic.
+        model = zeroDropout(model)
+        let x = try f.floats("/x"), y = try f.floats("/y")
+        let classes = y.shape[1]
+        let labels = (0..<y.shape[0]).map { i -> Int in
+            let row = y.values[(i * classes)..<((i + 1) * classes)]
+            return row.indices.max { row[$0] < row[$1] }! - i * classes
+        }
+        let zero = Set((try? JSONDecoder().decode([String].self, from: Data((try f.string("/", "zero_gradient_weights") ?? "[]").utf8))) ?? [])
+        return Case(file: f, model: model, kerasVersion: c.kerasVersion, x: Tensor(shape: x.shape, values: x.values), labels: labels, zeroGradient: zero)
+    }
+
+    func zeroDropout(_ m: ModelSpec) -> ModelSpec {
+        var m = m
+        for i in m.layers.indices {
+            switch m.layers[i].kind {
+            case .dropout(var d): d.rate = 0; m.layers[i].kind = .dropout(d)
+            case .model(let inner): m.layers[i].kind = .model(zeroDropout(inner))
+            default: break
+            }
+        }
+        return m
+    }
+
+    /// max |a − b| / max(max |b|, tiny)
+    func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+        var m: Float = 0, scale: Float = 1e-12
+        for i in b.indices { m = max(m, abs(a[i] - b[i])); scale = max(scale, abs(b[i])) }
+        return m / scale
+    }
+
+    func testGradientsEqualGradientTape() throws {
+        for name in ["plain", "bn_k2", "bn_k3", "nested", "nested_block5"] {
+            let c = try load(name)
+            let net = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
+            let (loss, grads) = net.gradients(c.x, labels: c.labels)
+            let kerasLoss = try c.file.floats("/forward/loss").values[0]
+            XCTAssertEqual(loss, Double(kerasLoss), accuracy: 1e-5 * max(1, abs(Double(kerasLoss))), "\(name) loss")
+            let expected = try c.file.children("/grads")
+            var count = 0
+            func visit(_ path: String) throws {
+                for child in try c.file.children("/grads/" + path) {
+                    let full = path.isEmpty ? child : "\(path)/\(child)"
+                    if c.file.kind("/grads/" + full) == .dataset {
+                        let k = try c.file.floats("/grads/" + full).values
+                        guard let mine = grads[full] else { XCTFail("\(name): no gradient for \(full)"); continue }
+                        if c.zeroGradient.contains(full) {
+                            // A conv bias feeding a training-mode BatchNormalization: exactly 0 in
+                            // theory, float32 noise in both frameworks.
+                            for v in mine + k { XCTAssertLessThanOrEqual(abs(v), 1e-6, "\(name) \(full)") }
+                        } else {
+                            XCTAssertLessThanOrEqual(relativeError(mine, k), 1e-4, "\(name) \(full)")
+                        }
+                        count += 1
+                    } else {
+                        try visit(full)
+                    }
+                }
+            }
+            _ = expected
+            try visit("")
+            XCTAssertEqual(count, grads.count, "\(name): every trainable weight has a Keras gradient")
+        }
+    }
+
+    func optimizerConfig(_ file: HDF5File, _ group: String) throws -> OptimizerConfig {
+        let cls = try file.string(group, "optimizer")!
+        let cfg = try JSONSerialization.jsonObject(with: Data(try file.string(group, "config")!.utf8)) as! [String: Any]
+        let kind: OptimizerKind = cls == "Adam" ? .adam : cls == "RMSprop" ? .rmsprop : .sgd
+        var o = OptimizerConfig(kind: kind, learningRate: Float(cfg["learning_rate"] as! Double),
+                                momentum: Float(cfg["momentum"] as? Double ?? 0), nesterov: cfg["nesterov"] as? Bool ?? false)
+        if let e = cfg["epsilon"] as? Double { o.epsilon = Float(e) }
+        if let b = cfg["beta_1"] as? Double { o.beta1 = Float(b) }
+        if let b = cfg["beta_2"] as? Double { o.beta2 = Float(b) }
+        if let r = cfg["rho"] as? Double { o.rho = Float(r) }
+        return o
+    }
+
+    func testTwoStepsEqualTrainOnBatch() throws {
+        for name in ["plain", "bn_k2", "bn_k3", "nested", "nested_block5"] {
+            let c = try load(name)
+            for opt in try c.file.children("/steps") {
+                let group = "/steps/\(opt)"
+                let config = try optimizerConfig(c.file, group)
+                let net = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
+                let optimizer = Optimizer(config)
+                let before = net.currentWeights()
+                // Adam and RMSprop divide each gradient element by its own running magnitude, so
+                // where that magnitude is small, the gradient's own float32 noise (the 1e-4 to which
+                // gradients agree with Keras) is amplified. Each element is held to 1e-5 plus that
+                // propagated bound, step by step: α·(1−β1)·δg/(√v + ε) for Adam, lr·δg/√(v + ε) for
+                // RMSprop, with δg = 1e-4 · max |g| of its tensor (the step's gradient, taken on a copy).
+                var propagated: [String: [Float]] = [:]
+                for step in 1...2 {
+                    var delta: [String: Float] = [:]
+                    if config.kind != .sgd {
+                        let copy = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
+                        copy.restore(net.currentWeights())
+                        for (path, g) in copy.gradients(c.x, labels: c.labels).gradients {
+                            delta[path] = 1e-4 * (g.map { abs($0) }.max() ?? 0)
+                        }
+                    }
+                    let (loss, _) = net.trainStep(c.x, labels: c.labels, optimizer: optimizer)
+                    if config.kind != .sgd {
+                        let t = Float(step)
+                        let alpha = config.learningRate * (1 - powf(config.beta2, t)).squareRoot() / (1 - powf(config.beta1, t))
+                        for (i, path) in net.parameterPaths.enumerated() {
+                            let v = optimizer.slots[i][config.kind == .adam ? 1 : 0]
+                            let dg = delta[path] ?? 0
+                            var bound = propagated[path] ?? [Float](repeating: 0, count: v.count)
+                            for j in v.indices {
+                                bound[j] += config.kind == .adam
+                                    ? alpha * (1 - config.beta1) * dg / (v[j].squareRoot() + config.epsilon)
+                                    : config.learningRate * dg / (v[j] + config.epsilon).squareRoot()
+                            }
+                            propagated[path] = bound
+                        }
+                    }
+                    let kLoss = Double(try c.file.floats("\(group)/\(step)/loss").values[0])
+                    XCTAssertEqual(loss, kLoss, accuracy: 1e-5 * max(1, abs(kLoss)), "\(name) \(opt) step \(step) loss")
+                    let now = net.currentWeights()
+                    for (path, values) in now {
+                        let ds = "\(group)/\(step)/weights/\(path)"
+                        guard c.file.kind(ds) == .dataset else { XCTFail("\(name): Keras has no \(path)"); continue }
+                        let k = try c.file.floats(ds).values
+                        // 1e-5, relative for values above 1 (a moving variance of 55 has an ulp of 4e-6).
+                        // A conv bias feeding a training-mode BN has a gradient of pure noise: any step up to lr.
+                        let wholeNoise = c.zeroGradient.contains(path) && config.kind != .sgd
+                        let bound = propagated[path]
+                        var worst: Float = 0
+                        for i in k.indices {
+                            let d = abs(values[i] - k[i])
+                            if wholeNoise {
+                                XCTAssertLessThanOrEqual(d, config.learningRate * Float(step) * 1.01, "\(name) \(opt) step \(step) \(path)[\(i)]")
+                            } else {
+                                worst = max(worst, (d - (bound?[i] ?? 0)) / max(1, abs(k[i])))
+                            }
+                        }
+                        XCTAssertLessThanOrEqual(worst, 1e-5, "\(name) \(opt) step \(step) \(path)")
+                        if let b = before[path], !net.isTrainable(path) && !path.hasSuffix("moving_mean") && !path.hasSuffix("moving_variance") {
+                            XCTAssertEqual(values, b, "\(name): frozen \(path) changed")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    struct FreezeCase: Decodable {
+        var id: String
+        var checkpoint: String
+        var args: [String]
+        var classes: Int
+        var total_params: Int
+        var trainable_params: Int
+        var non_trainable_params: Int
+    }
+
+    func testDryRunCountsEqualKerasAfterTheSameFreeze() throws {
+        let cases = try JSONDecoder().decode([FreezeCase].self, from: Data(contentsOf: Self.dir.appendingPathComponent("freeze_counts.json")))
+        XCTAssertGreaterThanOrEqual(cases.count, 8)
+        for k in cases {
+            var options = FreezeOptions(classes: k.classes)
+            var i = 0
+            while i < k.args.count {
+                switch k.args[i] {
+                case "--freeze-until": options.freezeUntil = k.args[i + 1]; i += 2
+                case "--keep-top": options.keepTop = true; i += 1
+                case "--head": options.head = try parseHead(k.args[i + 1]); i += 2
+                default: XCTFail("unknown arg \(k.args[i])"); i += 1
+                }
+            }
+            let model = try Checkpoint.load(Fixtures.path(k.checkpoint)).model
+            let plan = try planFineTuning(model, options: options)
+            let s = try ModelSummary(plan.model)
+            XCTAssertEqual(s.totalParams, k.total_params, "case \(k.id)")
+            XCTAssertEqual(s.trainableParams, k.trainable_params, "case \(k.id)")
+            XCTAssertEqual(s.nonTrainableParams, k.non_trainable_params, "case \(k.id)")
+        }
+    }
+}
