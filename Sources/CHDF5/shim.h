@@ -14,6 +14,7 @@ static inline hid_t xfer_H5T_NATIVE_UINT8(void) { return H5T_NATIVE_UINT8; }
 static inline hid_t xfer_H5T_C_S1(void) { return H5T_C_S1; }
 static inline hid_t xfer_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
 static inline hid_t xfer_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
+static inline hid_t xfer_H5P_GROUP_CREATE(void) { return H5P_GROUP_CREATE; }
 static inline hid_t xfer_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 static inline size_t xfer_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hid_t xfer_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }

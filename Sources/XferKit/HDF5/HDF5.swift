@@ -508,7 +508,11 @@ public final class HDF5File {
             let lcpl = H5Pcreate(xfer_H5P_LINK_CREATE())
             defer { H5Pclose(lcpl) }
             H5Pset_create_intermediate_group(lcpl, 1)
-            let g = H5Gcreate2(id, groupPath, lcpl, xfer_H5P_DEFAULT(), xfer_H5P_DEFAULT())
+            // No modification times in object headers: the same model gives the same bytes.
+            let gcpl = H5Pcreate(xfer_H5P_GROUP_CREATE())
+            defer { H5Pclose(gcpl) }
+            H5Pset_obj_track_times(gcpl, false)
+            let g = H5Gcreate2(id, groupPath, lcpl, gcpl, xfer_H5P_DEFAULT())
             guard g >= 0 else { throw writeFail(groupPath) }
             H5Gclose(g)
         }
@@ -535,7 +539,10 @@ public final class HDF5File {
             let dims = shape.map { hsize_t($0) }
             let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(dims.count), dims, nil)
             defer { H5Sclose(space) }
-            let ds = H5Dcreate2(id, datasetPath, fileType, space, xfer_H5P_DEFAULT(), xfer_H5P_DEFAULT(), xfer_H5P_DEFAULT())
+            let dcpl = H5Pcreate(xfer_H5P_DATASET_CREATE())
+            defer { H5Pclose(dcpl) }
+            H5Pset_obj_track_times(dcpl, false)
+            let ds = H5Dcreate2(id, datasetPath, fileType, space, xfer_H5P_DEFAULT(), dcpl, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw writeFail(datasetPath) }
             defer { H5Dclose(ds) }
             let st = values.withUnsafeBytes { H5Dwrite(ds, memType, xfer_H5S_ALL(), xfer_H5S_ALL(), xfer_H5P_DEFAULT(), $0.baseAddress) }

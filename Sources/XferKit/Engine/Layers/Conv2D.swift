@@ -487,15 +487,21 @@ func conv2DBackward(_ x: UnsafePointer<Float>, batch: Int, _ g: ConvGeometry, ke
     let scatters = dx != nil && !g.isPointwise
     let plan = ConvBackwardTiling(g, batch: batch, scatters: scatters, workspace: workspace, threads: threads)
     let k = g.k, o = g.o, pixels = g.oh * g.ow
-    // A worker's slice: its im2col tile (M×K), then its dKernel partial (K×O).
+    // A worker's slice holds its im2col tile (M×K). The tasks are cut into `groups` fixed runs,
+    // each summing its dKernel partial (K×O) in task order, and the partials are added in group
+    // order: the result does not depend on which thread ran what, so a seeded run repeats
+    // bit for bit.
     let colFloats = g.isPointwise ? 0 : plan.tileRows * k
+    workspace.reserve(workers: threads, floats: max(colFloats, 1))
+    let groups = max(1, min(threads, plan.tasks))
     let partialFloats = dKernel == nil ? 0 : k * o
-    workspace.reserve(workers: threads, floats: colFloats + partialFloats)
-    // Per worker: whether its partial holds anything yet (its first GEMM overwrites).
-    var started = [Bool](repeating: false, count: threads)
-    started.withUnsafeMutableBufferPointer { started in
-        parallelFor(plan.tasks, maxThreads: threads) { t, worker in
-            let col = workspace.slice(worker), partial = col + colFloats
+    let partials = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, groups * partialFloats))
+    defer { partials.deallocate() }
+    parallelFor(groups, maxThreads: threads) { group, worker in
+        let col = workspace.slice(worker)
+        let partial = partials.baseAddress! + group * partialFloats
+        var started = false
+        for t in chunk(group, of: groups, total: plan.tasks) {
             let task = t * plan.taskRows ..< min(plan.rows, (t + 1) * plan.taskRows)
             if scatters, let dx {
                 let imageFloats = g.h * g.w * g.c
@@ -515,8 +521,8 @@ func conv2DBackward(_ x: UnsafePointer<Float>, batch: Int, _ g: ConvGeometry, ke
                 let dzTile = dz + first * o
                 if dKernel != nil {
                     GEMM.sgemm(transA: true, m: k, n: o, k: m, a: a, lda: k, b: dzTile, ldb: o,
-                               beta: started[worker] ? 1 : 0, c: partial, ldc: o)
-                    started[worker] = true
+                               beta: started ? 1 : 0, c: partial, ldc: o)
+                    started = true
                 }
                 if let dx {
                     if g.isPointwise {
@@ -532,16 +538,16 @@ func conv2DBackward(_ x: UnsafePointer<Float>, batch: Int, _ g: ConvGeometry, ke
                 first += m
             }
         }
-        guard let dKernel else { return }
-        let used = (0..<threads).filter { started[$0] }
-        let total = k * o
-        let parts = max(1, min(threads * 4, total / 4096))
-        parallelFor(parts, maxThreads: threads) { part, _ in
-            let r = chunk(part, of: parts, total: total)
-            for w in used {
-                let src = workspace.slice(w) + colFloats
-                for i in r { dKernel[i] += src[i] }
-            }
+        if !started && partialFloats > 0 { partial.update(repeating: 0, count: partialFloats) }
+    }
+    guard let dKernel else { return }
+    let total = k * o
+    let parts = max(1, min(threads * 4, total / 4096))
+    parallelFor(parts, maxThreads: threads) { part, _ in
+        let r = chunk(part, of: parts, total: total)
+        for group in 0..<groups {
+            let src = partials.baseAddress! + group * partialFloats
+            for i in r { dKernel[i] += src[i] }
         }
     }
 }
