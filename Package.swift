@@ -64,6 +64,12 @@ let package = Package(
             dependencies: ["XferKit"],
             path: "Benchmarks/xfer-bench"
         ),
+        // Training benchmark: per-step timing of a fine-tuning step (BENCHMARKS.md, "Training").
+        .executableTarget(
+            name: "xfer-train-bench",
+            dependencies: ["XferKit"],
+            path: "Benchmarks/train/xfer-train-bench"
+        ),
         .testTarget(name: "XferKitTests", dependencies: ["XferKit"]),
         .testTarget(name: "xferTests", dependencies: ["xfer"]),
     ]
