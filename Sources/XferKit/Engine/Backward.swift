@@ -47,3 +47,10 @@ extension TrainableLayer {
 /// A fresh zero tensor for an input gradient.
 @inline(__always)
 func zeros(_ shape: [Int]) -> Tensor { Tensor(shape: shape, repeating: 0) }
+
+/// Runs `body` with a pointer to `t`'s values, or nil when there is no tensor.
+@inline(__always)
+func withOptionalValues<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let t else { return body(nil) }
+    return t.values.withUnsafeBufferPointer { body($0.baseAddress) }
+}

@@ -32,9 +32,10 @@ public final class ActivationLayer: TrainableLayer {
         let cols = inputShape.last ?? 1
         dx.values.withUnsafeMutableBufferPointer { pd in
             y.values.withUnsafeBufferPointer { py in
-                let px = savedInput?.values.withUnsafeBufferPointer { $0.baseAddress }
-                activationBackward(pd.baseAddress!, output: py.baseAddress!, input: px,
-                                   rows: dy.count / max(cols, 1), cols: cols, activation)
+                withOptionalValues(savedInput) { px in
+                    activationBackward(pd.baseAddress!, output: py.baseAddress!, input: px,
+                                       rows: dy.count / max(cols, 1), cols: cols, activation)
+                }
             }
         }
         savedOutput = nil; savedInput = nil

@@ -51,14 +51,20 @@ public final class DenseLayer: TrainableLayer {
         let inputs = inputShape.last!, units = outputShape.last!
         let rows = x.count / inputs
         var y = context.output([x.shape[0]] + outputShape)
+        // silu and gelu need their input in backward: keep the pre-activation, then activate.
+        let keepPre = context.keepForBackward && activationBackwardNeedsInput(activation)
         x.values.withUnsafeBufferPointer { px in
             kernel.withUnsafeBufferPointer { pk in
                 y.values.withUnsafeMutableBufferPointer { py in
                     let pb = bias?.withUnsafeBufferPointer { $0.baseAddress! }
                     denseForward(px.baseAddress!, rows: rows, inputs: inputs, units: units,
-                                 kernel: pk.baseAddress!, bias: pb, activation, into: py.baseAddress!)
+                                 kernel: pk.baseAddress!, bias: pb, keepPre ? .linear : activation, into: py.baseAddress!)
                 }
             }
+        }
+        if keepPre {
+            savedPreActivation = Tensor(shape: y.shape, values: Array(y.values))
+            activate(&y, activation)
         }
         savedInput = context.release(x)
         if context.keepForBackward { savedOutput = y }
@@ -68,13 +74,14 @@ public final class DenseLayer: TrainableLayer {
     /// dz = dy·act′; dW += xᵀ·dz; db += Σ dz; dx = dz·Wᵀ.
     public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard let x = savedInput, let y = savedOutput else { return nil }
-        precondition(!activationBackwardNeedsInput(activation), "Dense with \(activation) cannot be trained yet")
         let inputs = inputShape.last!, units = outputShape.last!
         let rows = dy.count / units
         var dz = dy
         dz.values.withUnsafeMutableBufferPointer { pd in
             y.values.withUnsafeBufferPointer { py in
-                activationBackward(pd.baseAddress!, output: py.baseAddress!, input: nil, rows: rows, cols: units, activation)
+                withOptionalValues(savedPreActivation) { pre in
+                    activationBackward(pd.baseAddress!, output: py.baseAddress!, input: pre, rows: rows, cols: units, activation)
+                }
             }
         }
         if trainable {
@@ -92,7 +99,7 @@ public final class DenseLayer: TrainableLayer {
                 }
             }
         }
-        savedInput = nil; savedOutput = nil
+        savedInput = nil; savedOutput = nil; savedPreActivation = nil
         guard needInputGradient else { return nil }
         var dx = Tensor(shape: [dy.shape[0]] + inputShape, repeating: 0)
         dz.values.withUnsafeBufferPointer { pz in

@@ -62,7 +62,7 @@ func reluDerivative(_ x: Float, _ c: ReLUConfig) -> Float {
     }
     let p = c.threshold != 0 ? (x > c.threshold ? x : 0) : max(x, 0)
     var d: Float = (c.threshold != 0 ? x > c.threshold : x > 0) ? 1 : 0
-    if let top = c.maxValue, p > top { d = 0 }
+    if let top = c.maxValue, p < 0 || p > top { d = 0 }  // clip(p, 0, max_value)
     if c.negativeSlope != 0 && x < c.threshold { d += c.negativeSlope }
     return d
 }
