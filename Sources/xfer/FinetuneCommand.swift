@@ -195,7 +195,9 @@ struct FinetuneCommand: ParsableCommand {
         let tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)
         if let state { tuner.optimizer.restore(iterations: state.iterations, slots: state.slots) }
         if !augmentations.isEmpty && !noCache {
-            print("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix runs every epoch (no feature cache)")
+            let share = plan.totalFLOPs > 0 ? Int((100 * plan.prefixFLOPs / plan.totalFLOPs).rounded()) : 0
+            print("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
+                  + "(\(share)% of a forward pass's FLOPs) runs on every sample every epoch instead of once: no feature cache")
         }
         let interrupted = InterruptFlag()
         tuner.stopRequested = { interrupted.isSet }

@@ -102,3 +102,22 @@ final class FinetuneCLITests: XCTestCase {
         XCTAssertFalse(p.stdout.contains("nan"), p.stdout)
     }
 }
+
+extension FinetuneCLITests {
+    /// The CLI with Keras's batch order gives Keras's `fit` weights: k2_vgg_full.h5, everything
+    /// trainable, SGD(0.05, momentum 0.9), batch 4, 2 epochs, no shuffle (checkpoints/training/fit_plain.h5).
+    func testFinetuneReproducesKerasFit() throws {
+        let dir = try tempDir()
+        let out = dir.appendingPathComponent("fit.h5").path
+        let data = training.appendingPathComponent("fit_plain.h5").path
+        let r = try CLI.run(["finetune", "k2_vgg_full.h5", "--data", data, "--keep-top", "--freeze-until", "block1",
+                             "--no-shuffle", "--batch-size", "4", "--epochs", "2", "--optimizer", "sgd", "--lr", "0.05",
+                             "--momentum", "0.9", "--output", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // Every weight is compared with Keras's in FineTuneTests.testFitEqualsKerasFit; here the
+        // command line: its epoch losses are Keras's (fit/history_loss) to the printed digits.
+        XCTAssertEqual(try CLI.run(["import", out]).status, 0)
+        XCTAssertTrue(r.stdout.contains("epoch 2/2 - loss: 1.6590"), "Keras's epoch-2 loss is 1.6589876: \(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("epoch 1/2 - loss: 1.6477"), "Keras's epoch-1 loss is 1.6477244: \(r.stdout)")
+    }
+}

@@ -73,7 +73,7 @@ do {
     let sorted = seconds.sorted()
     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
     let trainable = network.parameterPaths.count
     print("side=xfer mode=steps freeze_until=\(freezeUntil ?? "base") batch=\(batch) trainable_tensors=\(trainable)"
           + " steps=\(seconds.count) step_s=\(String(format: "%.4f", median))"

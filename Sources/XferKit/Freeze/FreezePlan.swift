@@ -102,6 +102,9 @@ public struct FreezePlan: Sendable {
     public var lowestTrainable: Int?
     /// BatchNormalization layers that are frozen and so run in inference mode.
     public var frozenBatchNorms: [String]
+    /// Forward FLOPs per sample of the layers below the lowest trainable one, and of all layers.
+    public var prefixFLOPs: Double = 0
+    public var totalFLOPs: Double = 0
 }
 
 extension ModelSpec {
@@ -224,7 +227,15 @@ private func describe(_ model: ModelSpec, source: ModelSpec, baseEnd: Int, cache
         if case .model(let m) = l.kind { return n + m.flattenedLayers().count }
         return n + 1
     }
-    return FreezePlan(model: model, baseLayerCount: baseCount, work: work, lowestTrainable: lowest, frozenBatchNorms: frozenBN)
+    var plan = FreezePlan(model: model, baseLayerCount: baseCount, work: work, lowestTrainable: lowest, frozenBatchNorms: frozenBN)
+    var shape = model.inputShape
+    for (i, entry) in flat.enumerated() {
+        let f = entry.layer.forwardFLOPs(input: shape)
+        plan.totalFLOPs += f
+        if let lowest, i < lowest { plan.prefixFLOPs += f }
+        shape = (try? entry.layer.outputShape(input: shape)) ?? shape
+    }
+    return plan
 }
 
 /// Index of the last top-level layer of the base.

@@ -129,3 +129,24 @@ public func shapeText(_ shape: [Int], batch: Bool = false) -> String {
     let parts = (batch ? ["None"] : []) + shape.map(String.init)
     return "(" + parts.joined(separator: ", ") + (parts.count == 1 && !batch ? ",)" : ")")
 }
+
+extension LayerSpec {
+    /// Floating-point operations (a multiply-add counts 2) of this layer's forward pass on one
+    /// sample of shape `input`: convolutions and dense products only, the rest is noise beside them.
+    public func forwardFLOPs(input: [Int]) -> Double {
+        switch kind {
+        case .conv2D(let c):
+            guard let out = try? outputShape(input: input), out.count == 3, let cin = input.last else { return 0 }
+            return 2 * Double(out[0] * out[1] * c.filters) * Double(c.kernelSize.h * c.kernelSize.w * cin)
+        case .dense(let d):
+            let rows = input.dropLast().reduce(1, *)
+            return 2 * Double(rows) * Double(input.last ?? 0) * Double(d.units)
+        case .model(let m):
+            var shape = input, total = 0.0
+            for l in m.layers { total += l.forwardFLOPs(input: shape); shape = (try? l.outputShape(input: shape)) ?? shape }
+            return total
+        default:
+            return 0
+        }
+    }
+}
