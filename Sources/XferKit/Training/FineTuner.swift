@@ -107,19 +107,31 @@ public final class FineTuner {
             }
             var lossSum = 0.0, correct = 0, seen = 0
             let batches = (order.count + options.batchSize - 1) / options.batchSize
+            func ids(_ b: Int) -> [Int] { Array(order[(b * options.batchSize)..<min(order.count, (b + 1) * options.batchSize)]) }
+            // Without the cache, the next batch is decoded while this one trains (one batch ahead,
+            // so memory stays bounded by two batches).
+            var ahead: Prefetch? = trainCache == nil && batches > 0
+                ? Prefetch { try self.batch(ids(0), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
             for b in 0..<batches {
-                let ids = Array(order[(b * options.batchSize)..<min(order.count, (b + 1) * options.batchSize)])
-                var (x, labels, start) = try batch(ids, cache: trainCache, data: train, height: h, width: w, warning: warning)
+                var (x, labels, start): (Tensor, [Int], Int)
+                if let current = ahead {
+                    (x, labels, start) = try current.value()
+                    ahead = b + 1 < batches
+                        ? Prefetch { try self.batch(ids(b + 1), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
+                } else {
+                    (x, labels, start) = try batch(ids(b), cache: trainCache, data: train, height: h, width: w, warning: warning)
+                }
                 if labels.isEmpty { continue }
                 if !options.augmentations.isEmpty { augment(&x, options.augmentations, &augmentRandom) }
                 let r = network.trainStep(x, labels: labels, optimizer: optimizer, from: start)
                 guard r.loss.isFinite else {
+                    _ = try? ahead?.value()
                     network.restore(lastGood)
                     throw TrainingDiverged(epoch: epoch + 1, batch: b + 1, loss: r.loss)
                 }
                 lossSum += r.loss * Double(labels.count); correct += r.correct; seen += labels.count
                 events(.batch(epoch: epoch + 1, done: b + 1, total: batches, loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
-                if stopRequested() { break }
+                if stopRequested() { _ = try? ahead?.value(); break }
             }
             var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)),
                                      accuracy: Double(correct) / Double(max(seen, 1)), learningRate: optimizer.config.learningRate)
@@ -199,6 +211,26 @@ public final class FineTuner {
         }
         let b = try data.batch(ids, height: height, width: width, warning: warning)
         return (b.x, b.labels, 0)
+    }
+}
+
+/// A batch being read on a background thread.
+final class Prefetch: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<(Tensor, [Int], Int), Error>?
+
+    init(_ load: @escaping () throws -> (Tensor, [Int], Int)) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = Result { try load() }
+            self.done.signal()
+        }
+    }
+
+    /// Waits for the batch (once).
+    func value() throws -> (Tensor, [Int], Int) {
+        done.wait()
+        done.signal()
+        return try result!.get()
     }
 }
 
