@@ -135,9 +135,27 @@ public final class TrainingNetwork {
     @discardableResult
     public func trainStep(_ x: Tensor, labels: [Int], optimizer: Optimizer, from start: Int = 0) -> (loss: Double, correct: Int) {
         guard let lowest = lowestTrainable else { return evaluateBatch(x, labels: labels, from: start) }
+        let (loss, correct) = forwardBackward(x, labels: labels, from: start, lowest: lowest)
+        // update
+        var k = 0
+        for e in entries[lowest...] where e.trainable {
+            (e.layer as! TrainableLayer).withParameters { _, value, gradient in
+                optimizer.update(k, value, gradient)
+                k += 1
+            }
+        }
+        optimizer.finishStep()
+        return (loss, correct)
+    }
+
+    /// Forward in training mode, keeping what backward needs from `lowest` up; the loss from the
+    /// logits; backward from the top down to `lowest`, with no input gradient there. Leaves the
+    /// weight gradients in the layers.
+    private func forwardBackward(_ x: Tensor, labels: [Int], from start: Int, lowest: Int) -> (loss: Double, correct: Int) {
         precondition(start <= lowest, "the cached prefix must end at or below the lowest trainable layer")
-        // forward
         setModes(training: true)
+        defer { setModes(training: false) }
+        // forward
         context.pool.beginPass()
         var y = x
         for i in start..<entries.count {
@@ -155,16 +173,6 @@ public final class TrainingNetwork {
             guard let dx = layer.backward(dy, context, needInputGradient: i > lowest) else { break }
             dy = dx
         }
-        // update
-        var k = 0
-        for e in entries[lowest...] where e.trainable {
-            (e.layer as! TrainableLayer).withParameters { _, value, gradient in
-                optimizer.update(k, value, gradient)
-                k += 1
-            }
-        }
-        optimizer.finishStep()
-        setModes(training: false)
         return (loss, correct)
     }
 
@@ -197,26 +205,11 @@ public final class TrainingNetwork {
     /// without updating anything (for parity tests against Keras's GradientTape).
     public func gradients(_ x: Tensor, labels: [Int]) -> (loss: Double, gradients: [String: [Float]]) {
         guard let lowest = lowestTrainable else { return (evaluateBatch(x, labels: labels).loss, [:]) }
-        setModes(training: true)
-        context.pool.beginPass()
-        var y = x
-        for i in 0..<entries.count {
-            context.keepForBackward = i >= lowest
-            y = entries[i].layer.forward(y, context)
-        }
-        context.keepForBackward = false
-        let (loss, _, dLogits) = softmaxCrossEntropy(logits: y, labels: labels)
-        for i in lowest..<entries.count { (entries[i].layer as! TrainableLayer).zeroGradients() }
-        var dy = dLogits
-        for i in stride(from: entries.count - 1, through: lowest, by: -1) {
-            guard let dx = (entries[i].layer as! TrainableLayer).backward(dy, context, needInputGradient: i > lowest) else { break }
-            dy = dx
-        }
+        let (loss, _) = forwardBackward(x, labels: labels, from: 0, lowest: lowest)
         var out: [String: [Float]] = [:]
         for e in entries[lowest...] where e.trainable {
             (e.layer as! TrainableLayer).withParameters { role, _, g in out["\(e.path)/\(role)"] = Array(g) }
         }
-        setModes(training: false)
         return (loss, out)
     }
 
