@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 static char subject[4096];
@@ -24,10 +25,13 @@ static void say(const char *s) {
     }
 }
 
+static struct sigaction previous_segv, previous_bus;
+
 static void on_fault(int sig) {
     if (!has_subject) {
-        /* Not inside libhdf5: let the crash be a crash. */
-        signal(sig, SIG_DFL);
+        /* Not inside libhdf5: hand the crash to whoever handled it before (the Swift
+           runtime's backtracer), so xfer's own bugs still show as crashes. */
+        sigaction(sig, sig == SIGSEGV ? &previous_segv : &previous_bus, NULL);
         raise(sig);
         return;
     }
@@ -50,6 +54,41 @@ void xfer_guard_install(void) {
     sa.sa_handler = on_fault;
     sa.sa_flags = SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGSEGV, &sa, &previous_segv);
+    sigaction(SIGBUS, &sa, &previous_bus);
 }
+
+static volatile sig_atomic_t interrupts = 0;
+static volatile sig_atomic_t armed = 0;
+
+static void *wait_for_interrupts(void *arg) {
+    sigset_t *set = arg;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0) continue;
+        if (!armed || interrupts >= 1) {
+            if (armed) say("\nxfer: interrupted twice: quitting without saving\n");
+            _exit(130);
+        }
+        interrupts = 1;
+        say("\nxfer: interrupted: finishing the current batch and saving the weights (Ctrl-C again to quit now)\n");
+    }
+    return NULL;
+}
+
+void xfer_interrupt_install(void) {
+    static sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return;
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, wait_for_interrupts, &set) != 0) {
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        return;
+    }
+    pthread_detach(thread);
+}
+
+void xfer_interrupt_arm(void) { armed = 1; }
+
+int xfer_interrupt_count(void) { return interrupts; }

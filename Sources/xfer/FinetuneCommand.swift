@@ -62,7 +62,7 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Shuffle the training samples every epoch.")
     var shuffle = true
 
-    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model (default: <checkpoint name>-finetuned.h5).", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model (default: <checkpoint name>-finetuned.h5 in the current folder).", valueName: "OUT.h5"))
     var output: String?
 
     @Flag(name: .long, help: "Print the freeze plan (the import table after freezing, with the new head) and stop.")
@@ -258,7 +258,8 @@ struct FinetuneCommand: ParsableCommand {
         let url = URL(fileURLWithPath: checkpoint)
         var stem = url.lastPathComponent
         for ext in [".weights.h5", ".h5", ".hdf5", ".keras"] where stem.hasSuffix(ext) { stem = String(stem.dropLast(ext.count)); break }
-        return url.deletingLastPathComponent().appendingPathComponent("\(stem)-finetuned.h5").path
+        // In the current folder: the checkpoint's own folder may not be writable.
+        return "\(stem)-finetuned.h5"
     }
 
     func writeText(_ text: String, to path: String) throws {

@@ -2,6 +2,7 @@
 // otherwise (logs and pipes get the plain summary lines the commands print).
 
 import Foundation
+import XferKit
 
 final class ProgressBar {
     private let label: String
@@ -32,29 +33,9 @@ final class ProgressBar {
 }
 
 /// Ctrl-C during training: the first press asks the loop to stop after the current batch
-/// (the weights are then saved); a second press exits at once.
+/// (the weights are then saved); a second press exits at once. The handler is plain C and only
+/// counts, on a thread of its own (see CXferGuard), so no other thread is ever interrupted.
 final class InterruptFlag: @unchecked Sendable {
-    private static var source: DispatchSourceSignal?
-    private static var count = 0
-    private static let lock = NSLock()
-
-    init() {
-        signal(SIGINT, SIG_IGN)
-        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        s.setEventHandler {
-            InterruptFlag.lock.lock(); InterruptFlag.count += 1; let n = InterruptFlag.count; InterruptFlag.lock.unlock()
-            if n == 1 {
-                FileHandle.standardError.write(Data("\nxfer: interrupted: finishing the current batch and saving the weights (Ctrl-C again to quit now)\n".utf8))
-            } else {
-                exit(130)
-            }
-        }
-        s.resume()
-        InterruptFlag.source = s
-    }
-
-    var isSet: Bool {
-        InterruptFlag.lock.lock(); defer { InterruptFlag.lock.unlock() }
-        return InterruptFlag.count > 0
-    }
+    init() { armInterrupt() }
+    var isSet: Bool { interruptRequested() }
 }

@@ -15,17 +15,21 @@ struct Xfer: ParsableCommand {
     )
 
     static func main() {
+        installInterruptHandler()
         installDamagedFileGuard()
         do {
             var command = try parseAsRoot()
             try command.run()
+            finish(0)
         } catch let error as XferError {
             fail(error)
+        } catch let code as ExitCode {
+            finish(code.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
-                Foundation.exit(0)
+                finish(0)
             }
             // Argument errors: one line, exit 2 (ArgumentParser's own code would be 64).
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid command line"
@@ -39,7 +43,16 @@ func fail(_ error: XferError) -> Never {
     var text = "xfer: error: \(error.description)\n"
     if let hint = error.hint { text += "hint: \(hint)\n" }
     FileHandle.standardError.write(Data(text.utf8))
-    exit(error.kind.rawValue)
+    finish(error.kind.rawValue)
+}
+
+/// Ends the process once its output is out. Every file xfer writes is complete and renamed
+/// before this point, so the libraries' exit-time teardown (static destructors running while
+/// worker threads still exist) is skipped rather than raced.
+func finish(_ code: Int32) -> Never {
+    fflush(stdout)
+    fflush(stderr)
+    _exit(code)
 }
 
 /// One warning line on stderr.

@@ -121,3 +121,29 @@ extension FinetuneCLITests {
         XCTAssertTrue(r.stdout.contains("epoch 1/2 - loss: 1.6477"), "Keras's epoch-1 loss is 1.6477244: \(r.stdout)")
     }
 }
+
+extension FinetuneCLITests {
+    /// Ctrl-C finishes the current batch, writes the weights so far, and exits 130.
+    func testInterruptSavesTheCurrentWeights() throws {
+        let dir = try tempDir()
+        let out = dir.appendingPathComponent("interrupted.h5").path
+        let p = Process()
+        p.executableURL = CLI.binary
+        p.currentDirectoryURL = CLI.fixtures
+        p.arguments = ["finetune", CLI.root.appendingPathComponent("checkpoints/fashion/fashion_vgg.h5").path,
+                       "--data", CLI.root.appendingPathComponent("checkpoints/fashion/train").path,
+                       "--freeze-until", "block2", "--no-cache", "--epochs", "1000", "--output", out]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        Thread.sleep(forTimeInterval: 3)
+        p.interrupt()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130, stderr)
+        XCTAssertTrue(stderr.contains("interrupted"), stderr)
+        let r = try CLI.run(["import", out])
+        XCTAssertEqual(r.status, 0, "the saved weights load: \(r.stderr)")
+    }
+}

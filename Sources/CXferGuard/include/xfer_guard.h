@@ -15,3 +15,16 @@ void xfer_guard_install(void);
 void xfer_guard_set_subject(const char *path);
 
 #endif
+
+#ifndef XFER_INTERRUPT_H
+#define XFER_INTERRUPT_H
+/// Ctrl-C. Called first thing in main, before any other thread exists: blocks SIGINT in the
+/// calling thread (so every thread created later inherits the block and is never interrupted
+/// asynchronously, in the middle of a library call) and starts one thread that waits for it
+/// with sigwait. Ctrl-C then exits with 130, unless `xfer_interrupt_arm` was called: then the
+/// first Ctrl-C is only counted (the training loop polls the count between batches and saves)
+/// and a second exits at once.
+void xfer_interrupt_install(void);
+void xfer_interrupt_arm(void);
+int xfer_interrupt_count(void);
+#endif

@@ -26,13 +26,21 @@ public final class ForwardContext {
     /// Keep what backward needs. Off for inference.
     public var keepForBackward: Bool
 
-    /// A layer's new output, contents arbitrary: every element must be written.
-    func output(_ shape: [Int]) -> Tensor { pool.tensor(shape) }
+    /// A layer's new output, contents arbitrary: every element must be written. When backward
+    /// keeps it, its buffer is about its own size (never one of the pass's largest, which
+    /// would then be missing from the pool on the next pass and be allocated again).
+    func output(_ shape: [Int]) -> Tensor { pool.tensor(shape, fitted: keepForBackward) }
 
     /// A layer is done with its input `x`: keep it for backward if asked (returning it),
-    /// otherwise reuse its buffer.
+    /// otherwise reuse its buffer. An input kept from a much larger buffer (the last output
+    /// of the frozen part of the pass) is kept as a copy of its own size, the buffer reused.
     func release(_ x: consuming Tensor) -> Tensor? {
-        if keepForBackward { return x }
+        if keepForBackward {
+            guard TensorPool.oversized(x.values.capacity, x.count) else { return x }
+            let kept = Tensor(shape: x.shape, values: x.values.withUnsafeBufferPointer { [Float]($0) })
+            pool.recycle(x)
+            return kept
+        }
         pool.recycle(x)
         return nil
     }

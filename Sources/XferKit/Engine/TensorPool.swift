@@ -15,10 +15,13 @@ final class TensorPool {
     private var issued: Set<UnsafeRawPointer> = []
 
     /// A tensor of `shape` with arbitrary contents, to be overwritten entirely.
-    func tensor(_ shape: [Int]) -> Tensor {
+    /// `fitted`: only a buffer at most twice the size will do (else a new one), for a tensor
+    /// that is kept past the pass: it must not pin one of the pass's largest buffers.
+    func tensor(_ shape: [Int], fitted: Bool = false) -> Tensor {
         let count = shape.reduce(1, *)
         var values: [Float]
-        if let i = free.indices.filter({ free[$0].capacity >= count }).min(by: { free[$0].capacity < free[$1].capacity }) {
+        if let i = free.indices.filter({ free[$0].capacity >= count && (!fitted || !Self.oversized(free[$0].capacity, count)) })
+            .min(by: { free[$0].capacity < free[$1].capacity }) {
             values = free.remove(at: i)
             if values.count > count {
                 values.removeLast(values.count - count)
@@ -31,6 +34,9 @@ final class TensorPool {
         if count > 0 { issued.insert(address(values)) }
         return Tensor(shape: shape, values: values)
     }
+
+    /// Whether a buffer of `capacity` floats is more than twice what `count` needs.
+    static func oversized(_ capacity: Int, _ count: Int) -> Bool { capacity > 2 * max(count, 1) }
 
     /// Takes back a tensor that nothing else will read, if this pool issued its buffer.
     func recycle(_ t: consuming Tensor) {

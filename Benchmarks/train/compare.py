@@ -1,0 +1,83 @@
+"""Driver of the training benchmark (BENCHMARKS.md, "Training"); run.sh calls it.
+
+    python compare.py XFER XFER_TRAIN_BENCH PYTHON OUT_DIR [ROUNDS] [JOBS]
+
+Per-step figures: ROUNDS rounds, each running xfer then TensorFlow for (a) the base
+frozen and (b) --freeze-until block5, every run a separate process (xfer-train-bench /
+tf_train_vgg16.py steps, --no-cache set-up, batch 16, first 2 steps skipped).
+Whole job: 512 images x 10 epochs, setting (a), `xfer finetune` (feature cache on)
+and Keras model.fit, alternately, JOBS times each. Wall clock and peak RSS of each
+process come from os.wait4. Prints every run's line, then medians and ratios.
+"""
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+xfer, bench, python, out = sys.argv[1:5]
+rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+jobs = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+here = os.path.dirname(os.path.abspath(__file__))
+ckpt = os.path.join(out, "vgg16_notop.h5")
+data = os.path.join(out, "train_512.h5")
+env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+def run_rss(cmd):
+    """Like run, with the peak RSS (MiB) from os.wait4."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    stdout = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        sys.exit(f"failed ({status}): {' '.join(cmd)}")
+    return stdout, wall, usage.ru_maxrss / 1024
+
+
+def field(line, key):
+    return float(re.search(rf"\b{key}=([0-9.]+)", line).group(1))
+
+
+step = {}  # (side, setting) -> [images/s]
+step_rss = {}
+for r in range(rounds):
+    for setting, extra in [("a", []), ("b", ["--freeze-until", "block5"])]:
+        for side in ["xfer", "tensorflow"]:
+            if side == "xfer":
+                cmd = [bench, ckpt, data, "--steps", "6", "--warmup", "2"] + extra
+            else:
+                cmd = [python, os.path.join(here, "tf_train_vgg16.py"), ckpt, data, "steps", "--steps", "6", "--warmup", "2"] + extra
+            stdout, wall, rss = run_rss(cmd)
+            line = stdout.strip().splitlines()[-1]
+            print(f"round {r + 1} ({setting}) {line} wall_s={wall:.1f} rss_mib={rss:.0f}", flush=True)
+            step.setdefault((side, setting), []).append(field(line, "images_per_s"))
+            step_rss.setdefault((side, setting), []).append(rss)
+
+job = {}
+for j in range(jobs):
+    for side in ["xfer", "tensorflow"]:
+        if side == "xfer":
+            cmd = [xfer, "finetune", ckpt, "--data", data, "--batch-size", "16", "--epochs", "10",
+                   "--output", os.path.join(out, "vgg16_notop-finetuned.h5")]
+        else:
+            cmd = [python, os.path.join(here, "tf_train_vgg16.py"), ckpt, data, "job", "--epochs", "10"]
+        stdout, wall, rss = run_rss(cmd)
+        last = stdout.strip().splitlines()[-1]
+        print(f"job {j + 1} side={side} wall_s={wall:.1f} rss_mib={rss:.0f} | {last}", flush=True)
+        job.setdefault(side, []).append((wall, rss))
+
+med = statistics.median
+print("\nmedians")
+for setting, name in [("a", "base frozen"), ("b", "--freeze-until block5")]:
+    x, t = med(step[("xfer", setting)]), med(step[("tensorflow", setting)])
+    print(f"step ({setting}) {name}: xfer {x:.2f} images/s ({16 / x:.2f} s/step), TF {t:.2f} images/s "
+          f"({16 / t:.2f} s/step), xfer/TF {x / t:.2f}x (target >= 1.0x); "
+          f"peak RSS xfer {med(step_rss[('xfer', setting)]):.0f} MiB, TF {med(step_rss[('tensorflow', setting)]):.0f} MiB")
+if job:
+    xw, tw = med([w for w, _ in job["xfer"]]), med([w for w, _ in job["tensorflow"]])
+    xr, tr = med([r for _, r in job["xfer"]]), med([r for _, r in job["tensorflow"]])
+    print(f"job 512x10 (a): xfer (cache) {xw:.1f} s, Keras fit {tw:.1f} s, speed-up {tw / xw:.2f}x (target >= 5x); "
+          f"peak RSS xfer {xr:.0f} MiB, TF {tr:.0f} MiB, ratio {xr / tr:.2f} (target <= 0.5)")
