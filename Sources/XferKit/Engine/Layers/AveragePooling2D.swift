@@ -46,10 +46,6 @@ public final class AveragePooling2DLayer: TrainableLayer {
         }
         return dx
     }
-
-    public func zeroGradients() {}
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
-    public func currentWeights() -> [String: [Float]] { [:] }
 }
 
 /// y (N, OH, OW, C) = mean over each window's real elements of x (N, H, W, C).

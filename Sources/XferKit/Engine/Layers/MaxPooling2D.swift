@@ -74,10 +74,6 @@ public final class MaxPooling2DLayer: TrainableLayer {
         }
         return dx
     }
-
-    public func zeroGradients() {}
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
-    public func currentWeights() -> [String: [Float]] { [:] }
 }
 
 /// y (N, OH, OW, C) = max over each window of x (N, H, W, C), real elements only.
