@@ -154,7 +154,10 @@ public struct ImageFolder: Sendable {
 
         var problems = [String?](repeating: nil, count: todo.count)
         problems.withUnsafeMutableBufferPointer { problems in
-            DispatchQueue.concurrentPerform(iterations: todo.count) { slot in
+            // On the engine's threads: while a training step holds them (this batch being read
+            // ahead), the images are decoded on this thread alone, so the process never runs more
+            // threads than its budget plus the one reading ahead.
+            parallelFor(todo.count) { slot, _ in
                 let out = base + slot * imageSize
                 do {
                     let data = try Data(contentsOf: samples[todo[slot]].url)
@@ -262,7 +265,7 @@ public struct ImageFolder: Sendable {
         let prefixSize = 16 * 1024
         var problems = [String?](repeating: nil, count: samples.count)
         problems.withUnsafeMutableBufferPointer { problems in
-            DispatchQueue.concurrentPerform(iterations: samples.count) { i in
+            parallelFor(samples.count) { i, _ in
                 guard let file = try? FileHandle(forReadingFrom: samples[i].url) else {
                     problems[i] = "cannot read the file"
                     return
