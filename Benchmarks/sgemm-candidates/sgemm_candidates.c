@@ -1,11 +1,18 @@
-// Compares the SGEMM libraries Debian ships (OpenBLAS, BLIS, oneDNN) on the
-// GEMM shapes of VGG16's convolutions as xfer runs them: C(M×N) = A(M×K)·B(K×N),
-// row-major, A = im2col of a tile of M output pixels, B = the Keras kernel
-// (KH·KW·C_in, O), K = 9·C_in, N = O. Each library is dlopen'ed privately, so the
-// three coexist in one process and run under the same conditions.
+// Compares the SGEMM libraries Debian ships (OpenBLAS, BLIS, oneDNN), and optionally
+// newer OpenBLAS and oneMKL builds from PyPI, on the GEMM shapes of VGG16's convolutions
+// as xfer runs them: C(M×N) = A(M×K)·B(K×N), row-major, A = im2col of a tile of M output
+// pixels, B = the Keras kernel (KH·KW·C_in, O), K = 9·C_in, N = O. Each library is
+// dlopen'ed privately, so they coexist in one process and run under the same conditions.
 //
 //   cc -O2 -o /tmp/sgemm_candidates Benchmarks/sgemm-candidates/sgemm_candidates.c -ldl -lpthread
 //   /tmp/sgemm_candidates [images=2] [workspaceMB=4]
+//
+// Two more candidates, newer than Debian's, when their paths are given (PyPI wheels, unzipped):
+//   pip download --no-deps -d /tmp/wheels scipy-openblas32 mkl
+//   cd /tmp/wheels && unzip -q -o 'scipy_openblas32-*.whl' && unzip -q -o 'mkl-*.whl'
+//   export SGEMM_OPENBLAS_PYPI=/tmp/wheels/scipy_openblas32/lib/libscipy_openblas.so
+//   export SGEMM_MKL=$(ls -d /tmp/wheels/mkl-*.data)/data/lib/libmkl_rt.so.3
+//   /tmp/sgemm_candidates 2 2
 //
 // Modes, per library:
 //   1T       one thread, library single-threaded
@@ -33,6 +40,14 @@ static int (*blis_arch_id)(void);
 static char *(*blis_arch_string)(int);
 static int (*dnnl_sgemm_p)(char, char, long, long, long, float, const float *, long, const float *, long, float, float *, long);
 static void (*omp_set_threads)(int);
+// Optional: OpenBLAS as built for SciPy (symbols prefixed scipy_), oneMKL (libmkl_rt).
+static void *h_obpypi, *h_mkl;
+static void (*obp_sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+static void (*obp_set_threads)(int);
+static char *(*obp_corename)(void);
+static void (*mkl_sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+static int (*mkl_set_layer)(int);
+static int (*mkl_set_threads)(int);
 
 enum { RowMajor = 101, NoTrans = 111 };
 static void g_openblas(int M, int N, int K, const float *A, const float *B, float *C) {
@@ -43,6 +58,12 @@ static void g_blis(int M, int N, int K, const float *A, const float *B, float *C
 }
 static void g_dnnl(int M, int N, int K, const float *A, const float *B, float *C) {
     dnnl_sgemm_p('N', 'N', M, N, K, 1, A, K, B, N, 0, C, N);
+}
+static void g_obpypi(int M, int N, int K, const float *A, const float *B, float *C) {
+    obp_sgemm(RowMajor, NoTrans, NoTrans, M, N, K, 1, A, K, B, N, 0, C, N);
+}
+static void g_mkl(int M, int N, int K, const float *A, const float *B, float *C) {
+    mkl_sgemm(RowMajor, NoTrans, NoTrans, M, N, K, 1, A, K, B, N, 0, C, N);
 }
 
 static void *need(void *h, const char *name) {
@@ -65,15 +86,34 @@ static void load(void) {
     blis_arch_id = need(h_blis, "bli_arch_query_id");
     blis_arch_string = need(h_blis, "bli_arch_string");
     dnnl_sgemm_p = need(h_dnnl, "dnnl_sgemm");
+    const char *path = getenv("SGEMM_OPENBLAS_PYPI");
+    if (path && *path) {
+        if (!(h_obpypi = dlopen(path, RTLD_NOW | RTLD_LOCAL))) { fprintf(stderr, "dlopen: %s\n", dlerror()); exit(1); }
+        obp_sgemm = need(h_obpypi, "scipy_cblas_sgemm");
+        obp_set_threads = need(h_obpypi, "scipy_openblas_set_num_threads");
+        obp_corename = need(h_obpypi, "scipy_openblas_get_corename");
+    }
+    path = getenv("SGEMM_MKL");
+    if (path && *path) {
+        if (!(h_mkl = dlopen(path, RTLD_NOW | RTLD_LOCAL))) { fprintf(stderr, "dlopen: %s\n", dlerror()); exit(1); }
+        mkl_sgemm = need(h_mkl, "cblas_sgemm");
+        mkl_set_layer = need(h_mkl, "MKL_Set_Threading_Layer");
+        mkl_set_threads = need(h_mkl, "MKL_Set_Num_Threads_Local");
+        mkl_set_layer(3);  // MKL_THREADING_GNU: the system's libgomp; threads set per calling thread below
+    }
 }
 // Threads the library may use inside one call. For oneDNN (OpenMP) the setting is per calling thread.
 static void set_lib_threads(int lib, int n) {
     if (lib == 0) ob_set_threads(n);
     if (lib == 1) blis_set_threads(n);
     if (lib == 2) omp_set_threads(n);
+    if (lib == 3) obp_set_threads(n);
+    if (lib == 4) mkl_set_threads(n);
 }
-static const char *lib_names[] = {"OpenBLAS 0.3.21", "BLIS 0.9.0", "oneDNN 2.6"};
-static gemm_fn lib_fns[] = {g_openblas, g_blis, g_dnnl};
+static const char *lib_names[] = {"OpenBLAS 0.3.21", "BLIS 0.9.0", "oneDNN 2.6", "OpenBLAS (PyPI)", "oneMKL (PyPI)"};
+static gemm_fn lib_fns[] = {g_openblas, g_blis, g_dnnl, g_obpypi, g_mkl};
+// Whether library `lib` was loaded.
+static int present(int lib) { return lib < 3 || (lib == 3 && h_obpypi) || (lib == 4 && h_mkl); }
 
 // --- VGG16 conv base at 224×224 ----------------------------------------------
 typedef struct { const char *name; int hw, cin, cout; } layer_t;
@@ -182,7 +222,8 @@ int main(int argc, char **argv) {
             double s = 0; for (int p = 0; p < K; p++) s += (double)bufA[0][i * K + p] * bufB[p * N + j];
             ref[i * N + j] = (float)s;
         }
-        for (int lib = 0; lib < 3; lib++) {
+        for (int lib = 0; lib < 5; lib++) {
+            if (!present(lib)) continue;
             set_lib_threads(lib, 1);
             lib_fns[lib](M, N, K, bufA[0], bufB, bufC[0]);
             float e = 0; for (int i = 0; i < M * N; i++) { float d = bufC[0][i] - ref[i]; if (d < 0) d = -d; if (d > e) e = d; }
@@ -192,7 +233,9 @@ int main(int argc, char **argv) {
     }
 
     static const char *modes[] = {"1T", "2T-pool", "2T-lib"};
-    for (int lib = 0; lib < 3; lib++) {
+    if (h_obpypi) printf("OpenBLAS (PyPI) core: %s\n", obp_corename());
+    for (int lib = 0; lib < 5; lib++) {
+        if (!present(lib)) continue;
         for (int li = 0; li < NL; li++) time_layer(lib, li, 0);  // warm-up
         double per_layer[NL];
         for (int mode = 0; mode < 3; mode++) {

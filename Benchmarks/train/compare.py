@@ -1,10 +1,14 @@
 """Driver of the training benchmark (BENCHMARKS.md, "Training"); run.sh calls it.
 
-    python compare.py XFER XFER_TRAIN_BENCH PYTHON OUT_DIR [ROUNDS] [JOBS]
+    python compare.py XFER XFER_TRAIN_BENCH PYTHON OUT_DIR [ROUNDS] [JOBS] [XFER_BENCH FMA_PEAK]
 
 Per-step figures: ROUNDS rounds, each running xfer then TensorFlow for (a) the base
 frozen and (b) --freeze-until block5, every run a separate process (xfer-train-bench /
 tf_train_vgg16.py steps, --no-cache set-up, batch 16, first 2 steps skipped).
+Limits, in the same rounds when XFER_BENCH and FMA_PEAK are given: `xfer-bench sgemm`
+(the GEMM calls of the base's forward pass at batch 16, alone: what im2col + this SGEMM
+can reach at most in (a)) and `fma_peak` (the machine's float32 multiply-add peak on
+every core); TensorFlow's (a) step and xfer's are set against both.
 Whole job: 512 images x 10 epochs, setting (a), `xfer finetune` (feature cache on)
 and Keras model.fit, alternately, JOBS times each. Wall clock and peak RSS of each
 process come from os.wait4. Prints every run's line, then medians and ratios.
@@ -19,6 +23,7 @@ import time
 xfer, bench, python, out = sys.argv[1:5]
 rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 jobs = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+limits = sys.argv[7:9] if len(sys.argv) > 8 else None
 here = os.path.dirname(os.path.abspath(__file__))
 ckpt = os.path.join(out, "vgg16_notop.h5")
 data = os.path.join(out, "train_512.h5")
@@ -43,7 +48,18 @@ def field(line, key):
 
 step = {}  # (side, setting) -> [images/s]
 step_rss = {}
+ceiling = {"sgemm_img_s": [], "gflop_per_img": [], "peak_gflops": []}
 for r in range(rounds):
+    if limits:
+        stdout, _, _ = run_rss([limits[0], "sgemm", "--batch", "16", "--runs", "3"])
+        line = stdout.strip().splitlines()[-1]
+        print(f"round {r + 1} (limit) {line}", flush=True)
+        ceiling["sgemm_img_s"].append(field(line, "img_per_s"))
+        ceiling["gflop_per_img"].append(field(line, "gflops") / field(line, "img_per_s"))
+        stdout, _, _ = run_rss([limits[1], str(os.cpu_count()), "3"])
+        line = stdout.strip().splitlines()[-1]
+        print(f"round {r + 1} (limit) {line}", flush=True)
+        ceiling["peak_gflops"].append(field(line, "gflops"))
     for setting, extra in [("a", []), ("b", ["--freeze-until", "block5"])]:
         for side in ["xfer", "tensorflow"]:
             if side == "xfer":
@@ -76,6 +92,13 @@ for setting, name in [("a", "base frozen"), ("b", "--freeze-until block5")]:
     print(f"step ({setting}) {name}: xfer {x:.2f} images/s ({16 / x:.2f} s/step), TF {t:.2f} images/s "
           f"({16 / t:.2f} s/step), xfer/TF {x / t:.2f}x (target >= 1.0x); "
           f"peak RSS xfer {med(step_rss[('xfer', setting)]):.0f} MiB, TF {med(step_rss[('tensorflow', setting)]):.0f} MiB")
+if limits:
+    limit, per_img, peak = med(ceiling["sgemm_img_s"]), med(ceiling["gflop_per_img"]), med(ceiling["peak_gflops"])
+    x, t = med(step[("xfer", "a")]), med(step[("tensorflow", "a")])
+    print(f"limits (a): float32 FMA peak {peak:.0f} GFLOP/s; the base's forward is {per_img:.2f} GFLOP per image")
+    print(f"  its GEMMs alone (im2col + SGEMM limit): {limit:.2f} images/s = {limit * per_img / peak:.0%} of peak")
+    print(f"  xfer step {x:.2f} images/s = {x * per_img / peak:.0%} of peak, {x / limit:.2f} of the SGEMM limit")
+    print(f"  TF step {t:.2f} images/s = {t * per_img / peak:.0%} of peak, {t / limit:.2f}x the SGEMM limit")
 if job:
     xw, tw = med([w for w, _ in job["xfer"]]), med([w for w, _ in job["tensorflow"]])
     xr, tr = med([r for _, r in job["xfer"]]), med([r for _, r in job["tensorflow"]])
