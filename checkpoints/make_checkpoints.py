@@ -616,6 +616,26 @@ def part_keras3(out):
     model.train_on_batch(*train_batch(VGG_INPUT, 3))
     save_and_check(model, "k3_transfer_nested.keras")
 
+    # k3_frozen_then_one.keras: `base.trainable = False`, then one inner layer made
+    # trainable again. Keras 3 keeps the flag on each variable, so the outer model
+    # trains block5_conv3 although the nested model's own flag is False.
+    rng = fresh("k3_frozen_then_one")
+    base_in = keras.Input(VGG_INPUT, name="input_layer")
+    x = base_in
+    for layer in vgg_layers(False):
+        x = layer(x)
+    base = keras.Model(base_in, x, name="vgg16")
+    base.trainable = False
+    base.get_layer("block5_conv3").trainable = True
+    inputs = keras.Input(VGG_INPUT, name="input_layer_1")
+    x = base(inputs)
+    x = L.GlobalMaxPooling2D(name="global_max_pooling2d")(x)
+    x = L.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, x, name="transfer")
+    init_weights(model, rng, D.is_model)
+    calibrate(model, MODEL)
+    save_and_check(model, "k3_frozen_then_one.keras")
+
     # k3_zoo.keras: the k2_zoo model in Keras 3.
     rng = fresh("k2_zoo")  # same weights as k2_zoo.h5
     inputs = keras.Input(ZOO_INPUT)

@@ -72,8 +72,10 @@ public enum KerasH5Writer {
             try file.createGroup(group)
             var names: [String] = []
             if case .model(let inner) = layer.kind {
-                // Trainable weights of the whole nested model first, then the rest (A.1.5).
-                let all = nestedWeights(inner, trainable: layer.trainable && inner.trainable)
+                // Trainable weights of the whole nested model first, then the rest (A.1.5), each
+                // weight by its own layer's flag, as tf-keras sees them when it loads the file (it
+                // drops a nested model's own flag; the config below keeps Keras 3 in step).
+                let all = nestedWeights(inner, trainable: true)
                 for (innerLayer, w, _) in all.filter({ $0.2 }) + all.filter({ !$0.2 }) {
                     let name = "\(innerLayer)/\(w.role):0"
                     try file.write("\(group)/\(name)", shape: w.shape, floats: w.values)
@@ -97,7 +99,7 @@ public enum KerasH5Writer {
     /// (inner layer name, weight, counts as trainable) for every weight inside a nested model.
     private static func nestedWeights(_ model: ModelSpec, trainable: Bool) -> [(String, WeightSpec, Bool)] {
         model.layers.flatMap { l -> [(String, WeightSpec, Bool)] in
-            if case .model(let m) = l.kind { return nestedWeights(m, trainable: trainable && l.trainable && m.trainable) }
+            if case .model(let m) = l.kind { return nestedWeights(m, trainable: trainable) }
             return l.weights.map { (l.name, $0, trainable && l.trainable && $0.isTrainableKind) }
         }
     }
@@ -202,7 +204,12 @@ enum KerasConfigWriter {
             c["padding"] = [[p.top, p.bottom], [p.left, p.right]]
             c["data_format"] = "channels_last"
         case .model(let m):
-            return model(m)["config"] as! [String: Any]
+            var config = model(m)["config"] as! [String: Any]
+            // Keras 3 keeps a nested model's own flag when it loads, and a frozen nested model
+            // lists its weights in creation order: mark it trainable when anything inside trains,
+            // so that Keras 3 expects the order written above, as tf-keras does.
+            if m.weightCounts().0 > 0 { config["trainable"] = true }
+            return config
         }
         return c
     }

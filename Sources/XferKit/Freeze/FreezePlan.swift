@@ -109,12 +109,13 @@ public struct FreezePlan: Sendable {
 
 extension ModelSpec {
     /// Every layer in execution order, nested models replaced by their layers (the nested
-    /// model's own entry is not listed). `enclosingTrainable` folds in the nested models' flags.
+    /// model's own entry is not listed), each trainable by its own flag and `enclosingTrainable`
+    /// (the top model's). A nested model's own flag does not reach into its layers, as in
+    /// Keras (`ModelSpec.weightCounts`).
     public func flattenedLayers(enclosingTrainable: Bool = true) -> [(layer: LayerSpec, trainable: Bool)] {
         layers.flatMap { l -> [(layer: LayerSpec, trainable: Bool)] in
-            let t = enclosingTrainable && l.trainable
-            if case .model(let m) = l.kind { return m.flattenedLayers(enclosingTrainable: t && m.trainable) }
-            return [(l, t)]
+            if case .model(let m) = l.kind { return m.flattenedLayers(enclosingTrainable: enclosingTrainable) }
+            return [(l, enclosingTrainable && l.trainable)]
         }
     }
 

@@ -55,17 +55,20 @@ public struct ModelSummary: Sendable {
             rows.append(SummaryRow(name: layer.name, type: layer.className, outputShape: [nil] + out.map { $0 },
                                    params: 0, trainableParams: 0, nonTrainableParams: 0,
                                    trainable: layer.trainable, parent: parent, depth: depth))
+            // A row counts the layer on its own, as `layer.trainable_weights` does. The totals
+            // take each weight by its own layer's flag: a nested model's flag does not reach into
+            // its layers (see `ModelSpec.weightCounts`).
+            let counts: (Int, Int)
             if case .model(let inner) = layer.kind {
-                _ = try collect(inner, enclosingTrainable: enclosingTrainable && layer.trainable && inner.trainable,
-                                parent: layer.name, depth: depth + 1, into: &rows)
+                counts = try collect(inner, enclosingTrainable: enclosingTrainable,
+                                     parent: layer.name, depth: depth + 1, into: &rows)
+            } else {
+                counts = layer.ownCounts(enclosingTrainable: enclosingTrainable)
             }
-            // A row counts the layer on its own, as `layer.trainable_weights` does; the totals
-            // also apply the enclosing models' flags, as `model.trainable_weights` does.
             let own = layer.ownCounts()
             rows[rowIndex].params = own.0 + own.1
             rows[rowIndex].trainableParams = own.0
             rows[rowIndex].nonTrainableParams = own.1
-            let counts = layer.ownCounts(enclosingTrainable: enclosingTrainable)
             total.0 += counts.0; total.1 += counts.1
             shape = out
         }
@@ -111,20 +114,33 @@ public struct ModelSummary: Sendable {
 
 extension LayerSpec {
     /// (trainable, non-trainable) parameter counts of this layer taken alone, as Keras's
-    /// `layer.trainable_weights` / `non_trainable_weights`.
+    /// `layer.trainable_weights` / `non_trainable_weights`: nothing trainable when the layer
+    /// (or a nested model) is itself frozen.
     public func ownCounts(enclosingTrainable: Bool = true) -> (Int, Int) {
         let effective = enclosingTrainable && trainable
         if case .model(let inner) = kind {
-            var c = (0, 0)
-            for l in inner.layers {
-                let s = l.ownCounts(enclosingTrainable: effective && inner.trainable)
-                c.0 += s.0; c.1 += s.1
-            }
-            return c
+            let c = inner.weightCounts()
+            return effective && inner.trainable ? c : (0, c.0 + c.1)
         }
         var c = (0, 0)
         for w in weights {
             if effective && w.isTrainableKind { c.0 += w.count } else { c.1 += w.count }
+        }
+        return c
+    }
+}
+
+extension ModelSpec {
+    /// (trainable, non-trainable) counts of every weight inside, each by its own layer's
+    /// flag, as an enclosing model's `trainable_weights` sees them: Keras 3 keeps the flag on
+    /// each variable (`base.trainable = False` then `block5_conv3.trainable = True` trains
+    /// block5_conv3), and tf-keras drops a nested model's own flag when it loads a file.
+    public func weightCounts() -> (Int, Int) {
+        var c = (0, 0)
+        for l in layers {
+            let s: (Int, Int)
+            if case .model(let inner) = l.kind { s = inner.weightCounts() } else { s = l.ownCounts() }
+            c.0 += s.0; c.1 += s.1
         }
         return c
     }

@@ -42,12 +42,12 @@ public final class TrainingNetwork {
         var flat: [(path: String, spec: LayerSpec, trainable: Bool, inference: Bool)] = []
         func walk(_ m: ModelSpec, prefix: String, trainable: Bool, inference: Bool) {
             for l in m.layers {
-                let t = trainable && l.trainable
+                // A nested model's own flag does not reach into its layers (ModelSpec.weightCounts).
                 if case .model(let inner) = l.kind {
-                    walk(inner, prefix: prefix + l.name + "/", trainable: t && inner.trainable,
+                    walk(inner, prefix: prefix + l.name + "/", trainable: trainable,
                          inference: inference || l.callTrainingFalse)
                 } else {
-                    flat.append((prefix + l.name, l, t, inference))
+                    flat.append((prefix + l.name, l, trainable && l.trainable, inference))
                 }
             }
         }
