@@ -493,6 +493,22 @@ def part_tf_keras(out):
     calibrate(zoo2, MODEL)
     save_and_check(zoo2, "k2_zoo2.h5")
 
+    # k2_bn_after_dense.h5: a head with BatchNormalization after Dense; tf_keras
+    # records its axis as [1] (the last axis of a 2-D input).
+    rng = fresh("k2_bn_after_dense")
+    bnd = tf_keras.Sequential([
+        L.Input(ZOO2_INPUT),
+        L.Conv2D(4, 3, activation="relu", name="conv"),
+        L.Flatten(name="flatten"),
+        L.Dense(8, name="fc"),
+        L.BatchNormalization(name="fc_bn"),
+        L.Activation("relu", name="fc_relu"),
+        L.Dense(2, activation="softmax", name="predictions"),
+    ], name="bn_after_dense")
+    init_weights(bnd, rng, D.is_model)
+    calibrate(bnd, MODEL)
+    save_and_check(bnd, "k2_bn_after_dense.h5")
+
     # unsupported_layer.h5: a LayerNormalization between two convs.
     rng = fresh("unsupported_layer")
     bad = tf_keras.Sequential([

@@ -205,15 +205,17 @@ struct KerasConfigParser {
         case "BatchNormalization":
             if cfg["renorm"] as? Bool == true { throw unsupported("batch renormalization is not supported") }
             if cfg["synchronized"] as? Bool == true { /* same math on one device */ }
-            let axis = cfg["axis"]
-            let axisOK: Bool
-            if let a = axis as? Int { axisOK = a == -1 || a == 3 }
-            else if let a = axis as? [Int] { axisOK = a == [3] || a == [-1] }
-            else { axisOK = axis == nil }
-            guard axisOK else { throw unsupported("normalising an axis other than the channels is not supported") }
+            // Whether the axis is the last one is checked against the input's rank (Shapes.swift).
+            let axis: Int
+            switch cfg["axis"] {
+            case nil: axis = -1
+            case let a as Int: axis = a
+            case let a as [Int] where a.count == 1: axis = a[0]
+            default: throw unsupported("normalising over several axes (\(cfg["axis"]!)) is not supported")
+            }
             kind = .batchNormalization(BatchNormConfig(
                 momentum: Float(cfg["momentum"] as? Double ?? 0.99), epsilon: Float(cfg["epsilon"] as? Double ?? 1e-3),
-                center: cfg["center"] as? Bool ?? true, scale: cfg["scale"] as? Bool ?? true))
+                center: cfg["center"] as? Bool ?? true, scale: cfg["scale"] as? Bool ?? true, axis: axis))
         case "Activation":
             kind = .activation(try activation(cfg["activation"], name, cls))
         case "ReLU":

@@ -75,8 +75,11 @@ public struct BatchNormConfig: Sendable, Equatable {
     public var epsilon: Float
     public var center: Bool
     public var scale: Bool
-    public init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true) {
-        self.momentum = momentum; self.epsilon = epsilon; self.center = center; self.scale = scale
+    /// The normalised axis as Keras records it: −1, or an index counting the batch axis
+    /// (tf-keras writes `[3]` after images, `[1]` after a Dense layer). Only the last axis runs.
+    public var axis: Int
+    public init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, axis: Int = -1) {
+        self.momentum = momentum; self.epsilon = epsilon; self.center = center; self.scale = scale; self.axis = axis
     }
 }
 

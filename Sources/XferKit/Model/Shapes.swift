@@ -56,7 +56,14 @@ extension LayerSpec {
             guard let last = input.last else { throw XferError.badInput(name, "has an empty input shape") }
             _ = last
             return Array(input.dropLast()) + [d.units]
-        case .dropout, .batchNormalization, .activation, .relu:
+        case .batchNormalization(let b):
+            // Keras counts the batch axis: the last axis of (N, H, W, C) is 3, of (N, F) is 1.
+            guard b.axis == -1 || b.axis == input.count else {
+                throw XferError.badInput(name, "BatchNormalization over axis \(b.axis) of an input \(shapeText(input)) is not supported (the last axis only)",
+                                         hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
+            }
+            return input
+        case .dropout, .activation, .relu:
             return input
         case .zeroPadding2D(let p):
             let (h, w, ch) = try spatial()
