@@ -19,7 +19,7 @@ struct EvaluateCommand: ParsableCommand {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         guard data.labels != nil else {
-            throw XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "evaluate needs labelled data")
+            throw data.labelProblem ?? XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "evaluate needs labelled data")
         }
         let predictor = try Predictor(model: loaded.model)
         let bar = ProgressBar("evaluate")

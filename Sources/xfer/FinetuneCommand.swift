@@ -130,7 +130,7 @@ struct FinetuneCommand: ParsableCommand {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         guard let labels = data.labels else {
-            throw XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "fine-tuning needs labelled data")
+            throw data.labelProblem ?? XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "fine-tuning needs labelled data")
         }
         let classCount = classes ?? data.classCount
         var options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
@@ -165,7 +165,7 @@ struct FinetuneCommand: ParsableCommand {
                 "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
         } else if let path = validationData {
             let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
-            guard v.labels != nil else { throw XferError.badInput(path, "has no labels (dataset y)") }
+            guard v.labels != nil else { throw v.labelProblem ?? XferError.badInput(path, "has no labels (dataset y)") }
             validation = (v, Array(0..<v.count))
         }
         printPlan(plan, data: data)

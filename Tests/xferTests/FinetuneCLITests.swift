@@ -64,6 +64,18 @@ final class FinetuneCLITests: XCTestCase {
         XCTAssertTrue(e.stdout.hasPrefix("loss: ") && e.stdout.contains(" - accuracy: "), e.stdout)
     }
 
+    func testPredictIgnoresAYThatIsNotLabels() throws {
+        // The Keras-written io file of a headless base keeps Keras's (N, 1, 1, 32) outputs as y.
+        let out = try tempDir().appendingPathComponent("p.h5").path
+        let args = ["k2_vgg_notop_weights.h5", "--input-shape", "32,32,3", "--data", "k2_vgg_notop_weights.h5.io.h5"]
+        let p = try CLI.run(["predict"] + args + ["--output", out])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        let e = try CLI.run(["evaluate"] + args)
+        XCTAssertEqual(e.status, 3)
+        XCTAssertTrue(e.stderr.contains("y has shape (3, 1, 1, 32)"), e.stderr)
+    }
+
     func testResumeContinuesExactly() throws {
         let dir = try tempDir()
         let data = training.appendingPathComponent("fit_plain.h5").path

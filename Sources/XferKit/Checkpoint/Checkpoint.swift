@@ -236,7 +236,7 @@ struct CheckpointReader {
                     throw XferError.badInput(path, "holds a nested model; its architecture cannot be inferred",
                                              hint: "give --config with the model's JSON or a .keras file of it")
                 }
-                throw XferError.badInput(path, "does not record layer names (written before Keras 3.6)",
+                throw XferError.badInput(path, "does not record layer names (tf-keras and Keras before 3.6 do not write them)",
                                          hint: "give --config with the model's JSON or a .keras file of it")
             }
             names.append(name)

@@ -16,6 +16,9 @@ public final class DataSource: @unchecked Sendable {
     public let count: Int
     /// Label of each sample (nil when the data has no labels).
     public let labels: [Int]?
+    /// Why `y` could not be read as labels, when an HDF5 file holds a `y` that is not labels
+    /// (`predict` does not need it; training and evaluation report this).
+    public let labelProblem: XferError?
     /// Class names (image folders: the sorted subfolder names).
     public let classNames: [String]?
     /// For arrays: the (H, W, C) of one sample.
@@ -42,6 +45,7 @@ public final class DataSource: @unchecked Sendable {
             folder = f; file = nil; kind = .images
             count = f.samples.count
             labels = f.samples.map(\.label)
+            labelProblem = nil
             classNames = f.classNames
             classCount = f.classNames.count
             sampleShape = nil
@@ -67,24 +71,28 @@ public final class DataSource: @unchecked Sendable {
             var width = 0
             if yShape.count == 1 || (yShape.count == 2 && yShape[1] == 1) {
                 l = y.map { Int($0) }
-            } else if yShape.count == 2 {
+            } else if yShape.count == 2 && yShape[1] > 1 {
                 width = yShape[1]
                 l = (0..<yShape[0]).map { i in
                     let row = y[(i * width)..<((i + 1) * width)]
                     return row.indices.max { row[$0] < row[$1] }! - i * width
                 }
-            } else {
-                throw XferError.badInput(path, "y has shape \(shapeText(yShape)), expected (N) labels or (N, classes) one-hot")
             }
-            guard l.count == count else {
-                throw XferError.badInput(path, "x has \(count) samples but y has \(l.count) labels",
-                                         hint: "x and y must hold the same samples in the same order")
+            var problem: XferError?
+            if yShape.count > 2 || (yShape.count == 2 && yShape[1] < 1) {
+                problem = XferError.badInput(path, "y has shape \(shapeText(yShape)), expected (N) labels or (N, classes) one-hot")
+            } else if l.count != count {
+                problem = XferError.badInput(path, "x has \(count) samples but y has \(l.count) labels",
+                                             hint: "x and y must hold the same samples in the same order")
+            } else if !l.allSatisfy({ $0 >= 0 }) {
+                problem = XferError.badInput(path, "y holds negative labels")
             }
-            guard l.allSatisfy({ $0 >= 0 }) else { throw XferError.badInput(path, "y holds negative labels") }
-            labels = l
-            classCount = max(width, (l.max() ?? -1) + 1)
+            labelProblem = problem
+            labels = problem == nil ? l : nil
+            classCount = problem == nil ? max(width, (l.max() ?? -1) + 1) : 0
         } else {
             labels = nil
+            labelProblem = nil
             classCount = 0
         }
         var names: [String]?
