@@ -652,6 +652,29 @@ def part_keras3(out):
     calibrate(model, MODEL)
     save_and_check(model, "k3_frozen_then_one.keras")
 
+    # k3_open_input.keras: Input((None, None, 3)), a size the model leaves open;
+    # xfer reads it with --input-shape. The expected numbers come from the same
+    # model built at that size (same weights), as Keras runs it there.
+    rng = fresh("k3_open_input")
+
+    def open_input_model(shape):
+        inp = keras.Input(shape, name="input_layer")
+        x = L.Conv2D(8, 3, activation="relu", name="conv1")(inp)
+        x = L.MaxPooling2D(2, name="pool")(x)
+        x = L.Conv2D(8, 3, activation="relu", name="conv2")(x)
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+        x = L.Dense(3, activation="softmax", name="predictions")(x)
+        return keras.Model(inp, x, name="open_input")
+
+    model = open_input_model((None, None, 3))
+    init_weights(model, rng, D.is_model)
+    twin = open_input_model((24, 20, 3))
+    twin.set_weights(model.get_weights())
+    calibrate(twin, MODEL)
+    model.set_weights(twin.get_weights())
+    model.save(os.path.join(out, "k3_open_input.keras"))
+    D.expected(out, "k3_open_input.keras", twin, ["--input-shape", "24,20,3"])
+
     # k3_zoo.keras: the k2_zoo model in Keras 3.
     rng = fresh("k2_zoo")  # same weights as k2_zoo.h5
     inputs = keras.Input(ZOO_INPUT)

@@ -155,6 +155,15 @@ final class ImportCLITests: XCTestCase {
         }
     }
 
+    func testOpenInputSizeNeedsInputShape() throws {
+        // Keras-written Input((None, None, 3)): the size comes from --input-shape.
+        assertOneLineError(try CLI.run(["import", "k3_open_input.keras"]), code: 3, mentioning: ["k3_open_input.keras", "(None, None, 3)", "--input-shape"])
+        assertOneLineError(try CLI.run(["import", "k3_open_input.keras", "--input-shape", "24,20,4"]), code: 3, mentioning: ["(24, 20, 4)"])
+        let ok = try CLI.run(["import", "k3_open_input.keras", "--input-shape", "24,20,3"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("Total params: 835"), ok.stdout)
+    }
+
     func testBadCommandLineExits2() throws {
         assertOneLineError(try CLI.run(["import"]), code: 2, mentioning: [])
         assertOneLineError(try CLI.run(["import", "k2_vgg_full.h5", "--bogus"]), code: 2, mentioning: [])

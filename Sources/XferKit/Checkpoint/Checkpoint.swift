@@ -139,9 +139,20 @@ struct CheckpointReader {
             throw XferError.badInput(path, "carries no architecture", hint: "give --config MODEL.json")
         }
         if let shape = options.inputShape {
+            let recorded = model.inputShape
+            if source != .inferredVGG, recorded.contains(where: { $0 < 0 }) {
+                // Fill in the sizes the model leaves open; the ones it fixes must stay.
+                guard recorded.count == shape.count, !zip(recorded, shape).contains(where: { $0 >= 0 && $0 != $1 }) else {
+                    throw XferError.badInput(path, "--input-shape \(shapeText(shape)) does not fit the model's input \(shapeText(recorded))",
+                                             hint: "give the sizes the model leaves open (None) and keep the ones it fixes")
+                }
+            }
             model.inputShape = shape
         } else if source == .inferredVGG {
             model.inputShape = [224, 224, 3]
+        } else if model.inputShape.contains(where: { $0 < 0 }) {
+            throw XferError.badInput(path, "the model's input \(shapeText(model.inputShape)) leaves its size open (None)",
+                                     hint: "give --input-shape H,W,C")
         }
         return (model, source)
     }

@@ -235,12 +235,15 @@ struct KerasConfigParser {
 
     // MARK: Values
 
+    /// An input layer's shape without the batch axis; a size Keras leaves open (`None`,
+    /// as in `Input((None, None, 3))`) is −1 until `--input-shape` fills it in.
     func batchShape(_ cfg: JSONObject) -> [Int]? {
+        func open(_ list: [Any]) -> [Int]? { dims(list.map { $0 is NSNull ? -1 : $0 }) }
         for key in ["batch_input_shape", "batch_shape"] {
-            if let s = cfg[key] as? [Any], s.count >= 2 { return dims(Array(s.dropFirst())) }
+            if let s = cfg[key] as? [Any], s.count >= 2 { return open(Array(s.dropFirst())) }
         }
-        if let s = cfg["input_shape"] as? [Any] { return dims(s) }
-        if let s = cfg["shape"] as? [Any] { return dims(s) }
+        if let s = cfg["input_shape"] as? [Any] { return open(s) }
+        if let s = cfg["shape"] as? [Any] { return open(s) }
         return nil
     }
 

@@ -112,7 +112,7 @@ enum KerasConfigWriter {
         var layers: [[String: Any]] = []
         let input: [String: Any] = [
             "class_name": "InputLayer",
-            "config": ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 as Any }, "dtype": "float32",
+            "config": ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 < 0 ? NSNull() as Any : $0 as Any }, "dtype": "float32",
                        "sparse": false, "ragged": false,
                        "name": m.layers.first.map { l -> String in if case .input = l.kind { return l.name } else { return "\(l.name)_input" } } ?? "input"] as [String: Any],
         ]
@@ -136,7 +136,7 @@ enum KerasConfigWriter {
             var entry: [String: Any] = ["class_name": l.className, "name": l.name, "config": layerConfig(l)]
             if case .input = l.kind {
                 entry["class_name"] = "InputLayer"
-                entry["config"] = ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 as Any }, "dtype": "float32",
+                entry["config"] = ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 < 0 ? NSNull() as Any : $0 as Any }, "dtype": "float32",
                                    "sparse": false, "ragged": false, "name": l.name] as [String: Any]
                 entry["inbound_nodes"] = [Any]()
             } else if let p = previous {

@@ -69,10 +69,14 @@ extension LayerSpec {
             let (h, w, ch) = try spatial()
             return [h + p.top + p.bottom, w + p.left + p.right, ch]
         case .model(let m):
-            guard m.inputShape == input || m.inputShape.isEmpty else {
+            // A size the nested model leaves open (−1) takes the one it is given.
+            let fits = m.inputShape.count == input.count && zip(m.inputShape, input).allSatisfy { $0 == $1 || $0 < 0 }
+            guard fits || m.inputShape.isEmpty else {
                 throw XferError.badInput(name, "nested model expects input \(shapeText(m.inputShape)) but is given \(shapeText(input))")
             }
-            return try m.outputShape()
+            var shape = input
+            for l in m.layers { shape = try l.outputShape(input: shape) }
+            return shape
         }
     }
 
@@ -133,7 +137,7 @@ extension ModelSpec {
 
 /// `(None, 32, 32, 3)` as Keras prints shapes.
 public func shapeText(_ shape: [Int], batch: Bool = false) -> String {
-    let parts = (batch ? ["None"] : []) + shape.map(String.init)
+    let parts = (batch ? ["None"] : []) + shape.map { $0 < 0 ? "None" : String($0) }
     return "(" + parts.joined(separator: ", ") + (parts.count == 1 && !batch ? ",)" : ")")
 }
 
