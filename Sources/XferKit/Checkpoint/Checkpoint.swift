@@ -94,7 +94,7 @@ struct CheckpointReader {
             let version = try file.string("/", "keras_version")
             let format: CheckpointFormat = (version?.hasPrefix("3") ?? false) ? .keras3LegacyModel : .keras2Model
             let json = try file.string("/", "model_config") ?? ""
-            var (model, source) = try architecture(own: parseKerasModelConfig(Data(json.utf8), source: path))
+            var (model, source) = try architecture(own: parseKerasModelConfig(Data(json.utf8), source: path, kerasVersion: version))
             let root = file.exists("/model_weights") ? "/model_weights" : "/"
             let reader = LegacyWeightReader(file: file, root: root, values: options.values)
             try reader.assign(to: &model)
@@ -213,7 +213,7 @@ struct CheckpointReader {
            let meta = try? JSONSerialization.jsonObject(with: try entry(archive, "metadata.json")) as? [String: Any] {
             version = meta["keras_version"] as? String
         }
-        let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json")
+        let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json", kerasVersion: version)
         var (model, source) = try architecture(own: own)
         let weights = try HDF5File.open(image: try entry(archive, "model.weights.h5"), path: "\(path): model.weights.h5")
         let reader = Keras3WeightReader(file: weights, values: options.values)

@@ -12,17 +12,20 @@ import Foundation
 
 typealias JSONObject = [String: Any]
 
-/// Parses a Keras model JSON. `source` names the file in errors.
-public func parseKerasModelConfig(_ json: Data, source: String) throws -> ModelSpec {
+/// Parses a Keras model JSON. `source` names the file in errors; `kerasVersion`, the version
+/// that wrote it when the file records one (else the JSON's flavour decides).
+public func parseKerasModelConfig(_ json: Data, source: String, kerasVersion: String? = nil) throws -> ModelSpec {
     guard let top = try? JSONSerialization.jsonObject(with: json) as? JSONObject else {
         throw XferError.badInput(source, "the model configuration is not valid JSON",
                                  hint: "give a file written by Keras (model.to_json() or a saved model)")
     }
-    return try KerasConfigParser(source: source).model(top, parentName: nil)
+    return try KerasConfigParser(source: source, keras3: kerasVersion.map { $0.hasPrefix("3") }).model(top, parentName: nil)
 }
 
 struct KerasConfigParser {
     let source: String
+    /// Written by Keras 3 (nil: unknown, judged by the JSON's flavour, `"module"` keys).
+    var keras3: Bool? = nil
 
     func fail(_ what: String, hint: String? = nil) -> XferError {
         XferError.badInput(source, what, hint: hint)
@@ -36,9 +39,13 @@ struct KerasConfigParser {
             throw fail("model configuration has no 'config'")
         }
         let name = config["name"] as? String ?? (parentName ?? "model")
-        // tf-keras records a model's own `trainable` but does not apply it when loading (its
-        // layers carry their own flags); Keras 3 configs (with "module") do apply it.
-        let trainable = entry["module"] == nil ? true : (config["trainable"] as? Bool ?? true)
+        // A model's own `trainable`, as Keras shows it after loading the file: tf-keras records it
+        // but does not apply it (its layers carry their own flags), nor does Keras 3 for a
+        // Sequential; Keras 3 keeps it on a Functional model. It never reaches into the layers
+        // (ModelSpec.weightCounts).
+        let writtenByKeras3 = keras3 ?? (entry["module"] != nil)
+        let keepsFlag = writtenByKeras3 && className != "Sequential"
+        let trainable = keepsFlag ? (config["trainable"] as? Bool ?? true) : true
         switch className {
         case "Sequential":
             return try sequential(config, name: name, trainable: trainable, buildShape: buildInputShape(entry))
@@ -163,8 +170,9 @@ struct KerasConfigParser {
         let cfg = entry["config"] as? JSONObject ?? [:]
         let name = cfg["name"] as? String ?? entry["name"] as? String ?? "?"
         let isModel = ["Sequential", "Functional", "Model"].contains(cls)
-        // See `model(_:parentName:)`: tf-keras does not apply a nested model's own flag.
-        let trainable = isModel && entry["module"] == nil ? true : (cfg["trainable"] as? Bool ?? true)
+        // See `model(_:parentName:)`: which nested models keep their own flag.
+        let keepsFlag = !isModel || ((keras3 ?? (entry["module"] != nil)) && cls != "Sequential")
+        let trainable = keepsFlag ? (cfg["trainable"] as? Bool ?? true) : true
         func unsupported(_ why: String) -> XferError {
             fail("layer '\(name)' (\(cls)): \(why)", hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
         }
