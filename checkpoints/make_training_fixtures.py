@@ -57,6 +57,8 @@ CASES = {
     "nested": ("tf_keras", "k2_transfer_functional_bn.h5", True),
     "nested_block5": ("tf_keras", "k2_transfer_block5.h5", True),
     "bn_k3": ("keras3", "k3_bn.keras", False),
+    # base frozen, then block5_conv3 unfrozen: Keras 3 trains it and the head
+    "frozen_then_one": ("keras3", "k3_frozen_then_one.keras", False),
 }
 
 # name -> (optimizer class name, constructor arguments)

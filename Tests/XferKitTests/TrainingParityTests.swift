@@ -57,7 +57,7 @@ final class TrainingParityTests: XCTestCase {
     }
 
     func testGradientsEqualGradientTape() throws {
-        for name in ["plain", "bn_k2", "bn_k3", "nested", "nested_block5"] {
+        for name in ["plain", "bn_k2", "bn_k3", "nested", "nested_block5", "frozen_then_one"] {
             let c = try load(name)
             let net = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
             let (loss, grads) = net.gradients(c.x, labels: c.labels)
@@ -104,7 +104,7 @@ final class TrainingParityTests: XCTestCase {
     }
 
     func testTwoStepsEqualTrainOnBatch() throws {
-        for name in ["plain", "bn_k2", "bn_k3", "nested", "nested_block5"] {
+        for name in ["plain", "bn_k2", "bn_k3", "nested", "nested_block5", "frozen_then_one"] {
             let c = try load(name)
             for opt in try c.file.children("/steps") {
                 let group = "/steps/\(opt)"
