@@ -71,6 +71,6 @@ let package = Package(
             path: "Benchmarks/train/xfer-train-bench"
         ),
         .testTarget(name: "XferKitTests", dependencies: ["XferKit"]),
-        .testTarget(name: "xferTests", dependencies: ["xfer"]),
+        .testTarget(name: "xferTests", dependencies: ["xfer", "XferKit"]),
     ]
 )

@@ -29,7 +29,9 @@ struct PredictCommand: ParsableCommand {
         if let output {
             try writeAtomically(output, protecting: [checkpoint, dataOptions.data]) { temp in
                 let f = try HDF5File.create(temp)
-                try f.write("/predictions", shape: p.probabilities.shape, floats: p.probabilities.values)
+                // As Keras's predict shapes them: (N, classes), or (N, 1, 1, 512) for a headless base.
+                let shape = p.sampleShape.isEmpty ? p.probabilities.shape : [p.indices.count] + p.sampleShape
+                try f.write("/predictions", shape: shape, floats: p.probabilities.values)
                 try f.write("/indices", shape: [p.indices.count], int64s: p.indices.map { Int64($0) })
                 if let names { try f.setStrings("/", "class_names", names) }
                 try f.flush()

@@ -2,6 +2,7 @@
 
 import Foundation
 import XCTest
+import XferKit
 
 final class FinetuneCLITests: XCTestCase {
     let training = CLI.root.appendingPathComponent("checkpoints/training")
@@ -70,7 +71,13 @@ final class FinetuneCLITests: XCTestCase {
         let args = ["k2_vgg_notop_weights.h5", "--input-shape", "32,32,3", "--data", "k2_vgg_notop_weights.h5.io.h5"]
         let p = try CLI.run(["predict"] + args + ["--output", out])
         XCTAssertEqual(p.status, 0, p.stderr)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: out))
+        // Written as Keras's predict shapes it, and equal to Keras's outputs (the file's y).
+        let written = try HDF5File.open(out).floats("/predictions")
+        let keras = try HDF5File.open(CLI.fixtures.appendingPathComponent("k2_vgg_notop_weights.h5.io.h5").path).floats("/y")
+        XCTAssertEqual(written.shape, [3, 1, 1, 32])
+        XCTAssertEqual(written.shape, keras.shape)
+        let scale = keras.values.map(abs).max() ?? 1
+        XCTAssertLessThanOrEqual(zip(written.values, keras.values).map { abs($0 - $1) }.max() ?? 0, 1e-5 * max(1, scale))
         let e = try CLI.run(["evaluate"] + args)
         XCTAssertEqual(e.status, 3)
         XCTAssertTrue(e.stderr.contains("y has shape (3, 1, 1, 32)"), e.stderr)

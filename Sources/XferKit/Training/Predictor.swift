@@ -27,6 +27,9 @@ public struct Predictions: Sendable {
     public var indices: [Int]
     /// The data's labels of those samples (-1 where there are none).
     public var labels: [Int]
+    /// The model's output shape for one sample, as Keras's `predict` gives it (a headless
+    /// base: (1, 1, 512)); the rows above are those values flattened.
+    public var sampleShape: [Int] = []
 }
 
 public final class Predictor {
@@ -72,13 +75,15 @@ public final class Predictor {
         var indices: [Int] = []
         var labels: [Int] = []
         var width = 0
+        var sampleShape: [Int] = []
         for start in stride(from: 0, to: data.count, by: batchSize) {
             let wanted = Array(start..<min(data.count, start + batchSize))
             let b = try data.batch(wanted, height: shape[0], width: shape[1], warning: warning)
             progress(min(data.count, start + batchSize), data.count)
             if b.indices.isEmpty { continue }
             let y = try network.predict(b.x, batchSize: batchSize)
-            width = y.shape.dropFirst().reduce(1, *)
+            sampleShape = Array(y.shape.dropFirst())
+            width = sampleShape.reduce(1, *)
             outputs += y.values
             indices += b.indices
             labels += b.labels
@@ -86,9 +91,9 @@ public final class Predictor {
         guard !indices.isEmpty else { throw XferError.badInput(data.path, "holds no readable samples") }
         let raw = Tensor(shape: [indices.count, width], values: outputs)
         if appliesSoftmax {
-            return Predictions(probabilities: softmaxRows(raw), logits: raw, indices: indices, labels: labels)
+            return Predictions(probabilities: softmaxRows(raw), logits: raw, indices: indices, labels: labels, sampleShape: sampleShape)
         }
-        return Predictions(probabilities: raw, logits: nil, indices: indices, labels: labels)
+        return Predictions(probabilities: raw, logits: nil, indices: indices, labels: labels, sampleShape: sampleShape)
     }
 
     /// Loss and accuracy as Keras's `evaluate` computes them for categorical cross-entropy.
