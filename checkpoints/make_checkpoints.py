@@ -137,11 +137,12 @@ def init_weights(model, rng, is_model):
             layer.set_weights(values)
 
 
-def calibrate(model, model_cls, target_std=1.5):
-    """Shrinks the final softmax layer's kernel when the logits for the io
-    batch are so large that the softmax saturates (all outputs 0 or 1), which
-    would make the predictions a weak test."""
-    last = model.layers[-1]
+def calibrate(model, model_cls, target_std=1.5, last=None):
+    """Shrinks the final softmax layer's kernel (or `last`'s, the Dense layer
+    that feeds a Softmax layer) when the logits for the io batch are so large
+    that the softmax saturates (all outputs 0 or 1), which would make the
+    predictions a weak test."""
+    last = last or model.layers[-1]
     features = model_cls(model.inputs, last.input)
     f = np.asarray(features.predict(io_batch(model.inputs[0].shape[1:]),
                                     verbose=0), dtype=np.float64)
@@ -509,6 +510,21 @@ def part_tf_keras(out):
     calibrate(bnd, MODEL)
     save_and_check(bnd, "k2_bn_after_dense.h5")
 
+    # k2_leaky_softmax.h5: LeakyReLU and a Softmax layer as the output.
+    rng = fresh("k2_leaky_softmax")
+    leaky = tf_keras.Sequential([
+        L.Input(ZOO2_INPUT),
+        L.Conv2D(8, 3, name="conv"),
+        L.LeakyReLU(alpha=0.2, name="leaky"),
+        L.MaxPooling2D(2, name="pool"),
+        L.Flatten(name="flatten"),
+        L.Dense(3, name="logits"),
+        L.Softmax(name="softmax"),
+    ], name="leaky_softmax")
+    init_weights(leaky, rng, D.is_model)
+    calibrate(leaky, MODEL, last=leaky.get_layer("logits"))
+    save_and_check(leaky, "k2_leaky_softmax.h5")
+
     # unsupported_layer.h5: a LayerNormalization between two convs.
     rng = fresh("unsupported_layer")
     bad = tf_keras.Sequential([
@@ -674,6 +690,21 @@ def part_keras3(out):
     model.set_weights(twin.get_weights())
     model.save(os.path.join(out, "k3_open_input.keras"))
     D.expected(out, "k3_open_input.keras", twin, ["--input-shape", "24,20,3"])
+
+    # k3_leaky_softmax.keras: the same in Keras 3 (LeakyReLU's `negative_slope`).
+    rng = fresh("k2_leaky_softmax")  # same weights as k2_leaky_softmax.h5
+    leaky = keras.Sequential([
+        keras.Input(ZOO2_INPUT),
+        L.Conv2D(8, 3, name="conv"),
+        L.LeakyReLU(negative_slope=0.2, name="leaky"),
+        L.MaxPooling2D(2, name="pool"),
+        L.Flatten(name="flatten"),
+        L.Dense(3, name="logits"),
+        L.Softmax(name="softmax"),
+    ], name="leaky_softmax")
+    init_weights(leaky, rng, D.is_model)
+    calibrate(leaky, MODEL, last=leaky.get_layer("logits"))
+    save_and_check(leaky, "k3_leaky_softmax.keras")
 
     # k3_zoo.keras: the k2_zoo model in Keras 3.
     rng = fresh("k2_zoo")  # same weights as k2_zoo.h5

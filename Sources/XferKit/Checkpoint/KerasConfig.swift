@@ -230,6 +230,14 @@ struct KerasConfigParser {
             let maxValue = (cfg["max_value"] as? Double).map { Float($0) }
             kind = .relu(ReLUConfig(maxValue: maxValue, negativeSlope: Float(cfg["negative_slope"] as? Double ?? 0),
                                     threshold: Float(cfg["threshold"] as? Double ?? 0)))
+        case "LeakyReLU":
+            // x, or slope·x below 0: ReLU with a negative slope (tf-keras `alpha`, Keras 3 `negative_slope`).
+            let slope = cfg["negative_slope"] as? Double ?? cfg["alpha"] as? Double ?? 0.3
+            kind = .relu(ReLUConfig(maxValue: nil, negativeSlope: Float(slope), threshold: 0))
+        case "Softmax":
+            let axis = cfg["axis"] as? Int ?? (cfg["axis"] as? [Int]).flatMap { $0.count == 1 ? $0[0] : nil } ?? -1
+            guard axis == -1 else { throw unsupported("softmax over axis \(axis) is not supported (the last axis only)") }
+            kind = .activation(.softmax)
         case "ZeroPadding2D":
             kind = .zeroPadding2D(try zeroPadding(cfg["padding"] ?? 1, name))
         case "Sequential", "Functional", "Model":

@@ -194,8 +194,12 @@ enum KerasConfigWriter {
             c["epsilon"] = Double(b.epsilon)
             c["center"] = b.center
             c["scale"] = b.scale
+        case .activation where l.className == "Softmax":
+            c["axis"] = -1
         case .activation(let a):
             c["activation"] = a.rawValue
+        case .relu(let r) where l.className == "LeakyReLU":
+            c["alpha"] = Double(r.negativeSlope)
         case .relu(let r):
             c["max_value"] = r.maxValue.map { Double($0) as Any } ?? NSNull()
             c["negative_slope"] = Double(r.negativeSlope)
