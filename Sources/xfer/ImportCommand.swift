@@ -13,6 +13,11 @@ struct ImportCommand: ParsableCommand {
         Reads Keras 2 .h5 (save_weights, or a full model), Keras 3 .weights.h5 and .keras files, \
         nested models included. Prints the format, a Keras-style table and the Total / Trainable / \
         Non-trainable parameter counts, which equal Keras's.
+
+        Layers read: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
+        GlobalMaxPooling2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, \
+        Softmax, ZeroPadding2D, and Sequential / Functional models of them used as layers, in a \
+        single chain.
         """
     )
 

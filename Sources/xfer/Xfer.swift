@@ -62,7 +62,7 @@ func warn(_ message: String) {
 
 /// Options of every command that reads a checkpoint.
 struct CheckpointOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Input shape H,W,C for checkpoints without an architecture (default 224,224,3).", valueName: "H,W,C"))
+    @Option(name: .long, help: ArgumentHelp("Input shape H,W,C for checkpoints without an architecture (default 224,224,3), or for a model whose input size is open (None).", valueName: "H,W,C"))
     var inputShape: String?
 
     @Option(name: .long, help: ArgumentHelp("Architecture for a weights-only checkpoint: a Keras model JSON (model.to_json()) or a checkpoint that carries one.", valueName: "FILE"))
