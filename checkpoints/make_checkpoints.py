@@ -525,6 +525,19 @@ def part_tf_keras(out):
     calibrate(leaky, MODEL, last=leaky.get_layer("logits"))
     save_and_check(leaky, "k2_leaky_softmax.h5")
 
+    # k2_rescaling.h5: Rescaling in front of the convolutions, as Keras's
+    # transfer-learning guides put it.
+    rng = fresh("k2_rescaling")
+    inputs = L.Input(ZOO2_INPUT, name="image")
+    x = L.Rescaling(1 / 127.5, offset=-1, name="rescaling")(inputs)
+    x = L.Conv2D(8, 3, activation="relu", name="conv")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(3, activation="softmax", name="predictions")(x)
+    resc = tf_keras.Model(inputs, x, name="rescaled")
+    init_weights(resc, rng, D.is_model)
+    calibrate(resc, MODEL)
+    save_and_check(resc, "k2_rescaling.h5")
+
     # unsupported_layer.h5: a LayerNormalization between two convs.
     rng = fresh("unsupported_layer")
     bad = tf_keras.Sequential([
@@ -705,6 +718,18 @@ def part_keras3(out):
     init_weights(leaky, rng, D.is_model)
     calibrate(leaky, MODEL, last=leaky.get_layer("logits"))
     save_and_check(leaky, "k3_leaky_softmax.keras")
+
+    # k3_rescaling.keras: the same in Keras 3.
+    rng = fresh("k2_rescaling")  # same weights as k2_rescaling.h5
+    inputs = keras.Input(ZOO2_INPUT, name="image")
+    x = L.Rescaling(1 / 127.5, offset=-1, name="rescaling")(inputs)
+    x = L.Conv2D(8, 3, activation="relu", name="conv")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(3, activation="softmax", name="predictions")(x)
+    resc = keras.Model(inputs, x, name="rescaled")
+    init_weights(resc, rng, D.is_model)
+    calibrate(resc, MODEL)
+    save_and_check(resc, "k3_rescaling.keras")
 
     # k3_zoo.keras: the k2_zoo model in Keras 3.
     rng = fresh("k2_zoo")  # same weights as k2_zoo.h5

@@ -16,7 +16,7 @@ struct ImportCommand: ParsableCommand {
 
         Layers read: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
         GlobalMaxPooling2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, \
-        Softmax, ZeroPadding2D, and Sequential / Functional models of them used as layers, in a \
+        Softmax, Rescaling, ZeroPadding2D, and Sequential / Functional models of them used as layers, in a \
         single chain.
         """
     )

@@ -88,6 +88,7 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testGlobalPoolingAndShapeLayers() throws {
+        checkInputGradient(RescalingLayer(name: "rescaling", scale: 1 / 127.5, offset: -1, inputShape: [3, 4, 2]), shape: [2, 3, 4, 2], label: "rescaling")
         checkInputGradient(try GlobalAveragePooling2DLayer(name: "gap", keepdims: false, inputShape: [3, 4, 2]), shape: [2, 3, 4, 2], label: "gap")
         checkInputGradient(try GlobalAveragePooling2DLayer(name: "gap", keepdims: true, inputShape: [3, 4, 2]), shape: [2, 3, 4, 2], label: "gap keepdims")
         let gmp = try GlobalMaxPooling2DLayer(name: "gmp", keepdims: false, inputShape: [3, 3, 2])

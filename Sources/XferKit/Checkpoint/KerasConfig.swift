@@ -230,6 +230,14 @@ struct KerasConfigParser {
             let maxValue = (cfg["max_value"] as? Double).map { Float($0) }
             kind = .relu(ReLUConfig(maxValue: maxValue, negativeSlope: Float(cfg["negative_slope"] as? Double ?? 0),
                                     threshold: Float(cfg["threshold"] as? Double ?? 0)))
+        case "Rescaling":
+            guard let scale = cfg["scale"] as? Double else {
+                throw unsupported("a per-channel scale (\(cfg["scale"] ?? "none")) is not supported (one number only)")
+            }
+            guard let offset = cfg["offset"] == nil ? 0 : cfg["offset"] as? Double else {
+                throw unsupported("a per-channel offset (\(cfg["offset"]!)) is not supported (one number only)")
+            }
+            kind = .rescaling(scale: Float(scale), offset: Float(offset))
         case "LeakyReLU":
             // x, or slope·x below 0: ReLU with a negative slope (tf-keras `alpha`, Keras 3 `negative_slope`).
             let slope = cfg["negative_slope"] as? Double ?? cfg["alpha"] as? Double ?? 0.3

@@ -204,6 +204,9 @@ enum KerasConfigWriter {
             c["max_value"] = r.maxValue.map { Double($0) as Any } ?? NSNull()
             c["negative_slope"] = Double(r.negativeSlope)
             c["threshold"] = Double(r.threshold)
+        case .rescaling(let scale, let offset):
+            c["scale"] = Double(scale)
+            c["offset"] = Double(offset)
         case .zeroPadding2D(let p):
             c["padding"] = [[p.top, p.bottom], [p.left, p.right]]
             c["data_format"] = "channels_last"

@@ -153,6 +153,9 @@ public final class Network {
         case .relu(let c):
             try spec.onlyWeights([])
             return ReLULayer(name: name, config: c, inputShape: shape)
+        case .rescaling(let scale, let offset):
+            try spec.onlyWeights([])
+            return RescalingLayer(name: name, scale: scale, offset: offset, inputShape: shape)
         case .zeroPadding2D(let c):
             try spec.onlyWeights([])
             return try ZeroPadding2DLayer(name: name, config: c, inputShape: shape)

@@ -121,6 +121,8 @@ public enum LayerKind: Sendable {
     case activation(Activation)
     case relu(ReLUConfig)
     case zeroPadding2D(ZeroPadding2DConfig)
+    /// Keras `Rescaling`: x · scale + offset.
+    case rescaling(scale: Float, offset: Float)
     case model(ModelSpec)
 }
 

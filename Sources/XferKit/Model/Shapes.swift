@@ -63,7 +63,7 @@ extension LayerSpec {
                                          hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
             }
             return input
-        case .dropout, .activation, .relu:
+        case .dropout, .activation, .relu, .rescaling:
             return input
         case .zeroPadding2D(let p):
             let (h, w, ch) = try spatial()

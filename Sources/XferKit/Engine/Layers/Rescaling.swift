@@ -1,0 +1,37 @@
+// Rescaling: y = x · scale + offset, element-wise, in float32 as Keras computes it
+// (`inputs * scale + offset`), e.g. `Rescaling(1/255)` or `Rescaling(1/127.5, offset=-1)`
+// in front of a base. Runs in place. Backward: dx = dy · scale.
+
+/// A Keras `Rescaling` layer (one scale and one offset for every value).
+public final class RescalingLayer: TrainableLayer {
+    public var training = false
+    public var trainable = false
+    public let name: String
+    public let inputShape: [Int]
+    public var outputShape: [Int] { inputShape }
+    let scale: Float
+    let offset: Float
+
+    init(name: String, scale: Float, offset: Float, inputShape: [Int]) {
+        self.name = name; self.scale = scale; self.offset = offset; self.inputShape = inputShape
+    }
+
+    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        var y = x
+        let s = scale, o = offset
+        y.values.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] = p[i] * s + o }
+        }
+        return y
+    }
+
+    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+        guard needInputGradient else { return nil }
+        var dx = dy
+        let s = scale
+        dx.values.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] *= s }
+        }
+        return dx
+    }
+}
