@@ -252,7 +252,7 @@ struct KerasConfigParser {
             kind = .model(try model(entry, parentName: name))
         default:
             throw fail("layer '\(name)' has class \(cls), which xfer does not support",
-                       hint: "supported: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, ZeroPadding2D, nested Sequential/Functional")
+                       hint: "supported: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, Softmax, Rescaling, ZeroPadding2D, nested Sequential/Functional")
         }
         return LayerSpec(name: name, className: cls == "Model" ? "Functional" : cls, kind: kind, trainable: trainable)
     }
