@@ -14,10 +14,8 @@ struct ImportCommand: ParsableCommand {
         nested models included. Prints the format, a Keras-style table and the Total / Trainable / \
         Non-trainable parameter counts, which equal Keras's.
 
-        Layers read: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
-        GlobalMaxPooling2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, \
-        Softmax, Rescaling, ZeroPadding2D, and Sequential / Functional models of them used as layers, in a \
-        single chain.
+        Layers read: \(supportedLayerClasses.joined(separator: ", ")), and Sequential / Functional \
+        models of them used as layers, in a single chain.
         """
     )
 

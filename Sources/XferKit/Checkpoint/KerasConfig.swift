@@ -12,6 +12,11 @@ import Foundation
 
 typealias JSONObject = [String: Any]
 
+/// The Keras layer classes xfer reads (besides Sequential/Functional models of them).
+public let supportedLayerClasses = ["InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                                    "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation",
+                                    "ReLU", "LeakyReLU", "Softmax", "Rescaling", "ZeroPadding2D"]
+
 /// Parses a Keras model JSON. `source` names the file in errors; `kerasVersion`, the version
 /// that wrote it when the file records one (else the JSON's flavour decides).
 public func parseKerasModelConfig(_ json: Data, source: String, kerasVersion: String? = nil) throws -> ModelSpec {
@@ -31,6 +36,13 @@ struct KerasConfigParser {
         XferError.badInput(source, what, hint: hint)
     }
 
+    /// Whether a model's own `trainable` flag survives loading the file: Keras 3 keeps it on a
+    /// Functional model; tf-keras, and Keras 3 for a Sequential, do not. (It never reaches into
+    /// the model's layers either way: ModelSpec.weightCounts.)
+    func keepsModelFlag(_ entry: JSONObject, className: String) -> Bool {
+        (keras3 ?? (entry["module"] != nil)) && className != "Sequential"
+    }
+
     // MARK: Models
 
     func model(_ entry: JSONObject, parentName: String?) throws -> ModelSpec {
@@ -39,13 +51,8 @@ struct KerasConfigParser {
             throw fail("model configuration has no 'config'")
         }
         let name = config["name"] as? String ?? (parentName ?? "model")
-        // A model's own `trainable`, as Keras shows it after loading the file: tf-keras records it
-        // but does not apply it (its layers carry their own flags), nor does Keras 3 for a
-        // Sequential; Keras 3 keeps it on a Functional model. It never reaches into the layers
-        // (ModelSpec.weightCounts).
-        let writtenByKeras3 = keras3 ?? (entry["module"] != nil)
-        let keepsFlag = writtenByKeras3 && className != "Sequential"
-        let trainable = keepsFlag ? (config["trainable"] as? Bool ?? true) : true
+        // A model's own `trainable`, as Keras shows it after loading the file.
+        let trainable = keepsModelFlag(entry, className: className) ? (config["trainable"] as? Bool ?? true) : true
         switch className {
         case "Sequential":
             return try sequential(config, name: name, trainable: trainable, buildShape: buildInputShape(entry))
@@ -170,8 +177,7 @@ struct KerasConfigParser {
         let cfg = entry["config"] as? JSONObject ?? [:]
         let name = cfg["name"] as? String ?? entry["name"] as? String ?? "?"
         let isModel = ["Sequential", "Functional", "Model"].contains(cls)
-        // See `model(_:parentName:)`: which nested models keep their own flag.
-        let keepsFlag = !isModel || ((keras3 ?? (entry["module"] != nil)) && cls != "Sequential")
+        let keepsFlag = !isModel || keepsModelFlag(entry, className: cls)
         let trainable = keepsFlag ? (cfg["trainable"] as? Bool ?? true) : true
         func unsupported(_ why: String) -> XferError {
             fail("layer '\(name)' (\(cls)): \(why)", hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
@@ -252,7 +258,7 @@ struct KerasConfigParser {
             kind = .model(try model(entry, parentName: name))
         default:
             throw fail("layer '\(name)' has class \(cls), which xfer does not support",
-                       hint: "supported: InputLayer, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten, Dense, Dropout, BatchNormalization, Activation, ReLU, LeakyReLU, Softmax, Rescaling, ZeroPadding2D, nested Sequential/Functional")
+                       hint: "supported: \(supportedLayerClasses.joined(separator: ", ")), nested Sequential/Functional")
         }
         return LayerSpec(name: name, className: cls == "Model" ? "Functional" : cls, kind: kind, trainable: trainable)
     }

@@ -108,11 +108,16 @@ public enum KerasH5Writer {
 /// The Keras 2 flavour of model JSON (A.2.1, A.2.3). Each layer's config holds the keys its
 /// constructor takes; omitted ones take Keras's defaults.
 enum KerasConfigWriter {
+    /// `[null, H, W, C]`, a size the model leaves open written as `null` too.
+    static func batchInputShape(_ m: ModelSpec) -> [Any] {
+        [NSNull()] + m.inputShape.map { $0 < 0 ? NSNull() as Any : $0 as Any }
+    }
+
     static func model(_ m: ModelSpec) -> [String: Any] {
         var layers: [[String: Any]] = []
         let input: [String: Any] = [
             "class_name": "InputLayer",
-            "config": ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 < 0 ? NSNull() as Any : $0 as Any }, "dtype": "float32",
+            "config": ["batch_input_shape": batchInputShape(m), "dtype": "float32",
                        "sparse": false, "ragged": false,
                        "name": m.layers.first.map { l -> String in if case .input = l.kind { return l.name } else { return "\(l.name)_input" } } ?? "input"] as [String: Any],
         ]
@@ -136,7 +141,7 @@ enum KerasConfigWriter {
             var entry: [String: Any] = ["class_name": l.className, "name": l.name, "config": layerConfig(l)]
             if case .input = l.kind {
                 entry["class_name"] = "InputLayer"
-                entry["config"] = ["batch_input_shape": [NSNull()] + m.inputShape.map { $0 < 0 ? NSNull() as Any : $0 as Any }, "dtype": "float32",
+                entry["config"] = ["batch_input_shape": batchInputShape(m), "dtype": "float32",
                                    "sparse": false, "ragged": false, "name": l.name] as [String: Any]
                 entry["inbound_nodes"] = [Any]()
             } else if let p = previous {

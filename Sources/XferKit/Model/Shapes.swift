@@ -74,9 +74,7 @@ extension LayerSpec {
             guard fits || m.inputShape.isEmpty else {
                 throw XferError.badInput(name, "nested model expects input \(shapeText(m.inputShape)) but is given \(shapeText(input))")
             }
-            var shape = input
-            for l in m.layers { shape = try l.outputShape(input: shape) }
-            return shape
+            return try m.outputShape(input: input)
         }
     }
 
@@ -128,8 +126,11 @@ extension ModelSpec {
         return result
     }
 
-    public func outputShape() throws -> [Int] {
-        var shape = inputShape
+    public func outputShape() throws -> [Int] { try outputShape(input: inputShape) }
+
+    /// The output for an input of `input` (a nested model given the sizes it leaves open).
+    func outputShape(input: [Int]) throws -> [Int] {
+        var shape = input
         for layer in layers { shape = try layer.outputShape(input: shape) }
         return shape
     }
