@@ -2,7 +2,7 @@
 // is wrong, and optionally what to do. The CLI prints
 //   xfer: error: <subject>: <message>
 //   hint: <hint>
-// and exits with the code of `kind` (CONTRACT.md, "Exit codes and errors").
+// and exits with the code of `kind` (docs/CONTRACT.md, "Exit codes and errors").
 
 public struct XferError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Int32, Sendable {

@@ -1,4 +1,4 @@
-// The `xfer` command. Errors follow CONTRACT.md: one line
+// The `xfer` command. Errors follow docs/CONTRACT.md: one line
 // `xfer: error: <subject>: <message>`, an optional `hint:` line, and exit code
 // 1 (run time), 2 (command line) or 3 (input file).
 
@@ -38,7 +38,7 @@ struct Xfer: ParsableCommand {
     }
 }
 
-/// Prints the error as CONTRACT.md says and exits with its code.
+/// Prints the error as docs/CONTRACT.md says and exits with its code.
 func fail(_ error: XferError) -> Never {
     var text = "xfer: error: \(error.description)\n"
     if let hint = error.hint { text += "hint: \(hint)\n" }

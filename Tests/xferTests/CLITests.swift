@@ -1,4 +1,4 @@
-// End to end: the built `xfer` binary, its output and exit codes (CONTRACT.md).
+// End to end: the built `xfer` binary, its output and exit codes (docs/CONTRACT.md).
 
 import Foundation
 import XCTest

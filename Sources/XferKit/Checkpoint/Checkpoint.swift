@@ -1,6 +1,6 @@
 // Reading a Keras checkpoint of any kind a user has into a `ModelSpec` with its weights.
 //
-//   Keras 2 `save_weights("x.h5")`   root attrs layer_names/weight_names (KERAS-FORMATS.md A.1)
+//   Keras 2 `save_weights("x.h5")`   root attrs layer_names/weight_names (docs/KERAS-FORMATS.md A.1)
 //   Keras 2/3 `model.save("x.h5")`   root attr model_config + group model_weights (A.2)
 //   Keras 3 `save_weights("x.weights.h5")`  groups layers/<snake_case>/vars/<i> (A.3.1)
 //   Keras 3 `model.save("x.keras")`  zip of metadata.json, config.json, model.weights.h5 (A.3.2)

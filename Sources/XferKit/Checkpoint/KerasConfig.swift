@@ -1,7 +1,7 @@
 // Keras model JSON (`model_config` of a full-model .h5, `config.json` of a .keras,
 // `model.to_json()`) → `ModelSpec` without weights.
 //
-// Both flavours are read (KERAS-FORMATS.md A.2.1–A.2.3): Keras 2's
+// Both flavours are read (docs/KERAS-FORMATS.md A.2.1–A.2.3): Keras 2's
 // `{"class_name", "config"}` with `batch_input_shape` and list-form
 // `inbound_nodes`, and Keras 3's `{"module", "class_name", "config", ...}` with
 // `batch_shape`, DTypePolicy dicts and `{"args", "kwargs"}` nodes.

@@ -1,5 +1,5 @@
 // Writing a model as a Keras 2 full-model .h5 (`model.save("x.h5")` layout,
-// KERAS-FORMATS.md A.2) that `tf_keras.models.load_model` opens:
+// docs/KERAS-FORMATS.md A.2) that `tf_keras.models.load_model` opens:
 //
 //   /                 attrs model_config (JSON), keras_version, backend
 //   /model_weights    attrs layer_names, keras_version, backend

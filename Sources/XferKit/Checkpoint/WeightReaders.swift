@@ -1,6 +1,6 @@
 // Putting a file's weights into the layers of a `ModelSpec`, checking every shape.
 //
-// Legacy .h5 (KERAS-FORMATS.md A.1.7): Keras pairs the k-th layer that has weights
+// Legacy .h5 (docs/KERAS-FORMATS.md A.1.7): Keras pairs the k-th layer that has weights
 // with the k-th entry of `layer_names` whose `weight_names` is not empty; names are
 // ignored, and so they are here. A nested model's group lists all inner weights
 // trainable-first (A.1.5), so inner weights are matched by the layer name inside

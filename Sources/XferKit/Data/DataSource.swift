@@ -1,4 +1,4 @@
-// DATA as CONTRACT.md defines it: an image folder (Keras
+// DATA as docs/CONTRACT.md defines it: an image folder (Keras
 // `image_dataset_from_directory` layout), or an HDF5 file with `x` (N, H, W, C)
 // float32, already preprocessed, and, for training and evaluation, `y` (N integer
 // labels, or N×classes one-hot). Batches are read on demand, so memory stays

@@ -1,7 +1,7 @@
 // The freezing planner: which layers train, which are frozen, what replaces the
 // top, and what each layer will have to run.
 //
-// Rules (CONTRACT.md `xfer finetune`, Keras semantics):
+// Rules (docs/CONTRACT.md `xfer finetune`, Keras semantics):
 // - The base is every layer up to the last convolution/pooling layer (a nested model that
 //   contains one is part of the base), together with the BatchNormalization/activation/
 //   padding layers that directly follow it. The top is everything after.

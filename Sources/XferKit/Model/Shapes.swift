@@ -1,5 +1,5 @@
 // Output shapes and the weights each layer expects, as Keras computes them
-// (KERAS-FORMATS.md B.1, B.2; K3 `ops/operation_utils.py`).
+// (docs/KERAS-FORMATS.md B.1, B.2; K3 `ops/operation_utils.py`).
 
 /// Output size of a convolution or pooling window along one axis.
 public func windowOutputSize(input: Int, kernel: Int, stride: Int, dilation: Int = 1, padding: Padding) -> Int {

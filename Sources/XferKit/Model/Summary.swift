@@ -1,5 +1,5 @@
 // Parameter counts and the `model.summary()`-style table, counted as Keras counts
-// (KERAS-FORMATS.md C.1): a row's `Param #` is every weight of the layer (nested
+// (docs/KERAS-FORMATS.md C.1): a row's `Param #` is every weight of the layer (nested
 // models: of all their layers); a weight is trainable when its layer and every
 // enclosing model are trainable and it is not a BatchNormalization moving statistic.
 

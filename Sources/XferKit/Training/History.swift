@@ -18,7 +18,7 @@ public struct EpochRecord: Sendable, Equatable {
         self.valLoss = valLoss; self.valAccuracy = valAccuracy; self.learningRate = learningRate
     }
 
-    /// `epoch 3/10 - loss: 0.4321 - accuracy: 0.8750 [- val_loss: ... - val_accuracy: ...]` (CONTRACT.md).
+    /// `epoch 3/10 - loss: 0.4321 - accuracy: 0.8750 [- val_loss: ... - val_accuracy: ...]` (docs/CONTRACT.md).
     public func line(of epochs: Int) -> String {
         var s = String(format: "epoch %d/%d - loss: %.4f - accuracy: %.4f", epoch, epochs, loss, accuracy)
         if let v = valLoss, let a = valAccuracy { s += String(format: " - val_loss: %.4f - val_accuracy: %.4f", v, a) }

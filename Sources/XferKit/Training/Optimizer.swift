@@ -1,4 +1,4 @@
-// Keras's optimizers, update for update (KERAS-FORMATS.md B.7; Keras 3
+// Keras's optimizers, update for update (docs/KERAS-FORMATS.md B.7; Keras 3
 // `optimizers/{sgd,adam,rmsprop}.py::update_step`, tf-keras `optimizers/*.py`,
 // identical algebra). Step t = iterations + 1; `iterations` grows after the update.
 //
@@ -13,7 +13,7 @@
 
 import Foundation
 
-/// The optimizers of CONTRACT.md `--optimizer`, with Keras's defaults.
+/// The optimizers of docs/CONTRACT.md `--optimizer`, with Keras's defaults.
 public enum OptimizerKind: String, Sendable, CaseIterable {
     case sgd, adam, rmsprop
 

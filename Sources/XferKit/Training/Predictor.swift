@@ -3,7 +3,7 @@
 // When the model ends in a softmax (a Dense or Activation layer with
 // activation="softmax"), the network runs up to the logits and the softmax is
 // applied here, so the loss can be computed from the logits exactly as Keras's
-// `fit`/`evaluate` do (KERAS-FORMATS.md B.6: `softmax_cross_entropy_with_logits`,
+// `fit`/`evaluate` do (docs/KERAS-FORMATS.md B.6: `softmax_cross_entropy_with_logits`,
 // no clipping). Other outputs are treated as probabilities (renormalised, clipped
 // to [1e-7, 1 − 1e-7]).
 

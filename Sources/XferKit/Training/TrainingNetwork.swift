@@ -3,7 +3,7 @@
 // the training step written out top to bottom:
 //
 //   forward    every layer, keeping what backward needs from the lowest trainable up
-//   loss       softmax cross-entropy from the logits, as Keras's `fit` (KERAS-FORMATS.md B.6)
+//   loss       softmax cross-entropy from the logits, as Keras's `fit` (docs/KERAS-FORMATS.md B.6)
 //   backward   from the top down to the lowest trainable layer (no input gradient there)
 //   update     the optimizer on every trainable weight, in Keras's order
 //
