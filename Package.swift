@@ -38,8 +38,9 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]
         ),
-        // The crash guard for files that make libhdf5 itself fault (see its header).
-        .target(name: "CXferGuard"),
+        // The guards for files that make libhdf5 itself fault or hang (see its header): the
+        // HDF5 probe in a child process, the fault handler, Ctrl-C.
+        .target(name: "CXferGuard", dependencies: ["CHDF5"]),
         .target(
             name: "XferKit",
             dependencies: [

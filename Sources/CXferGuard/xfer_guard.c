@@ -25,13 +25,18 @@ static void say(const char *s) {
     }
 }
 
-static struct sigaction previous_segv, previous_bus;
+/* The faults libhdf5 has been seen to raise on damaged files: invalid reads, glibc's heap
+   checks (abort), division by zero in its size arithmetic. */
+static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+#define FAULTS (sizeof fault_signals / sizeof fault_signals[0])
+static struct sigaction previous[FAULTS];
 
 static void on_fault(int sig) {
     if (!has_subject) {
         /* Not inside libhdf5: hand the crash to whoever handled it before (the Swift
            runtime's backtracer), so xfer's own bugs still show as crashes. */
-        sigaction(sig, sig == SIGSEGV ? &previous_segv : &previous_bus, NULL);
+        for (size_t i = 0; i < FAULTS; i++)
+            if (fault_signals[i] == sig) sigaction(sig, &previous[i], NULL);
         raise(sig);
         return;
     }
@@ -54,8 +59,7 @@ void xfer_guard_install(void) {
     sa.sa_handler = on_fault;
     sa.sa_flags = SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &previous_segv);
-    sigaction(SIGBUS, &sa, &previous_bus);
+    for (size_t i = 0; i < FAULTS; i++) sigaction(fault_signals[i], &sa, &previous[i]);
 }
 
 static volatile sig_atomic_t interrupts = 0;

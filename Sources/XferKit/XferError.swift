@@ -35,5 +35,30 @@ public struct XferError: Error, CustomStringConvertible, Sendable {
         XferError(.runtime, subject, message, hint: hint)
     }
 
-    public var description: String { subject.isEmpty ? message : "\(subject): \(message)" }
+    /// `subject: message`, with control characters escaped (names come out of files).
+    public var description: String { (subject.isEmpty ? message : "\(subject): \(message)").terminalSafe }
+}
+
+extension String {
+    /// The text with every control character (C0, DEL, C1: newlines, escape sequences, carriage
+    /// returns) written as a Swift-style escape, so text taken out of a file can neither add a
+    /// line to xfer's output (a forged `hint:`) nor drive the terminal.
+    public var terminalSafe: String {
+        guard unicodeScalars.contains(where: Self.isControl) else { return self }
+        var out = ""
+        for u in unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where Self.isControl(u): out += "\\u{\(String(u.value, radix: 16))}"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
+    private static func isControl(_ u: Unicode.Scalar) -> Bool {
+        u.value < 0x20 || (0x7f...0x9f).contains(u.value) || u.value == 0x2028 || u.value == 0x2029
+    }
 }

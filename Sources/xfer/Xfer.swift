@@ -41,7 +41,7 @@ struct Xfer: ParsableCommand {
 /// Prints the error as docs/CONTRACT.md says and exits with its code.
 func fail(_ error: XferError) -> Never {
     var text = "xfer: error: \(error.description)\n"
-    if let hint = error.hint { text += "hint: \(hint)\n" }
+    if let hint = error.hint { text += "hint: \(hint.terminalSafe)\n" }
     FileHandle.standardError.write(Data(text.utf8))
     finish(error.kind.rawValue)
 }
@@ -57,7 +57,7 @@ func finish(_ code: Int32) -> Never {
 
 /// One warning line on stderr.
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data("xfer: warning: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("xfer: warning: \(message.terminalSafe)\n".utf8))
 }
 
 /// Options of every command that reads a checkpoint.

@@ -1,18 +1,36 @@
-// A last line of defence for damaged files: libhdf5 1.10 can crash (not just fail)
-// on some corrupted structures, e.g. a damaged global heap behind a variable-length
-// string. While libhdf5 reads a file, that file's name is recorded here; if the
-// process then receives SIGSEGV/SIGBUS, the handler prints xfer's one-line error
-// for that file and exits with code 3 instead of dumping a crash report.
+// Defences for damaged files. libhdf5 1.10 can crash, abort or hang (not just fail) on
+// corrupted structures, e.g. a damaged global heap behind a variable-length string.
+// First line: `xfer_hdf5_probe` walks an untrusted file in a child process (hdf5_probe.c).
+// Last line: while libhdf5 reads a file in xfer's own process, that file's name is recorded
+// here; if the process then receives SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGABRT, the handler prints
+// xfer's one-line error for that file and exits with code 3 instead of dumping a crash report.
 // Outside libhdf5 calls the subject is empty and a crash is left to the default
 // handler, so xfer's own bugs still show as crashes.
 #ifndef XFER_GUARD_H
 #define XFER_GUARD_H
 
-/// Installs the SIGSEGV/SIGBUS handler (on its own stack). Called once by the CLI.
+/// Installs the fault handler (on its own stack). Called once by the CLI.
 void xfer_guard_install(void);
 
 /// Names the file libhdf5 is about to read (NULL or "" when it is done).
 void xfer_guard_set_subject(const char *path);
+
+#include <stddef.h>
+
+enum {
+    XFER_PROBE_OK = 0,          /* libhdf5 read the whole structure cleanly */
+    XFER_PROBE_REFUSED = 1,     /* message: "<object>: <what>", or "!not-hdf5", or "!open: <why>" */
+    XFER_PROBE_CRASHED = 2,     /* message: the signal number, or "exit N" */
+    XFER_PROBE_TIMEOUT = 3,     /* libhdf5 did not finish within the time limit */
+    XFER_PROBE_UNAVAILABLE = 4  /* no child could be made (fork, pipe or stat failed) */
+};
+
+/// Opens the HDF5 file at `path` (or the in-memory `image` of `image_size` bytes, named `path`)
+/// in a forked child, with `memory_bytes` more address space than the caller has and
+/// `timeout_seconds` of wall time, and reads all of its structure (see hdf5_probe.c).
+/// Returns one of XFER_PROBE_*; `message` receives the details.
+int xfer_hdf5_probe(const char *path, const void *image, size_t image_size, double timeout_seconds,
+                    size_t memory_bytes, char *message, size_t message_size);
 
 #endif
 

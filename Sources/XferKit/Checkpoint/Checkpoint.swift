@@ -88,6 +88,7 @@ struct CheckpointReader {
     let options: CheckpointLoadOptions
 
     func read() throws -> Checkpoint {
+        try HDF5File.checkRegularFile(path, what: "checkpoint file", hint: "give the checkpoint file itself (.h5, .weights.h5 or .keras)")
         if try isZip(path) { return try readArchive() }
         let file = try HDF5File.open(path)
         if file.hasAttribute("/", "model_config") {
@@ -154,6 +155,7 @@ struct CheckpointReader {
             throw XferError.badInput(path, "the model's input \(shapeText(model.inputShape)) leaves its size open (None)",
                                      hint: "give --input-shape H,W,C")
         }
+        try model.checkFitsInMemory(source: path)
         return (model, source)
     }
 
@@ -162,10 +164,11 @@ struct CheckpointReader {
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw XferError.usage("--config", "\(configPath): no such file")
         }
+        try HDF5File.checkRegularFile(configPath, what: "model configuration", hint: "--config takes model.to_json() output, a full-model .h5 or a .keras file")
         if try isZip(configPath) {
             return try CheckpointReader(path: configPath, options: .init(values: .skip)).archiveConfig()
         }
-        if let data = FileManager.default.contents(atPath: configPath), data.first == UInt8(ascii: "{") {
+        if let data = try? readBounded(configPath, limit: Self.configLimit), data.first == UInt8(ascii: "{") {
             return try parseKerasModelConfig(data, source: configPath)
         }
         let file = try HDF5File.open(configPath)
@@ -187,13 +190,33 @@ struct CheckpointReader {
         }
     }
 
-    private func entry(_ archive: Archive, _ name: String) throws -> Data {
+    /// The most a model configuration (config.json, metadata.json, a model JSON) may take: the
+    /// largest keras.applications configs are a few MB.
+    static let configLimit = 64 << 20
+
+    /// The most `model.weights.h5` may inflate to for `model`: its weights, room for optimizer
+    /// state (Adam keeps two more copies) and HDF5's own structure. The archive's declared sizes
+    /// are not trusted: the bytes are counted as they inflate.
+    func weightsLimit(for model: ModelSpec) -> Int {
+        let values = (try? model.checkFitsInMemory(source: path)) ?? 0
+        return values.multipliedReportingOverflow(by: 4 * 4).partialValue.addingReportingOverflow(64 << 20).partialValue
+    }
+
+    private struct TooLarge: Error {}
+
+    private func entry(_ archive: Archive, _ name: String, limit: Int = Self.configLimit) throws -> Data {
         guard let e = archive[name] else {
             throw XferError.badInput(path, "the .keras archive has no \(name)", hint: "save the model again with model.save(\"x.keras\")")
         }
         var data = Data()
         do {
-            _ = try archive.extract(e, consumer: { data.append($0) })
+            _ = try archive.extract(e, skipCRC32: false, consumer: {
+                guard data.count + $0.count <= limit else { throw TooLarge() }
+                data.append($0)
+            })
+        } catch is TooLarge {
+            throw XferError.badInput(path, "\(name) inside the archive inflates to more than the model can need (\(limit >> 20) MiB)",
+                                     hint: "the archive is damaged or crafted (a zip bomb); save the model again")
         } catch {
             throw XferError.badInput(path, "\(name) inside the archive is damaged (\(error))",
                                      hint: "the file is damaged or truncated; save the model again")
@@ -215,7 +238,8 @@ struct CheckpointReader {
         }
         let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json", kerasVersion: version)
         var (model, source) = try architecture(own: own)
-        let weights = try HDF5File.open(image: try entry(archive, "model.weights.h5"), path: "\(path): model.weights.h5")
+        let weights = try HDF5File.open(image: try entry(archive, "model.weights.h5", limit: weightsLimit(for: model)),
+                                        path: "\(path): model.weights.h5")
         let reader = Keras3WeightReader(file: weights, values: options.values)
         try reader.assign(to: &model)
         return Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
@@ -318,6 +342,17 @@ struct CheckpointReader {
         let name = convs == 13 ? "vgg16" : convs == 16 ? "vgg19" : "vgg"
         return ModelSpec(name: name, className: hasInput ? "Functional" : "Sequential", inputShape: [224, 224, 3], layers: layers)
     }
+}
+
+/// The file's bytes, refusing more than `limit` (a regular file is checked by the caller).
+func readBounded(_ path: String, limit: Int) throws -> Data {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw XferError.badInput(path, "cannot be read") }
+    defer { try? handle.close() }
+    let data = (try? handle.read(upToCount: limit + 1)) ?? Data()
+    guard data.count <= limit else {
+        throw XferError.badInput(path, "is larger than a model configuration can be (\(limit >> 20) MiB)")
+    }
+    return data
 }
 
 /// True if the file starts with a zip signature.

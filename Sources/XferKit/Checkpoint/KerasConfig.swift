@@ -91,7 +91,9 @@ struct KerasConfigParser {
             throw fail("Sequential model '\(name)' does not record its input shape",
                        hint: "give --input-shape H,W,C")
         }
-        return ModelSpec(name: name, className: "Sequential", inputShape: shape, layers: layers, trainable: trainable)
+        try checkUniqueNames(layers, model: name)
+        return ModelSpec(name: name, className: "Sequential", inputShape: try checkedInputShape(shape, model: name),
+                         layers: layers, trainable: trainable)
     }
 
     private func functional(_ config: JSONObject, name: String, className: String, trainable: Bool) throws -> ModelSpec {
@@ -129,8 +131,9 @@ struct KerasConfigParser {
         guard let shape = inputShape else {
             throw fail("Functional model '\(name)' has no InputLayer with a shape")
         }
+        try checkUniqueNames(layers, model: name)
         return ModelSpec(name: name, className: className == "Model" ? "Functional" : className,
-                         inputShape: shape, layers: layers, trainable: trainable)
+                         inputShape: try checkedInputShape(shape, model: name), layers: layers, trainable: trainable)
     }
 
     struct Node { var inputs: [String]; var trainingFalse: Bool }
@@ -190,7 +193,7 @@ struct KerasConfigParser {
         case "InputLayer":
             kind = .input
         case "Conv2D", "Convolution2D":
-            if let g = cfg["groups"] as? Int, g != 1 { throw unsupported("grouped convolution (groups=\(g))") }
+            if let g = cfg["groups"], exactInt(g) != 1 { throw unsupported("grouped convolution (groups=\(describe(g)))") }
             kind = .conv2D(Conv2DConfig(
                 filters: try int(cfg, "filters", name),
                 kernelSize: try pair(cfg["kernel_size"], name, "kernel_size"),
@@ -215,7 +218,10 @@ struct KerasConfigParser {
         case "Flatten":
             kind = .flatten
         case "Dropout":
-            kind = .dropout(DropoutConfig(rate: Float(try double(cfg, "rate", name)), seed: cfg["seed"] as? Int))
+            // Keras: "rate must be a float in the range [0, 1)".
+            let rate = try double(cfg, "rate", name, in: 0...1)
+            guard rate < 1 else { throw fail("layer '\(name)': Dropout rate 1 drops everything; it must be below 1") }
+            kind = .dropout(DropoutConfig(rate: Float(rate), seed: exactInt(cfg["seed"])))
         case "BatchNormalization":
             if cfg["renorm"] as? Bool == true { throw unsupported("batch renormalization is not supported") }
             if cfg["synchronized"] as? Bool == true { /* same math on one device */ }
@@ -228,25 +234,26 @@ struct KerasConfigParser {
             default: throw unsupported("normalising over several axes (\(cfg["axis"]!)) is not supported")
             }
             kind = .batchNormalization(BatchNormConfig(
-                momentum: Float(cfg["momentum"] as? Double ?? 0.99), epsilon: Float(cfg["epsilon"] as? Double ?? 1e-3),
+                momentum: Float(try double(cfg, "momentum", name, in: 0...1, default: 0.99)),
+                epsilon: Float(try double(cfg, "epsilon", name, in: 1e-30...1e30, default: 1e-3)),
                 center: cfg["center"] as? Bool ?? true, scale: cfg["scale"] as? Bool ?? true, axis: axis))
         case "Activation":
             kind = .activation(try activation(cfg["activation"], name, cls))
         case "ReLU":
-            let maxValue = (cfg["max_value"] as? Double).map { Float($0) }
-            kind = .relu(ReLUConfig(maxValue: maxValue, negativeSlope: Float(cfg["negative_slope"] as? Double ?? 0),
-                                    threshold: Float(cfg["threshold"] as? Double ?? 0)))
+            let maxValue = cfg["max_value"] == nil || cfg["max_value"] is NSNull ? nil : Float(try double(cfg, "max_value", name, in: 0...1e30))
+            kind = .relu(ReLUConfig(maxValue: maxValue, negativeSlope: Float(try double(cfg, "negative_slope", name, default: 0)),
+                                    threshold: Float(try double(cfg, "threshold", name, default: 0))))
         case "Rescaling":
-            guard let scale = cfg["scale"] as? Double else {
+            guard let scale = cfg["scale"] as? Double, scale.isFinite else {
                 throw unsupported("a per-channel scale (\(cfg["scale"] ?? "none")) is not supported (one number only)")
             }
-            guard let offset = cfg["offset"] == nil ? 0 : cfg["offset"] as? Double else {
+            guard let offset = cfg["offset"] == nil ? 0 : cfg["offset"] as? Double, offset.isFinite else {
                 throw unsupported("a per-channel offset (\(cfg["offset"]!)) is not supported (one number only)")
             }
             kind = .rescaling(scale: Float(scale), offset: Float(offset))
         case "LeakyReLU":
             // x, or slope·x below 0: ReLU with a negative slope (tf-keras `alpha`, Keras 3 `negative_slope`).
-            let slope = cfg["negative_slope"] as? Double ?? cfg["alpha"] as? Double ?? 0.3
+            let slope = try double(cfg, cfg["negative_slope"] != nil ? "negative_slope" : "alpha", name, default: 0.3)
             kind = .relu(ReLUConfig(maxValue: nil, negativeSlope: Float(slope), threshold: 0))
         case "Softmax":
             let axis = cfg["axis"] as? Int ?? (cfg["axis"] as? [Int]).flatMap { $0.count == 1 ? $0[0] : nil } ?? -1
@@ -281,24 +288,89 @@ struct KerasConfigParser {
     func dims(_ list: [Any]) -> [Int]? {
         var l = list
         if let f = l.first, f is NSNull { l.removeFirst() }
-        let ints = l.compactMap { $0 as? Int }
+        let ints = l.compactMap { exactInt($0) }
         return ints.count == l.count ? ints : nil
     }
 
+    /// An input shape as xfer can run it: rank 1 to 4, each size 1...maximumSize or open (−1).
+    func checkedInputShape(_ shape: [Int], model: String) throws -> [Int] {
+        guard (1...4).contains(shape.count), shape.allSatisfy({ $0 == -1 || (1...Self.maximumSize).contains($0) }) else {
+            throw fail("model '\(model)': input shape \(shapeText(shape)) is not a shape xfer can run",
+                       hint: "the model configuration is damaged; save the model again with Keras")
+        }
+        return shape
+    }
+
+    /// Keras refuses two layers of one model with the same name; so does xfer (their weights
+    /// would land in one place).
+    func checkUniqueNames(_ layers: [LayerSpec], model: String) throws {
+        var seen = Set<String>()
+        for l in layers where !seen.insert(l.name).inserted {
+            throw fail("model '\(model)' has two layers named '\(l.name)'",
+                       hint: "layer names must be unique; the model configuration is damaged")
+        }
+    }
+
+    /// The largest size (filters, units, kernel, stride, padding, input side) xfer accepts from a
+    /// configuration. Real models stay far below; the bound keeps every shape computation and
+    /// every product of sizes inside Int64, so nothing read from a file can trap.
+    static let maximumSize = 1 << 24
+
+    /// A whole number in `minimum...maximumSize`; fractions, strings, huge and negative values are refused.
+    private func size(_ value: Any?, _ layer: String, _ key: String, minimum: Int = 1) throws -> Int {
+        guard let v = exactInt(value) else {
+            throw fail("layer '\(layer)': \(value == nil ? "missing" : "invalid") '\(key)'\(value.map { " (\(describe($0)))" } ?? "")",
+                       hint: "the model configuration is damaged; save the model again with Keras")
+        }
+        guard v >= minimum, v <= Self.maximumSize else {
+            throw fail("layer '\(layer)': '\(key)' is \(v); it must be between \(minimum) and \(Self.maximumSize)",
+                       hint: "the model configuration is damaged; save the model again with Keras")
+        }
+        return v
+    }
+
+    /// An integer written as a JSON number without a fraction (JSONSerialization gives NSNumber).
+    private func exactInt(_ value: Any?) -> Int? {
+        guard let n = value as? NSNumber, !isBoolean(n) else { return nil }
+        let d = n.doubleValue
+        guard d.isFinite, d == d.rounded(), abs(d) < 9e15 else { return nil }
+        return Int(d)
+    }
+
+    /// JSON `true`/`false` also come as NSNumber; their type code is "c".
+    private func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+
+    /// A short, printable rendering of a configuration value for an error message.
+    private func describe(_ value: Any) -> String {
+        let text = value is NSNull ? "null" : "\(value)"
+        return text.count > 40 ? String(text.prefix(40)) + "…" : text
+    }
+
     private func int(_ cfg: JSONObject, _ key: String, _ layer: String) throws -> Int {
-        guard let v = cfg[key] as? Int else { throw fail("layer '\(layer)': missing or invalid '\(key)'") }
+        try size(cfg[key], layer, key)
+    }
+
+    /// A finite number in `range` (a rate, a momentum, an epsilon).
+    private func double(_ cfg: JSONObject, _ key: String, _ layer: String, in range: ClosedRange<Double> = -1e30...1e30,
+                        default fallback: Double? = nil) throws -> Double {
+        guard let raw = cfg[key] ?? fallback, !(raw is NSNull) || fallback != nil else {
+            throw fail("layer '\(layer)': missing '\(key)'", hint: "the model configuration is damaged; save the model again with Keras")
+        }
+        let value = raw is NSNull ? fallback : (raw as? NSNumber).flatMap { isBoolean($0) ? nil : $0.doubleValue }
+        guard let v = value, v.isFinite, range.contains(v) else {
+            throw fail("layer '\(layer)': '\(key)' is \(describe(raw)); it must be a number in \(range.lowerBound)...\(range.upperBound)",
+                       hint: "the model configuration is damaged; save the model again with Keras")
+        }
         return v
     }
 
-    private func double(_ cfg: JSONObject, _ key: String, _ layer: String) throws -> Double {
-        guard let v = cfg[key] as? Double else { throw fail("layer '\(layer)': missing or invalid '\(key)'") }
-        return v
-    }
-
-    private func pair(_ value: Any?, _ layer: String, _ key: String) throws -> (h: Int, w: Int) {
-        if let v = value as? Int { return (v, v) }
-        if let l = value as? [Any], l.count == 2, let a = l[0] as? Int, let b = l[1] as? Int { return (a, b) }
-        throw fail("layer '\(layer)': invalid '\(key)'")
+    private func pair(_ value: Any?, _ layer: String, _ key: String, minimum: Int = 1) throws -> (h: Int, w: Int) {
+        if let l = value as? [Any] {
+            guard l.count == 2 else { throw fail("layer '\(layer)': '\(key)' must be one number or two, not \(l.count)") }
+            return (try size(l[0], layer, key, minimum: minimum), try size(l[1], layer, key, minimum: minimum))
+        }
+        let v = try size(value, layer, key, minimum: minimum)
+        return (v, v)
     }
 
     private func padding(_ cfg: JSONObject, _ layer: String) throws -> Padding {
@@ -323,14 +395,16 @@ struct KerasConfigParser {
     }
 
     private func zeroPadding(_ value: Any, _ layer: String) throws -> ZeroPadding2DConfig {
-        if let v = value as? Int { return ZeroPadding2DConfig(top: v, bottom: v, left: v, right: v) }
         if let l = value as? [Any], l.count == 2 {
-            if let a = l[0] as? Int, let b = l[1] as? Int { return ZeroPadding2DConfig(top: a, bottom: a, left: b, right: b) }
-            if let a = l[0] as? [Any], let b = l[1] as? [Any], a.count == 2, b.count == 2,
-               let t = a[0] as? Int, let bo = a[1] as? Int, let le = b[0] as? Int, let r = b[1] as? Int {
+            if l[0] is [Any] || l[1] is [Any] {
+                let (t, bo) = try pair(l[0], layer, "padding", minimum: 0)
+                let (le, r) = try pair(l[1], layer, "padding", minimum: 0)
                 return ZeroPadding2DConfig(top: t, bottom: bo, left: le, right: r)
             }
+            let (a, b) = try pair(l, layer, "padding", minimum: 0)
+            return ZeroPadding2DConfig(top: a, bottom: a, left: b, right: b)
         }
-        throw fail("layer '\(layer)': invalid ZeroPadding2D padding")
+        let v = try size(value, layer, "padding", minimum: 0)
+        return ZeroPadding2DConfig(top: v, bottom: v, left: v, right: v)
     }
 }

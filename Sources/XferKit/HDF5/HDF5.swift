@@ -100,31 +100,15 @@ public final class HDF5File {
     // MARK: Opening
 
     /// Opens an existing file read-only. Checks first what can be checked without libhdf5, so the
-    /// common mistakes (missing file, a folder, an empty or non-HDF5 file) get plain messages.
+    /// common mistakes (missing file, a folder, a FIFO or device, an empty or non-HDF5 file) get
+    /// plain messages; then has the probe (CXferGuard) read the whole structure in a child process,
+    /// so a file that makes libhdf5 crash, abort, hang or reach outside itself is refused before
+    /// libhdf5 runs in this process.
     public static func open(_ path: String) throws -> HDF5File {
         _ = silenced
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw XferError.badInput(path, "no such file", hint: "check the path")
-        }
-        if isDir.boolValue {
-            throw XferError.badInput(path, "is a directory, not an HDF5 file",
-                                     hint: "give the checkpoint file itself (.h5, .weights.h5 or .keras)")
-        }
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw XferError.badInput(path, "cannot be read (permission denied)")
-        }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
-        if size == 0 {
-            throw XferError.badInput(path, "is empty (0 bytes)", hint: "the file was not written completely; save it again")
-        }
+        try checkRegularFile(path, what: "HDF5 file", hint: "give the checkpoint file itself (.h5, .weights.h5 or .keras)")
+        try probe(path, image: nil)
         return try withHDF5(path) {
-            let isHDF5 = H5Fis_hdf5(path)
-            if isHDF5 <= 0 {
-                _ = hdf5LastMessage()
-                throw XferError.badInput(path, "is not an HDF5 file",
-                                         hint: "xfer reads Keras checkpoints: .h5, .weights.h5 or .keras")
-            }
             let id = H5Fopen(path, xfer_H5F_ACC_RDONLY(), xfer_H5P_DEFAULT())
             if id < 0 {
                 let why = hdf5LastMessage() ?? "libhdf5 could not open it"
@@ -135,10 +119,89 @@ public final class HDF5File {
         }
     }
 
+    /// Refuses what is not a readable, non-empty regular file without opening it, so a FIFO, a
+    /// socket or a device never blocks or streams forever.
+    static func checkRegularFile(_ path: String, what: String, hint: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == EACCES { throw XferError.badInput(path, "cannot be read (permission denied)") }
+            throw XferError.badInput(path, "no such file", hint: "check the path")
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw XferError.badInput(path, "is a directory, not an \(what)", hint: hint)
+        case S_IFIFO: throw XferError.badInput(path, "is a FIFO (named pipe), not an \(what)", hint: hint)
+        case S_IFSOCK: throw XferError.badInput(path, "is a socket, not an \(what)", hint: hint)
+        default: throw XferError.badInput(path, "is a device, not an \(what)", hint: hint)
+        }
+        guard access(path, R_OK) == 0 else { throw XferError.badInput(path, "cannot be read (permission denied)") }
+        if st.st_size == 0 {
+            throw XferError.badInput(path, "is empty (0 bytes)", hint: "the file was not written completely; save it again")
+        }
+    }
+
+    /// Wall time the probe may take: generous for a healthy file, whose walk takes milliseconds
+    /// plus the reading of any chunked data. `XFER_HDF5_PROBE_SECONDS` overrides it.
+    static func probeSeconds(bytes: Int) -> Double {
+        if let text = ProcessInfo.processInfo.environment["XFER_HDF5_PROBE_SECONDS"], let s = Double(text), s > 0 { return s }
+        return 10 + Double(bytes) / 100e6
+    }
+
+    /// Address space the probe's child may add to this process's: what a healthy walk needs is
+    /// small (attributes, 16 MiB read slabs); more means a crafted size.
+    static let probeMemory = 1 << 30
+
+    /// Runs the HDF5 probe (CXferGuard/hdf5_probe.c) on a file or an in-memory image and turns
+    /// its verdict into the error xfer reports.
+    static func probe(_ path: String, image: Data?) throws {
+        var message = [CChar](repeating: 0, count: 2048)
+        let seconds = probeSeconds(bytes: image?.count ?? fileSize(path))
+        let verdict: Int32 = hdf5Lock.withLock {
+            if let image {
+                return image.withUnsafeBytes { raw in
+                    xfer_hdf5_probe(path, raw.baseAddress, raw.count, seconds, probeMemory, &message, message.count)
+                }
+            }
+            return xfer_hdf5_probe(path, nil, 0, seconds, probeMemory, &message, message.count)
+        }
+        let text = String(cString: message)
+        switch Int(verdict) {
+        case Int(XFER_PROBE_OK), Int(XFER_PROBE_UNAVAILABLE):
+            return  // unavailable: read in-process, under the fault guard alone
+        case Int(XFER_PROBE_REFUSED):
+            if text == "!not-hdf5" {
+                throw XferError.badInput(path, "is not an HDF5 file",
+                                         hint: "xfer reads Keras checkpoints: .h5, .weights.h5 or .keras")
+            }
+            if text.hasPrefix("!open: ") {
+                throw XferError.badInput(path, "is damaged or truncated (\(text.dropFirst(7)))",
+                                         hint: "the file is incomplete; copy or save it again")
+            }
+            if text.contains("memory allocation failed") || text.contains("too large to read") {
+                throw XferError.badInput(path, "is damaged: reading its structure needs more than \(probeMemory >> 30) GiB of memory (\(text))",
+                                         hint: "the file is corrupt or crafted; copy or save it again")
+            }
+            throw XferError.badInput(path, text, hint: "the file is damaged or not a plain Keras checkpoint; save it again with Keras")
+        case Int(XFER_PROBE_TIMEOUT):
+            throw XferError.badInput(path, "is damaged: libhdf5 did not finish reading its structure within \(Int(seconds)) s",
+                                     hint: "the file is corrupt (libhdf5 loops on it); copy or save it again")
+        default:
+            let signal = Int32(text).map { " (signal \($0)\($0 == SIGABRT ? ", abort" : $0 == SIGSEGV ? ", segmentation fault" : ""))" } ?? ""
+            throw XferError.badInput(path, "is damaged: libhdf5 crashed reading its structure\(signal)",
+                                     hint: "the file is corrupt; copy or save it again")
+        }
+    }
+
+    private static func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
     /// Opens an HDF5 file held in memory (e.g. `model.weights.h5` inside a `.keras` zip).
     /// `path` names it in errors.
     public static func open(image: Data, path: String) throws -> HDF5File {
         _ = silenced
+        try probe(path, image: image)
         return try withHDF5(path) {
             let fapl = H5Pcreate(xfer_H5P_FILE_ACCESS())
             defer { H5Pclose(fapl) }
@@ -337,6 +400,18 @@ public final class HDF5File {
         guard rank >= 0 else { throw fail(what, "cannot read its shape") }
         var dims = [hsize_t](repeating: 0, count: max(rank, 1))
         _ = H5Sget_simple_extent_dims(space, &dims, nil)
+        // Every size read from a file is checked before Swift does arithmetic with it: no element
+        // count above 2^48 (a petabyte of floats) is real, and checking it here keeps every
+        // product of these dimensions from overflowing.
+        var count: UInt64 = 1
+        for d in dims.prefix(rank) {
+            let (p, overflow) = count.multipliedReportingOverflow(by: UInt64(d))
+            guard !overflow, p <= 1 << 48 else {
+                throw XferError.badInput(path, "\(what): declares an impossible shape (\(dims.prefix(rank).map { String($0) }.joined(separator: " × ")) values)",
+                                         hint: "the file is damaged; copy or save it again")
+            }
+            count = p
+        }
         return dims.prefix(rank).map { Int($0) }
     }
 

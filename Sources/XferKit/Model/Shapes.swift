@@ -1,4 +1,5 @@
 // Output shapes and the weights each layer expects, as Keras computes them
+import Foundation
 // (docs/KERAS-FORMATS.md B.1, B.2; K3 `ops/operation_utils.py`).
 
 /// Output size of a convolution or pooling window along one axis.
@@ -51,7 +52,10 @@ extension LayerSpec {
             let (_, _, ch) = try spatial()
             return keep ? [1, 1, ch] : [ch]
         case .flatten:
-            return [input.reduce(1, *)]
+            guard let n = checkedCount(input) else {
+                throw XferError.badInput(name, "flattening \(shapeText(input)) gives more values than any machine holds")
+            }
+            return [n]
         case .dense(let d):
             guard let last = input.last else { throw XferError.badInput(name, "has an empty input shape") }
             _ = last
@@ -133,6 +137,57 @@ extension ModelSpec {
         var shape = input
         for layer in layers { shape = try layer.outputShape(input: shape) }
         return shape
+    }
+}
+
+/// The element count of `dims`, or nil when it overflows or passes `limit` (2^40 by default:
+/// four terabytes of floats, far beyond any machine xfer runs on).
+func checkedCount(_ dims: [Int], limit: Int = 1 << 40) -> Int? {
+    var n = 1
+    for d in dims {
+        guard d >= 0 else { return nil }
+        let (p, overflow) = n.multipliedReportingOverflow(by: d)
+        guard !overflow, p <= limit else { return nil }
+        n = p
+    }
+    return n
+}
+
+extension ModelSpec {
+    /// Refuses, before anything is allocated, a model whose weights or whose largest tensor for one
+    /// sample would need more memory than the machine has: one line saying how much. Returns the
+    /// number of weight values the model's layers expect.
+    @discardableResult
+    public func checkFitsInMemory(source: String, memory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws -> Int {
+        var weightValues = 0, largest = (values: 0, layer: "")
+        func walk(_ model: ModelSpec, input: [Int]) throws {
+            var shape = input
+            for layer in model.layers {
+                if case .model(let inner) = layer.kind { try walk(inner, input: shape) }
+                for w in layer.expectedWeights(input: shape) {
+                    guard let n = checkedCount(w.shape) else {
+                        throw XferError.badInput(source, "layer '\(layer.name)': its \(w.role) of shape \(shapeText(w.shape)) is larger than any machine holds",
+                                                 hint: "the model configuration is damaged")
+                    }
+                    weightValues = weightValues.addingReportingOverflow(n).partialValue
+                }
+                shape = try layer.outputShape(input: shape)
+                if let n = checkedCount(shape), n > largest.values { largest = (n, layer.name) }
+            }
+        }
+        guard !inputShape.contains(where: { $0 < 0 }) else { return 0 }
+        try walk(self, input: inputShape)
+        func gib(_ values: Int) -> String { String(format: "%.1f GiB", Double(values) * 4 / Double(1 << 30)) }
+        let have = String(format: "%.1f GiB", Double(memory) / Double(1 << 30))
+        if UInt64(weightValues) > memory / 4 {
+            throw XferError.badInput(source, "its weights would need \(gib(weightValues)) of memory; this machine has \(have)",
+                                     hint: "the model configuration is damaged, or the model is too large for this machine")
+        }
+        if UInt64(largest.values) > memory / 4 {
+            throw XferError.badInput(source, "layer '\(largest.layer)' would need \(gib(largest.values)) of memory for one sample; this machine has \(have)",
+                                     hint: "check --input-shape, or the model configuration is damaged")
+        }
+        return weightValues
     }
 }
 

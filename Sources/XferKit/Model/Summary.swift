@@ -78,7 +78,8 @@ public struct ModelSummary: Sendable {
     /// The Keras-style table with a Trainable column, then the three `... params:` lines.
     /// `extra` adds a last column (`title`, and a cell per layer name).
     public func render(title: String? = nil, extra: (title: String, cells: [String: String])? = nil) -> String {
-        let nameCells = rows.map { String(repeating: "  ", count: $0.depth) + "\($0.name) (\($0.type))" }
+        // Names come out of the file: escaped, so a name cannot break the table or drive the terminal.
+        let nameCells = rows.map { String(repeating: "  ", count: $0.depth) + "\($0.name) (\($0.type))".terminalSafe }
         let shapeCells = rows.map { r in "(" + r.outputShape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")" }
         let w0 = max(30, (nameCells.map(\.count).max() ?? 0) + 2)
         let w1 = max(22, (shapeCells.map(\.count).max() ?? 0) + 2)
@@ -93,7 +94,7 @@ public struct ModelSummary: Sendable {
             return l
         }
         var out: [String] = []
-        out.append("Model: \"\(title ?? modelName)\"")
+        out.append("Model: \"\((title ?? modelName).terminalSafe)\"")
         out.append(String(repeating: "_", count: width))
         out.append(line("Layer (type)", "Output Shape", "Param #", "Trainable", extra?.title ?? ""))
         out.append(String(repeating: "=", count: width))
