@@ -79,7 +79,13 @@ public struct Checkpoint: Sendable {
 
     /// Reads and validates the checkpoint at `path`.
     public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
-        try CheckpointReader(path: path, options: options).read()
+        do {
+            return try CheckpointReader(path: path, options: options).read()
+        } catch let e as XferError where e.kind == .badInput && !e.subject.hasPrefix("-") && !e.subject.hasPrefix(path)
+                    && !(options.configPath.map { e.subject.hasPrefix($0) } ?? false) {
+            // A layer found wanting (its subject is the layer): the line names the file first.
+            throw XferError(e.kind, path, e.subject.isEmpty ? e.message : "layer '\(e.subject)': \(e.message)", hint: e.hint)
+        }
     }
 }
 

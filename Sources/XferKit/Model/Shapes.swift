@@ -172,18 +172,21 @@ extension ModelSpec {
                     weightValues = weightValues.addingReportingOverflow(n).partialValue
                 }
                 shape = try layer.outputShape(input: shape)
-                if let n = checkedCount(shape), n > largest.values { largest = (n, layer.name) }
+                let n = checkedCount(shape) ?? Int.max
+                if n > largest.values { largest = (n, layer.name) }
             }
         }
         guard !inputShape.contains(where: { $0 < 0 }) else { return 0 }
         try walk(self, input: inputShape)
-        func gib(_ values: Int) -> String { String(format: "%.1f GiB", Double(values) * 4 / Double(1 << 30)) }
+        func gib(_ values: Int) -> String {
+            values == Int.max ? "more than 4 TiB" : String(format: "%.1f GiB", Double(values) * 4 / Double(1 << 30))
+        }
         let have = String(format: "%.1f GiB", Double(memory) / Double(1 << 30))
         if UInt64(weightValues) > memory / 4 {
             throw XferError.badInput(source, "its weights would need \(gib(weightValues)) of memory; this machine has \(have)",
                                      hint: "the model configuration is damaged, or the model is too large for this machine")
         }
-        if UInt64(largest.values) > memory / 4 {
+        if largest.values == Int.max || UInt64(largest.values) > memory / 4 {
             throw XferError.badInput(source, "layer '\(largest.layer)' would need \(gib(largest.values)) of memory for one sample; this machine has \(have)",
                                      hint: "check --input-shape, or the model configuration is damaged")
         }
