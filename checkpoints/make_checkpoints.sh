@@ -31,4 +31,6 @@ export COLUMNS=80
 export LINES=24
 
 "$venv/bin/python" "$here/make_image_fixtures.py" --out "$here/images"
-exec "$venv/bin/python" "$here/make_checkpoints.py" --out "$here/fixtures" "$@"
+"$venv/bin/python" "$here/make_checkpoints.py" --out "$here/fixtures" "$@"
+# Hostile variants of two of those files (checkpoints/hostile/, the safety tests).
+exec "$venv/bin/python" "$here/make_hostile.py"

@@ -311,7 +311,7 @@ struct CheckpointReader {
                 kind = .input; className = "InputLayer"
             } else if name.wholeMatch(of: #/block\d+_conv\d+/#) != nil {
                 let s = try shapes(name)
-                guard let k = s.first, k.count == 4 else {
+                guard let k = s.first, k.count == 4, k.allSatisfy({ (1...KerasConfigParser.maximumSize).contains($0) }) else {
                     throw XferError.badInput(path, "layer '\(name)' has no 4-D kernel, so it is not a VGG convolution",
                                              hint: "give --config with the model's JSON")
                 }
@@ -328,7 +328,7 @@ struct CheckpointReader {
                 kind = .globalMaxPooling2D(keepdims: false); className = "GlobalMaxPooling2D"
             } else if name == "fc1" || name == "fc2" || name == "predictions" {
                 let s = try shapes(name)
-                guard let k = s.first, k.count == 2 else {
+                guard let k = s.first, k.count == 2, k.allSatisfy({ (1...KerasConfigParser.maximumSize).contains($0) }) else {
                     throw XferError.badInput(path, "layer '\(name)' has no 2-D kernel, so it is not a VGG dense layer",
                                              hint: "give --config with the model's JSON")
                 }

@@ -156,13 +156,15 @@ public final class HDF5File {
     static func probe(_ path: String, image: Data?) throws {
         var message = [CChar](repeating: 0, count: 2048)
         let seconds = probeSeconds(bytes: image?.count ?? fileSize(path))
+        // libhdf5 copies an in-memory image into its own buffer: that copy is allowed on top.
+        let memory = probeMemory + (image?.count ?? 0)
         let verdict: Int32 = hdf5Lock.withLock {
             if let image {
                 return image.withUnsafeBytes { raw in
-                    xfer_hdf5_probe(path, raw.baseAddress, raw.count, seconds, probeMemory, &message, message.count)
+                    xfer_hdf5_probe(path, raw.baseAddress, raw.count, seconds, memory, &message, message.count)
                 }
             }
-            return xfer_hdf5_probe(path, nil, 0, seconds, probeMemory, &message, message.count)
+            return xfer_hdf5_probe(path, nil, 0, seconds, memory, &message, message.count)
         }
         let text = String(cString: message)
         switch Int(verdict) {
