@@ -31,6 +31,13 @@ KERNEL = "model_weights/dense/dense/kernel:0"
 SECRET = b"PRIVATE-KEY-0123456789abcdef" * 4
 
 
+def member(name):
+    """A zip entry with a fixed date, so reruns give the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 def out(name):
     return os.path.join(OUT, name)
 
@@ -72,19 +79,19 @@ def rewrite_archive(name, members):
             original[k] = v
     with zipfile.ZipFile(out(name), "w", zipfile.ZIP_DEFLATED) as z:
         for k, v in original.items():
-            z.writestr(k, v)
+            z.writestr(member(k), v)
 
 
-def deflate_bomb(path, member, inflated_bytes):
-    """k3_zoo.keras with `member` replaced by one that inflates to `inflated_bytes` of zeros from
+def deflate_bomb(path, name, inflated_bytes):
+    """k3_zoo.keras with member `name` replaced by one that inflates to `inflated_bytes` of zeros from
     about a thousandth of that (zipfile streams it through the compressor)."""
     with zipfile.ZipFile(K3) as z:
-        keep = {i.filename: z.read(i.filename) for i in z.infolist() if i.filename != member}
+        keep = {i.filename: z.read(i.filename) for i in z.infolist() if i.filename != name}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         for k, v in keep.items():
-            z.writestr(k, v)
+            z.writestr(member(k), v)
         block = b"\0" * (1 << 20)
-        with z.open(member, "w", force_zip64=True) as m:
+        with z.open(member(name), "w", force_zip64=True) as m:
             for _ in range(inflated_bytes // len(block)):
                 m.write(block)
 
@@ -113,6 +120,15 @@ def main():
     replace_kernel(copy("never_written.h5"), lambda f, n, s, d: f.create_dataset(n, s, d))
     replace_kernel(copy("huge_declared_shape.h5"),
                    lambda f, n, s, d: f.create_dataset(n, (1 << 40, 1 << 20), d, chunks=(1, 1024)))
+
+    # Two bytes of a B-tree node changed (found by scripts/fuzz.py-style mutation): libhdf5 1.10
+    # dereferences a wild pointer while listing the groups. Offsets are into k2_zoo.h5, which
+    # make_checkpoints.py rewrites byte for byte.
+    path = copy("libhdf5_segfault.h5")
+    with open(path, "r+b") as f:
+        for offset, value in [(2074, 0x80), (2080, 0xFF)]:
+            f.seek(offset)
+            f.write(bytes([value]))
 
     # Model configurations with impossible numbers, forged names, unsupported layers.
     rewrite_config("config_negative_filters.h5", lambda c: layer(c, "conv2d")["config"].__setitem__("filters", -8))

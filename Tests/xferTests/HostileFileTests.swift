@@ -101,6 +101,12 @@ final class HostileFileTests: XCTestCase {
         XCTAssertTrue(r.stderr.hasPrefix("xfer: error: \(fifo): is a FIFO"), r.stderr)
     }
 
+    func testLibhdf5CrashIsContainedInTheProbe() throws {
+        // libhdf5 segfaults on this file; the child process that reads it first takes the fault.
+        try refused(["import", "libhdf5_segfault.h5"], mentions: ["libhdf5 crashed reading its structure"])
+        try refused(["predict", "libhdf5_segfault.h5", "--data", "libhdf5_segfault.h5"], mentions: ["libhdf5 crashed"])
+    }
+
     func testProbeTimeLimitGivesTheErrorLine() throws {
         // The probe's wall-clock limit (what stops a libhdf5 loop), forced to expire at once.
         let p = Process()
