@@ -108,11 +108,12 @@ final class HostileFileTests: XCTestCase {
     }
 
     func testProbeTimeLimitGivesTheErrorLine() throws {
-        // The probe's wall-clock limit (what stops a libhdf5 loop), forced to expire at once.
+        // The probe's wall-clock limit (what stops a libhdf5 loop): the child is told to stall.
         let p = Process()
         p.executableURL = CLI.binary
         p.arguments = ["import", CLI.fixtures.appendingPathComponent("k2_zoo.h5").path]
-        p.environment = ProcessInfo.processInfo.environment.merging(["XFER_HDF5_PROBE_SECONDS": "0.000001"]) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(["XFER_HDF5_PROBE_SECONDS": "0.5",
+                                                                      "XFER_HDF5_PROBE_TEST_STALL": "1"]) { $1 }
         let err = Pipe()
         p.standardError = err
         p.standardOutput = Pipe()
