@@ -38,7 +38,7 @@ struct ImportCommand: ParsableCommand {
         }
         let summary = try ModelSummary(loaded.model)
         if let to {
-            try KerasH5Writer.write(loaded.model, to: to, protecting: [checkpoint])
+            try KerasH5Writer.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []))
         }
         if json {
             print(try summaryJSON(loaded, summary))
