@@ -127,6 +127,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputs(outputFiles, inputs: inputFiles)   // before any work: see docs/CONTRACT.md, "Outputs"
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         guard let labels = data.labels else {
@@ -258,6 +259,14 @@ struct FinetuneCommand: ParsableCommand {
             + (validationData.map { [CommandFile("--validation-data", $0)] } ?? [])
     }
     var inputs: [String] { inputFiles.map(\.path) }
+
+    /// Every file the run writes.
+    var outputFiles: [CommandFile] {
+        [CommandFile("--output", output ?? defaultOutput())]
+            + (saveBest.map { [CommandFile("--save-best", $0)] } ?? [])
+            + (csvLog.map { [CommandFile("--csv-log", $0)] } ?? [])
+            + (plot.map { [CommandFile("--plot", $0)] } ?? [])
+    }
 
     func defaultOutput() -> String {
         let url = URL(fileURLWithPath: checkpoint)

@@ -24,6 +24,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let output { try checkOutputs([CommandFile("--output", output)], inputs: inputs) }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         let predictor = try Predictor(model: loaded.model)
