@@ -121,7 +121,7 @@ final class OutputSafetyTests: XCTestCase {
 
     // MARK: Targets that are not regular files, missing and unwritable folders
 
-    /// /dev/null, a FIFO, a socket or a folder as an output is refused (exit 2, flag and path
+    /// A device like /dev/null, a FIFO, a socket or a folder as an output is refused (exit 2, flag and path
     /// named) and left as it was; it used to be replaced by a regular file.
     func testNonRegularTargetsAreRefusedAndLeftAlone() throws {
         let dir = try tempDir()
@@ -143,8 +143,18 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertEqual(bound, 0)
         let folder = dir.appendingPathComponent("folder").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        // A device node of our own (a copy of /dev/null's) where we may make one, so that a
+        // regression replaces that node and not the system's /dev/null; else /dev/null itself,
+        // which a user who cannot make device nodes cannot replace either.
+        var device = dir.appendingPathComponent("null").path
+        #if os(Linux)
+        let nullDevice = dev_t((1 << 8) | 3)    // makedev(1, 3)
+        #else
+        let nullDevice = dev_t((3 << 24) | 2)   // makedev(3, 2)
+        #endif
+        if mknod(device, S_IFCHR | 0o666, nullDevice) != 0 { device = "/dev/null" }
 
-        let cases: [(String, String, mode_t)] = [("/dev/null", "character device", S_IFCHR), (fifo, "FIFO", S_IFIFO),
+        let cases: [(String, String, mode_t)] = [(device, "character device", S_IFCHR), (fifo, "FIFO", S_IFIFO),
                                                  (socketPath, "socket", S_IFSOCK), (folder, "folder", S_IFDIR)]
         for (path, kind, type) in cases {
             assertRefusedBeforeWork(try finetune(["--output", path], cwd: dir), flag: "--output", path: path, saying: "is a \(kind)")
@@ -155,11 +165,11 @@ final class OutputSafetyTests: XCTestCase {
                                     flag: "--output", path: path, saying: "not a regular file")
             XCTAssertEqual(fileType(path), type, "\(path) is still a \(kind)")
         }
-        // A symlink to /dev/null is followed, and refused for what it points at.
+        // A symlink to the device is followed, and refused for what it points at.
         let link = dir.appendingPathComponent("null.h5").path
-        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/dev/null")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: device)
         assertRefusedBeforeWork(try CLI.run(["import", checkpoint, "--to", link]), flag: "--to", path: link, saying: "is a character device")
-        XCTAssertEqual(fileType("/dev/null"), S_IFCHR)
+        XCTAssertEqual(fileType(device), S_IFCHR)
         XCTAssertEqual(temporaries(dir), [])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("m.h5").path))
     }
