@@ -92,6 +92,13 @@ public func writeAtomically<File>(_ path: String, protecting inputs: [String] = 
     }
 }
 
+/// The earlier form: `body` gets the temporary path, already created empty, and opens it itself
+/// (truncating, never creating it anew). Prefer `create:`, which also covers the opening call
+/// against a second Ctrl-C arriving in between.
+public func writeAtomically(_ path: String, protecting inputs: [String] = [], _ body: (String) throws -> Void) throws {
+    try writeAtomically(path, protecting: inputs, create: { $0 }, body)
+}
+
 /// `writeAtomically` for bytes already in memory (CSV, SVG, ...).
 public func writeAtomically(_ path: String, protecting inputs: [String] = [], contents: Data) throws {
     try writeAtomically(path, protecting: inputs, create: { temp -> Int32 in
