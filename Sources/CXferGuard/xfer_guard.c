@@ -62,17 +62,63 @@ void xfer_guard_install(void) {
     for (size_t i = 0; i < FAULTS; i++) sigaction(fault_signals[i], &sa, &previous[i]);
 }
 
+/* ---- Interrupts (SIGINT, SIGTERM, SIGHUP) and the temporary files being written ---- */
+
+#define XFER_TEMP_SLOTS 16
+#define XFER_TEMP_PATH 4096
+
 static volatile sig_atomic_t interrupts = 0;
 static volatile sig_atomic_t armed = 0;
+
+/* The temporary files being written right now (set by writeAtomically, cleared after the
+   rename), so that an "exit now" can remove them first. `temp_lock` guards the table and is
+   held while a temporary file is created: the exit path takes it and never gives it back, so
+   no file can be created between its unlink and its _exit. */
+static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER;
+static char temp_paths[XFER_TEMP_SLOTS][XFER_TEMP_PATH];
+static int temp_used[XFER_TEMP_SLOTS];
+
+int xfer_interrupt_track_temp(const char *path) {
+    pthread_mutex_lock(&temp_lock);
+    if (path == NULL || strlen(path) >= XFER_TEMP_PATH) return -1;
+    for (int i = 0; i < XFER_TEMP_SLOTS; i++) {
+        if (temp_used[i]) continue;
+        memcpy(temp_paths[i], path, strlen(path) + 1);
+        temp_used[i] = 1;
+        return i;
+    }
+    return -1;
+}
+
+void xfer_interrupt_temp_created(void) { pthread_mutex_unlock(&temp_lock); }
+
+void xfer_interrupt_untrack_temp(int slot) {
+    if (slot < 0 || slot >= XFER_TEMP_SLOTS) return;
+    pthread_mutex_lock(&temp_lock);
+    temp_used[slot] = 0;
+    temp_paths[slot][0] = '\0';
+    pthread_mutex_unlock(&temp_lock);
+}
+
+/* Removes the temporary files being written and exits. Runs on the signal thread (not in a
+   signal handler), so taking the lock is allowed; it waits at most for one open() to finish. */
+static void exit_now(int code) {
+    pthread_mutex_lock(&temp_lock);
+    for (int i = 0; i < XFER_TEMP_SLOTS; i++) {
+        if (temp_used[i]) unlink(temp_paths[i]);
+    }
+    _exit(code);
+}
 
 static void *wait_for_interrupts(void *arg) {
     sigset_t *set = arg;
     for (;;) {
         int sig = 0;
         if (sigwait(set, &sig) != 0) continue;
+        if (sig != SIGINT) exit_now(128 + sig);     /* SIGTERM, SIGHUP: stop at once, quietly */
         if (!armed || interrupts >= 1) {
             if (armed) say("\nxfer: interrupted twice: quitting without saving\n");
-            _exit(130);
+            exit_now(130);
         }
         interrupts = 1;
         say("\nxfer: interrupted: finishing the current batch and saving the weights (Ctrl-C again to quit now)\n");
@@ -82,8 +128,13 @@ static void *wait_for_interrupts(void *arg) {
 
 void xfer_interrupt_install(void) {
     static sigset_t set;
+    /* Writing past `ulimit -f` makes write() fail with EFBIG (reported as one error line, the
+       temporary file removed) instead of killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return;
     pthread_t thread;
     if (pthread_create(&thread, NULL, wait_for_interrupts, &set) != 0) {

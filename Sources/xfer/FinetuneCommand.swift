@@ -127,6 +127,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputs(outputFiles, inputs: inputFiles)   // before any work: see docs/CONTRACT.md, "Outputs"
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         guard let labels = data.labels else {
@@ -252,7 +253,20 @@ struct FinetuneCommand: ParsableCommand {
         print(String(format: "Wrote %@ (%.1f s)", output, Date().timeIntervalSince(started)))
     }
 
-    var inputs: [String] { [checkpoint, dataOptions.data] + (validationData.map { [$0] } ?? []) }
+    var inputFiles: [CommandFile] {
+        [CommandFile("CHECKPOINT", checkpoint), CommandFile("--data", dataOptions.data)]
+            + (checkpointOptions.config.map { [CommandFile("--config", $0)] } ?? [])
+            + (validationData.map { [CommandFile("--validation-data", $0)] } ?? [])
+    }
+    var inputs: [String] { inputFiles.map(\.path) }
+
+    /// Every file the run writes.
+    var outputFiles: [CommandFile] {
+        [CommandFile("--output", output ?? defaultOutput())]
+            + (saveBest.map { [CommandFile("--save-best", $0)] } ?? [])
+            + (csvLog.map { [CommandFile("--csv-log", $0)] } ?? [])
+            + (plot.map { [CommandFile("--plot", $0)] } ?? [])
+    }
 
     func defaultOutput() -> String {
         let url = URL(fileURLWithPath: checkpoint)
@@ -263,11 +277,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func writeText(_ text: String, to path: String) throws {
-        try writeAtomically(path, protecting: [checkpoint, dataOptions.data]) { temp in
-            guard FileManager.default.createFile(atPath: temp, contents: Data(text.utf8)) else {
-                throw XferError.runtime(path, "cannot write", hint: "check the folder and the free space")
-            }
-        }
+        try writeAtomically(path, protecting: inputs, contents: Data(text.utf8))
     }
 
     func printPlan(_ plan: FreezePlan, data: DataSource) {

@@ -31,6 +31,10 @@ struct ImportCommand: ParsableCommand {
     var to: String?
 
     func run() throws {
+        if let to {
+            try checkOutputs([CommandFile("--to", to)], inputs: [CommandFile("CHECKPOINT", checkpoint)]
+                                 + (checkpointOptions.config.map { [CommandFile("--config", $0)] } ?? []))
+        }
         // Without --to the values are only verified (every byte read and checked, in bounded memory).
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions(values: to == nil ? .verify : .load))
         for dataset in loaded.nonFiniteWeights {
@@ -38,7 +42,7 @@ struct ImportCommand: ParsableCommand {
         }
         let summary = try ModelSummary(loaded.model)
         if let to {
-            try KerasH5Writer.write(loaded.model, to: to, protecting: [checkpoint])
+            try KerasH5Writer.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []))
         }
         if json {
             print(try summaryJSON(loaded, summary))

@@ -18,7 +18,13 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write dataset `predictions` (N, classes) float32 to this HDF5 file.", valueName: "OUT.h5"))
     var output: String?
 
+    var inputs: [CommandFile] {
+        [CommandFile("CHECKPOINT", checkpoint), CommandFile("--data", dataOptions.data)]
+            + (checkpointOptions.config.map { [CommandFile("--config", $0)] } ?? [])
+    }
+
     func run() throws {
+        if let output { try checkOutputs([CommandFile("--output", output)], inputs: inputs) }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         let predictor = try Predictor(model: loaded.model)
@@ -27,8 +33,7 @@ struct PredictCommand: ParsableCommand {
         bar.finish()
         let names = loaded.classNames ?? data.classNames
         if let output {
-            try writeAtomically(output, protecting: [checkpoint, dataOptions.data]) { temp in
-                let f = try HDF5File.create(temp)
+            try writeAtomically(output, protecting: inputs.map(\.path), create: HDF5File.create) { f in
                 // As Keras's predict shapes them: (N, classes), or (N, 1, 1, 512) for a headless base.
                 let shape = p.sampleShape.isEmpty ? p.probabilities.shape : [p.indices.count] + p.sampleShape
                 try f.write("/predictions", shape: shape, floats: p.probabilities.values)

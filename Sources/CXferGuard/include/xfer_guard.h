@@ -36,13 +36,26 @@ int xfer_hdf5_probe(const char *path, const void *image, size_t image_size, doub
 
 #ifndef XFER_INTERRUPT_H
 #define XFER_INTERRUPT_H
-/// Ctrl-C. Called first thing in main, before any other thread exists: blocks SIGINT in the
-/// calling thread (so every thread created later inherits the block and is never interrupted
-/// asynchronously, in the middle of a library call) and starts one thread that waits for it
-/// with sigwait. Ctrl-C then exits with 130, unless `xfer_interrupt_arm` was called: then the
-/// first Ctrl-C is only counted (the training loop polls the count between batches and saves)
-/// and a second exits at once.
+/// Ctrl-C, SIGTERM and SIGHUP. Called first thing in main, before any other thread exists:
+/// blocks those signals in the calling thread (so every thread created later inherits the
+/// block and is never interrupted asynchronously, in the middle of a library call) and starts
+/// one thread that waits for them with sigwait. Ctrl-C then exits with 130, unless
+/// `xfer_interrupt_arm` was called: then the first Ctrl-C is only counted (the training loop
+/// polls the count between batches and saves) and a second exits at once. SIGTERM and SIGHUP
+/// always exit at once, with 128 + the signal number (143, 129). Every "exit at once" first
+/// removes the temporary files registered below. SIGXFSZ is ignored (a write past
+/// `ulimit -f` fails with EFBIG instead of killing the process).
 void xfer_interrupt_install(void);
 void xfer_interrupt_arm(void);
 int xfer_interrupt_count(void);
+
+/// Registers a temporary file about to be created (at most 16 at once; the path is copied).
+/// Returns its slot, or -1 if the table is full or the path too long. Either way it returns
+/// holding the creation lock: create the file, then call `xfer_interrupt_temp_created`. If the
+/// process is exiting, it never returns (the exit path holds the lock).
+int xfer_interrupt_track_temp(const char *path);
+/// Releases the creation lock taken by `xfer_interrupt_track_temp`.
+void xfer_interrupt_temp_created(void);
+/// Forgets a slot once its file is renamed into place or removed.
+void xfer_interrupt_untrack_temp(int slot);
 #endif

@@ -7,37 +7,11 @@
 //     /<nested>       weight_names of all inner layers, trainable first (A.1.5)
 //     /top_level_model_weights  empty weight_names
 //
-// The file is written to a temporary name beside the target and renamed into
-// place only when complete, so a failure never leaves a partial file and an
-// existing file is replaced in one step.
+// The file is written through `writeAtomically` (Support/AtomicWrite.swift): to a temporary
+// name beside the target, renamed into place only when complete, so a failure never leaves a
+// partial file and an existing file is replaced in one step.
 
 import Foundation
-
-/// Writes a file the safe way: into a temporary file beside `path`, renamed into place only
-/// when `body` has finished, so a failure leaves nothing behind and an existing file is
-/// replaced in one step. Refuses to write over any of `inputs`.
-public func writeAtomically(_ path: String, protecting inputs: [String] = [], _ body: (String) throws -> Void) throws {
-    let target = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
-    for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() == target {
-        throw XferError.usage(path, "is an input of this command; xfer never overwrites its inputs",
-                              hint: "choose another output file name")
-    }
-    let dir = target.deletingLastPathComponent()
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-        throw XferError.runtime(path, "the folder \(dir.path) does not exist", hint: "create it first")
-    }
-    let temp = dir.appendingPathComponent(".\(target.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
-    do {
-        try body(temp.path)
-        if rename(temp.path, target.path) != 0 {
-            throw XferError.runtime(path, "cannot move the finished file into place (\(String(cString: strerror(errno))))")
-        }
-    } catch {
-        try? FileManager.default.removeItem(at: temp)
-        throw error
-    }
-}
 
 public enum KerasH5Writer {
     /// The Keras version recorded in files xfer writes: the tf-keras whose reader they are tested with.
@@ -49,13 +23,12 @@ public enum KerasH5Writer {
     /// `trainingState` (optional) lets `xfer finetune --resume` continue the run; Keras ignores it.
     public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                              classNames: [String]? = nil, trainingState: TrainingState? = nil) throws {
-        try writeAtomically(path, protecting: inputs) { temp in
-            try writeFile(model, to: temp, classNames: classNames, trainingState: trainingState)
+        try writeAtomically(path, protecting: inputs, create: HDF5File.create) { file in
+            try writeFile(model, to: file, classNames: classNames, trainingState: trainingState)
         }
     }
 
-    private static func writeFile(_ model: ModelSpec, to path: String, classNames: [String]?, trainingState: TrainingState?) throws {
-        let file = try HDF5File.create(path)
+    private static func writeFile(_ model: ModelSpec, to file: HDF5File, classNames: [String]?, trainingState: TrainingState?) throws {
         let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
         try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
         try file.setString("/", "keras_version", kerasVersion, utf8: true)
