@@ -129,9 +129,8 @@ struct FinetuneCommand: ParsableCommand {
     func run() throws {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
-        guard let labels = data.labels else {
-            throw data.labelProblem ?? XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "fine-tuning needs labelled data")
-        }
+        let labels = try data.requireLabels(for: "fine-tuning")
+        try data.checkTrainable()
         let classCount = classes ?? data.classCount
         var options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
                                     keepTop: keepTop, head: try parseHead(head), classes: classCount, seed: seed)
@@ -165,7 +164,7 @@ struct FinetuneCommand: ParsableCommand {
                 "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
         } else if let path = validationData {
             let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
-            guard v.labels != nil else { throw v.labelProblem ?? XferError.badInput(path, "has no labels (dataset y)") }
+            _ = try v.requireLabels(for: "validation")
             validation = (v, Array(0..<v.count))
         }
         printPlan(plan, data: data)
@@ -174,9 +173,33 @@ struct FinetuneCommand: ParsableCommand {
             if case .dense(let d) = l.layer.kind { return d.units }
             return classCount
         } ?? classCount
-        if let bad = labels.first(where: { $0 >= outputs }) {
-            throw XferError.usage("--classes", "DATA holds label \(bad) but the model has \(outputs) outputs",
-                                  hint: "give --classes \(bad + 1) or more, or data with fewer classes")
+        // DATA against the model, before any expensive work: its samples' shape, and its classes
+        // against the softmax (Keras fails on a label at or above the units; fewer classes train,
+        // but some outputs then never see a sample).
+        try data.checkFits(inputShape: plan.model.inputShape)
+        let ownTop = keepTop || resume
+        if keepTop, let classes, classes != outputs {
+            throw XferError.usage("--classes", "is \(classes) but the kept top has \(outputs) outputs",
+                                  hint: "--classes sizes a new head; drop it, or drop --keep-top")
+        }
+        if let classes, !ownTop, data.highestLabel >= classes {
+            throw XferError.usage("--classes", "\(classes) is fewer than the \(data.highestLabel + 1) classes of \(dataOptions.data)",
+                                  hint: "give --classes \(data.highestLabel + 1) or more, or leave it out to use the data's")
+        }
+        do { try data.checkLabels(below: outputs) } catch var e as XferError {
+            if keepTop { e.hint = "the kept top has \(outputs) outputs; drop --keep-top to train a new head of \(data.classCount) classes" }
+            throw e
+        }
+        if data.classCount < outputs {
+            let source = ownTop ? "the model's top has \(outputs) outputs" : "--classes is \(outputs)"
+            warn("\(dataOptions.data): has \(data.classCount) classes but \(source): outputs \(data.classCount)..\(outputs - 1) "
+                 + "get no samples and are only trained to be unlikely")
+        }
+        if ownTop, let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
+        if let v = validation?.data, v !== data {
+            try v.checkFits(inputShape: plan.model.inputShape)
+            try v.checkLabels(below: outputs)
+            if let note = v.classNamesDiffer(from: data.classNames, theirs: "those of \(dataOptions.data)") { warn(note) }
         }
 
         let output = self.output ?? defaultOutput()

@@ -69,11 +69,30 @@ public final class FineTuner {
         return lowest
     }
 
+    /// Checks, before any work, that `data` can train (or, with `forTraining` false, validate)
+    /// this network: labels present, samples of the network's input shape, every label one of its
+    /// outputs, every index a sample; for training, samples of two or more classes.
+    /// - Throws: ``XferError`` `.badInput` naming the data.
+    public func checkData(_ data: DataSource, indices: [Int], forTraining: Bool) throws {
+        _ = try data.requireLabels(for: forTraining ? "training" : "validation")
+        try data.checkFits(inputShape: network.inputShape)
+        try data.checkLabels(below: network.outputCount)
+        if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
+            throw XferError.badInput(data.path, "has \(data.count) samples, so sample \(bad) does not exist")
+        }
+        if forTraining { try data.checkTrainable() }
+    }
+
     /// Trains on `train` (samples `trainIndices`), validating on `validation` after each epoch.
     /// Returns the history; the network then holds the final (or, with early stopping, the best) weights.
+    ///
+    /// The data are checked first (``checkData(_:indices:forTraining:)``).
     public func fit(train: DataSource, trainIndices: [Int], validation: (data: DataSource, indices: [Int])? = nil,
                     startEpoch: Int = 0, events: (TrainingEvent) -> Void = { _ in },
                     warning: @escaping (String) -> Void = { _ in }) throws -> [EpochRecord] {
+        try checkData(train, indices: trainIndices, forTraining: true)
+        if let validation { try checkData(validation.data, indices: validation.indices, forTraining: false) }
+        guard startEpoch >= 0 else { throw XferError.usage("startEpoch", "is \(startEpoch), not a count of epochs") }
         let h = network.inputShape[0], w = network.inputShape[1]
         let split = cacheSplit
         var trainCache: FeatureCache?
