@@ -18,10 +18,10 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
-        guard data.labels != nil else {
-            throw data.labelProblem ?? XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "evaluate needs labelled data")
-        }
+        _ = try data.requireLabels(for: "evaluate")
         let predictor = try Predictor(model: loaded.model)
+        try predictor.checkEvaluable(data)
+        if let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
         let bar = ProgressBar("evaluate")
         let p = try predictor.predict(data, batchSize: dataOptions.batchSize, progress: { bar.update($0, $1) }, warning: warn)
         bar.finish()

@@ -39,25 +39,26 @@ struct FinetuneCommand: ParsableCommand {
     var classes: Int?
 
     @Option(name: .long, help: ArgumentHelp("The new head, before its final softmax dense layer.", valueName: "SPEC"))
-    var head: String = "flatten,dense:256:relu,dropout:0.5"
+    var head: String = Self.defaultHead
+    static let defaultHead = "flatten,dense:256:relu,dropout:0.5"
 
     @Option(name: .long, help: "Epochs.")
     var epochs: Int = 10
 
-    @Option(name: .long, help: "sgd, adam or rmsprop (Keras's update rules and defaults).")
-    var optimizer: OptimizerKind = .sgd
+    @Option(name: .long, help: "sgd, adam or rmsprop (Keras's update rules and defaults; default: sgd).")
+    var optimizer: OptimizerKind?
 
     @Option(name: .long, help: "Learning rate (default: Keras's, 0.01 for sgd, 0.001 for adam and rmsprop).")
     var lr: Float?
 
-    @Option(name: .long, help: "Momentum (sgd, rmsprop).")
-    var momentum: Float = 0
+    @Option(name: .long, help: "Momentum (sgd, rmsprop; default: 0).")
+    var momentum: Float?
 
     @Flag(name: .long, help: "Nesterov momentum (sgd).")
     var nesterov = false
 
-    @Option(name: .long, help: "Seed for the new head's initial weights, shuffling and dropout.")
-    var seed: UInt64 = 0
+    @Option(name: .long, help: "Seed for the new head's initial weights, shuffling and dropout (default: 0; with --resume, the run's).")
+    var seed: UInt64?
 
     @Flag(inversion: .prefixedNo, help: "Shuffle the training samples every epoch.")
     var shuffle = true
@@ -92,7 +93,11 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves.", valueName: "OUT.h5"))
     var saveBest: String?
 
-    @Flag(name: .long, help: "CHECKPOINT is a file xfer finetune wrote: continue its training (weights, freeze, optimizer state, epoch, learning rate) up to --epochs.")
+    @Flag(name: .long, help: ArgumentHelp(
+        "CHECKPOINT is a file xfer finetune wrote: continue its training up to --epochs (the total).",
+        discussion: "Keeps the run's weights, freeze and head, its optimizer (kind, momentum, state), the epochs done, "
+            + "the learning rate and the seed; --lr and --seed override those two. DATA, --batch-size, validation "
+            + "and callbacks come from this command line."))
     var resume = false
 
     @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"))
@@ -111,15 +116,19 @@ struct FinetuneCommand: ParsableCommand {
             throw ValidationError("--monitor \(monitorName) will not exist; available: \(metrics.joined(separator: ", "))")
         }
         if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
-        if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop) {
-            throw ValidationError("--resume keeps the freeze of the run it continues; drop --freeze-until/--freeze/--trainable/--keep-top")
+        if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop || classes != nil
+                      || head != Self.defaultHead) {
+            throw ValidationError("--resume keeps the freeze and head of the run it continues; drop --freeze-until/--freeze/--trainable/--keep-top/--classes/--head")
+        }
+        if resume && (optimizer != nil || momentum != nil || nesterov) {
+            throw ValidationError("--resume continues the run's optimizer (kind, momentum, state); drop --optimizer/--momentum/--nesterov (--lr may change the learning rate)")
         }
         if let p = reduceLrOnPlateau, p < 1 { throw ValidationError("--reduce-lr-on-plateau takes a patience of at least 1") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let classes, classes < 1 { throw ValidationError("--classes must be positive") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
-        guard momentum >= 0 && momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
-        if nesterov && optimizer != .sgd { throw ValidationError("--nesterov applies to --optimizer sgd") }
+        if let momentum, !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1)") }
+        if nesterov && (optimizer ?? .sgd) != .sgd { throw ValidationError("--nesterov applies to --optimizer sgd") }
     }
 
     static func names(_ list: String?) -> [String] {
@@ -130,16 +139,9 @@ struct FinetuneCommand: ParsableCommand {
         try checkOutputs(outputFiles, inputs: inputFiles)   // before any work: see docs/CONTRACT.md, "Outputs"
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
-        guard let labels = data.labels else {
-            throw data.labelProblem ?? XferError.badInput(dataOptions.data, "has no labels (dataset y)", hint: "fine-tuning needs labelled data")
-        }
+        let labels = try data.requireLabels(for: "fine-tuning")
+        try data.checkTrainable()
         let classCount = classes ?? data.classCount
-        var options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
-                                    keepTop: keepTop, head: try parseHead(head), classes: classCount, seed: seed)
-        let augmentations = try augment.map(parseAugmentations) ?? []
-        if !augmentations.isEmpty && data.kind != .images {
-            throw XferError.usage("--augment", "applies to image folders, and DATA is an HDF5 file")
-        }
         var state: TrainingState?
         if resume {
             guard let s = try TrainingState.read(checkpoint) else {
@@ -147,10 +149,17 @@ struct FinetuneCommand: ParsableCommand {
                                          hint: "--resume takes a file written by xfer finetune")
             }
             state = s
-            options.keepFlags = true
             if s.epochsDone >= epochs {
                 throw XferError.usage("--epochs", "the run already did \(s.epochsDone) epochs; ask for more to continue")
             }
+        }
+        let seed = self.seed ?? state?.seed ?? 0
+        var options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
+                                    keepTop: keepTop, head: try parseHead(head), classes: classCount, seed: seed)
+        options.keepFlags = resume
+        let augmentations = try augment.map(parseAugmentations) ?? []
+        if !augmentations.isEmpty && data.kind != .images {
+            throw XferError.usage("--augment", "applies to image folders, and DATA is an HDF5 file")
         }
         let plan = try planFineTuning(loaded.model, options: options, cacheAllowed: !noCache && augmentations.isEmpty)
 
@@ -166,7 +175,7 @@ struct FinetuneCommand: ParsableCommand {
                 "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
         } else if let path = validationData {
             let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
-            guard v.labels != nil else { throw v.labelProblem ?? XferError.badInput(path, "has no labels (dataset y)") }
+            _ = try v.requireLabels(for: "validation")
             validation = (v, Array(0..<v.count))
         }
         printPlan(plan, data: data)
@@ -175,16 +184,42 @@ struct FinetuneCommand: ParsableCommand {
             if case .dense(let d) = l.layer.kind { return d.units }
             return classCount
         } ?? classCount
-        if let bad = labels.first(where: { $0 >= outputs }) {
-            throw XferError.usage("--classes", "DATA holds label \(bad) but the model has \(outputs) outputs",
-                                  hint: "give --classes \(bad + 1) or more, or data with fewer classes")
+        // DATA against the model, before any expensive work: its samples' shape, and its classes
+        // against the softmax (Keras fails on a label at or above the units; fewer classes train,
+        // but some outputs then never see a sample).
+        try data.checkFits(inputShape: plan.model.inputShape)
+        let ownTop = keepTop || resume
+        if keepTop, let classes, classes != outputs {
+            throw XferError.usage("--classes", "is \(classes) but the kept top has \(outputs) outputs",
+                                  hint: "--classes sizes a new head; drop it, or drop --keep-top")
+        }
+        if let classes, !ownTop, data.highestLabel >= classes {
+            throw XferError.usage("--classes", "\(classes) is fewer than the \(data.highestLabel + 1) classes of \(dataOptions.data)",
+                                  hint: "give --classes \(data.highestLabel + 1) or more, or leave it out to use the data's")
+        }
+        do { try data.checkLabels(below: outputs) } catch var e as XferError {
+            if keepTop { e.hint = "the kept top has \(outputs) outputs; drop --keep-top to train a new head of \(data.classCount) classes" }
+            throw e
+        }
+        if data.classCount < outputs {
+            let source = ownTop ? "the model's top has \(outputs) outputs" : "--classes is \(outputs)"
+            warn("\(dataOptions.data): has \(data.classCount) classes but \(source): outputs \(data.classCount)..\(outputs - 1) "
+                 + "get no samples and are only trained to be unlikely")
+        }
+        if ownTop, let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
+        if let v = validation?.data, v !== data {
+            try v.checkFits(inputShape: plan.model.inputShape)
+            try v.checkLabels(below: outputs)
+            if let note = v.classNamesDiffer(from: data.classNames, theirs: "those of \(dataOptions.data)") { warn(note) }
         }
 
         let output = self.output ?? defaultOutput()
         var fit = FineTuneOptions()
         fit.epochs = epochs
         fit.batchSize = dataOptions.batchSize
-        fit.optimizer = state?.optimizer ?? OptimizerConfig(kind: optimizer, learningRate: lr, momentum: momentum, nesterov: nesterov)
+        fit.optimizer = state?.optimizer
+            ?? OptimizerConfig(kind: optimizer ?? .sgd, learningRate: lr, momentum: momentum ?? 0, nesterov: nesterov)
+        if state != nil, let lr { fit.optimizer.learningRate = lr }
         fit.augmentations = augmentations
         fit.shuffle = shuffle
         fit.seed = seed
@@ -194,7 +229,10 @@ struct FinetuneCommand: ParsableCommand {
         if let p = reduceLrOnPlateau { fit.reduceLROnPlateau = (0.5, p, 0) }
         // A file xfer wrote records Keras 2; the run it continues used the checkpoint's own rule.
         let tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)
-        if let state { tuner.optimizer.restore(iterations: state.iterations, slots: state.slots) }
+        if let state {
+            try state.check(against: tuner.network, config: fit.optimizer)
+            tuner.optimizer.restore(iterations: state.iterations, slots: state.slots)
+        }
         if !augmentations.isEmpty && !noCache {
             let share = plan.totalFLOPs > 0 ? Int((100 * plan.prefixFLOPs / plan.totalFLOPs).rounded()) : 0
             print("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
@@ -237,7 +275,8 @@ struct FinetuneCommand: ParsableCommand {
                               startEpoch: state?.epochsDone ?? 0, events: events, warning: warn)
         } catch let e as TrainingDiverged {
             failure = XferError.runtime("training", "the loss became \(e.loss) at epoch \(e.epoch), batch \(e.batch); stopped",
-                                        hint: "lower --lr; \(output) holds the weights of the last finished epoch")
+                                        hint: "\(output) holds the weights and optimizer state of the last finished epoch; "
+                                            + "continue with --resume and a lower --lr")
         }
         let names = data.classNames ?? loaded.classNames
         let done = (state?.epochsDone ?? 0) + tuner.history.count

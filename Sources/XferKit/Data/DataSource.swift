@@ -30,17 +30,27 @@ public final class DataSource: @unchecked Sendable {
 
     /// Number of classes: the folder's classes, or max label + 1 (or the one-hot width).
     public let classCount: Int
+    /// The width of `y` when it holds one-hot rows (a softmax must have exactly this many outputs).
+    public let oneHotWidth: Int?
 
     /// Opens DATA. `preprocess` applies to image folders only (`caffe` when nil); HDF5 arrays are
     /// used as they are unless a mode is given.
+    ///
+    /// Checks what can be checked without a model: DATA is a folder or a regular file (a FIFO or
+    /// device is refused, never opened), `x` is (N, H, W, C) numeric with N > 0, and `y`, when
+    /// present, holds one integer label in [0, ``maxClasses``) or one one-hot row per sample (when
+    /// it does not, ``labels`` is nil and ``labelProblem`` says why). Image folders: a class
+    /// folder without a readable image is named in a warning.
     public init(path: String, preprocess: PreprocessMode? = nil, warning: @escaping (String) -> Void = { _ in }) throws {
         self.path = path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw XferError.badInput(path, "no such file or folder",
-                                     hint: "--data takes an image folder (one subfolder per class) or an HDF5 file with x and y")
+        let dataHint = "--data takes an image folder (one subfolder per class) or an HDF5 file with x and y"
+        switch PathKind(path) {
+        case .directory, .regular: break
+        case .missing: throw XferError.badInput(path, "no such file or folder", hint: dataHint)
+        case .unreadable(let why): throw XferError.badInput(path, "cannot be read (\(why))")
+        case let other: throw XferError.badInput(path, "is \(other.article), not a file or folder", hint: dataHint)
         }
-        if isDir.boolValue {
+        if PathKind(path) == .directory {
             let f = try ImageFolder(url: URL(fileURLWithPath: path)) { warning($0.description) }
             folder = f; file = nil; kind = .images
             count = f.samples.count
@@ -48,8 +58,15 @@ public final class DataSource: @unchecked Sendable {
             labelProblem = nil
             classNames = f.classNames
             classCount = f.classNames.count
+            oneHotWidth = nil
             sampleShape = nil
             self.preprocess = preprocess ?? .caffe
+            var root = path
+            while root.count > 1, root.hasSuffix("/") { root.removeLast() }
+            for (label, n) in f.samplesPerClass.enumerated() where n == 0 {
+                warning("\(root)/\(f.classNames[label]): class folder without a readable image: "
+                        + "class \(label) (\(f.classNames[label])) has no samples")
+            }
             return
         }
         let h = try HDF5File.open(path)
@@ -58,46 +75,126 @@ public final class DataSource: @unchecked Sendable {
                                      hint: "an HDF5 DATA file holds x (N, H, W, C) float32 and y (N labels or N×classes one-hot)")
         }
         let xShape = try h.shape("/x")
-        guard xShape.count == 4, xShape[0] > 0 else {
-            throw XferError.badInput(path, "x has shape \(shapeText(xShape)), expected (N, H, W, C)")
+        guard xShape.count == 4 else {
+            throw XferError.badInput(path, "x has shape \(shapeText(xShape)), expected (N, H, W, C)",
+                                     hint: "x holds one (H, W, C) image per sample, e.g. (100, 224, 224, 3)")
+        }
+        guard xShape[0] > 0 else { throw XferError.badInput(path, "x holds no samples (shape \(shapeText(xShape)))") }
+        guard xShape.dropFirst().allSatisfy({ $0 > 0 }) else {
+            throw XferError.badInput(path, "x has shape \(shapeText(xShape)): its samples hold no values")
+        }
+        let xClass = try h.valueClass("/x")
+        guard xClass == .float || xClass == .integer else {
+            throw XferError.badInput(path, "x is not numeric", hint: "x holds float32 values, already preprocessed")
         }
         folder = nil; file = h; kind = .arrays
         count = xShape[0]
         sampleShape = Array(xShape.dropFirst())
         self.preprocess = preprocess ?? PreprocessMode.none
+        var names: [String]?
+        if let stored = try? h.strings("/", "class_names"), !stored.isEmpty { names = stored }
+        classNames = names
         if h.kind("/y") == .dataset {
-            let (yShape, y) = try h.doubles("/y")
-            var l: [Int] = []
-            var width = 0
-            if yShape.count == 1 || (yShape.count == 2 && yShape[1] == 1) {
-                l = y.map { Int($0) }
-            } else if yShape.count == 2 && yShape[1] > 1 {
-                width = yShape[1]
-                l = (0..<yShape[0]).map { i in
-                    let row = y[(i * width)..<((i + 1) * width)]
-                    return row.indices.max { row[$0] < row[$1] }! - i * width
-                }
+            switch Self.readLabels(h, path: path, samples: count, classNames: names) {
+            case .success(let r):
+                labels = r.labels; labelProblem = nil; classCount = r.classes; oneHotWidth = r.width
+            case .failure(let problem):
+                labels = nil; labelProblem = problem; classCount = 0; oneHotWidth = nil
             }
-            var problem: XferError?
-            if yShape.count > 2 || (yShape.count == 2 && yShape[1] < 1) {
-                problem = XferError.badInput(path, "y has shape \(shapeText(yShape)), expected (N) labels or (N, classes) one-hot")
-            } else if l.count != count {
-                problem = XferError.badInput(path, "x has \(count) samples but y has \(l.count) labels",
-                                             hint: "x and y must hold the same samples in the same order")
-            } else if !l.allSatisfy({ $0 >= 0 }) {
-                problem = XferError.badInput(path, "y holds negative labels")
-            }
-            labelProblem = problem
-            labels = problem == nil ? l : nil
-            classCount = problem == nil ? max(width, (l.max() ?? -1) + 1) : 0
         } else {
             labels = nil
             labelProblem = nil
             classCount = 0
+            oneHotWidth = nil
         }
-        var names: [String]?
-        if let stored = try? h.strings("/", "class_names"), !stored.isEmpty { names = stored }
-        classNames = names
+    }
+
+    /// The most classes a label may name (labels are below this): a stray large value in `y`
+    /// would otherwise make a softmax head of that many units.
+    public static let maxClasses = 1 << 20
+
+    /// `y` as labels: (N) or (N, 1) integer labels, or (N, classes) one-hot rows.
+    private static func readLabels(_ h: HDF5File, path: String, samples: Int, classNames: [String]?)
+        -> Result<(labels: [Int], classes: Int, width: Int?), XferError> {
+        let layout = "y holds N integer class labels 0, 1, ... or N one-hot rows (N, classes)"
+        func problem(_ message: String, hint: String? = layout) -> Result<(labels: [Int], classes: Int, width: Int?), XferError> {
+            .failure(XferError.badInput(path, message, hint: hint))
+        }
+        let yShape: [Int]
+        do {
+            yShape = try h.shape("/y")
+            let c = try h.valueClass("/y")
+            guard c == .integer || c == .float else { return problem("y is not numeric") }
+        } catch let e as XferError { return .failure(e) } catch { return problem("y cannot be read") }
+        guard !yShape.isEmpty, yShape.count <= 2, yShape.count == 1 || yShape[1] >= 1 else {
+            return problem("y has shape \(shapeText(yShape)), expected (N) labels or (N, classes) one-hot")
+        }
+        guard yShape[0] == samples else {
+            return problem("x has \(samples) samples but y has \(yShape[0]) labels",
+                           hint: "x and y must hold the same samples in the same order")
+        }
+        var labels: [Int] = []
+        labels.reserveCapacity(samples)
+        var width = 0
+        do {
+            if yShape.count == 1 || yShape[1] == 1 {
+                let (_, y) = try h.doubles("/y")
+                for (i, v) in y.enumerated() {
+                    guard v.isFinite else { return problem("y[\(i)] is \(v), not a class label") }
+                    guard v >= 0 else { return problem("y[\(i)] is \(labelText(v)), a negative class label") }
+                    guard v == v.rounded() else {
+                        return problem("y[\(i)] is \(labelText(v)), not an integer class label",
+                                       hint: "class labels are integers 0, 1, ...; one-hot rows have shape (N, classes)")
+                    }
+                    guard v < Double(maxClasses) else {
+                        return problem("y[\(i)] is \(labelText(v)), more classes than xfer trains (labels below \(maxClasses))")
+                    }
+                    labels.append(Int(v))
+                }
+            } else {
+                width = yShape[1]
+                guard width <= maxClasses else {
+                    return problem("y has \(width) columns, more classes than xfer trains (at most \(maxClasses))")
+                }
+                var bad: XferError?
+                var row = 0
+                try h.scanFloats("/y") { piece in
+                    guard bad == nil else { return }
+                    var start = 0
+                    while start + width <= piece.count {
+                        var hot = -1
+                        for j in 0..<width {
+                            let v = piece[start + j]
+                            if v == 1 && hot < 0 { hot = j; continue }
+                            if v == 0 { continue }
+                            hot = -2
+                            break
+                        }
+                        if hot < 0 {
+                            let shown = piece[start..<(start + min(width, 6))].map { labelText(Double($0)) }.joined(separator: ", ")
+                            bad = XferError.badInput(path, "y row \(row) is not one-hot (\(shown)\(width > 6 ? ", ..." : ""))",
+                                                     hint: "one-hot rows hold a single 1 and 0 elsewhere; for soft labels give "
+                                                        + "integer labels (the argmax of each row) instead")
+                            return
+                        }
+                        labels.append(hot)
+                        row += 1
+                        start += width
+                    }
+                }
+                if let bad { return .failure(bad) }
+            }
+        } catch let e as XferError { return .failure(e) } catch { return problem("y cannot be read") }
+        let highest = labels.max() ?? -1
+        if let names = classNames {
+            if width > 0 && width != names.count {
+                return problem("y has \(width) one-hot columns but class_names lists \(names.count) classes", hint: nil)
+            }
+            if highest >= names.count {
+                return problem("y holds label \(highest) but class_names lists \(names.count) classes", hint: nil)
+            }
+        }
+        return .success((labels, max(width, highest + 1, classNames?.count ?? 0), width > 0 ? width : nil))
     }
 
     /// How a sample is named in output: its path inside an image folder, else its index.
@@ -135,5 +232,97 @@ public final class DataSource: @unchecked Sendable {
             values.withUnsafeMutableBufferPointer { preprocess.apply(to: $0) }
         }
         return (Tensor(shape: [indices.count] + shape, values: values), indices.map { labels?[$0] ?? -1 }, indices)
+    }
+}
+
+/// A label value as the user wrote it: 3, 1.5, -1, 1e+12.
+private func labelText(_ v: Double) -> String { String(format: "%g", v) }
+
+// MARK: - Checks against a model
+
+extension DataSource {
+    /// Checks that the samples fit a model that takes `inputShape` (H, W, C): an HDF5 file's `x`
+    /// holds samples of exactly that shape; an image folder (decoded to RGB, resized to H×W)
+    /// needs a model that takes 3 channels. Call before any expensive work.
+    ///
+    /// - Throws: ``XferError`` `.badInput` naming this DATA.
+    public func checkFits(inputShape shape: [Int]) throws {
+        guard shape.count == 3 else {
+            throw XferError.badInput(path, "holds images (H, W, C) but the model takes input \(shapeText(shape))")
+        }
+        switch kind {
+        case .images:
+            if shape[2] != 3 {
+                throw XferError.badInput(path, "holds images decoded to RGB (3 channels) but the model takes \(shape[2]) channel\(shape[2] == 1 ? "" : "s")",
+                                         hint: "give an HDF5 DATA file whose x has \(shape[2]) channels")
+            }
+        case .arrays:
+            let s = sampleShape ?? []
+            guard s != shape else { return }
+            if s.count == 3 && s[0] == shape[0] && s[1] == shape[1] {
+                throw XferError.badInput(path, "x has \(s[2]) channel\(s[2] == 1 ? "" : "s") per sample but the model takes \(shape[2])",
+                                         hint: s[2] == 1 && shape[2] == 3
+                                            ? "repeat the gray channel (numpy: np.repeat(x, 3, axis=-1))" : "give data of the model's input shape")
+            }
+            throw XferError.badInput(path, "x holds samples of shape \(shapeText(s)) but the model takes \(shapeText(shape))",
+                                     hint: "resize the arrays, or give --input-shape for a model whose input size is open")
+        }
+    }
+
+    /// The labels, for training and evaluation.
+    /// - Throws: why `y` is not labels, or that there is none (`.badInput` naming this DATA).
+    public func requireLabels(for purpose: String) throws -> [Int] {
+        if let labels { return labels }
+        throw labelProblem ?? XferError.badInput(path, "has no labels (dataset y)", hint: "\(purpose) needs labelled data")
+    }
+
+    /// The largest label (-1 without labels).
+    public var highestLabel: Int { labels?.max() ?? -1 }
+
+    /// Checks that every label names one of a model's `outputs` classes (Keras fails on a label
+    /// at or above the units of the softmax, and on one-hot rows of another width).
+    /// - Throws: ``XferError`` `.badInput` naming this DATA.
+    public func checkLabels(below outputs: Int) throws {
+        if let w = oneHotWidth, w != outputs {
+            throw XferError.badInput(path, "y has \(w) one-hot columns but the model has \(outputs) output\(outputs == 1 ? "" : "s")",
+                                     hint: "one-hot rows have one column per output of the softmax")
+        }
+        let highest = highestLabel
+        guard highest >= outputs else { return }
+        let what = kind == .images
+            ? "has \(classCount) classes (\(classNames?[highest] ?? String(highest)) is class \(highest))"
+            : "holds label \(highest)"
+        throw XferError.badInput(path, "\(what) but the model has \(outputs) output\(outputs == 1 ? "" : "s")",
+                                 hint: "the data's classes do not match the model's")
+    }
+
+    /// A warning when this DATA's class names and `other` are both known and differ: labels are
+    /// positions in the sorted class names, so class i here is not class i there. `theirs` names
+    /// the other side ("the model's").
+    public func classNamesDiffer(from other: [String]?, theirs: String) -> String? {
+        guard let mine = classNames, let other, mine != other else { return nil }
+        func list(_ names: [String]) -> String {
+            names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", ... (\(names.count))" : "")
+        }
+        return "\(path): its classes (\(list(mine))) are not \(theirs) (\(list(other))); labels are positions in these lists, "
+            + "so they name different classes"
+    }
+
+    /// Checks that the data can teach a classifier: samples of at least two classes (a softmax
+    /// over one class learns nothing, and samples of one class only teach it to answer that class).
+    /// - Throws: ``XferError`` `.badInput` naming this DATA.
+    public func checkTrainable() throws {
+        if classCount < 2 {
+            let which = classNames.map { " (\($0.joined(separator: ", ")))" } ?? ""
+            throw XferError.badInput(path, "has only one class\(which): a softmax over one class learns nothing",
+                                     hint: kind == .images ? "an image folder holds one subfolder per class, two or more"
+                                                           : "y holds labels of two or more classes")
+        }
+        let present = Set(labels ?? [])
+        if present.count == 1, let only = present.first {
+            let name = classNames.flatMap { only < $0.count ? " (\($0[only]))" : nil } ?? ""
+            throw XferError.badInput(path, "all its samples are of class \(only)\(name): a classifier learns nothing from one class",
+                                     hint: kind == .images ? "put images in two or more class folders" : "y holds labels of two or more classes")
+        }
     }
 }

@@ -24,11 +24,12 @@ public struct DecodedImage: Sendable, Equatable {
     /// print(image.height, image.width)  // pixels holds height * width * 3 bytes
     /// ```
     /// - Throws: ``XferError`` (`.badInput`, subject = the file path) for a file that cannot be
-    ///   read, is not a JPEG or PNG, or is damaged.
+    ///   read, is not a regular file (a FIFO or device is never opened for reading), is larger
+    ///   than 256 MiB, is not a JPEG or PNG, or is damaged.
     public init(contentsOf url: URL) throws {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw XferError.badInput(url.relativePath, "cannot read the file")
+        do { data = try readRegularFile(url.path) } catch let error as ImageDecodeError {
+            throw XferError.badInput(url.relativePath, error.message)
         }
         try self.init(data: data, name: url.relativePath)
     }

@@ -11,6 +11,9 @@
 // skips it. Every listed file's header is checked when the folder is opened (a non-image, an
 // unsupported format or a truncated header is dropped then); a file whose image data turns
 // out damaged is dropped from the batch that meets it, with a warning, and from later batches.
+// Only regular files are read (a FIFO, socket or device, or a link to one, is skipped with a
+// warning, never opened for a blocking read), each up to 256 MiB (FileChecks.swift); a
+// subfolder that cannot be listed is named in a warning.
 //
 // Loading (image_dataset.py, load_image): decode to RGB (DecodedImage), resize bilinearly to
 // the model's input size (ImageResize), then the `preprocess_input` mode (PreprocessMode).
@@ -22,7 +25,7 @@ import Foundation
 
 /// A file of an image folder that was skipped, and why.
 public struct ImageWarning: Sendable, CustomStringConvertible {
-    /// The file, as a path below the folder path the caller gave.
+    /// The file or subfolder, as a path below the folder path the caller gave.
     public var path: String
     /// What is wrong, ending in ", skipped".
     public var message: String
@@ -77,6 +80,13 @@ public struct ImageFolder: Sendable {
     public let classNames: [String]
     /// Readable image files in Keras's order (without shuffling).
     public let samples: [Sample]
+    /// Per class (indexed like ``classNames``): how many of ``samples`` it has. A class folder
+    /// with no readable image has 0: its class exists (Keras counts it) but nothing teaches it.
+    public var samplesPerClass: [Int] {
+        var counts = [Int](repeating: 0, count: classNames.count)
+        for s in samples { counts[s.label] += 1 }
+        return counts
+    }
     private let displayRoot: String
     private let failedAtLoad = SampleSet()
 
@@ -109,7 +119,10 @@ public struct ImageFolder: Sendable {
         var listed: [Sample] = []
         for (label, name) in classNames.enumerated() {
             let classURL = url.appendingPathComponent(name, isDirectory: true)
-            for file in Self.imageFiles(below: classURL) {
+            for file in Self.imageFiles(below: classURL, unlistable: { folder, why in
+                let path = root + "/" + name + (folder.isEmpty ? "" : "/" + folder)
+                warning(ImageWarning(path: path, message: "cannot list the folder (\(why)), skipped"))
+            }) {
                 let relative = name + "/" + file
                 listed.append(Sample(url: url.appendingPathComponent(relative), relativePath: relative, label: label))
             }
@@ -160,7 +173,7 @@ public struct ImageFolder: Sendable {
             parallelFor(todo.count) { slot, _ in
                 let out = base + slot * imageSize
                 do {
-                    let data = try Data(contentsOf: samples[todo[slot]].url)
+                    let data = try readRegularFile(samples[todo[slot]].url.path)
                     let image = try data.withUnsafeBytes { try decodeImageBytes($0) }
                     image.resize(into: out, height: height, width: width)
                     preprocess.apply(to: UnsafeMutableBufferPointer(start: out, count: imageSize))
@@ -224,12 +237,16 @@ public struct ImageFolder: Sendable {
     }
 
     /// The image files below `folder` as "/"-separated relative paths, in Keras's order.
-    static func imageFiles(below folder: URL) -> [String] {
+    /// `unlistable` is told each folder (relative path, "" for `folder`) that cannot be listed, and why.
+    static func imageFiles(below folder: URL, unlistable: (String, String) -> Void = { _, _ in }) -> [String] {
         // os.walk(folder): (root, files) for every folder, roots sorted by path. All roots share
         // the prefix `folder`, so sorting the relative parts "", "/a", "/a/b" is the same.
         var roots: [(key: String, files: [String])] = []
         func walk(_ directory: URL, key: String) {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else {
+                unlistable(String(key.dropFirst()), folderListingProblem(directory.path) ?? "cannot be read")
+                return
+            }
             var files: [String] = []
             var subfolders: [String] = []
             for name in names {
@@ -260,24 +277,21 @@ public struct ImageFolder: Sendable {
     }
 
     /// For each sample, nil if its header reads as a JPEG or PNG, else what is wrong.
-    /// Reads the first 16 KiB of each file, or all of it when the header runs past that.
+    /// Reads the first 16 KiB of each file, or all of it (up to 256 MiB) when the header runs past that.
     private static func checkHeaders(_ samples: [Sample]) -> [String?] {
         let prefixSize = 16 * 1024
         var problems = [String?](repeating: nil, count: samples.count)
         problems.withUnsafeMutableBufferPointer { problems in
             parallelFor(samples.count) { i, _ in
-                guard let file = try? FileHandle(forReadingFrom: samples[i].url) else {
-                    problems[i] = "cannot read the file"
-                    return
-                }
-                defer { try? file.close() }
+                let path = samples[i].url.path
                 do {
-                    var bytes = try file.read(upToCount: prefixSize) ?? Data()
+                    // Only regular files, bounded (FileChecks.swift): a FIFO or device never blocks here.
+                    var bytes = try readRegularFile(path, prefix: prefixSize)
                     do {
                         _ = try bytes.withUnsafeBytes { try readImageHeader($0) }
                     } catch let error as ImageDecodeError {
                         guard bytes.count == prefixSize else { throw error }
-                        bytes.append(try file.readToEnd() ?? Data())
+                        bytes = try readRegularFile(path)
                         _ = try bytes.withUnsafeBytes { try readImageHeader($0) }
                     }
                 } catch let error as ImageDecodeError {

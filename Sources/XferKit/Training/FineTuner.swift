@@ -69,11 +69,32 @@ public final class FineTuner {
         return lowest
     }
 
+    /// Checks, before any work, that `data` can train (or, with `forTraining` false, validate)
+    /// this network: labels present, samples of the network's input shape, every label one of its
+    /// outputs, every index a sample; for training, samples of two or more classes.
+    /// - Throws: ``XferError`` `.badInput` naming the data.
+    public func checkData(_ data: DataSource, indices: [Int], forTraining: Bool) throws {
+        _ = try data.requireLabels(for: forTraining ? "training" : "validation")
+        try data.checkFits(inputShape: network.inputShape)
+        try data.checkLabels(below: network.outputCount)
+        if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
+            throw XferError.badInput(data.path, "has \(data.count) samples, so sample \(bad) does not exist")
+        }
+        if forTraining { try data.checkTrainable() }
+    }
+
     /// Trains on `train` (samples `trainIndices`), validating on `validation` after each epoch.
     /// Returns the history; the network then holds the final (or, with early stopping, the best) weights.
+    ///
+    /// The data are checked first (``checkData(_:indices:forTraining:)``). When the loss becomes
+    /// NaN or infinite (or a weight does), it throws ``TrainingDiverged`` and the network and the
+    /// optimizer hold the weights and state of the last finished epoch (finite, as they were).
     public func fit(train: DataSource, trainIndices: [Int], validation: (data: DataSource, indices: [Int])? = nil,
                     startEpoch: Int = 0, events: (TrainingEvent) -> Void = { _ in },
                     warning: @escaping (String) -> Void = { _ in }) throws -> [EpochRecord] {
+        try checkData(train, indices: trainIndices, forTraining: true)
+        if let validation { try checkData(validation.data, indices: validation.indices, forTraining: false) }
+        guard startEpoch >= 0 else { throw XferError.usage("startEpoch", "is \(startEpoch), not a count of epochs") }
         let h = network.inputShape[0], w = network.inputShape[1]
         let split = cacheSplit
         var trainCache: FeatureCache?
@@ -93,8 +114,15 @@ public final class FineTuner {
         }
 
         var best: (value: Double, weights: [String: [Float]])?
-        // The last weights that produced finite losses, kept for a NaN/Inf stop.
+        // The last weights that produced finite losses, and the optimizer state that goes with
+        // them, kept for a NaN/Inf stop.
         var lastGood = network.changingWeights()
+        var lastGoodOptimizer = (iterations: optimizer.iterations, slots: optimizer.slots)
+        func stopDiverged(_ epoch: Int, _ batch: Int, _ loss: Double) -> TrainingDiverged {
+            network.restore(lastGood)
+            optimizer.restore(iterations: lastGoodOptimizer.iterations, slots: lastGoodOptimizer.slots)
+            return TrainingDiverged(epoch: epoch, batch: batch, loss: loss)
+        }
         var sinceBest = 0
         var plateauBest = Double.infinity, sincePlateauBest = 0
         let lowerIsBetter = !options.monitor.hasSuffix("accuracy")
@@ -126,12 +154,18 @@ public final class FineTuner {
                 let r = network.trainStep(x, labels: labels, optimizer: optimizer, from: start)
                 guard r.loss.isFinite else {
                     _ = try? ahead?.value()
-                    network.restore(lastGood)
-                    throw TrainingDiverged(epoch: epoch + 1, batch: b + 1, loss: r.loss)
+                    throw stopDiverged(epoch + 1, b + 1, r.loss)
                 }
                 lossSum += r.loss * Double(labels.count); correct += r.correct; seen += labels.count
                 events(.batch(epoch: epoch + 1, done: b + 1, total: batches, loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
                 if stopRequested() { _ = try? ahead?.value(); break }
+            }
+            // The last update of the epoch can overflow a weight or a slot while every loss was
+            // finite; such weights are not kept as the epoch's.
+            let now = network.changingWeights()
+            let nowOptimizer = (iterations: optimizer.iterations, slots: optimizer.slots)
+            guard now.values.allSatisfy(allFinite), nowOptimizer.slots.allSatisfy({ $0.allSatisfy(allFinite) }) else {
+                throw stopDiverged(epoch + 1, batches, .nan)
             }
             var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)),
                                      accuracy: Double(correct) / Double(max(seen, 1)), learningRate: optimizer.config.learningRate)
@@ -141,7 +175,8 @@ public final class FineTuner {
             }
             history.append(record)
             events(.epochEnd(record))
-            lastGood = network.changingWeights()
+            lastGood = now
+            lastGoodOptimizer = nowOptimizer
             if stopRequested() { break }
 
             // Callbacks, on the monitored metric.
@@ -234,7 +269,17 @@ final class Prefetch: @unchecked Sendable {
     }
 }
 
-/// The loss became NaN or infinite; the network holds the weights of the last finished epoch.
+/// Whether every value is finite.
+func allFinite(_ values: [Float]) -> Bool {
+    values.withUnsafeBufferPointer { b in
+        var ok = true
+        for v in b where !v.isFinite { ok = false; break }
+        return ok
+    }
+}
+
+/// The loss became NaN or infinite; the network and its optimizer hold the weights and state of
+/// the last finished epoch.
 public struct TrainingDiverged: Error, Sendable {
     public var epoch: Int
     public var batch: Int

@@ -56,7 +56,20 @@ public final class Predictor {
         network = try Network(spec: spec)
     }
 
-    /// Runs the model over every sample of `data`, `batchSize` at a time.
+    /// The number of values the model outputs per sample (the classes of a classifier).
+    public var outputCount: Int { network.outputShape.reduce(1, *) }
+
+    /// Checks, before any work, that `data` can be evaluated by this model: labels present,
+    /// samples of the model's input shape, every label one of its outputs.
+    /// - Throws: ``XferError`` `.badInput` naming the data.
+    public func checkEvaluable(_ data: DataSource) throws {
+        _ = try data.requireLabels(for: "evaluation")
+        try data.checkFits(inputShape: network.inputShape)
+        try data.checkLabels(below: outputCount)
+    }
+
+    /// Runs the model over every sample of `data`, `batchSize` at a time (after checking that the
+    /// samples have the model's input shape).
     public func predict(_ data: DataSource, batchSize: Int = 32,
                         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
                         warning: @escaping (String) -> Void = { _ in }) throws -> Predictions {
@@ -64,13 +77,7 @@ public final class Predictor {
         guard shape.count == 3 else {
             throw XferError.badInput(model.name, "takes input \(shapeText(shape)), not images (H, W, C)")
         }
-        if data.kind == .images && shape[2] != 3 {
-            throw XferError.badInput(data.path, "images have 3 channels but the model takes \(shape[2])")
-        }
-        if let s = data.sampleShape, s != shape {
-            throw XferError.badInput(data.path, "x holds samples of shape \(shapeText(s)) but the model takes \(shapeText(shape))",
-                                     hint: "give data of the model's input shape")
-        }
+        try data.checkFits(inputShape: shape)
         var outputs: [Float] = []
         var indices: [Int] = []
         var labels: [Int] = []

@@ -108,6 +108,20 @@ public final class TrainingNetwork {
         return out
     }
 
+    /// The number of values each sample's output has (the classes of the final softmax).
+    public var outputCount: Int { entries.last?.layer.outputShape.reduce(1, *) ?? 0 }
+
+    /// `path/role` and number of values of each trainable parameter, in the order the optimizer
+    /// numbers them (what a resumed optimizer state must match).
+    public var parameterSizes: [(path: String, count: Int)] {
+        var out: [(path: String, count: Int)] = []
+        guard let lowest = lowestTrainable else { return out }
+        for e in entries[lowest...] where e.trainable {
+            (e.layer as! TrainableLayer).withParameters { role, value, _ in out.append(("\(e.path)/\(role)", value.count)) }
+        }
+        return out
+    }
+
     /// The chain's layer paths, in order.
     public var layerPaths: [String] { entries.map(\.path) }
 
