@@ -100,7 +100,9 @@ final class OutputSafetyTests: XCTestCase {
         assertRefusedBeforeWork(try ft(["--plot", "hard.h5"]), flag: "--plot", path: "hard.h5", saying: "is the --data input")
         assertRefusedBeforeWork(try ft(["--validation-data", "data.h5", "--save-best", "hard.h5"]),
                                 flag: "--save-best", path: "hard.h5", saying: "input")
-        assertRefusedBeforeWork(try ft(["--resume", "--epochs", "3", "--output", "link.h5"]), flag: "--output", path: "link.h5", saying: "is the checkpoint")
+        // --resume keeps the run's head, so it takes no --head.
+        assertRefusedBeforeWork(try CLI.run(["finetune", "model.h5", "--data", "data.h5", "--resume", "--epochs", "3", "--output", "link.h5"], cwd: dir),
+                                flag: "--output", path: "link.h5", saying: "is the checkpoint")
         // --config is an input of every command that reads a checkpoint.
         let weights = fixtures.appendingPathComponent("k2_zoo_weights.h5").path, config = fixtures.appendingPathComponent("k2_zoo.json").path
         let configCopy = dir.appendingPathComponent("zoo.json").path
