@@ -221,7 +221,8 @@ struct CheckpointReader {
                 data.append($0)
             })
         } catch is TooLarge {
-            throw XferError.badInput(path, "\(name) inside the archive inflates to more than the model can need (\(limit >> 20) MiB)",
+            let bound = name == "model.weights.h5" ? "the \(limit >> 20) MiB this model's weights can need" : "\(limit >> 20) MiB, more than any Keras configuration"
+            throw XferError.badInput(path, "\(name) inside the archive inflates past \(bound)",
                                      hint: "the archive is damaged or crafted (a zip bomb); save the model again")
         } catch {
             throw XferError.badInput(path, "\(name) inside the archive is damaged (\(error))",

@@ -188,7 +188,7 @@ public final class HDF5File {
             throw XferError.badInput(path, "is damaged: libhdf5 did not finish reading its structure within \(Int(seconds)) s",
                                      hint: "the file is corrupt (libhdf5 loops on it); copy or save it again")
         default:
-            let signal = Int32(text).map { " (signal \($0)\($0 == SIGABRT ? ", abort" : $0 == SIGSEGV ? ", segmentation fault" : ""))" } ?? ""
+            let signal = Int32(text).map { " (signal \($0), \(String(cString: strsignal($0)).lowercased()))" } ?? ""
             throw XferError.badInput(path, "is damaged: libhdf5 crashed reading its structure\(signal)",
                                      hint: "the file is corrupt; copy or save it again")
         }
