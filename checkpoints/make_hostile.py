@@ -124,11 +124,14 @@ def main():
     # Two bytes of a B-tree node changed (found by scripts/fuzz.py-style mutation): libhdf5 1.10
     # dereferences a wild pointer while listing the groups. Offsets are into k2_zoo.h5, which
     # make_checkpoints.py rewrites byte for byte.
-    path = copy("libhdf5_segfault.h5")
-    with open(path, "r+b") as f:
-        for offset, value in [(2074, 0x80), (2080, 0xFF)]:
-            f.seek(offset)
-            f.write(bytes([value]))
+    # And three bytes of the layout message of conv2d_2's bias (its address and layout class):
+    # libhdf5 divides by zero (SIGFPE).
+    for name, edits in [("libhdf5_segfault.h5", [(2074, 0x80), (2080, 0xFF)]),
+                        ("libhdf5_sigfpe.h5", [(30945, 2), (30946, 0), (30947, 0)])]:
+        with open(copy(name), "r+b") as f:
+            for offset, value in edits:
+                f.seek(offset)
+                f.write(bytes([value]))
 
     # Model configurations with impossible numbers, forged names, unsupported layers.
     rewrite_config("config_negative_filters.h5", lambda c: layer(c, "conv2d")["config"].__setitem__("filters", -8))

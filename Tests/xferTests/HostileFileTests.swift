@@ -105,6 +105,7 @@ final class HostileFileTests: XCTestCase {
         // libhdf5 segfaults on this file; the child process that reads it first takes the fault.
         try refused(["import", "libhdf5_segfault.h5"], mentions: ["libhdf5 crashed reading its structure"])
         try refused(["predict", "libhdf5_segfault.h5", "--data", "libhdf5_segfault.h5"], mentions: ["libhdf5 crashed"])
+        try refused(["import", "libhdf5_sigfpe.h5"], mentions: ["libhdf5 crashed reading its structure", "floating point exception"])
     }
 
     func testProbeTimeLimitGivesTheErrorLine() throws {
