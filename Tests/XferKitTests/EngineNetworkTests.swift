@@ -47,7 +47,7 @@ final class EngineNetworkTests: XCTestCase {
     func testPredictRunsTheChainAndMatchesLayerByLayer() throws {
         let network = try Network(spec: transferModel())
         XCTAssertEqual(network.outputShape, [5])
-        XCTAssertEqual((network.layers[0] as? NestedModelLayer)?.outputShape, [5, 5, 6])
+        XCTAssertEqual(network.graph.layerShapes["base"]?.output, [5, 5, 6])
         let x = rng.tensor([7, 9, 9, 3])
         let y = try network.predict(x, batchSize: 32)
         XCTAssertEqual(y.shape, [7, 5])
@@ -56,8 +56,8 @@ final class EngineNetworkTests: XCTestCase {
         // The same layers run one by one in a fresh context.
         let context = ForwardContext()
         var z = x
-        for layer in (network.layers[0] as! NestedModelLayer).layers + network.layers.dropFirst() {
-            z = layer.forward(z, context)
+        for node in network.graph.nodes {
+            z = try Network.build(node.layer, inputShape: node.inputShapes[0]).forward(z, context)
         }
         XCTAssertLessThanOrEqual(y.maxAbsDifference(z), 1e-6)
 

@@ -40,7 +40,7 @@ final class FineTuneTests: XCTestCase {
             o.epochs = 3; o.batchSize = 4; o.seed = 3; o.useCache = cache
             o.optimizer = OptimizerConfig(kind: .adam, learningRate: 0.01)
             let tuner = try FineTuner(model: plan.model, kerasVersion: c.kerasVersion, options: o)
-            XCTAssertEqual(tuner.cacheSplit != nil, cache)
+            XCTAssertEqual(tuner.usesCache, cache)
             _ = try tuner.fit(train: data, trainIndices: Array(0..<data.count))
             results.append(tuner.network.currentWeights())
         }

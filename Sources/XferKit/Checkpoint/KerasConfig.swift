@@ -15,7 +15,8 @@ typealias JSONObject = [String: Any]
 /// The Keras layer classes xfer reads (besides Sequential/Functional models of them).
 public let supportedLayerClasses = ["InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                                     "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation",
-                                    "ReLU", "LeakyReLU", "Softmax", "Rescaling", "ZeroPadding2D"]
+                                    "ReLU", "LeakyReLU", "Softmax", "Rescaling", "ZeroPadding2D",
+                                    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
 
 /// Parses a Keras model JSON. `source` names the file in errors; `kerasVersion`, the version
 /// that wrote it when the file records one (else the JSON's flavour decides).
@@ -102,74 +103,89 @@ struct KerasConfigParser {
         }
         var inputShape: [Int]?
         var layers: [LayerSpec] = []
-        var previous: String?
         for e in entries {
             let cls = e["class_name"] as? String ?? ""
             let cfg = e["config"] as? JSONObject ?? [:]
-            let layerName = e["name"] as? String ?? cfg["name"] as? String ?? "?"
-            let nodes = try inboundNodes(e, layer: layerName)
+            var spec = try layer(e)
             if cls == "InputLayer" {
                 guard inputShape == nil else {
-                    throw fail("model '\(name)' has more than one input", hint: "xfer supports single-input chains")
+                    throw fail("model '\(name)' has more than one input", hint: "xfer runs models with one input")
                 }
                 inputShape = batchShape(cfg)
             } else {
-                guard nodes.count == 1, nodes[0].inputs.count == 1 else {
-                    throw fail("layer '\(layerName)' of model '\(name)' is \(nodes.count == 1 ? "fed by several tensors" : "called \(nodes.count) times")",
-                               hint: "xfer supports models whose layers form a single chain")
-                }
-                guard nodes[0].inputs[0] == previous else {
-                    throw fail("layer '\(layerName)' of model '\(name)' does not follow '\(previous ?? "the input")'",
-                               hint: "xfer supports models whose layers form a single chain")
-                }
+                let nodes = try inboundNodes(e, layer: spec.name)
+                spec.calls = nodes.map(\.inputs)
+                spec.callTrainingFalse = nodes.first?.trainingFalse ?? false
             }
-            var spec = try layer(e)
-            if let node = nodes.first { spec.callTrainingFalse = node.trainingFalse }
             layers.append(spec)
-            previous = layerName
         }
         guard let shape = inputShape else {
             throw fail("Functional model '\(name)' has no InputLayer with a shape")
         }
+        let outputs = tensorRefs(config["output_layers"])
+        guard outputs.count == 1 else {
+            throw fail("model '\(name)' has \(outputs.count) outputs", hint: "xfer runs models with one output")
+        }
         try checkUniqueNames(layers, model: name)
         return ModelSpec(name: name, className: className == "Model" ? "Functional" : className,
-                         inputShape: try checkedInputShape(shape, model: name), layers: layers, trainable: trainable)
+                         inputShape: try checkedInputShape(shape, model: name), layers: layers, trainable: trainable,
+                         output: outputs[0])
     }
 
-    struct Node { var inputs: [String]; var trainingFalse: Bool }
+    struct Node { var inputs: [TensorRef]; var trainingFalse: Bool }
 
-    /// Both node formats: Keras 2 `[[["prev", 0, 0, {kwargs}]]]`, Keras 3 `[{"args": [...], "kwargs": {...}}]`.
+    /// `output_layers`: Keras 2 `[["name", 0, 0]]`, Keras 3 `[["name", 0, 0]]` or a single `["name", 0, 0]`.
+    private func tensorRefs(_ value: Any?) -> [TensorRef] {
+        guard let list = value as? [Any] else { return [] }
+        if let ref = tensorRef(list) { return [ref] }
+        return list.compactMap { ($0 as? [Any]).flatMap(tensorRef) }
+    }
+
+    /// `["name", node, tensor, ...]`.
+    private func tensorRef(_ list: [Any]) -> TensorRef? {
+        guard list.count >= 3, let n = list[0] as? String, let node = exactInt(list[1]), let t = exactInt(list[2]) else { return nil }
+        return TensorRef(layer: n, node: node, tensor: t)
+    }
+
+    /// Both node formats: Keras 2 `[[["prev", 0, 0, {kwargs}], ...]]` (one list of tensors per call),
+    /// Keras 3 `[{"args": [...], "kwargs": {...}}]` whose keras tensors carry `keras_history`.
     private func inboundNodes(_ entry: JSONObject, layer: String) throws -> [Node] {
         guard let raw = entry["inbound_nodes"] as? [Any] else { return [] }
-        return raw.map { node -> Node in
+        return try raw.map { node -> Node in
             if let k3 = node as? JSONObject {
-                var names: [String] = []
-                collectHistory(k3["args"] as Any, into: &names)
+                var refs: [TensorRef] = []
+                collectHistory(k3["args"] as Any, into: &refs)
                 let kwargs = k3["kwargs"] as? JSONObject ?? [:]
-                return Node(inputs: names, trainingFalse: (kwargs["training"] as? Bool) == false)
+                return Node(inputs: refs, trainingFalse: (kwargs["training"] as? Bool) == false)
             }
-            let tensors = node as? [Any] ?? []
-            var names: [String] = []
+            guard let tensors = node as? [Any] else {
+                throw fail("layer '\(layer)': an inbound node that is not a list", hint: "the model configuration is damaged")
+            }
+            var refs: [TensorRef] = []
             var trainingFalse = false
             for t in tensors {
-                guard let t = t as? [Any], let n = t.first as? String else { continue }
-                names.append(n)
+                guard let t = t as? [Any], let ref = tensorRef(t) else {
+                    throw fail("layer '\(layer)': an inbound tensor that is not [name, node, tensor]",
+                               hint: "xfer reads layers wired by tensors; op layers such as tf.__operators__ are not supported")
+                }
+                refs.append(ref)
                 if t.count > 3, let kw = t[3] as? JSONObject, (kw["training"] as? Bool) == false { trainingFalse = true }
             }
-            return Node(inputs: names, trainingFalse: trainingFalse)
+            return Node(inputs: refs, trainingFalse: trainingFalse)
         }
     }
 
-    private func collectHistory(_ value: Any, into names: inout [String]) {
+    /// The keras tensors in a Keras 3 call's `args`, in order (a merge layer gets a list of them).
+    private func collectHistory(_ value: Any, into refs: inout [TensorRef]) {
         if let obj = value as? JSONObject {
             if obj["class_name"] as? String == "__keras_tensor__",
-               let cfg = obj["config"] as? JSONObject, let h = cfg["keras_history"] as? [Any], let n = h.first as? String {
-                names.append(n)
+               let cfg = obj["config"] as? JSONObject, let h = cfg["keras_history"] as? [Any], let ref = tensorRef(h) {
+                refs.append(ref)
             } else {
-                for v in obj.values { collectHistory(v, into: &names) }
+                for key in obj.keys.sorted() { collectHistory(obj[key]!, into: &refs) }
             }
         } else if let arr = value as? [Any] {
-            for v in arr { collectHistory(v, into: &names) }
+            for v in arr { collectHistory(v, into: &refs) }
         }
     }
 
@@ -261,6 +277,16 @@ struct KerasConfigParser {
             kind = .activation(.softmax)
         case "ZeroPadding2D":
             kind = .zeroPadding2D(try zeroPadding(cfg["padding"] ?? 1, name))
+        case "Add": kind = .merge(.add)
+        case "Subtract": kind = .merge(.subtract)
+        case "Multiply": kind = .merge(.multiply)
+        case "Average": kind = .merge(.average)
+        case "Maximum": kind = .merge(.maximum)
+        case "Minimum": kind = .merge(.minimum)
+        case "Concatenate":
+            let axis = cfg["axis"] == nil ? -1 : exactInt(cfg["axis"])
+            guard let axis, axis != 0 else { throw unsupported("Concatenate axis \(describe(cfg["axis"] ?? "?")) is not supported") }
+            kind = .merge(.concatenate(axis: axis))
         case "Sequential", "Functional", "Model":
             kind = .model(try model(entry, parentName: name))
         default:

@@ -99,6 +99,7 @@ enum KerasConfigWriter {
             for l in m.layers { layers.append(["class_name": l.className, "config": layerConfig(l)]) }
             return ["class_name": "Sequential", "config": ["name": m.name, "trainable": m.trainable, "layers": layers] as [String: Any]]
         }
+        if let output = m.output { return graph(m, output: output, input: input) }
         // Functional chain: add an InputLayer if the spec has none, then link each layer to the previous.
         var previous: String?
         var previousIsModel = false
@@ -130,6 +131,39 @@ enum KerasConfigWriter {
         return ["class_name": "Functional", "config": [
             "name": m.name, "trainable": m.trainable, "layers": layers,
             "input_layers": [[inputName, 0, 0]], "output_layers": [[previous ?? inputName, previousIsModel ? 1 : 0, 0]],
+        ] as [String: Any]]
+    }
+
+    /// A Functional graph, each layer's calls written as tf-keras inbound nodes.
+    static func graph(_ m: ModelSpec, output: TensorRef, input: [String: Any]) -> [String: Any] {
+        let byName = Dictionary(m.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // tf-keras numbers the calls of a layer from 0, but a nested model's node 0 is its own
+        // construction node, so its calls start at 1 (docs/KERAS-FORMATS.md A.2.1).
+        func node(_ ref: TensorRef) -> Int {
+            guard let producer = byName[ref.layer] else { return ref.node }
+            let call = producer.calls.count > 1 ? ref.node : 0
+            if case .model = producer.kind { return call + 1 }
+            return call
+        }
+        var layers: [[String: Any]] = []
+        for l in m.layers {
+            var entry: [String: Any] = ["class_name": l.className, "name": l.name, "config": layerConfig(l)]
+            if case .input = l.kind {
+                entry["class_name"] = "InputLayer"
+                var config = input["config"] as! [String: Any]
+                config["name"] = l.name
+                entry["config"] = config
+                entry["inbound_nodes"] = [Any]()
+            } else {
+                let kwargs: [String: Any] = l.callTrainingFalse ? ["training": false] : [:]
+                entry["inbound_nodes"] = l.calls.map { call in call.map { [$0.layer, node($0), 0, kwargs] as [Any] } }
+            }
+            layers.append(entry)
+        }
+        let inputName = m.layers.first { if case .input = $0.kind { return true } else { return false } }?.name ?? "input"
+        return ["class_name": "Functional", "config": [
+            "name": m.name, "trainable": m.trainable, "layers": layers,
+            "input_layers": [[inputName, 0, 0]], "output_layers": [[output.layer, node(output), 0]],
         ] as [String: Any]]
     }
 
@@ -188,6 +222,10 @@ enum KerasConfigWriter {
         case .zeroPadding2D(let p):
             c["padding"] = [[p.top, p.bottom], [p.left, p.right]]
             c["data_format"] = "channels_last"
+        case .merge(.concatenate(let axis)):
+            c["axis"] = axis
+        case .merge:
+            break
         case .model(let m):
             var config = model(m)["config"] as! [String: Any]
             // Keras 3 keeps a nested model's own flag when it loads, and a frozen nested model

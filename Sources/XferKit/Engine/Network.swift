@@ -1,5 +1,6 @@
-// A runnable model: the engine layers built from a ModelSpec, checked once at build
-// time (every layer's input shape, every weight's shape), then run on batches.
+// A runnable model: the engine layers built from a ModelSpec's graph (ModelGraph), checked
+// once at build time (every layer's input shapes, every weight's shape), then run on batches
+// by the graph executor.
 //
 // Forward passes run in inference mode (Dropout off, BatchNormalization on its moving
 // statistics), as Keras's `model.predict` does. The work of each layer is split over
@@ -21,10 +22,11 @@ public final class Network {
     public let inputShape: [Int]
     /// One output sample, e.g. (7, 7, 512) or (classes).
     public let outputShape: [Int]
-    /// Top-level layers in Keras `model.layers` order; a nested model is one `NestedModelLayer`.
-    public let layers: [Layer]
+    /// The model opened up (nested models inlined), as it runs.
+    public let graph: ModelGraph
 
     private let context = ForwardContext(workspace: Workspace())
+    private let executor: GraphExecutor
     private let lock = NSLock()
 
     public init(spec: ModelSpec) throws {
@@ -34,8 +36,9 @@ public final class Network {
         }
         name = spec.name
         inputShape = spec.inputShape
-        layers = try Network.build(spec.layers, inputShape: spec.inputShape)
-        outputShape = layers.last?.outputShape ?? inputShape
+        graph = try ModelGraph(spec)
+        executor = try GraphExecutor(graph: graph, context: context)
+        outputShape = graph.outputShape
     }
 
     /// Runs the model on `x` (N, inputShape…), `batchSize` samples at a time; returns (N, outputShape…).
@@ -66,8 +69,7 @@ public final class Network {
     /// One pass over one batch.
     private func forward(_ x: Tensor) -> Tensor {
         context.pool.beginPass()
-        var y = x
-        for layer in layers { y = layer.forward(y, context) }
+        let y = executor.forward(feed: [0: x], wanted: [graph.output])[0]
         // The result leaves the pool: copy it out of what may be the largest buffer
         // of the pass, which then serves the next pass.
         let result = y.values.withUnsafeBufferPointer { src in
@@ -83,39 +85,14 @@ public final class Network {
     /// The GEMMs one forward pass over `batch` samples makes in its convolutions, as
     /// (M, N, K, number of calls), for the current thread count.
     public func convolutionGEMMs(batch: Int) -> [(m: Int, n: Int, k: Int, count: Int)] {
-        func walk(_ layers: [Layer]) -> [(m: Int, n: Int, k: Int, count: Int)] {
-            layers.flatMap { layer -> [(m: Int, n: Int, k: Int, count: Int)] in
-                if let conv = layer as? Conv2DLayer {
-                    return conv.gemmShapes(batch: batch, workspace: context.workspace,
-                                           threads: ThreadPool.shared.threadCount)
-                }
-                if let nested = layer as? NestedModelLayer { return walk(nested.layers) }
-                return []
-            }
+        executor.layers.flatMap { _, layer -> [(m: Int, n: Int, k: Int, count: Int)] in
+            guard let conv = layer as? Conv2DLayer else { return [] }
+            return conv.gemmShapes(batch: batch, workspace: context.workspace, threads: ThreadPool.shared.threadCount)
         }
-        return walk(layers)
     }
 
     /// Bytes of scratch memory the forward passes have used so far.
     public var workspaceBytes: Int { context.workspace.bytes }
-
-    /// Frees the activation buffers kept between calls to `predict` (the next call
-    /// allocates them again).
-    public func releaseMemory() {
-        lock.lock(); defer { lock.unlock() }
-        context.pool.removeAll()
-    }
-
-    static func build(_ specs: [LayerSpec], inputShape: [Int]) throws -> [Layer] {
-        var shape = inputShape
-        var built: [Layer] = []
-        for spec in specs {
-            let layer = try build(spec, inputShape: shape)
-            built.append(layer)
-            shape = layer.outputShape
-        }
-        return built
-    }
 
     static func build(_ spec: LayerSpec, inputShape shape: [Int]) throws -> Layer {
         let name = spec.name
@@ -159,9 +136,9 @@ public final class Network {
         case .zeroPadding2D(let c):
             try spec.onlyWeights([])
             return try ZeroPadding2DLayer(name: name, config: c, inputShape: shape)
-        case .model(let inner):
-            try spec.onlyWeights([])
-            return NestedModelLayer(name: name, layers: try build(inner.layers, inputShape: shape), inputShape: shape)
+        case .merge, .model:
+            // The graph runs these: merge layers take several inputs, nested models are inlined.
+            throw XferError.badInput("layer '\(name)'", "\(spec.className) is not a single-input layer")
         }
     }
 }

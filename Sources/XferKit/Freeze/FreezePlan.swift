@@ -77,32 +77,17 @@ public struct FreezeOptions: Sendable {
     }
 }
 
-/// What a layer runs during training.
-public enum LayerWork: String, Sendable {
-    /// Frozen and below every trainable layer: forward only.
-    case forwardOnly = "forward only"
-    /// Like `forwardOnly`, and its output is computed once per sample and reused every epoch.
-    case cached = "forward, cached"
-    /// The lowest trainable layer: weight gradients, no input gradient.
-    case weightGradients = "weight gradients"
-    /// Trainable above the lowest: weight and input gradients.
-    case weightAndInputGradients = "weight + input gradients"
-    /// Frozen or weightless above the lowest trainable layer: input gradient only.
-    case inputGradients = "input gradients"
-}
-
 /// The planned model and, per executed layer (nested models flattened), what it runs.
 public struct FreezePlan: Sendable {
     public var model: ModelSpec
-    /// Names of the layers of the base (flattened) and of the head/top, in order.
-    public var baseLayerCount: Int
-    /// Per flattened layer name, what runs.
+    /// Per layer call (nested models opened up, in the order they run), what runs: from the
+    /// model's `ExecutionPlan`, which the trainer and the feature cache follow too.
     public var work: [(name: String, work: LayerWork)]
-    /// Index (in `work`) of the lowest trainable layer, nil if nothing trains.
+    /// Index (in `work`) of the first layer whose weights train, nil if nothing trains.
     public var lowestTrainable: Int?
     /// BatchNormalization layers that are frozen and so run in inference mode.
     public var frozenBatchNorms: [String]
-    /// Forward FLOPs per sample of the layers below the lowest trainable one, and of all layers.
+    /// Forward FLOPs per sample of the frozen prefix (what needs no gradient), and of all layers.
     public var prefixFLOPs: Double = 0
     public var totalFLOPs: Double = 0
 }
@@ -134,7 +119,9 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
     // 1. Base and top.
     let baseEnd = try baseEndIndex(model)
     if !options.keepTop && !options.keepFlags {
+        let baseOutput = model.layers[baseEnd].name
         model.layers = Array(model.layers[...baseEnd])
+        if model.isGraph { model.output = TensorRef(layer: baseOutput) }
         var shape = try model.outputShape()
         var rng = SeededRandom(seed: options.seed)
         var used = Set(model.allLayerNames)
@@ -171,13 +158,18 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
                                             WeightSpec(role: "bias", shape: [units], values: [Float](repeating: 0, count: units))])
             }
             shape = try layer.outputShape(input: shape)
+            if let previous = model.output {
+                // A graph: the head is a chain on the base's output.
+                layer.calls = [[previous]]
+                model.output = TensorRef(layer: layer.name)
+            }
             model.layers.append(layer)
         }
     }
 
     // 2. Freezing.
     let names = model.allLayerNames
-    if options.keepFlags { return describe(model, source: source, baseEnd: baseEnd, cacheAllowed: cacheAllowed) }
+    if options.keepFlags { return try describe(model, cacheAllowed: cacheAllowed) }
     func check(_ name: String, _ flag: String) throws {
         guard names.contains(name) else {
             throw XferError.usage(flag, "no layer named '\(name)'", hint: "layers: " + names.joined(separator: ", "))
@@ -202,39 +194,21 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
     frozenNames.formUnion(options.freeze)
     frozenNames.subtract(options.trainable)
     model = applyFlags(model, frozen: frozenNames)
-    return describe(model, source: source, baseEnd: baseEnd, cacheAllowed: cacheAllowed)
+    return try describe(model, cacheAllowed: cacheAllowed)
 }
 
-/// What each layer of a planned model runs.
-private func describe(_ model: ModelSpec, source: ModelSpec, baseEnd: Int, cacheAllowed: Bool) -> FreezePlan {
-    let flat = model.flattenedLayers()
-    let lowest = flat.firstIndex { $0.trainable && $0.layer.hasWeights }
-    var randomBefore = false
-    var work: [(String, LayerWork)] = []
-    for (i, entry) in flat.enumerated() {
-        if case .dropout(let d) = entry.layer.kind, d.rate > 0 { randomBefore = true }
-        let w: LayerWork
-        if let lowest, i >= lowest {
-            if i == lowest { w = .weightGradients }
-            else if entry.trainable && entry.layer.hasWeights { w = .weightAndInputGradients }
-            else { w = .inputGradients }
-        } else {
-            w = (cacheAllowed && !randomBefore && lowest != nil) ? .cached : .forwardOnly
-        }
-        work.append((entry.layer.name, w))
-    }
-    let frozenBN = flat.filter { if case .batchNormalization = $0.layer.kind { return !$0.trainable } else { return false } }.map(\.layer.name)
-    let baseCount = source.layers[...baseEnd].reduce(0) { n, l in
-        if case .model(let m) = l.kind { return n + m.flattenedLayers().count }
-        return n + 1
-    }
-    var plan = FreezePlan(model: model, baseLayerCount: baseCount, work: work, lowestTrainable: lowest, frozenBatchNorms: frozenBN)
-    var shape = model.inputShape
-    for (i, entry) in flat.enumerated() {
-        let f = entry.layer.forwardFLOPs(input: shape)
+/// What each layer of a planned model runs: its execution plan, by layer.
+private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePlan {
+    let graph = try ModelGraph(model)
+    let execution = ExecutionPlan(graph: graph, cacheAllowed: cacheAllowed)
+    let work = graph.nodes.indices.map { (graph.nodes[$0].layer.name, execution.work[$0]) }
+    let lowest = graph.nodes.firstIndex { $0.trainable }
+    let frozenBN = graph.nodes.filter { if case .batchNormalization = $0.layer.kind { return !$0.trainable } else { return false } }.map(\.layer.name)
+    var plan = FreezePlan(model: model, work: work, lowestTrainable: lowest, frozenBatchNorms: frozenBN)
+    for (i, node) in graph.nodes.enumerated() {
+        let f = node.layer.forwardFLOPs(input: node.inputShapes[0])
         plan.totalFLOPs += f
-        if let lowest, i < lowest { plan.prefixFLOPs += f }
-        shape = (try? entry.layer.outputShape(input: shape)) ?? shape
+        if execution.inPrefix(i, of: graph) { plan.prefixFLOPs += f }
     }
     return plan
 }
@@ -255,7 +229,7 @@ private func baseEndIndex(_ model: ModelSpec) throws -> Int {
     // Layers that finish the last block (normalisation, activation) belong to the base.
     while end + 1 < model.layers.count {
         switch model.layers[end + 1].kind {
-        case .batchNormalization, .activation, .relu, .zeroPadding2D: end += 1
+        case .batchNormalization, .activation, .relu, .zeroPadding2D, .merge: end += 1
         default: return end
         }
     }

@@ -106,6 +106,26 @@ public struct DropoutConfig: Sendable, Equatable {
     public init(rate: Float, seed: Int? = nil) { self.rate = rate; self.seed = seed }
 }
 
+/// Keras's merge layers: one output from several inputs (MergeLayer, Engine/Layers/).
+public enum MergeOp: Sendable, Equatable {
+    case add, subtract, multiply, average, maximum, minimum
+    /// Keras `Concatenate(axis=)`, the axis counting the batch axis (−1: the last).
+    case concatenate(axis: Int)
+
+    /// The Keras class name.
+    public var className: String {
+        switch self {
+        case .add: return "Add"
+        case .subtract: return "Subtract"
+        case .multiply: return "Multiply"
+        case .average: return "Average"
+        case .maximum: return "Maximum"
+        case .minimum: return "Minimum"
+        case .concatenate: return "Concatenate"
+        }
+    }
+}
+
 /// What a layer computes. `.model` is a nested Sequential/Functional model used as one layer.
 public enum LayerKind: Sendable {
     case input
@@ -123,7 +143,19 @@ public enum LayerKind: Sendable {
     case zeroPadding2D(ZeroPadding2DConfig)
     /// Keras `Rescaling`: x · scale + offset.
     case rescaling(scale: Float, offset: Float)
+    case merge(MergeOp)
     case model(ModelSpec)
+}
+
+/// A tensor of a Functional model: output `tensor` of call `node` of the layer named `layer`
+/// (Keras's inbound-node triple, `keras_history` in Keras 3).
+public struct TensorRef: Sendable, Hashable {
+    public var layer: String
+    public var node: Int
+    public var tensor: Int
+    public init(layer: String, node: Int = 0, tensor: Int = 0) {
+        self.layer = layer; self.node = node; self.tensor = tensor
+    }
 }
 
 /// One stored tensor of a layer, in Keras's layout.
@@ -159,18 +191,23 @@ public struct LayerSpec: Sendable {
     /// For a layer fed by a nested model call with `training=False` (Keras's fine-tuning recipe):
     /// everything inside runs in inference mode.
     public var callTrainingFalse: Bool
+    /// In a Functional model, the inputs of each call of this layer (Keras `inbound_nodes`; a
+    /// shared layer has several calls). Empty for an InputLayer and for a Sequential model's
+    /// layers, each of which takes the previous layer's output.
+    public var calls: [[TensorRef]]
 
     public init(name: String, className: String, kind: LayerKind, trainable: Bool = true,
-                weights: [WeightSpec] = [], callTrainingFalse: Bool = false) {
+                weights: [WeightSpec] = [], callTrainingFalse: Bool = false, calls: [[TensorRef]] = []) {
         self.name = name; self.className = className; self.kind = kind; self.trainable = trainable
-        self.weights = weights; self.callTrainingFalse = callTrainingFalse
+        self.weights = weights; self.callTrainingFalse = callTrainingFalse; self.calls = calls
     }
 
     public func weight(_ role: String) -> WeightSpec? { weights.first { $0.role == role } }
 }
 
-/// A Keras model that is a chain of layers: Sequential, or a Functional model whose graph is a
-/// single path (every VGG-style network and every transfer model built on one).
+/// A Keras model: Sequential (a chain of layers), or Functional (a graph: each layer's `calls`
+/// name the tensors it takes; `output` is the model's output). Nested models are layers.
+/// `ModelGraph` opens it up into the nodes the engine runs.
 public struct ModelSpec: Sendable {
     public var name: String
     /// `Sequential` or `Functional` (old files: `Model`).
@@ -180,9 +217,16 @@ public struct ModelSpec: Sendable {
     /// In Keras `model.layers` order. A Functional model lists its InputLayer; a Sequential does not.
     public var layers: [LayerSpec]
     public var trainable: Bool
+    /// A Functional model's output tensor (Keras `output_layers`); nil: the last layer's output,
+    /// and every layer takes the previous one's (a Sequential model, or a model built as a chain).
+    public var output: TensorRef?
 
-    public init(name: String, className: String, inputShape: [Int], layers: [LayerSpec], trainable: Bool = true) {
+    public init(name: String, className: String, inputShape: [Int], layers: [LayerSpec], trainable: Bool = true,
+                output: TensorRef? = nil) {
         self.name = name; self.className = className; self.inputShape = inputShape
-        self.layers = layers; self.trainable = trainable
+        self.layers = layers; self.trainable = trainable; self.output = output
     }
+
+    /// Whether the layers are wired as a graph (`calls`, `output`) rather than as a chain.
+    public var isGraph: Bool { output != nil }
 }

@@ -72,6 +72,8 @@ extension LayerSpec {
         case .zeroPadding2D(let p):
             let (h, w, ch) = try spatial()
             return [h + p.top + p.bottom, w + p.left + p.right, ch]
+        case .merge(let op):
+            return try mergeOutputShape(op, [input])
         case .model(let m):
             // A size the nested model leaves open (−1) takes the one it is given.
             let fits = m.inputShape.count == input.count && zip(m.inputShape, input).allSatisfy { $0 == $1 || $0 < 0 }
@@ -80,6 +82,55 @@ extension LayerSpec {
             }
             return try m.outputShape(input: input)
         }
+    }
+
+    /// The output shape for the inputs of one call: merge layers take several, the others one.
+    public func outputShape(inputs: [[Int]]) throws -> [Int] {
+        if case .merge(let op) = kind { return try mergeOutputShape(op, inputs) }
+        guard inputs.count == 1 else {
+            throw XferError.badInput(name, "\(className) takes one input but is given \(inputs.count)")
+        }
+        return try outputShape(input: inputs[0])
+    }
+
+    /// Keras's merge shapes: elementwise merges broadcast their inputs (same rank, each size
+    /// equal or 1); Concatenate sums the sizes along its axis, the others must agree.
+    private func mergeOutputShape(_ op: MergeOp, _ inputs: [[Int]]) throws -> [Int] {
+        let minimum = 2
+        guard inputs.count >= minimum, op != .subtract || inputs.count == 2 else {
+            throw XferError.badInput(name, "\(op.className) needs \(op == .subtract ? "exactly 2" : "at least 2") inputs, is given \(inputs.count)")
+        }
+        let rank = inputs[0].count
+        guard inputs.allSatisfy({ $0.count == rank }) else {
+            throw XferError.badInput(name, "\(op.className) inputs of different ranks: \(inputs.map { shapeText($0) }.joined(separator: ", "))")
+        }
+        if case .concatenate(let axis) = op {
+            // Keras counts the batch axis: axis 1 of (N, H, W, C) is H; −1 is the last.
+            let a = axis < 0 ? rank + axis : axis - 1
+            guard a >= 0, a < rank else {
+                throw XferError.badInput(name, "Concatenate axis \(axis) does not exist for inputs of shape \(shapeText(inputs[0]))")
+            }
+            var out = inputs[0]
+            out[a] = 0
+            for s in inputs {
+                guard (0..<rank).allSatisfy({ $0 == a || s[$0] == inputs[0][$0] }) else {
+                    throw XferError.badInput(name, "Concatenate on axis \(axis) of \(inputs.map { shapeText($0) }.joined(separator: ", ")): the other sizes differ")
+                }
+                out[a] += s[a]
+            }
+            return out
+        }
+        var out = inputs[0]
+        for s in inputs.dropFirst() {
+            for i in 0..<rank {
+                if out[i] == s[i] || s[i] == 1 { continue }
+                guard out[i] == 1 else {
+                    throw XferError.badInput(name, "\(op.className) cannot broadcast \(inputs.map { shapeText($0) }.joined(separator: " and "))")
+                }
+                out[i] = s[i]
+            }
+        }
+        return out
     }
 
     /// The weights this layer must have for an input of `input`: role, shape, trainable kind.
@@ -119,24 +170,26 @@ extension LayerSpec {
 }
 
 extension ModelSpec {
-    /// Input shape of every layer, in `layers` order.
+    /// Input shape of every layer (of its first call; the first input of a merge), in `layers`
+    /// order; an InputLayer's is the model's input.
     public func layerInputShapes() throws -> [[Int]] {
-        var shape = inputShape
-        var result: [[Int]] = []
-        for layer in layers {
-            result.append(shape)
-            shape = try layer.outputShape(input: shape)
-        }
-        return result
+        let shapes = try ModelGraph(self).layerShapes
+        return layers.map { shapes[$0.name]?.inputs.first ?? inputShape }
+    }
+
+    /// Output shape of every layer's first call, in `layers` order.
+    public func layerOutputShapes() throws -> [[Int]] {
+        let shapes = try ModelGraph(self).layerShapes
+        return layers.map { shapes[$0.name]?.output ?? inputShape }
     }
 
     public func outputShape() throws -> [Int] { try outputShape(input: inputShape) }
 
     /// The output for an input of `input` (a nested model given the sizes it leaves open).
     func outputShape(input: [Int]) throws -> [Int] {
-        var shape = input
-        for layer in layers { shape = try layer.outputShape(input: shape) }
-        return shape
+        var m = self
+        m.inputShape = input
+        return try ModelGraph(m).outputShape
     }
 }
 
@@ -160,24 +213,23 @@ extension ModelSpec {
     @discardableResult
     public func checkFitsInMemory(source: String, memory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws -> Int {
         var weightValues = 0, largest = (values: 0, layer: "")
-        func walk(_ model: ModelSpec, input: [Int]) throws {
-            var shape = input
-            for layer in model.layers {
-                if case .model(let inner) = layer.kind { try walk(inner, input: shape) }
-                for w in layer.expectedWeights(input: shape) {
+        guard !inputShape.contains(where: { $0 < 0 }) else { return 0 }
+        let graph = try ModelGraph(self, source: source)
+        var counted = Set<String>()
+        for node in graph.nodes {
+            // A shared layer's weights count once.
+            if counted.insert(node.path).inserted {
+                for w in node.layer.expectedWeights(input: node.inputShapes[0]) {
                     guard let n = checkedCount(w.shape) else {
-                        throw XferError.badInput(source, "layer '\(layer.name)': its \(w.role) of shape \(shapeText(w.shape)) is larger than any machine holds",
+                        throw XferError.badInput(source, "layer '\(node.layer.name)': its \(w.role) of shape \(shapeText(w.shape)) is larger than any machine holds",
                                                  hint: "the model configuration is damaged")
                     }
                     weightValues = weightValues.addingReportingOverflow(n).partialValue
                 }
-                shape = try layer.outputShape(input: shape)
-                let n = checkedCount(shape) ?? Int.max
-                if n > largest.values { largest = (n, layer.name) }
             }
+            let n = checkedCount(node.outputShape) ?? Int.max
+            if n > largest.values { largest = (n, node.layer.name) }
         }
-        guard !inputShape.contains(where: { $0 < 0 }) else { return 0 }
-        try walk(self, input: inputShape)
         func gib(_ values: Int) -> String {
             values == Int.max ? "more than 4 TiB" : String(format: "%.1f GiB", Double(values) * 4 / Double(1 << 30))
         }
@@ -212,9 +264,10 @@ extension LayerSpec {
             let rows = input.dropLast().reduce(1, *)
             return 2 * Double(rows) * Double(input.last ?? 0) * Double(d.units)
         case .model(let m):
-            var shape = input, total = 0.0
-            for l in m.layers { total += l.forwardFLOPs(input: shape); shape = (try? l.outputShape(input: shape)) ?? shape }
-            return total
+            var inner = m
+            inner.inputShape = input
+            guard let graph = try? ModelGraph(inner) else { return 0 }
+            return graph.nodes.reduce(0) { $0 + $1.layer.forwardFLOPs(input: $1.inputShapes[0]) }
         default:
             return 0
         }

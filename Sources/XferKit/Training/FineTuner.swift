@@ -58,16 +58,13 @@ public final class FineTuner {
 
     public init(model: ModelSpec, kerasVersion: String?, options: FineTuneOptions) throws {
         self.options = options
-        network = try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed)
+        network = try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed,
+                                      cacheAllowed: options.useCache && options.augmentations.isEmpty)
         optimizer = Optimizer(options.optimizer)
     }
 
-    /// Where the cached prefix ends (the lowest trainable layer), or nil when it cannot be cached.
-    public var cacheSplit: Int? {
-        guard options.useCache, options.augmentations.isEmpty, let lowest = network.lowestTrainable, lowest > 0,
-              network.prefixIsDeterministic else { return nil }
-        return lowest
-    }
+    /// Whether the frozen prefix runs once per sample, its frontier kept (the network's plan).
+    public var usesCache: Bool { network.plan.cached }
 
     /// Checks, before any work, that `data` can train (or, with `forTraining` false, validate)
     /// this network: labels present, samples of the network's input shape, every label one of its
@@ -96,15 +93,14 @@ public final class FineTuner {
         if let validation { try checkData(validation.data, indices: validation.indices, forTraining: false) }
         guard startEpoch >= 0 else { throw XferError.usage("startEpoch", "is \(startEpoch), not a count of epochs") }
         let h = network.inputShape[0], w = network.inputShape[1]
-        let split = cacheSplit
         var trainCache: FeatureCache?
         var valCache: FeatureCache?
-        if let split {
-            trainCache = try FeatureCache(network: network, split: split, data: train, indices: trainIndices,
+        if usesCache {
+            trainCache = try FeatureCache(network: network, data: train, indices: trainIndices,
                                           batchSize: options.batchSize, memoryLimit: options.cacheMemoryLimit,
                                           progress: { events(.caching(done: $0, total: $1)) }, warning: warning)
             if let validation {
-                valCache = try FeatureCache(network: network, split: split, data: validation.data, indices: validation.indices,
+                valCache = try FeatureCache(network: network, data: validation.data, indices: validation.indices,
                                             batchSize: options.batchSize, memoryLimit: options.cacheMemoryLimit,
                                             progress: { _, _ in }, warning: warning)
             }
@@ -141,17 +137,20 @@ public final class FineTuner {
             var ahead: Prefetch? = trainCache == nil && batches > 0
                 ? Prefetch { try self.batch(ids(0), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
             for b in 0..<batches {
-                var (x, labels, start): (Tensor, [Int], Int)
+                var (feed, labels): (TrainingNetwork.Feed, [Int])
                 if let current = ahead {
-                    (x, labels, start) = try current.value()
+                    (feed, labels) = try current.value()
                     ahead = b + 1 < batches
                         ? Prefetch { try self.batch(ids(b + 1), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
                 } else {
-                    (x, labels, start) = try batch(ids(b), cache: trainCache, data: train, height: h, width: w, warning: warning)
+                    (feed, labels) = try batch(ids(b), cache: trainCache, data: train, height: h, width: w, warning: warning)
                 }
                 if labels.isEmpty { continue }
-                if !options.augmentations.isEmpty { augment(&x, options.augmentations, &augmentRandom) }
-                let r = network.trainStep(x, labels: labels, optimizer: optimizer, from: start)
+                if !options.augmentations.isEmpty, case .input(var x) = feed {
+                    augment(&x, options.augmentations, &augmentRandom)
+                    feed = .input(x)
+                }
+                let r = network.trainStep(feed, labels: labels, optimizer: optimizer)
                 guard r.loss.isFinite else {
                     _ = try? ahead?.value()
                     throw stopDiverged(epoch + 1, b + 1, r.loss)
@@ -230,31 +229,31 @@ public final class FineTuner {
         let order = cache?.indices ?? indices
         for startIndex in stride(from: 0, to: order.count, by: options.batchSize) {
             let ids = Array(order[startIndex..<min(order.count, startIndex + options.batchSize)])
-            let (x, labels, start) = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
+            let (feed, labels) = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
             if labels.isEmpty { continue }
-            let r = network.evaluateBatch(x, labels: labels, from: start)
+            let r = network.evaluateBatch(feed, labels: labels)
             lossSum += r.loss * Double(labels.count); correct += r.correct; seen += labels.count
         }
         return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
     }
 
     private func batch(_ ids: [Int], cache: FeatureCache?, data: DataSource, height: Int, width: Int,
-                       warning: @escaping (String) -> Void) throws -> (Tensor, [Int], Int) {
+                       warning: @escaping (String) -> Void) throws -> (TrainingNetwork.Feed, [Int]) {
         if let cache {
-            let (x, labels) = try cache.batch(ids)
-            return (x, labels, cache.split)
+            let (frontier, labels) = try cache.batch(ids)
+            return (.frontier(frontier), labels)
         }
         let b = try data.batch(ids, height: height, width: width, warning: warning)
-        return (b.x, b.labels, 0)
+        return (.input(b.x), b.labels)
     }
 }
 
 /// A batch being read on a background thread.
 final class Prefetch: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<(Tensor, [Int], Int), Error>?
+    private var result: Result<(TrainingNetwork.Feed, [Int]), Error>?
 
-    init(_ load: @escaping () throws -> (Tensor, [Int], Int)) {
+    init(_ load: @escaping () throws -> (TrainingNetwork.Feed, [Int])) {
         DispatchQueue.global(qos: .userInitiated).async {
             self.result = Result { try load() }
             self.done.signal()
@@ -262,7 +261,7 @@ final class Prefetch: @unchecked Sendable {
     }
 
     /// Waits for the batch (once).
-    func value() throws -> (Tensor, [Int], Int) {
+    func value() throws -> (TrainingNetwork.Feed, [Int]) {
         done.wait()
         done.signal()
         return try result!.get()
@@ -286,42 +285,47 @@ public struct TrainingDiverged: Error, Sendable {
     public var loss: Double
 }
 
-/// The frozen prefix's output for every sample, computed once.
+/// The frozen prefix's frontier values for every sample, computed once (`ExecutionPlan`):
+/// one tensor per frontier value, kept side by side per sample.
 public final class FeatureCache {
-    public let split: Int
     public let floatsPerSample: Int
-    let featureShape: [Int]
+    /// Per frontier value, the shape of one sample.
+    let featureShapes: [[Int]]
     /// Samples that could be read, in the order given.
     public private(set) var indices: [Int] = []
     private var labels: [Int: Int] = [:]
     private var row: [Int: Int] = [:]
     private var memory: [Float] = []
     private var file: FileHandle?
-    private var fileURL: URL?
 
-    init(network: TrainingNetwork, split: Int, data: DataSource, indices wanted: [Int], batchSize: Int, memoryLimit: Int,
+    init(network: TrainingNetwork, data: DataSource, indices wanted: [Int], batchSize: Int, memoryLimit: Int,
          progress: (Int, Int) -> Void, warning: @escaping (String) -> Void) throws {
-        self.split = split
         let h = network.inputShape[0], w = network.inputShape[1]
-        var shape: [Int] = []
-        var per = 0
-        let spill = { (n: Int) -> Bool in n * 4 > memoryLimit }
+        featureShapes = network.plan.frontier.map { network.graph.valueShapes[$0] }
+        let sizes = featureShapes.map { $0.reduce(1, *) }
+        let per = sizes.reduce(0, +)
+        floatsPerSample = per
+        if per * wanted.count * 4 > memoryLimit {
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-features-\(UUID().uuidString).bin")
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+            file = try FileHandle(forUpdating: url)
+            // Unlinked at once: the space is freed when the handle closes, even on a crash.
+            try? FileManager.default.removeItem(at: url)
+        }
         for start in stride(from: 0, to: wanted.count, by: batchSize) {
             let ids = Array(wanted[start..<min(wanted.count, start + batchSize)])
             let b = try data.batch(ids, height: h, width: w, warning: warning)
             progress(min(wanted.count, start + batchSize), wanted.count)
             if b.indices.isEmpty { continue }
-            let y = network.prefixOutput(b.x, end: split)
-            if per == 0 {
-                shape = Array(y.shape.dropFirst()); per = shape.reduce(1, *)
-                if spill(per * wanted.count) {
-                    let url = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-features-\(UUID().uuidString).bin")
-                    FileManager.default.createFile(atPath: url.path, contents: nil)
-                    file = try FileHandle(forUpdating: url)
-                    fileURL = url
-                    // Unlinked at once: the space is freed when the handle closes, even on a crash.
-                    try? FileManager.default.removeItem(at: url)
+            let values = network.frontierValues(b.x)
+            // Sample-major: each sample's frontier values side by side.
+            var rows = [Float](repeating: 0, count: b.indices.count * per)
+            var offset = 0
+            for (v, size) in zip(values, sizes) {
+                for k in 0..<b.indices.count {
+                    rows.replaceSubrange((k * per + offset)..<(k * per + offset + size), with: v.values[(k * size)..<((k + 1) * size)])
                 }
+                offset += size
             }
             for (k, index) in b.indices.enumerated() {
                 row[index] = indices.count
@@ -329,34 +333,44 @@ public final class FeatureCache {
                 labels[index] = b.labels[k]
             }
             if let file {
-                try y.values.withUnsafeBytes { try file.write(contentsOf: Data($0)) }
+                try rows.withUnsafeBytes { try file.write(contentsOf: Data($0)) }
             } else {
-                memory += y.values
+                memory += rows
             }
         }
-        featureShape = shape
-        floatsPerSample = per
     }
 
     deinit { try? file?.close() }
 
-    func batch(_ ids: [Int]) throws -> (Tensor, [Int]) {
-        var values = [Float](repeating: 0, count: ids.count * floatsPerSample)
+    /// The frontier values of samples `ids` (one tensor per frontier value) and their labels.
+    func batch(_ ids: [Int]) throws -> ([Tensor], [Int]) {
+        var rows = [Float](repeating: 0, count: ids.count * floatsPerSample)
         for (k, index) in ids.enumerated() {
             let r = row[index]!
             if let file {
                 try file.seek(toOffset: UInt64(r * floatsPerSample * 4))
                 let d = try file.read(upToCount: floatsPerSample * 4) ?? Data()
                 d.withUnsafeBytes { src in
-                    values.withUnsafeMutableBytes { dst in
+                    rows.withUnsafeMutableBytes { dst in
                         dst.baseAddress!.advanced(by: k * floatsPerSample * 4).copyMemory(from: src.baseAddress!, byteCount: src.count)
                     }
                 }
             } else {
-                values.replaceSubrange((k * floatsPerSample)..<((k + 1) * floatsPerSample),
-                                       with: memory[(r * floatsPerSample)..<((r + 1) * floatsPerSample)])
+                rows.replaceSubrange((k * floatsPerSample)..<((k + 1) * floatsPerSample),
+                                     with: memory[(r * floatsPerSample)..<((r + 1) * floatsPerSample)])
             }
         }
-        return (Tensor(shape: [ids.count] + featureShape, values: values), ids.map { labels[$0]! })
+        var out: [Tensor] = []
+        var offset = 0
+        for shape in featureShapes {
+            let size = shape.reduce(1, *)
+            var values = [Float](repeating: 0, count: ids.count * size)
+            for k in ids.indices {
+                values.replaceSubrange((k * size)..<((k + 1) * size), with: rows[(k * floatsPerSample + offset)..<(k * floatsPerSample + offset + size)])
+            }
+            out.append(Tensor(shape: [ids.count] + shape, values: values))
+            offset += size
+        }
+        return (out, ids.map { labels[$0]! })
     }
 }

@@ -1,10 +1,10 @@
-// A model being trained: its layers as one chain (nested models opened up), each
-// layer told whether its weights train and whether it runs in training mode, and
-// the training step written out top to bottom:
+// A model being trained: its graph (nested models opened up), each node told by the
+// execution plan whether its weights train, whether a gradient flows through it and whether
+// it runs in training mode, and the training step written out top to bottom:
 //
-//   forward    every layer, keeping what backward needs from the lowest trainable up
+//   forward    every node, keeping what backward needs where a gradient flows
 //   loss       softmax cross-entropy from the logits, as Keras's `fit` (docs/KERAS-FORMATS.md B.6)
-//   backward   from the top down to the lowest trainable layer (no input gradient there)
+//   backward   in reverse, summing a value's gradients over its readers, down to the frontier
 //   update     the optimizer on every trainable weight, in Keras's order
 //
 // Modes follow Keras: a layer inside a nested model called with `training=False`
@@ -14,129 +14,120 @@
 import Foundation
 
 public final class TrainingNetwork {
-    /// One layer of the chain.
-    struct Entry {
-        /// `name`, or `outer/inner` for a layer of a nested model.
-        var path: String
-        var spec: LayerSpec
-        var layer: Layer
-        /// Weights train (the layer and every enclosing model are trainable).
-        var trainable: Bool
-        /// Runs in training mode during a training step.
-        var trainingMode: Bool
-    }
-
-    let entries: [Entry]
+    /// The model opened up: one node per layer call, nested models inlined, the final softmax
+    /// removed (the loss applies it, from the logits).
+    public let graph: ModelGraph
+    /// What each node runs (the `--dry-run` table and the feature cache read the same plan).
+    public let plan: ExecutionPlan
     /// The model as planned (its weights are the initial ones); `exportModel` fills in the trained ones.
     public let model: ModelSpec
     public let inputShape: [Int]
-    /// Index of the lowest layer with trainable weights; nil when nothing trains.
-    public let lowestTrainable: Int?
     private let context = ForwardContext()
+    private let executor: GraphExecutor
+    /// Per node, its engine layer when it has one that trains or runs in a training mode.
+    private let trainable: [(node: Int, layer: TrainableLayer)]
 
-    /// Builds the chain. `kerasVersion` decides BatchNormalization's moving-variance update
+    /// Builds the graph. `kerasVersion` decides BatchNormalization's moving-variance update
     /// (Keras 2's fused kernel uses n/(n−1), Keras 3 the biased variance); `seed` seeds Dropout.
-    public init(model: ModelSpec, kerasVersion: String?, seed: UInt64) throws {
+    /// `cacheAllowed`: the caller may keep the frozen prefix's outputs (no augmentation).
+    public init(model: ModelSpec, kerasVersion: String?, seed: UInt64, cacheAllowed: Bool = true) throws {
         self.model = model
         inputShape = model.inputShape
-        var flat: [(path: String, spec: LayerSpec, trainable: Bool, inference: Bool)] = []
-        func walk(_ m: ModelSpec, prefix: String, trainable: Bool, inference: Bool) {
-            for l in m.layers {
-                // A nested model's own flag does not reach into its layers (ModelSpec.weightCounts).
-                if case .model(let inner) = l.kind {
-                    walk(inner, prefix: prefix + l.name + "/", trainable: trainable,
-                         inference: inference || l.callTrainingFalse)
-                } else {
-                    flat.append((prefix + l.name, l, trainable && l.trainable, inference))
-                }
-            }
+        var graph = try ModelGraph(model)
+        guard let last = graph.nodes.last, last.output == graph.output else {
+            throw XferError.badInput(model.name, "has no layers")
         }
-        walk(model, prefix: "", trainable: model.trainable, inference: false)
-        guard var last = flat.last?.spec else { throw XferError.badInput(model.name, "has no layers") }
         // The final softmax is applied by the loss, from the logits.
-        switch last.kind {
+        var head = last.layer
+        switch head.kind {
         case .dense(var d) where d.activation == .softmax:
-            d.activation = .linear; last.kind = .dense(d)
+            d.activation = .linear; head.kind = .dense(d)
         case .activation(.softmax):
-            last.kind = .activation(.linear)
+            head.kind = .activation(.linear)
         default:
             throw XferError.badInput(model.name, "does not end in a softmax, so it cannot be trained with categorical cross-entropy",
                                      hint: "fine-tune with a new head (drop --keep-top)")
         }
-        flat[flat.count - 1].spec = last
+        graph.replaceLayer(ofNode: graph.nodes.count - 1, with: head)
+        self.graph = graph
+        plan = ExecutionPlan(graph: graph, cacheAllowed: cacheAllowed)
+        executor = try GraphExecutor(graph: graph, context: context)
 
         let bessel = !(kerasVersion?.hasPrefix("3") ?? false)
-        var shape = model.inputShape
-        var built: [Entry] = []
         var random = SeededRandom(seed: seed)
-        for f in flat {
-            let layer = try Network.build(f.spec, inputShape: shape)
-            shape = layer.outputShape
-            let hasWeights = f.spec.hasWeights
-            var trainingMode = !f.inference
-            if case .batchNormalization = f.spec.kind, !f.trainable { trainingMode = false }
-            if let t = layer as? TrainableLayer {
-                t.trainable = f.trainable && hasWeights
-                t.training = false
-                if let d = layer as? DropoutLayer { d.random = SeededRandom(seed: random.next()) }
+        var layers: [(node: Int, layer: TrainableLayer)] = []
+        var paths = Set<String>()
+        for (i, layer) in executor.layers {
+            let node = graph.nodes[i]
+            guard let t = layer as? TrainableLayer else {
+                if plan.needsGradient[node.output] {
+                    throw XferError.badInput(node.path, "\(node.layer.className) layers cannot be trained yet",
+                                             hint: "freeze it and everything below it (--freeze-until a later layer)")
+                }
+                continue
             }
+            if node.trainable && !paths.insert(node.path).inserted {
+                throw XferError.badInput(node.path, "a layer called more than once (shared) cannot be trained yet",
+                                         hint: "freeze it (--freeze \(node.layer.name))")
+            }
+            t.trainable = node.trainable
+            t.training = false
+            if let d = layer as? DropoutLayer { d.random = SeededRandom(seed: random.next()) }
             configureBatchNorm(layer, bessel: bessel, inputRank: layer.inputShape.count)
-            built.append(Entry(path: f.path, spec: f.spec, layer: layer, trainable: f.trainable && hasWeights, trainingMode: trainingMode))
+            layers.append((i, t))
         }
-        entries = built
-        lowestTrainable = built.firstIndex { $0.trainable }
-        if let lowest = lowestTrainable {
-            for e in built[lowest...] where !(e.layer is TrainableLayer) {
-                throw XferError.badInput(e.path, "\(e.spec.className) layers cannot be trained yet",
-                                         hint: "freeze it and everything below it (--freeze-until a later layer)")
-            }
-        }
+        trainable = layers
     }
+
+    /// The layers whose weights train, in the order the optimizer numbers their parameters.
+    private var trainingLayers: [(node: Int, layer: TrainableLayer)] { trainable.filter { graph.nodes[$0.node].trainable } }
 
     /// Whether the weights of the layer at `path` (or of `path/role`) train.
     public func isTrainable(_ path: String) -> Bool {
-        entries.contains { $0.trainable && (path == $0.path || path.hasPrefix($0.path + "/")) }
+        graph.nodes.contains { $0.trainable && (path == $0.path || path.hasPrefix($0.path + "/")) }
     }
 
     /// `path/role` of each trainable parameter, in the order the optimizer numbers them.
-    public var parameterPaths: [String] {
-        var out: [String] = []
-        guard let lowest = lowestTrainable else { return out }
-        for e in entries[lowest...] where e.trainable {
-            (e.layer as! TrainableLayer).withParameters { role, _, _ in out.append("\(e.path)/\(role)") }
-        }
-        return out
-    }
+    public var parameterPaths: [String] { parameterSizes.map(\.path) }
 
     /// The number of values each sample's output has (the classes of the final softmax).
-    public var outputCount: Int { entries.last?.layer.outputShape.reduce(1, *) ?? 0 }
+    public var outputCount: Int { graph.outputShape.reduce(1, *) }
 
     /// `path/role` and number of values of each trainable parameter, in the order the optimizer
     /// numbers them (what a resumed optimizer state must match).
     public var parameterSizes: [(path: String, count: Int)] {
         var out: [(path: String, count: Int)] = []
-        guard let lowest = lowestTrainable else { return out }
-        for e in entries[lowest...] where e.trainable {
-            (e.layer as! TrainableLayer).withParameters { role, value, _ in out.append(("\(e.path)/\(role)", value.count)) }
+        for (i, t) in trainingLayers {
+            t.withParameters { role, value, _ in out.append(("\(graph.nodes[i].path)/\(role)", value.count)) }
         }
         return out
     }
 
-    /// The chain's layer paths, in order.
-    public var layerPaths: [String] { entries.map(\.path) }
-
-    /// Whether anything before the lowest trainable layer is random in training (Dropout), which
-    /// rules out caching the frozen prefix's output.
-    public var prefixIsDeterministic: Bool {
-        guard let lowest = lowestTrainable else { return true }
-        return !entries[..<lowest].contains { e in
-            if case .dropout(let d) = e.spec.kind { return d.rate > 0 && e.trainingMode }
-            return false
-        }
-    }
+    /// The graph's layer paths, in the order they run.
+    public var layerPaths: [String] { graph.nodes.map(\.path) }
 
     private func setModes(training: Bool) {
-        for e in entries { (e.layer as? TrainableLayer)?.training = training && e.trainingMode }
+        for (i, t) in trainable { t.training = training && plan.trainingMode[i] }
+    }
+
+    // MARK: Feeding
+
+    /// What a training step starts from: the model's input, or the frozen prefix's frontier
+    /// values (`plan.frontier`, in that order) taken from the feature cache.
+    public enum Feed {
+        case input(Tensor)
+        case frontier([Tensor])
+    }
+
+    private func values(_ feed: Feed) -> (values: [Int: Tensor], run: [Bool]?) {
+        switch feed {
+        case .input(let x):
+            return ([0: x], nil)
+        case .frontier(let tensors):
+            precondition(tensors.count == plan.frontier.count, "one tensor per frontier value")
+            let run = graph.nodes.map { plan.needsGradient[$0.output] }
+            return (Dictionary(uniqueKeysWithValues: zip(plan.frontier, tensors)), run)
+        }
     }
 
     // MARK: The training step
@@ -144,16 +135,20 @@ public final class TrainingNetwork {
     /// One training step on a batch `x` (n, inputShape…) with integer `labels`: forward in
     /// training mode, loss, backward, optimizer update. Returns the batch's mean loss (from before
     /// the update, as Keras's `train_on_batch`) and how many samples were classified right.
-    ///
-    /// `from` > 0 starts at that layer with `x` its input (a cached frozen prefix's output).
     @discardableResult
-    public func trainStep(_ x: Tensor, labels: [Int], optimizer: Optimizer, from start: Int = 0) -> (loss: Double, correct: Int) {
-        guard let lowest = lowestTrainable else { return evaluateBatch(x, labels: labels, from: start) }
-        let (loss, correct) = forwardBackward(x, labels: labels, from: start, lowest: lowest)
+    public func trainStep(_ x: Tensor, labels: [Int], optimizer: Optimizer) -> (loss: Double, correct: Int) {
+        trainStep(.input(x), labels: labels, optimizer: optimizer)
+    }
+
+    /// One training step from `feed` (the input, or the cached frontier).
+    @discardableResult
+    public func trainStep(_ feed: Feed, labels: [Int], optimizer: Optimizer) -> (loss: Double, correct: Int) {
+        guard plan.trains else { return evaluateBatch(feed, labels: labels) }
+        let (loss, correct) = forwardBackward(feed, labels: labels)
         // update
         var k = 0
-        for e in entries[lowest...] where e.trainable {
-            (e.layer as! TrainableLayer).withParameters { _, value, gradient in
+        for (_, t) in trainingLayers {
+            t.withParameters { _, value, gradient in
                 optimizer.update(k, value, gradient)
                 k += 1
             }
@@ -162,81 +157,67 @@ public final class TrainingNetwork {
         return (loss, correct)
     }
 
-    /// Forward in training mode, keeping what backward needs from `lowest` up; the loss from the
-    /// logits; backward from the top down to `lowest`, with no input gradient there. Leaves the
+    /// Forward in training mode, keeping what backward needs where a gradient flows; the loss
+    /// from the logits; backward through every node whose output needs a gradient. Leaves the
     /// weight gradients in the layers.
-    private func forwardBackward(_ x: Tensor, labels: [Int], from start: Int, lowest: Int) -> (loss: Double, correct: Int) {
-        precondition(start <= lowest, "the cached prefix must end at or below the lowest trainable layer")
+    private func forwardBackward(_ feed: Feed, labels: [Int]) -> (loss: Double, correct: Int) {
         setModes(training: true)
         defer { setModes(training: false) }
-        // forward
         context.pool.beginPass()
-        var y = x
-        for i in start..<entries.count {
-            context.keepForBackward = i >= lowest
-            y = entries[i].layer.forward(y, context)
-        }
-        context.keepForBackward = false
-        // loss
-        let (loss, correct, dLogits) = softmaxCrossEntropy(logits: y, labels: labels)
-        // backward
-        for i in lowest..<entries.count { (entries[i].layer as! TrainableLayer).zeroGradients() }
-        var dy = dLogits
-        for i in stride(from: entries.count - 1, through: lowest, by: -1) {
-            let layer = entries[i].layer as! TrainableLayer
-            guard let dx = layer.backward(dy, context, needInputGradient: i > lowest) else { break }
-            dy = dx
-        }
+        let (fed, run) = values(feed)
+        let keep = graph.nodes.map { plan.needsGradient[$0.output] }
+        let logits = executor.forward(feed: fed, run: run, keep: keep, wanted: [graph.output])[0]
+        let (loss, correct, dLogits) = softmaxCrossEntropy(logits: logits, labels: labels)
+        for (_, t) in trainable { t.zeroGradients() }
+        executor.backward(dLogits, plan: plan)
         return (loss, correct)
     }
 
     /// Loss and correct count of a batch in inference mode (validation, evaluation).
-    public func evaluateBatch(_ x: Tensor, labels: [Int], from start: Int = 0) -> (loss: Double, correct: Int) {
-        let logits = forwardLogits(x, from: start)
-        let r = softmaxCrossEntropy(logits: logits, labels: labels)
+    public func evaluateBatch(_ x: Tensor, labels: [Int]) -> (loss: Double, correct: Int) {
+        evaluateBatch(.input(x), labels: labels)
+    }
+
+    public func evaluateBatch(_ feed: Feed, labels: [Int]) -> (loss: Double, correct: Int) {
+        let r = softmaxCrossEntropy(logits: forwardLogits(feed), labels: labels)
         return (r.loss, r.correct)
     }
 
-    /// The logits for `x`, every layer in inference mode.
-    public func forwardLogits(_ x: Tensor, from start: Int = 0, upTo end: Int? = nil) -> Tensor {
+    /// The logits for `feed`, every layer in inference mode.
+    public func forwardLogits(_ feed: Feed) -> Tensor {
         setModes(training: false)
-        context.keepForBackward = false
         context.pool.beginPass()
-        var y = x
-        for i in start..<(end ?? entries.count) { y = entries[i].layer.forward(y, context) }
-        return y
+        let (fed, run) = values(feed)
+        return executor.forward(feed: fed, run: run, wanted: [graph.output])[0]
     }
 
-    /// The output of the layers before `end` (the frozen prefix), for the feature cache. The
-    /// prefix is frozen and deterministic, so inference mode gives what training mode would.
-    public func prefixOutput(_ x: Tensor, end: Int) -> Tensor {
-        var y = forwardLogits(x, from: 0, upTo: end)
-        y.values = Array(y.values)  // its own storage, outside the activation pool
-        return y
+    /// The frozen prefix's frontier values for `x`, for the feature cache, each in its own
+    /// storage. The prefix is frozen and deterministic, so inference mode gives what training
+    /// mode would.
+    public func frontierValues(_ x: Tensor) -> [Tensor] {
+        setModes(training: false)
+        context.pool.beginPass()
+        let run = graph.nodes.map { !plan.needsGradient[$0.output] }
+        return executor.forward(feed: [0: x], run: run, wanted: plan.frontier).map { Tensor(shape: $0.shape, values: Array($0.values)) }
     }
 
     /// The gradients of the mean loss on a batch w.r.t. every trainable weight, by `path/role`,
     /// without updating anything (for parity tests against Keras's GradientTape).
     public func gradients(_ x: Tensor, labels: [Int]) -> (loss: Double, gradients: [String: [Float]]) {
-        guard let lowest = lowestTrainable else { return (evaluateBatch(x, labels: labels).loss, [:]) }
-        let (loss, _) = forwardBackward(x, labels: labels, from: 0, lowest: lowest)
+        guard plan.trains else { return (evaluateBatch(x, labels: labels).loss, [:]) }
+        let (loss, _) = forwardBackward(.input(x), labels: labels)
         var out: [String: [Float]] = [:]
-        for e in entries[lowest...] where e.trainable {
-            (e.layer as! TrainableLayer).withParameters { role, _, g in out["\(e.path)/\(role)"] = Array(g) }
+        for (i, t) in trainingLayers {
+            t.withParameters { role, _, g in out["\(graph.nodes[i].path)/\(role)"] = Array(g) }
         }
         return (loss, out)
     }
 
-    /// Every weight of the chain now, by `path/role` (moving statistics included).
+    /// Every weight now, by `path/role` (moving statistics included).
     public func currentWeights() -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for e in entries {
-            guard let t = e.layer as? TrainableLayer else {
-                for w in e.spec.weights { out["\(e.path)/\(w.role)"] = w.values }
-                continue
-            }
-            for (role, v) in t.currentWeights() { out["\(e.path)/\(role)"] = v }
-        }
+        for node in graph.nodes { for w in node.layer.weights { out["\(node.path)/\(w.role)"] = w.values } }
+        for (i, t) in trainable { for (role, v) in t.currentWeights() { out["\(graph.nodes[i].path)/\(role)"] = v } }
         return out
     }
 
@@ -244,20 +225,21 @@ public final class TrainingNetwork {
     /// run in training mode), by `path/role`: what a snapshot of the training state needs.
     public func changingWeights() -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for e in entries {
-            let bnTraining: Bool = { if case .batchNormalization = e.spec.kind { return e.trainingMode } else { return false } }()
-            guard e.trainable || bnTraining, let t = e.layer as? TrainableLayer else { continue }
-            for (role, v) in t.currentWeights() { out["\(e.path)/\(role)"] = v }
+        for (i, t) in trainable {
+            let node = graph.nodes[i]
+            let bnTraining: Bool = { if case .batchNormalization = node.layer.kind { return plan.trainingMode[i] } else { return false } }()
+            guard node.trainable || bnTraining else { continue }
+            for (role, v) in t.currentWeights() { out["\(node.path)/\(role)"] = v }
         }
         return out
     }
 
     /// Puts back weights taken with `currentWeights()` (early stopping's best epoch).
     public func restore(_ weights: [String: [Float]]) {
-        for e in entries {
-            guard let t = e.layer as? TrainableLayer else { continue }
+        for (i, t) in trainable {
+            let path = graph.nodes[i].path
             var own: [String: [Float]] = [:]
-            for (key, v) in weights where key.hasPrefix(e.path + "/") { own[String(key.dropFirst(e.path.count + 1))] = v }
+            for (key, v) in weights where key.hasPrefix(path + "/") { own[String(key.dropFirst(path.count + 1))] = v }
             if !own.isEmpty { t.restoreWeights(own) }
         }
     }
