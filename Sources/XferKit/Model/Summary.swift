@@ -47,10 +47,9 @@ public struct ModelSummary: Sendable {
     /// (trainable, non-trainable) counts of `model`'s layers, appending their rows.
     private static func collect(_ model: ModelSpec, enclosingTrainable: Bool, parent: String?, depth: Int,
                                 into rows: inout [SummaryRow]) throws -> (Int, Int) {
-        var shape = model.inputShape
+        let outputs = try model.layerOutputShapes()
         var total = (0, 0)
-        for layer in model.layers {
-            let out = try layer.outputShape(input: shape)
+        for (layer, out) in zip(model.layers, outputs) {
             let rowIndex = rows.count
             rows.append(SummaryRow(name: layer.name, type: layer.className, outputShape: [nil] + out.map { $0 },
                                    params: 0, trainableParams: 0, nonTrainableParams: 0,
@@ -70,7 +69,6 @@ public struct ModelSummary: Sendable {
             rows[rowIndex].trainableParams = own.0
             rows[rowIndex].nonTrainableParams = own.1
             total.0 += counts.0; total.1 += counts.1
-            shape = out
         }
         return total
     }
