@@ -1,9 +1,9 @@
-// What every engine layer is: a named step from one activation tensor to the next,
-// with fixed per-sample input and output shapes worked out when the network is built.
+// What every single-input engine layer is: a named step from one activation tensor to the
+// next, with fixed per-sample input and output shapes worked out when the graph is built
+// (layers with several inputs are MergeLayers). Training adds `TrainableLayer` (Backward.swift).
 //
-// Forward only for now. A layer keeps what its backward pass will need (its input,
-// its output, argmax positions) only when the context asks for it, so inference
-// holds no more than the activations in flight.
+// A layer keeps what its backward pass will need (its input, its output, argmax positions)
+// only when the context asks for it, so inference holds no more than the activations in flight.
 
 /// One layer of a `Network`.
 public protocol Layer: AnyObject {
