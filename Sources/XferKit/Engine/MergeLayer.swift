@@ -23,3 +23,25 @@ public protocol MergeLayer: AnyObject {
     /// from `dy` (N, outputShape…), using what the last forward kept.
     func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradients: [Bool]) -> [Tensor?]
 }
+
+/// Runs `body` with a pointer to the values of each tensor, in order (none may be empty).
+func withValuePointers<R>(_ tensors: [Tensor], _ body: ([UnsafePointer<Float>]) -> R) -> R {
+    withValuePointers(tensors[...], [], body)
+}
+
+private func withValuePointers<R>(_ tensors: ArraySlice<Tensor>, _ pointers: [UnsafePointer<Float>],
+                                  _ body: ([UnsafePointer<Float>]) -> R) -> R {
+    guard let first = tensors.first else { return body(pointers) }
+    return first.values.withUnsafeBufferPointer { p in
+        withValuePointers(tensors.dropFirst(), pointers + [p.baseAddress!], body)
+    }
+}
+
+/// Runs `body` on consecutive ranges that together cover 0..<units, on the shared thread pool
+/// when the work (`elements` values) is large enough to be worth it. The ranges must be
+/// independent: `body` may run on several threads at once.
+func parallelRanges(_ units: Int, elements: Int, _ body: (_ range: Range<Int>) -> Void) {
+    let parts = elements < 1 << 15 ? 1 : min(units, 4 * ThreadPool.shared.threadCount)
+    if parts <= 1 { body(0..<units); return }
+    parallelFor(parts) { i, _ in body(chunk(i, of: parts, total: units)) }
+}
