@@ -112,5 +112,26 @@ final class GraphExecutor {
 
 /// The engine layer of a Keras merge layer (Engine/Layers/).
 func makeMergeLayer(_ op: MergeOp, name: String, inputShapes: [[Int]]) throws -> MergeLayer {
-    throw XferError.badInput("layer '\(name)'", "\(op.className) layers cannot run yet")
+    switch op {
+    case .add: return try AddLayer(name: name, inputShapes: inputShapes)
+    case .subtract: return try SubtractLayer(name: name, inputShapes: inputShapes)
+    case .multiply: return try MultiplyLayer(name: name, inputShapes: inputShapes)
+    case .average: return try AverageLayer(name: name, inputShapes: inputShapes)
+    case .maximum: return try MaximumLayer(name: name, inputShapes: inputShapes)
+    case .minimum: return try MinimumLayer(name: name, inputShapes: inputShapes)
+    case .concatenate(let axis): return try ConcatenateLayer(name: name, axis: axis, inputShapes: inputShapes)
+    }
+}
+
+/// The output shape of a merge layer for `inputShapes`, by the layer's own rule.
+func mergeOutputShape(_ op: MergeOp, name: String, inputShapes: [[Int]]) throws -> [Int] {
+    switch op {
+    case .add: return try AddLayer.outputShape(name: name, inputShapes: inputShapes)
+    case .subtract: return try SubtractLayer.outputShape(name: name, inputShapes: inputShapes)
+    case .multiply: return try MultiplyLayer.outputShape(name: name, inputShapes: inputShapes)
+    case .average: return try AverageLayer.outputShape(name: name, inputShapes: inputShapes)
+    case .maximum: return try MaximumLayer.outputShape(name: name, inputShapes: inputShapes)
+    case .minimum: return try MinimumLayer.outputShape(name: name, inputShapes: inputShapes)
+    case .concatenate(let axis): return try ConcatenateLayer.outputShape(name: name, axis: axis, inputShapes: inputShapes)
+    }
 }

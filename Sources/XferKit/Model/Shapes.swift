@@ -93,46 +93,18 @@ extension LayerSpec {
         return try outputShape(input: inputs[0])
     }
 
-    /// Keras's merge shapes: elementwise merges broadcast their inputs (same rank, each size
-    /// equal or 1); Concatenate sums the sizes along its axis, the others must agree.
+    /// Keras's merge shapes, by the merge layer's own rule (Engine/Layers/): elementwise merges
+    /// broadcast their inputs, Concatenate sums the sizes along its axis.
     private func mergeOutputShape(_ op: MergeOp, _ inputs: [[Int]]) throws -> [Int] {
-        let minimum = 2
-        guard inputs.count >= minimum, op != .subtract || inputs.count == 2 else {
-            throw XferError.badInput(name, "\(op.className) needs \(op == .subtract ? "exactly 2" : "at least 2") inputs, is given \(inputs.count)")
+        do {
+            return try XferKit.mergeOutputShape(op, name: name, inputShapes: inputs)
+        } catch let e as XferError {
+            throw XferError.badInput(name, e.message, hint: e.hint)
         }
-        let rank = inputs[0].count
-        guard inputs.allSatisfy({ $0.count == rank }) else {
-            throw XferError.badInput(name, "\(op.className) inputs of different ranks: \(inputs.map { shapeText($0) }.joined(separator: ", "))")
-        }
-        if case .concatenate(let axis) = op {
-            // Keras counts the batch axis: axis 1 of (N, H, W, C) is H; −1 is the last.
-            let a = axis < 0 ? rank + axis : axis - 1
-            guard a >= 0, a < rank else {
-                throw XferError.badInput(name, "Concatenate axis \(axis) does not exist for inputs of shape \(shapeText(inputs[0]))")
-            }
-            var out = inputs[0]
-            out[a] = 0
-            for s in inputs {
-                guard (0..<rank).allSatisfy({ $0 == a || s[$0] == inputs[0][$0] }) else {
-                    throw XferError.badInput(name, "Concatenate on axis \(axis) of \(inputs.map { shapeText($0) }.joined(separator: ", ")): the other sizes differ")
-                }
-                out[a] += s[a]
-            }
-            return out
-        }
-        var out = inputs[0]
-        for s in inputs.dropFirst() {
-            for i in 0..<rank {
-                if out[i] == s[i] || s[i] == 1 { continue }
-                guard out[i] == 1 else {
-                    throw XferError.badInput(name, "\(op.className) cannot broadcast \(inputs.map { shapeText($0) }.joined(separator: " and "))")
-                }
-                out[i] = s[i]
-            }
-        }
-        return out
     }
+}
 
+extension LayerSpec {
     /// The weights this layer must have for an input of `input`: role, shape, trainable kind.
     /// Nested models return [] (their layers hold their weights).
     public func expectedWeights(input: [Int]) -> [(role: String, shape: [Int], trainableKind: Bool)] {
