@@ -129,7 +129,8 @@ func activationBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePoint
     case .selu:
         let alpha: Float = 1.6732632423543772848170429916717
         let scale: Float = 1.0507009873554804934193349852946
-        for i in 0..<n { dy[i] *= y[i] > 0 ? scale : y[i] + scale * alpha }
+        // TensorFlow's SeluGrad: y < 0 ? y + scale·alpha : scale (at y = 0, scale).
+        for i in 0..<n { dy[i] *= y[i] < 0 ? y[i] + scale * alpha : scale }
     case .softplus:
         for i in 0..<n { dy[i] *= -expm1f(-y[i]) }
     case .softsign:

@@ -118,7 +118,7 @@ public final class Conv2DLayer: TrainableLayer {
         var y = context.output([n] + outputShape)
         let activation = config.activation
         // silu/gelu derivatives need the pre-activation: stop before the activation.
-        let keepPreActivation = context.keepForBackward && activationGradientNeedsInput(activation)
+        let keepPreActivation = context.keepForBackward && activationBackwardNeedsInput(activation)
         x.values.withUnsafeBufferPointer { px in
             kernel.withUnsafeBufferPointer { pk in
                 y.values.withUnsafeMutableBufferPointer { py in
@@ -344,11 +344,6 @@ func withStorage<R>(_ array: inout [Float], if condition: Bool, _ body: (UnsafeM
     condition ? array.withUnsafeMutableBufferPointer { body($0.baseAddress!) } : body(nil)
 }
 
-/// Whether `activationGradient` needs the activation's input (silu, gelu) rather than its output.
-func activationGradientNeedsInput(_ activation: Activation) -> Bool {
-    activation == .silu || activation == .gelu
-}
-
 /// dz = dy · act'(…) element-wise (softmax: its Jacobian, over the last axis), the shapes
 /// all equal. `saved` is the activation's output, or for silu/gelu its input. The
 /// derivatives are TensorFlow's: relu passes where y > 0, relu6 where 0 < y < 6, elu and
@@ -373,54 +368,13 @@ func activationGradient(_ dy: Tensor, _ saved: Tensor, _ activation: Activation,
     }
 }
 
-/// The kernel of `activationGradient` on `rows` rows of `cols` values.
+/// The kernel of `activationGradient` on `rows` rows of `cols` values: dy copied into dz, then
+/// the one activation table's backward (Activations.swift). `s` is the output, or for silu/gelu
+/// the input, which is all that table reads for them.
 func activationGradient(_ dy: UnsafePointer<Float>, _ s: UnsafePointer<Float>, _ activation: Activation,
                         rows: Int, cols: Int, into dz: UnsafeMutablePointer<Float>) {
-    let n = rows * cols
-    switch activation {
-    case .linear:
-        dz.update(from: dy, count: n)
-    case .relu:
-        for i in 0..<n { dz[i] = s[i] > 0 ? dy[i] : 0 }
-    case .relu6:
-        for i in 0..<n { dz[i] = s[i] > 0 && s[i] < 6 ? dy[i] : 0 }
-    case .sigmoid:
-        for i in 0..<n { dz[i] = dy[i] * s[i] * (1 - s[i]) }
-    case .tanh:
-        for i in 0..<n { dz[i] = dy[i] * (1 - s[i] * s[i]) }
-    case .softmax:
-        for r in 0..<rows {
-            let g = dy + r * cols, y = s + r * cols, d = dz + r * cols
-            var dot: Float = 0
-            for j in 0..<cols { dot += g[j] * y[j] }
-            for j in 0..<cols { d[j] = y[j] * (g[j] - dot) }
-        }
-    case .elu:
-        for i in 0..<n { dz[i] = s[i] < 0 ? dy[i] * (s[i] + 1) : dy[i] }
-    case .selu:
-        let alpha: Float = 1.6732632423543772848170429916717
-        let scale: Float = 1.0507009873554804934193349852946
-        for i in 0..<n { dz[i] = s[i] < 0 ? dy[i] * (s[i] + scale * alpha) : dy[i] * scale }
-    case .softplus:
-        // sigmoid(x) = 1 − e^(−y)
-        for i in 0..<n { dz[i] = dy[i] * -expm1f(-s[i]) }
-    case .softsign:
-        // 1/(1 + |x|)² = (1 − |y|)²
-        for i in 0..<n { let t = 1 - abs(s[i]); dz[i] = dy[i] * t * t }
-    case .silu:
-        for i in 0..<n {
-            let x = s[i], sig = 1 / (1 + expf(-x))
-            dz[i] = dy[i] * sig * (1 + x * (1 - sig))
-        }
-    case .gelu:
-        // Φ(x) + x·φ(x)
-        for i in 0..<n {
-            let x = s[i]
-            let cdf = 0.5 * (1 + erff(x * 0.70710678118654752440))
-            let pdf = expf(-0.5 * x * x) * 0.39894228040143267794
-            dz[i] = dy[i] * (cdf + x * pdf)
-        }
-    }
+    dz.update(from: dy, count: rows * cols)
+    activationBackward(dz, output: s, input: s, rows: rows, cols: cols, activation)
 }
 
 /// sums (cols) += Σ over the rows of m (rows × cols).
