@@ -203,6 +203,21 @@ public struct LayerSpec: Sendable {
     }
 
     public func weight(_ role: String) -> WeightSpec? { weights.first { $0.role == role } }
+
+    /// This layer with `activation` taken off (a Dense layer's or an Activation layer's), so it
+    /// outputs logits; nil when the layer does not end in that activation.
+    public func withoutActivation(_ activation: Activation) -> LayerSpec? {
+        var l = self
+        switch kind {
+        case .dense(var d) where d.activation == activation:
+            d.activation = .linear; l.kind = .dense(d)
+        case .activation(let a) where a == activation:
+            l.kind = .activation(.linear)
+        default:
+            return nil
+        }
+        return l
+    }
 }
 
 /// A Keras model: Sequential (a chain of layers), or Functional (a graph: each layer's `calls`

@@ -38,18 +38,15 @@ public final class Predictor {
     /// True when the final softmax is applied here, not by the network.
     public let appliesSoftmax: Bool
 
+    /// The loss `evaluate` reports (categorical cross-entropy); it applies the softmax.
+    let loss = CategoricalCrossEntropy()
+
     public init(model: ModelSpec) throws {
         var spec = model
         var strip = false
-        if var last = spec.layers.last {
-            switch last.kind {
-            case .dense(var d) where d.activation == .softmax:
-                d.activation = .linear; last.kind = .dense(d); strip = true
-            case .activation(.softmax):
-                last.kind = .activation(.linear); strip = true
-            default: break
-            }
-            spec.layers[spec.layers.count - 1] = last
+        if let last = spec.layers.last, let logits = last.withoutActivation(loss.headActivation) {
+            spec.layers[spec.layers.count - 1] = logits
+            strip = true
         }
         self.model = model
         appliesSoftmax = strip
@@ -98,7 +95,7 @@ public final class Predictor {
         guard !indices.isEmpty else { throw XferError.badInput(data.path, "holds no readable samples") }
         let raw = Tensor(shape: [indices.count, width], values: outputs)
         if appliesSoftmax {
-            return Predictions(probabilities: softmaxRows(raw), logits: raw, indices: indices, labels: labels, sampleShape: sampleShape)
+            return Predictions(probabilities: loss.probabilities(logits: raw), logits: raw, indices: indices, labels: labels, sampleShape: sampleShape)
         }
         return Predictions(probabilities: raw, logits: nil, indices: indices, labels: labels, sampleShape: sampleShape)
     }
@@ -114,43 +111,20 @@ public final class Predictor {
             throw XferError.badInput("data", "holds label \(bad) but the model has \(classes) outputs",
                                      hint: "the data's classes do not match the model's")
         }
-        var loss = 0.0, correct = 0
+        if let logits = p.logits {
+            let r = loss.loss(logits: logits, labels: p.labels)
+            return EvaluationResult(loss: r.loss, accuracy: Double(r.correct) / Double(n), count: n)
+        }
+        // Outputs that are already probabilities: Keras's cross-entropy on them, renormalised and
+        // clipped to [1e-7, 1 − 1e-7].
+        var total = 0.0, correct = 0
         for i in 0..<n {
             let row = Array(p.probabilities.values[(i * classes)..<((i + 1) * classes)])
             let label = p.labels[i]
-            if let logits = p.logits {
-                let z = Array(logits.values[(i * classes)..<((i + 1) * classes)])
-                loss += Double(logSumExp(z) - z[label])
-            } else {
-                let total = row.reduce(0, +)
-                let q = min(max(row[label] / total, 1e-7), 1 - 1e-7)
-                loss -= Double(log(q))
-            }
+            let q = min(max(row[label] / row.reduce(0, +), 1e-7), 1 - 1e-7)
+            total -= Double(log(q))
             if row.indices.max(by: { row[$0] < row[$1] }) == label { correct += 1 }
         }
-        return EvaluationResult(loss: loss / Double(n), accuracy: Double(correct) / Double(n), count: n)
+        return EvaluationResult(loss: total / Double(n), accuracy: Double(correct) / Double(n), count: n)
     }
-}
-
-/// log Σ exp(z), computed stably.
-public func logSumExp(_ z: [Float]) -> Float {
-    let m = z.max() ?? 0
-    var s: Float = 0
-    for v in z { s += expf(v - m) }
-    return m + logf(s)
-}
-
-/// Row-wise softmax of a (N, C) tensor.
-public func softmaxRows(_ t: Tensor) -> Tensor {
-    let c = t.shape[1]
-    var out = t.values
-    for i in 0..<t.shape[0] {
-        let lo = i * c
-        var m = -Float.infinity
-        for j in 0..<c { m = max(m, out[lo + j]) }
-        var s: Float = 0
-        for j in 0..<c { out[lo + j] = expf(out[lo + j] - m); s += out[lo + j] }
-        for j in 0..<c { out[lo + j] /= s }
-    }
-    return Tensor(shape: t.shape, values: out)
 }

@@ -3,7 +3,7 @@
 // it runs in training mode, and the training step written out top to bottom:
 //
 //   forward    every node, keeping what backward needs where a gradient flows
-//   loss       softmax cross-entropy from the logits, as Keras's `fit` (docs/KERAS-FORMATS.md B.6)
+//   loss       the Loss (categorical cross-entropy) from the logits, as Keras's `fit`
 //   backward   in reverse, summing a value's gradients over its readers, down to the frontier
 //   update     the optimizer on every trainable weight, in Keras's order
 //
@@ -22,6 +22,8 @@ public final class TrainingNetwork {
     /// The model as planned (its weights are the initial ones); `exportModel` fills in the trained ones.
     public let model: ModelSpec
     public let inputShape: [Int]
+    /// What training minimises; it applies the head's activation itself, from the logits.
+    public let loss: Loss
     private let context = ForwardContext()
     private let executor: GraphExecutor
     /// Per node, its engine layer when it has one that trains or runs in a training mode.
@@ -30,22 +32,18 @@ public final class TrainingNetwork {
     /// Builds the graph. `kerasVersion` decides BatchNormalization's moving-variance update
     /// (Keras 2's fused kernel uses n/(n−1), Keras 3 the biased variance); `seed` seeds Dropout.
     /// `cacheAllowed`: the caller may keep the frozen prefix's outputs (no augmentation).
-    public init(model: ModelSpec, kerasVersion: String?, seed: UInt64, cacheAllowed: Bool = true) throws {
+    public init(model: ModelSpec, kerasVersion: String?, seed: UInt64, cacheAllowed: Bool = true,
+                loss: Loss = CategoricalCrossEntropy()) throws {
         self.model = model
+        self.loss = loss
         inputShape = model.inputShape
         var graph = try ModelGraph(model)
         guard let last = graph.nodes.last, last.output == graph.output else {
             throw XferError.badInput(model.name, "has no layers")
         }
-        // The final softmax is applied by the loss, from the logits.
-        var head = last.layer
-        switch head.kind {
-        case .dense(var d) where d.activation == .softmax:
-            d.activation = .linear; head.kind = .dense(d)
-        case .activation(.softmax):
-            head.kind = .activation(.linear)
-        default:
-            throw XferError.badInput(model.name, "does not end in a softmax, so it cannot be trained with categorical cross-entropy",
+        // The head's activation is applied by the loss, from the logits.
+        guard let head = last.layer.withoutActivation(loss.headActivation) else {
+            throw XferError.badInput(model.name, "does not end in a \(loss.headActivation.rawValue), so it cannot be trained with this loss",
                                      hint: "fine-tune with a new head (drop --keep-top)")
         }
         graph.replaceLayer(ofNode: graph.nodes.count - 1, with: head)
@@ -167,7 +165,7 @@ public final class TrainingNetwork {
         let (fed, run) = values(feed)
         let keep = graph.nodes.map { plan.needsGradient[$0.output] }
         let logits = executor.forward(feed: fed, run: run, keep: keep, wanted: [graph.output])[0]
-        let (loss, correct, dLogits) = softmaxCrossEntropy(logits: logits, labels: labels)
+        let (loss, correct, dLogits) = self.loss.lossAndGradient(logits: logits, labels: labels)
         for (_, t) in trainable { t.zeroGradients() }
         executor.backward(dLogits, plan: plan)
         return (loss, correct)
@@ -179,8 +177,7 @@ public final class TrainingNetwork {
     }
 
     public func evaluateBatch(_ feed: Feed, labels: [Int]) -> (loss: Double, correct: Int) {
-        let r = softmaxCrossEntropy(logits: forwardLogits(feed), labels: labels)
-        return (r.loss, r.correct)
+        loss.loss(logits: forwardLogits(feed), labels: labels)
     }
 
     /// The logits for `feed`, every layer in inference mode.
@@ -263,29 +260,6 @@ public final class TrainingNetwork {
         }
         return fill(model, prefix: "")
     }
-}
-
-/// Keras's `fit` loss for a softmax output (from the logits): per-sample
-/// logsumexp(z) − z_label, averaged over the batch; gradient (softmax(z) − onehot)/N.
-func softmaxCrossEntropy(logits: Tensor, labels: [Int]) -> (loss: Double, correct: Int, dLogits: Tensor) {
-    let n = logits.shape[0], c = logits.count / max(n, 1)
-    precondition(labels.count == n)
-    var d = logits.values
-    var loss = 0.0
-    var correct = 0
-    for i in 0..<n {
-        let row = i * c
-        var m = -Float.infinity
-        var arg = 0
-        for j in 0..<c where logits.values[row + j] > m { m = logits.values[row + j]; arg = j }
-        var s: Float = 0
-        for j in 0..<c { let e = expf(logits.values[row + j] - m); d[row + j] = e; s += e }
-        let label = labels[i]
-        loss += Double(m + logf(s) - logits.values[row + label])
-        if arg == label { correct += 1 }
-        for j in 0..<c { d[row + j] = (d[row + j] / s - (j == label ? 1 : 0)) / Float(n) }
-    }
-    return (loss / Double(max(n, 1)), correct, Tensor(shape: logits.shape, values: d))
 }
 
 /// Sets BatchNormalization's moving-variance rule: tf-keras's fused kernel (4-D input) uses
