@@ -12,6 +12,11 @@ for Keras 3 files) and every expected number is computed by Keras objects:
 Run through make_checkpoints.sh, which sets up the environment. The Keras 2
 and Keras 3 parts run in separate processes so the two libraries never share
 global state (name counters, random seeds, TF settings).
+
+  make_checkpoints.sh --only resnet,se   rewrites only those graph models
+                                         (k2_X.h5, k3_X.keras, their
+                                         expected/io files, their index.json
+                                         entries) and leaves the rest alone
 """
 
 import argparse
@@ -110,31 +115,37 @@ def init_weights(model, rng, is_model):
                 yield layer
 
     for layer in leaves(model.layers):
-        values = []
-        for w in layer.weights:
-            shape = tuple(int(d) for d in w.shape)
-            kind = var_kind(w)
-            if kind in ("kernel", "depthwise_kernel"):
-                receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-                fan_in = shape[-2] * receptive
-                fan_out = shape[-1] * receptive
-                limit = np.sqrt(6.0 / (fan_in + fan_out))
-                v = rng.uniform(-limit, limit, shape)
-            elif kind == "bias":
-                v = rng.normal(0.0, 0.05, shape)
-            elif kind == "gamma":
-                v = rng.uniform(0.7, 1.3, shape)
-            elif kind == "beta":
-                v = rng.normal(0.0, 0.1, shape)
-            elif kind == "moving_mean":
-                v = rng.normal(0.0, 0.2, shape)
-            elif kind == "moving_variance":
-                v = rng.uniform(0.5, 1.5, shape)
-            else:
-                raise ValueError(f"no initialiser for {layer.name}/{w.name}")
-            values.append(v.astype(np.float32))
+        values = layer_values(layer, rng)
         if values:
             layer.set_weights(values)
+
+
+def layer_values(layer, rng):
+    """init_weights's values for one layer, drawn from `rng`."""
+    values = []
+    for w in layer.weights:
+        shape = tuple(int(d) for d in w.shape)
+        kind = var_kind(w)
+        if kind in ("kernel", "depthwise_kernel"):
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in = shape[-2] * receptive
+            fan_out = shape[-1] * receptive
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            v = rng.uniform(-limit, limit, shape)
+        elif kind == "bias":
+            v = rng.normal(0.0, 0.05, shape)
+        elif kind == "gamma":
+            v = rng.uniform(0.7, 1.3, shape)
+        elif kind == "beta":
+            v = rng.normal(0.0, 0.1, shape)
+        elif kind == "moving_mean":
+            v = rng.normal(0.0, 0.2, shape)
+        elif kind == "moving_variance":
+            v = rng.uniform(0.5, 1.5, shape)
+        else:
+            raise ValueError(f"no initialiser for {layer.name}/{w.name}")
+        values.append(v.astype(np.float32))
+    return values
 
 
 def calibrate(model, model_cls, target_std=1.5, last=None):
@@ -295,6 +306,227 @@ class Describer:
 
 
 # --------------------------------------------------------------------------
+# Graph models, written by both Keras versions: residual Add, Concatenate,
+# squeeze-excite Multiply, the other merge layers, one layer called twice
+# --------------------------------------------------------------------------
+
+GRAPH_CLASSES = 5
+RESNET_INPUT = (16, 16, 3)
+INCEPTION_INPUT = (16, 16, 3)
+SE_INPUT = (18, 18, 3)
+MERGE_INPUT = (15, 17, 3)
+SHARED_INPUT = (16, 16, 3)
+
+
+def resnet_model(L, Model):
+    """ResNet-style, layer names as in keras.applications.ResNet50: a
+    conv-BN-ReLU stem, an identity block (conv2_block1) and a projection block
+    (conv3_block1: 1x1 stride-2 conv + BN on the shortcut), Add then ReLU, GAP,
+    softmax. The block convolutions before a BN have no bias, except the
+    projection (a bias feeding a BN, as in ResNet50)."""
+    inputs = L.Input(RESNET_INPUT, name="image")
+    x = L.Conv2D(4, 3, padding="same", name="conv1_conv")(inputs)
+    x = L.BatchNormalization(name="conv1_bn")(x)
+    x = L.Activation("relu", name="conv1_relu")(x)
+    x = L.MaxPooling2D(2, name="pool1_pool")(x)  # 8x8x4
+    y = L.Conv2D(4, 3, padding="same", use_bias=False,
+                 name="conv2_block1_1_conv")(x)
+    y = L.BatchNormalization(name="conv2_block1_1_bn")(y)
+    y = L.ReLU(name="conv2_block1_1_relu")(y)
+    y = L.Conv2D(4, 3, padding="same", use_bias=False,
+                 name="conv2_block1_2_conv")(y)
+    y = L.BatchNormalization(name="conv2_block1_2_bn")(y)
+    x = L.Add(name="conv2_block1_add")([x, y])  # identity shortcut
+    x = L.Activation("relu", name="conv2_block1_out")(x)
+    s = L.Conv2D(8, 1, strides=2, name="conv3_block1_0_conv")(x)  # 4x4x8
+    s = L.BatchNormalization(name="conv3_block1_0_bn")(s)
+    y = L.Conv2D(8, 3, strides=2, padding="same", use_bias=False,
+                 name="conv3_block1_1_conv")(x)
+    y = L.BatchNormalization(name="conv3_block1_1_bn")(y)
+    y = L.ReLU(name="conv3_block1_1_relu")(y)
+    y = L.Conv2D(8, 3, padding="same", use_bias=False,
+                 name="conv3_block1_2_conv")(y)
+    y = L.BatchNormalization(name="conv3_block1_2_bn")(y)
+    x = L.Add(name="conv3_block1_add")([s, y])  # projection shortcut
+    x = L.Activation("relu", name="conv3_block1_out")(x)
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = L.Dense(GRAPH_CLASSES, activation="softmax", name="predictions")(x)
+    return Model(inputs, x, name="resnet")
+
+
+def inception_model(L, Model):
+    """Inception-style: stem, block `mixed0` (1x1 | 1x1->3x3 | 3x3 average
+    pool (stride 1, same: the border averages exclude the padding)->1x1,
+    concatenated on the channels), block `mixed1` (a 1x1 conv and a (2,1)
+    strided 3x3 conv of mixed0, of heights 8 and 4, concatenated on axis 1,
+    the height), GAP, Dropout, softmax."""
+    inputs = L.Input(INCEPTION_INPUT, name="image")
+    x = L.Conv2D(8, 3, padding="same", use_bias=False, name="conv1")(inputs)
+    x = L.BatchNormalization(name="conv1_bn")(x)
+    x = L.Activation("relu", name="conv1_relu")(x)
+    x = L.MaxPooling2D(2, name="pool1")(x)  # 8x8x8
+    b1 = L.Conv2D(4, 1, activation="relu", name="mixed0_1x1")(x)
+    b2 = L.Conv2D(4, 1, activation="relu", name="mixed0_3x3_reduce")(x)
+    b2 = L.Conv2D(6, 3, padding="same", activation="relu", name="mixed0_3x3")(b2)
+    b3 = L.AveragePooling2D(3, strides=1, padding="same", name="mixed0_pool")(x)
+    b3 = L.Conv2D(3, 1, activation="relu", name="mixed0_pool_proj")(b3)
+    x = L.Concatenate(axis=-1, name="mixed0")([b1, b2, b3])  # 8x8x13
+    t = L.Conv2D(6, 1, activation="relu", name="mixed1_1x1")(x)  # 8x8x6
+    u = L.Conv2D(6, 3, strides=(2, 1), padding="same", activation="relu",
+                 name="mixed1_3x3_s2")(x)  # 4x8x6
+    x = L.Concatenate(axis=1, name="mixed1")([t, u])  # 12x8x6
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = L.Dropout(0.2, name="dropout")(x)
+    x = L.Dense(GRAPH_CLASSES, activation="softmax", name="predictions")(x)
+    return Model(inputs, x, name="inception")
+
+
+def se_model(L, Model):
+    """Squeeze-excite: stem conv-BN-ReLU; GAP(keepdims) -> 1x1 conv relu ->
+    1x1 conv sigmoid = a (1,1,8) gate; Multiply([features, gate]) broadcasts
+    it over the 9x9 positions; a conv-BN-ReLU block, GAP, softmax."""
+    inputs = L.Input(SE_INPUT, name="image")
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="stem_conv")(inputs)  # 9x9x8
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.Activation("relu", name="stem_relu")(x)
+    s = L.GlobalAveragePooling2D(keepdims=True, name="se_squeeze")(x)  # 1x1x8
+    s = L.Conv2D(2, 1, activation="relu", name="se_reduce")(s)
+    s = L.Conv2D(8, 1, activation="sigmoid", name="se_expand")(s)
+    x = L.Multiply(name="se_excite")([x, s])
+    x = L.Conv2D(12, 3, strides=2, name="block_conv")(x)  # 4x4x12
+    x = L.BatchNormalization(name="block_bn")(x)
+    x = L.Activation("relu", name="block_relu")(x)
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = L.Dense(GRAPH_CLASSES, activation="softmax", name="predictions")(x)
+    return Model(inputs, x, name="se")
+
+
+def merge_zoo_model(L, Model):
+    """Every other merge layer once, on three conv branches of a 15x17 input
+    (a: linear, b: relu, c: tanh): Subtract(a, b), Average(a, b, c),
+    Maximum(a-b, c), Minimum(avg, b), Add(max, min, a) (3 inputs); then
+    MaxPooling2D, GAP and GMP concatenated (rank 2), softmax. Rescaling(1/32)
+    first: trained from the raw batch, the first convolutions would otherwise
+    take steps far larger than their weights."""
+    inputs = L.Input(MERGE_INPUT, name="image")
+    r = L.Rescaling(1 / 32, name="rescaling")(inputs)
+    a = L.Conv2D(6, 3, padding="same", name="conv_a")(r)
+    b = L.Conv2D(6, 3, padding="same", activation="relu", name="conv_b")(r)
+    c = L.Conv2D(6, 1, activation="tanh", name="conv_c")(r)
+    sub = L.Subtract(name="subtract")([a, b])
+    avg = L.Average(name="average")([a, b, c])
+    mx = L.Maximum(name="maximum")([sub, c])
+    mn = L.Minimum(name="minimum")([avg, b])
+    x = L.Add(name="add3")([mx, mn, a])
+    x = L.MaxPooling2D(2, name="pool")(x)  # 7x8x6
+    gap = L.GlobalAveragePooling2D(name="gap")(x)
+    gmp = L.GlobalMaxPooling2D(name="gmp")(x)
+    x = L.Concatenate(name="pool_concat")([gap, gmp])  # 12
+    x = L.Dense(GRAPH_CLASSES, activation="softmax", name="predictions")(x)
+    return Model(inputs, x, name="merge_zoo")
+
+
+def shared_model(L, Model):
+    """One Conv2D object (`shared_conv`, 3 -> 3 channels) called twice: on
+    the (rescaled) input, then on a 1x1 conv of it; Add; conv, GAP, softmax.
+    Keras stores its weights once; both calls use them. Rescaling(1/32)
+    first, as in merge_zoo_model."""
+    inputs = L.Input(SHARED_INPUT, name="image")
+    r = L.Rescaling(1 / 32, name="rescaling")(inputs)
+    shared = L.Conv2D(3, 3, padding="same", activation="relu", name="shared_conv")
+    branch = L.Conv2D(3, 1, name="branch_conv")(r)
+    x = L.Add(name="add")([shared(r), shared(branch)])
+    x = L.Conv2D(8, 3, strides=2, activation="relu", name="conv2")(x)  # 7x7x8
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(GRAPH_CLASSES, activation="softmax", name="predictions")(x)
+    return Model(inputs, x, name="shared")
+
+
+# name -> (builder, layers saved with trainable=False). Each frozen set is
+# closed upstream (every layer feeding a frozen layer is frozen) and is a
+# prefix of model.layers (the same in tf_keras and Keras 3), what
+# `--freeze-until` of its first trainable layer would freeze. The training
+# cases of make_training_fixtures.py train the rest. Its frontier (the frozen
+# tensors that trainable layers, or merges after them, read):
+#   resnet:    pool1_pool (-> conv2_block1_add, the identity shortcut) and
+#              conv2_block1_1_relu (-> conv2_block1_2_conv); frozen BNs
+#              conv1_bn, conv2_block1_1_bn feed them.
+#   inception: pool1 (-> mixed0_1x1), mixed0_3x3_reduce (-> mixed0_3x3) and
+#              mixed0_pool (-> mixed0_pool_proj); frozen BN conv1_bn.
+#   se:        stem_relu (-> se_excite, the Multiply's features) and
+#              se_reduce (-> se_expand, the gate); frozen BN stem_bn.
+GRAPH_MODELS = {
+    "resnet": (resnet_model, ["conv1_conv", "conv1_bn", "conv1_relu",
+                              "pool1_pool", "conv2_block1_1_conv",
+                              "conv2_block1_1_bn", "conv2_block1_1_relu"]),
+    "inception": (inception_model, ["conv1", "conv1_bn", "conv1_relu", "pool1",
+                                    "mixed0_3x3_reduce", "mixed0_pool"]),
+    "se": (se_model, ["stem_conv", "stem_bn", "stem_relu", "se_squeeze",
+                      "se_reduce"]),
+    "merge_zoo": (merge_zoo_model, []),
+    "shared": (shared_model, []),
+}
+ONLY = None  # --only: the graph models to (re)write, None = everything
+
+
+def graph_file(writer, name):
+    return f"k2_{name}.h5" if writer == "tf_keras" else f"k3_{name}.keras"
+
+
+def init_graph(model, name):
+    """init_weights's values, each layer's drawn from a generator seeded by
+    the model and layer names: the same weights whatever order the Keras
+    version lists the layers in."""
+    for layer in model.layers:
+        values = layer_values(layer, rng_for(f"{name}/{layer.name}"))
+        if values:
+            layer.set_weights(values)
+
+
+def scale_graph(tf, model, model_cls, head, target=1.0, head_target=1.5):
+    """Scales every Conv2D/Dense kernel, in graph order, so that its
+    pre-activation (of its first call) on the io batch has standard deviation
+    `target` (`head_target` for `head`, the softmax): no saturated sigmoid
+    gate or softmax, no exploding sums. The factors are rounded to 2
+    significant digits, so the tf_keras and Keras 3 twins get the same
+    weights."""
+    x = io_batch(model.inputs[0].shape[1:])
+    for layer in model.layers:
+        kind = layer.__class__.__name__
+        if kind not in ("Conv2D", "Dense"):
+            continue
+        inp = model_cls(model.inputs, layer.input)(x, training=False)
+        kernel, *rest = layer.get_weights()
+        if kind == "Conv2D":
+            z = layer.convolution_op(tf.constant(inp), tf.constant(kernel))
+        else:
+            z = tf.matmul(inp, kernel)
+        z = np.asarray(z, dtype=np.float64)
+        if rest:
+            z = z + rest[0]
+        goal = head_target if layer is head else target
+        factor = float(f"{goal / float(np.std(z)):.2g}")
+        layer.set_weights([(kernel * factor).astype(np.float32)] + rest)
+
+
+def graph_fixtures(writer, L, model_cls, tf, fresh, save_and_check):
+    for name, (build, frozen) in GRAPH_MODELS.items():
+        if ONLY is not None and name not in ONLY:
+            continue
+        fresh(name)
+        model = build(L, model_cls)
+        init_graph(model, name)
+        scale_graph(tf, model, model_cls, model.get_layer("predictions"))
+        layers = [l.name for l in model.layers
+                  if l.__class__.__name__ != "InputLayer"]
+        if layers[:len(frozen)] != frozen:
+            raise RuntimeError(f"{name}: {frozen} is not a prefix of {layers}")
+        for layer_name in frozen:
+            model.get_layer(layer_name).trainable = False
+        save_and_check(model, graph_file(writer, name))
+
+
+# --------------------------------------------------------------------------
 # Keras 2 (tf_keras)
 # --------------------------------------------------------------------------
 
@@ -383,6 +615,10 @@ def part_tf_keras(out):
             if not np.array_equal(a, b):
                 raise RuntimeError(f"{fname}: reloaded model disagrees")
         return D.expected(out, fname, loaded, list(xfer_args))
+
+    if ONLY is not None:  # --only: those graph models, nothing else
+        graph_fixtures("tf_keras", L, MODEL, tf, fresh, save_and_check)
+        return
 
     # k2_vgg_full.h5 (the bundled default) and its weights-only twin.
     rng = fresh("k2_vgg_full")
@@ -554,6 +790,9 @@ def part_tf_keras(out):
               error={"exit": 3, "mentions": ["block1_norm", "LayerNormalization"]})
     print("  unsupported_layer.h5")
 
+    # k2_resnet.h5, k2_inception.h5, k2_se.h5, k2_merge_zoo.h5, k2_shared.h5.
+    graph_fixtures("tf_keras", L, MODEL, tf, fresh, save_and_check)
+
 
 # --------------------------------------------------------------------------
 # Keras 3
@@ -608,6 +847,10 @@ def part_keras3(out):
             if not np.array_equal(a, b):
                 raise RuntimeError(f"{fname}: reloaded model disagrees")
         return D.expected(out, fname, loaded, list(xfer_args))
+
+    if ONLY is not None:  # --only: those graph models, nothing else
+        graph_fixtures("keras3", L, MODEL, tf, fresh, save_and_check)
+        return
 
     # k3_vgg.keras, k3_vgg.weights.h5, k3_vgg_legacy.h5: one model, 3 formats.
     rng = fresh("k2_vgg_full")  # same weights as k2_vgg_full.h5
@@ -751,6 +994,9 @@ def part_keras3(out):
     calibrate(zoo, MODEL)
     save_and_check(zoo, "k3_zoo.keras")
 
+    # k3_resnet.keras, ... : the graph models (same weights as the k2_ files).
+    graph_fixtures("keras3", L, MODEL, tf, fresh, save_and_check)
+
 
 # --------------------------------------------------------------------------
 # Files that xfer must reject (h5py only)
@@ -787,34 +1033,80 @@ def part_broken(out):
 # --------------------------------------------------------------------------
 
 
+BROKEN = ("not_keras", "damaged_wrong_shape")  # part_broken's fixtures
+
+
+def merge_index(index, new):
+    """`index` with the entries of `new`: one of the same name is replaced in
+    place; a new one goes after the last entry of its writer's part (k3_*:
+    Keras 3; the broken files last; the rest: tf_keras), where a full run
+    puts it."""
+
+    def part_of(entry):
+        if entry["name"] in BROKEN:
+            return 2
+        return 1 if entry["name"].startswith("k3_") else 0
+
+    index = list(index)
+    for entry in new:
+        names = [e["name"] for e in index]
+        if entry["name"] in names:
+            index[names.index(entry["name"])] = entry
+            continue
+        at = max((i + 1 for i, e in enumerate(index)
+                  if part_of(e) <= part_of(entry)), default=0)
+        index.insert(at, entry)
+    return index
+
+
 def main():
+    global ONLY
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "fixtures"))
     ap.add_argument("--part", choices=["tf_keras", "keras3"])
+    ap.add_argument("--only", metavar="NAME[,NAME...]",
+                    help="(re)write only these graph models' files ("
+                         + ", ".join(GRAPH_MODELS) + "), both Keras versions, "
+                         "and their index.json entries; every other file is "
+                         "left as it is")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
+    if args.only is not None:
+        ONLY = args.only.split(",")
+        unknown = sorted(set(ONLY) - set(GRAPH_MODELS))
+        if unknown:
+            ap.error(f"--only: not a graph model: {', '.join(unknown)} "
+                     f"(known: {', '.join(GRAPH_MODELS)})")
 
     if args.part:
         {"tf_keras": part_tf_keras, "keras3": part_keras3}[args.part](out)
         write_json(os.path.join(out, f".index-{args.part}.json"), INDEX)
         return
 
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
+    if ONLY is None:
+        if os.path.isdir(out):
+            shutil.rmtree(out)
+        os.makedirs(out)
+    elif not os.path.isfile(os.path.join(out, "index.json")):
+        ap.error(f"--only needs the other fixtures: no index.json in {out}")
     index = []
     for part in ("tf_keras", "keras3"):
         print(f"{part}:", flush=True)
+        extra = [] if ONLY is None else ["--only", ",".join(ONLY)]
         subprocess.run([sys.executable, os.path.abspath(__file__),
-                        "--out", out, "--part", part], check=True)
+                        "--out", out, "--part", part] + extra, check=True)
         part_index = os.path.join(out, f".index-{part}.json")
         with open(part_index) as f:
             index += json.load(f)
         os.remove(part_index)
-    print("broken files:")
-    part_broken(out)
-    index += INDEX
+    if ONLY is None:
+        print("broken files:")
+        part_broken(out)
+        index += INDEX
+    else:
+        with open(os.path.join(out, "index.json")) as f:
+            index = merge_index(json.load(f), index)
     write_json(os.path.join(out, "index.json"), index)
     total = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))
     print(f"{len(index)} fixtures, {len(os.listdir(out))} files, "

@@ -11,9 +11,12 @@ make_checkpoints.py wrote (each loaded with the Keras that wrote it):
   freeze_counts.json   parameter counts of the models xfer's freeze plans
                        describe, built and counted by Keras
 
-Run (about a minute on one CPU core):
+Run (about two minutes on one CPU core), after make_checkpoints.sh:
 
   "${XFER_VENV:-.venv-keras}/bin/python" checkpoints/make_training_fixtures.py
+
+  ... make_training_fixtures.py --only resnet_k2,resnet_k3   rewrites only
+  those cases (and leaves every other file in training/ alone)
 
 The tf_keras (Keras 2) and keras (Keras 3) parts run in separate processes.
 See checkpoints/README.md for the layout of the files.
@@ -59,7 +62,37 @@ CASES = {
     "bn_k3": ("keras3", "k3_bn.keras", False),
     # base frozen, then block5_conv3 unfrozen: Keras 3 trains it and the head
     "frozen_then_one": ("keras3", "k3_frozen_then_one.keras", False),
+    # Graph models, each saved with a frozen prefix (GRAPH_MODELS in
+    # make_checkpoints.py); the trainable part reads several frozen tensors:
+    #   resnet: pool1_pool (the identity shortcut, straight into the Add) and
+    #     conv2_block1_1_relu (-> conv2_block1_2_conv); frozen BNs conv1_bn,
+    #     conv2_block1_1_bn (inference mode) before them; trainable BNs
+    #     (batch statistics) in both blocks, the projection's conv bias
+    #     feeding one (zero_gradient_weights).
+    #   inception: pool1 (-> mixed0_1x1), mixed0_3x3_reduce (-> mixed0_3x3),
+    #     mixed0_pool (-> mixed0_pool_proj); frozen BN conv1_bn; Dropout 0.
+    #   se: stem_relu (the Multiply's features) and se_reduce (-> se_expand,
+    #     the gate); frozen BN stem_bn; trainable block_bn after the Multiply.
+    "resnet_k2": ("tf_keras", "k2_resnet.h5", False),
+    "inception_k2": ("tf_keras", "k2_inception.h5", True),
+    "se_k2": ("tf_keras", "k2_se.h5", False),
+    "resnet_k3": ("keras3", "k3_resnet.keras", False),
+    "inception_k3": ("keras3", "k3_inception.keras", True),
+    "se_k3": ("keras3", "k3_se.keras", False),
+    # Everything trainable: gradients through Subtract/Average/Maximum/
+    # Minimum/3-input Add; one Conv2D called twice (its gradient is the sum
+    # over both calls).
+    "merge_zoo_k2": ("tf_keras", "k2_merge_zoo.h5", False),
+    "shared_k2": ("tf_keras", "k2_shared.h5", False),
+    "merge_zoo_k3": ("keras3", "k3_merge_zoo.keras", False),
+    "shared_k3": ("keras3", "k3_shared.keras", False),
 }
+# The tf_keras and Keras 3 twins of a graph model have the same weights and
+# train on the same batch (seeded by the model's name, not the case's), so
+# their forward passes and gradients agree across the two Keras versions.
+GRAPH = ("resnet", "inception", "se", "merge_zoo", "shared")
+BATCH_NAME = {f"{m}_{k}": m for m in GRAPH for k in ("k2", "k3")}
+assert set(BATCH_NAME) <= set(CASES)
 
 # name -> (optimizer class name, constructor arguments)
 OPTIMIZERS = [
@@ -241,6 +274,19 @@ class Lib:
         """Biases of a Conv2D/Dense followed directly by a BatchNormalization
         that runs in training mode: their exact gradient is 0 (BN removes the
         batch mean), so Keras's value is rounding noise."""
+        graph = self.graph(model)
+        if graph is not None:
+            result = []
+            for a in model.layers:
+                readers = graph["readers"][a.name]
+                if (a.__class__.__name__ in ("Conv2D", "Dense") and a.trainable
+                        and getattr(a, "use_bias", False)
+                        and graph["calls"][a.name] == 1 and len(readers) == 1):
+                    b = model.get_layer(readers[0])
+                    if (b.__class__.__name__ == "BatchNormalization"
+                            and b.trainable and graph["calls"][b.name] == 1):
+                        result.append(f"{a.name}/bias")
+            return result
         leaves = list(self.leaves(model))
         result = []
         for (p, a), (_, b) in zip(leaves, leaves[1:]):
@@ -250,6 +296,43 @@ class Lib:
                     and b.trainable):
                 result.append(f"{p}/bias")
         return result
+
+    def graph(self, model):
+        """For a Functional model without nested models, from its config:
+        `calls` (layer -> times called) and `readers` (layer -> the layers
+        reading its outputs, once per use); None for other models (chains)."""
+        if any(self.is_model(l) for l in model.layers):
+            return None
+        layers = model.get_config().get("layers", [])
+        if not layers or any("inbound_nodes" not in l for l in layers):
+            return None
+
+        def sources(obj):
+            # tf_keras: [name, node, tensor, kwargs]; Keras 3: a
+            # __keras_tensor__ whose config has keras_history [name, node, tensor]
+            if isinstance(obj, dict):
+                if "keras_history" in obj:
+                    yield obj["keras_history"][0]
+                    return
+                for v in obj.values():
+                    yield from sources(v)
+            elif isinstance(obj, (list, tuple)):
+                if (len(obj) >= 3 and isinstance(obj[0], str)
+                        and isinstance(obj[1], int) and isinstance(obj[2], int)):
+                    yield obj[0]
+                    return
+                for v in obj:
+                    yield from sources(v)
+
+        calls = {l["config"]["name"]: 0 for l in layers}
+        readers = {name: [] for name in calls}
+        for l in layers:
+            name = l["config"]["name"]
+            for node in l["inbound_nodes"]:
+                calls[name] += 1
+                for src in sources(node):
+                    readers[src].append(name)
+        return {"calls": calls, "readers": readers}
 
     def zero_dropout(self, model):
         """The same model with every Dropout rate set to 0, rebuilt from its
@@ -343,7 +426,7 @@ def write_case(lib, out, case):
     model = lib.load_case(fname, zero_dropout)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     classes = int(model.outputs[0].shape[-1])
-    x, labels = make_batch(case, shape, classes, N_BATCH)
+    x, labels = make_batch(BATCH_NAME.get(case, case), shape, classes, N_BATCH)
     y = one_hot(labels, classes)
     table = lib.weight_table(model)
     trainable = lib.trainable_layers(model)
@@ -609,11 +692,13 @@ def freeze_case(lib, fname, args, classes):
 # --------------------------------------------------------------------------
 
 
-def part(writer, out):
+def part(writer, out, only=None):
     lib = Lib(writer)
     for case, (w, _, _) in CASES.items():
-        if w == writer:
+        if w == writer and (only is None or case in only):
             write_case(lib, out, case)
+    if only is not None:
+        return
     if writer == "tf_keras":
         write_fit(lib, out)
     counts = {}
@@ -635,6 +720,10 @@ def main():
     ap.add_argument("--optimizers", default=",".join(n for n, _, _ in OPTIMIZERS),
                     help="comma-separated subset of the optimizer configs to "
                          "record in steps/ (default: all; smaller files)")
+    ap.add_argument("--only", metavar="CASE[,CASE...]",
+                    help="(re)write only these <case>.h5 files; fit_plain.h5, "
+                         "freeze_counts.json and the other cases are left as "
+                         "they are")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     wanted = args.optimizers.split(",")
@@ -642,14 +731,29 @@ def main():
     if unknown:
         ap.error(f"unknown optimizer configs: {sorted(unknown)}")
     OPTIMIZERS[:] = [o for o in OPTIMIZERS if o[0] in wanted]
+    only = None if args.only is None else args.only.split(",")
+    if only is not None and set(only) - set(CASES):
+        ap.error(f"--only: unknown cases {sorted(set(only) - set(CASES))} "
+                 f"(known: {', '.join(CASES)})")
     if args.part:
-        part(args.part, out)
+        part(args.part, out, only)
+        return
+
+    env = dict(os.environ, **ENV)
+    if only is not None:
+        os.makedirs(out, exist_ok=True)
+        for name in ("tf_keras", "keras3"):
+            if any(CASES[c][0] == name for c in only):
+                print(f"{name}:", flush=True)
+                subprocess.run([sys.executable, os.path.abspath(__file__),
+                                "--out", out, "--part", name, "--optimizers",
+                                args.optimizers, "--only", ",".join(only)],
+                               check=True, env=env)
         return
 
     if os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    env = dict(os.environ, **ENV)
     counts = {}
     for name in ("tf_keras", "keras3"):
         print(f"{name}:", flush=True)
