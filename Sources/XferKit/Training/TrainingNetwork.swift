@@ -34,6 +34,7 @@ public final class TrainingNetwork {
     /// `cacheAllowed`: the caller may keep the frozen prefix's outputs (no augmentation).
     public init(model: ModelSpec, kerasVersion: String?, seed: UInt64, cacheAllowed: Bool = true,
                 loss: Loss = CategoricalCrossEntropy()) throws {
+        var sharedCalls: [Int: [TrainableLayer]] = [:]
         self.model = model
         self.loss = loss
         inputShape = model.inputShape
@@ -64,9 +65,10 @@ public final class TrainingNetwork {
                 }
                 continue
             }
-            if node.trainable && !paths.insert(node.path).inserted {
-                throw XferError.badInput(node.path, "a layer called more than once (shared) cannot be trained yet",
-                                         hint: "freeze it (--freeze \(node.layer.name))")
+            if node.trainable && !paths.insert(node.path).inserted, let primary = layers.first(where: { graph.nodes[$0.node].path == node.path }) {
+                // Another call of a shared layer: its own engine layer (its own saved state), the
+                // same weights, its gradients summed into the first call's at each update.
+                sharedCalls[primary.node, default: []].append(t)
             }
             t.trainable = node.trainable
             t.training = false
@@ -75,10 +77,35 @@ public final class TrainingNetwork {
             layers.append((i, t))
         }
         trainable = layers
+        self.sharedCalls = sharedCalls
     }
 
-    /// The layers whose weights train, in the order the optimizer numbers their parameters.
-    private var trainingLayers: [(node: Int, layer: TrainableLayer)] { trainable.filter { graph.nodes[$0.node].trainable } }
+    /// The layers whose weights train, in the order the optimizer numbers their parameters (a
+    /// shared layer once, by its first call).
+    private var trainingLayers: [(node: Int, layer: TrainableLayer)] {
+        var seen = Set<String>()
+        return trainable.filter { graph.nodes[$0.node].trainable && seen.insert(graph.nodes[$0.node].path).inserted }
+    }
+
+    /// For the first call of a shared trainable layer (by node), the engine layers of its other calls.
+    private let sharedCalls: [Int: [TrainableLayer]]
+
+    /// Calls `body` with each parameter of the layer at `node` and its gradient summed over the
+    /// layer's calls (the gradient of a shared weight is the sum over its uses, as in TensorFlow).
+    private func withSummedParameters(_ node: Int, _ layer: TrainableLayer,
+                                      _ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+        guard let others = sharedCalls[node] else { return layer.withParameters(body) }
+        layer.withParameters { role, value, gradient in
+            var sum = Array(gradient)
+            for other in others {
+                other.withParameters { r, _, g in
+                    guard r == role else { return }
+                    for k in sum.indices { sum[k] += g[k] }
+                }
+            }
+            sum.withUnsafeBufferPointer { body(role, value, $0) }
+        }
+    }
 
     /// Whether the weights of the layer at `path` (or of `path/role`) train.
     public func isTrainable(_ path: String) -> Bool {
@@ -145,11 +172,13 @@ public final class TrainingNetwork {
         let (loss, correct) = forwardBackward(feed, labels: labels)
         // update
         var k = 0
-        for (_, t) in trainingLayers {
-            t.withParameters { _, value, gradient in
+        for (i, t) in trainingLayers {
+            withSummedParameters(i, t) { _, value, gradient in
                 optimizer.update(k, value, gradient)
                 k += 1
             }
+            // The other calls of a shared layer take the updated weights.
+            for other in sharedCalls[i] ?? [] { other.restoreWeights(t.currentWeights()) }
         }
         optimizer.finishStep()
         return (loss, correct)
@@ -205,7 +234,7 @@ public final class TrainingNetwork {
         let (loss, _) = forwardBackward(.input(x), labels: labels)
         var out: [String: [Float]] = [:]
         for (i, t) in trainingLayers {
-            t.withParameters { role, _, g in out["\(graph.nodes[i].path)/\(role)"] = Array(g) }
+            withSummedParameters(i, t) { role, _, g in out["\(graph.nodes[i].path)/\(role)"] = Array(g) }
         }
         return (loss, out)
     }
