@@ -52,6 +52,37 @@ final class FineTuneTests: XCTestCase {
         }
     }
 
+    /// Graphs whose frozen prefix hands the trainable part two or three tensors (a residual
+    /// shortcut, Inception branches, a squeeze-excite gate): the cached frontier trains as the
+    /// whole graph does. Data: the training fixtures' Keras batches; flags as the files save them.
+    func testFeatureCacheOfAGraphFrontierChangesNothing() throws {
+        for (name, frontier) in [("resnet_k2", 2), ("inception_k3", 3), ("se_k2", 2)] {
+            let path = Fixtures.root.appendingPathComponent("checkpoints/training/\(name).h5").path
+            let source = try HDF5File.open(path).string("/", "source")!
+            let c = try Checkpoint.load(Fixtures.path(source))
+            let data = try DataSource(path: path)
+            var results: [[String: [Float]]] = []
+            for cache in [true, false] {
+                var options = FreezeOptions(keepTop: true, classes: 5)
+                options.keepFlags = true
+                let plan = try planFineTuning(c.model, options: options)
+                var o = FineTuneOptions()
+                o.epochs = 2; o.batchSize = 4; o.seed = 1; o.useCache = cache
+                o.optimizer = OptimizerConfig(kind: .sgd, learningRate: 0.05, momentum: 0.9)
+                let tuner = try FineTuner(model: plan.model, kerasVersion: c.kerasVersion, options: o)
+                XCTAssertEqual(tuner.usesCache, cache, name)
+                XCTAssertEqual(tuner.network.plan.frontier.count, frontier, name)
+                _ = try tuner.fit(train: data, trainIndices: Array(0..<data.count))
+                results.append(tuner.network.currentWeights())
+            }
+            for (k, v) in results[0] {
+                var err: Float = 0
+                for i in v.indices { err = max(err, abs(v[i] - results[1][k]![i])) }
+                XCTAssertLessThanOrEqual(err, 1e-5, "\(name) \(k)")
+            }
+        }
+    }
+
     func testStratifiedSplitNeverOverlapsAndKeepsEveryClass() {
         let labels = (0..<103).map { $0 % 3 == 0 ? 0 : ($0 % 7 == 0 ? 2 : 1) }
         let s = stratifiedSplit(labels: labels, classes: 3, fraction: 0.2, seed: 7)
