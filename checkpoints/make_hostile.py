@@ -181,6 +181,26 @@ def main():
             l["config"]["units"] = -6
     rewrite_archive("archive_negative_units.keras", {"config.json": json.dumps(cfg).encode()})
 
+    # The CRC-32 of model.weights.h5 changed in both its headers: the bytes no longer match it.
+    data = bytearray(open(K3, "rb").read())
+    with zipfile.ZipFile(K3) as z:
+        crc = z.getinfo("model.weights.h5").CRC
+    old = crc.to_bytes(4, "little")
+    assert data.count(old) == 2, "the CRC appears in the local header and the central directory"
+    data = data.replace(old, (crc ^ 0x5A5A5A5A).to_bytes(4, "little"))
+    with open(out("archive_bad_crc.keras"), "wb") as f:
+        f.write(data)
+
+    # Not hostile: tf_keras's k2_vgg_notop_weights.h5 copied by h5py into a file with the newest
+    # HDF5 structures (libver="latest"), which places some kernels off float alignment. It must
+    # read as the original.
+    notop = os.path.join(SRC, "k2_vgg_notop_weights.h5")
+    with h5py.File(notop, "r") as src, h5py.File(out("libver_latest.h5"), "w", libver="latest") as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        for k in src:
+            src.copy(src[k], dst, name=k)
+
     names = sorted(os.listdir(OUT))
     print("\n".join(names))
 

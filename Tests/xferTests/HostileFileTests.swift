@@ -74,12 +74,26 @@ final class HostileFileTests: XCTestCase {
         let r = try refused(["import", "bomb.keras"], mentions: ["model.weights.h5", "inflates past"])
         _ = r
         try refused(["import", "no_weights.keras"], mentions: ["model.weights.h5"])
+        try refused(["import", "archive_bad_crc.keras"], mentions: ["model.weights.h5", "checksum"])
         // Members named ../ or / are never extracted: xfer reads the members it needs into memory.
         let ok = try CLI.run(["import", "path_traversal.keras"], cwd: Self.hostile)
         XCTAssertEqual(ok.status, 0, ok.stderr)
         for p in ["checkpoints/escaped.txt", "escaped.txt", "../escaped.txt"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: CLI.root.appendingPathComponent(p).path), p)
         }
+    }
+
+    func testNewestHDF5StructuresReadAsTheOriginal() throws {
+        // Kernels stored off float alignment are read through libhdf5, not refused as truncated.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-latest-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let original = CLI.fixtures.appendingPathComponent("k2_vgg_notop_weights.h5").path
+        for (name, file) in [("a", Self.hostile.appendingPathComponent("libver_latest.h5").path), ("b", original)] {
+            let r = try CLI.run(["import", file, "--input-shape", "32,32,3", "--to", dir.appendingPathComponent("\(name).h5").path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("a.h5")), try Data(contentsOf: dir.appendingPathComponent("b.h5")))
     }
 
     func testInputsThatAreNotFilesNeverBlock() throws {

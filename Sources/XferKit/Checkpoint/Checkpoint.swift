@@ -216,10 +216,20 @@ struct CheckpointReader {
         }
         var data = Data()
         do {
-            _ = try archive.extract(e, skipCRC32: false, consumer: {
+            let crc = try archive.extract(e, skipCRC32: false, consumer: {
                 guard data.count + $0.count <= limit else { throw TooLarge() }
                 data.append($0)
             })
+            // ZIPFoundation computes the checksum but leaves the comparison to the caller.
+            // Deflate cannot inflate past about 1032 bytes per compressed byte: a smaller recorded
+            // compressed size is a damaged record (Python's zipfile, so Keras, reads only that many).
+            let inflatable = e.compressedSize.multipliedReportingOverflow(by: 1032).partialValue &+ 64
+            guard crc == e.checksum, UInt64(data.count) == e.uncompressedSize, UInt64(data.count) <= max(inflatable, e.compressedSize) else {
+                throw XferError.badInput(path, "\(name) inside the archive is damaged (its \(crc == e.checksum ? "size" : "checksum") does not match the archive's record)",
+                                         hint: "the file is damaged or truncated; save the model again")
+            }
+        } catch let e as XferError {
+            throw e
         } catch is TooLarge {
             let bound = name == "model.weights.h5" ? "the \(limit >> 20) MiB this model's weights can need" : "\(limit >> 20) MiB, more than any Keras configuration"
             throw XferError.badInput(path, "\(name) inside the archive inflates past \(bound)",
