@@ -201,6 +201,14 @@ def main():
         for k in src:
             src.copy(src[k], dst, name=k)
 
+    # Not hostile either: a weight of k2_zoo.h5 re-stored chunked and gzip-compressed (h5py), as
+    # other writers store datasets. libhdf5 1.10 calls such a dataset "partly allocated"; it is whole.
+    path = copy("chunked_gzip.h5")
+    with h5py.File(path, "r+") as f:
+        values = f[KERNEL][()]
+        del f[KERNEL]
+        f.create_dataset(KERNEL, data=values, chunks=(3, 3), compression="gzip", shuffle=True)
+
     names = sorted(os.listdir(OUT))
     print("\n".join(names))
 

@@ -226,7 +226,26 @@ static int check_dataset(probe_ctx *ctx, hid_t ds, const char *object) {
         refuse(ctx, "%s: is a virtual dataset (its data comes from other files); xfer reads only the file it is given", object); ok = 0;
     }
     if (ok && layout == H5D_LAYOUT_ERROR) { refuse_hdf5(ctx, object, "has an unreadable storage layout"); ok = 0; }
-    if (ok && points > 0) {
+    if (ok && points > 0 && layout == H5D_CHUNKED) {
+        /* libhdf5 1.10 reports a compressed dataset as partly allocated (it compares compressed
+           bytes with the raw size), so count the chunks instead: every chunk must be stored. */
+        hsize_t chunk[H5S_MAX_RANK];
+        hsize_t stored = 0;
+        uint64_t expected = 1;
+        if (H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk) != rank || H5Dget_num_chunks(ds, space, &stored) < 0) {
+            refuse_hdf5(ctx, object, "has unreadable chunk storage"); ok = 0;
+        } else {
+            for (int i = 0; i < rank && ok; i++) {
+                if (chunk[i] == 0) { refuse(ctx, "%s: has a chunk of size 0", object); ok = 0; break; }
+                if (!mul_ok(expected, (dims[i] + chunk[i] - 1) / chunk[i], &expected)) expected = UINT64_MAX;
+            }
+            if (ok && stored < expected) {
+                refuse(ctx, "%s: declares %llu values but stores only %llu of its %llu chunks (it was never fully written)", object,
+                       (unsigned long long)points, (unsigned long long)stored, (unsigned long long)expected);
+                ok = 0;
+            }
+        }
+    } else if (ok && points > 0) {
         H5D_space_status_t status;
         if (H5Dget_space_status(ds, &status) < 0) { refuse_hdf5(ctx, object, "has unreadable storage"); ok = 0; }
         else if (status != H5D_SPACE_STATUS_ALLOCATED) {

@@ -96,6 +96,18 @@ final class HostileFileTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("a.h5")), try Data(contentsOf: dir.appendingPathComponent("b.h5")))
     }
 
+    func testChunkedCompressedWeightsReadAsTheOriginal() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-gzip-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let io = CLI.fixtures.appendingPathComponent("k2_zoo.h5.io.h5").path
+        for (name, file) in [("a", Self.hostile.appendingPathComponent("chunked_gzip.h5").path), ("b", CLI.fixtures.appendingPathComponent("k2_zoo.h5").path)] {
+            let r = try CLI.run(["predict", file, "--data", io, "--output", dir.appendingPathComponent("\(name).h5").path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("a.h5")), try Data(contentsOf: dir.appendingPathComponent("b.h5")))
+    }
+
     func testInputsThatAreNotFilesNeverBlock() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-nonfiles-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -224,7 +224,9 @@ struct CheckpointReader {
             // Deflate cannot inflate past about 1032 bytes per compressed byte: a smaller recorded
             // compressed size is a damaged record (Python's zipfile, so Keras, reads only that many).
             let inflatable = e.compressedSize.multipliedReportingOverflow(by: 1032).partialValue &+ 64
-            guard crc == e.checksum, UInt64(data.count) == e.uncompressedSize, UInt64(data.count) <= max(inflatable, e.compressedSize) else {
+            // A stored member's two sizes are one.
+            let sizesAgree = e.isCompressed ? UInt64(data.count) <= max(inflatable, e.compressedSize) : e.compressedSize == e.uncompressedSize
+            guard crc == e.checksum, UInt64(data.count) == e.uncompressedSize, sizesAgree else {
                 throw XferError.badInput(path, "\(name) inside the archive is damaged (its \(crc == e.checksum ? "size" : "checksum") does not match the archive's record)",
                                          hint: "the file is damaged or truncated; save the model again")
             }

@@ -180,7 +180,8 @@ public final class HDF5File {
                                          hint: "the file is incomplete; copy or save it again")
             }
             if text.contains("memory allocation failed") || text.contains("too large to read") {
-                throw XferError.badInput(path, "is damaged: reading its structure needs more than \(probeMemory >> 30) GiB of memory (\(text))",
+                let object = text.components(separatedBy: ": ").first ?? text
+                throw XferError.badInput(path, "is damaged: reading its structure needs more than \(probeMemory >> 30) GiB of memory (at \(object))",
                                          hint: "the file is corrupt or crafted; copy or save it again")
             }
             throw XferError.badInput(path, text, hint: "the file is damaged or not a plain Keras checkpoint; save it again with Keras")
