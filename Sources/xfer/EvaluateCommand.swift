@@ -26,6 +26,6 @@ struct EvaluateCommand: ParsableCommand {
         let p = try predictor.predict(data, batchSize: dataOptions.batchSize, progress: { bar.update($0, $1) }, warning: warn)
         bar.finish()
         let r = try predictor.evaluate(p)
-        print(String(format: "loss: %.4f - accuracy: %.4f", r.loss, r.accuracy))
+        say(String(format: "loss: %.4f - accuracy: %.4f", r.loss, r.accuracy))
     }
 }

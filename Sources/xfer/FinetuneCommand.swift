@@ -171,7 +171,7 @@ struct FinetuneCommand: ParsableCommand {
             trainIndices = split.training
             validation = (data, split.validation)
             let names = data.classNames ?? (0..<classCount).map(String.init)
-            print("Validation split \(f) (stratified, seed \(seed)): " + split.perClass.enumerated().map { i, c in
+            say("Validation split \(f) (stratified, seed \(seed)): " + split.perClass.enumerated().map { i, c in
                 "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
         } else if let path = validationData {
             let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
@@ -235,7 +235,7 @@ struct FinetuneCommand: ParsableCommand {
         }
         if !augmentations.isEmpty && !noCache {
             let share = plan.totalFLOPs > 0 ? Int((100 * plan.prefixFLOPs / plan.totalFLOPs).rounded()) : 0
-            print("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
+            say("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
                   + "(\(share)% of a forward pass's FLOPs) runs on every sample every epoch instead of once: no feature cache")
         }
         let interrupted = InterruptFlag()
@@ -247,8 +247,8 @@ struct FinetuneCommand: ParsableCommand {
         let events: (TrainingEvent) -> Void = { event in
             switch event {
             case .plan(let cached, let floats):
-                if cached { print("Feature cache: the frozen prefix runs once per sample (\(floats) values each), then every epoch trains from it") }
-                else if !noCache { print("Feature cache: off (a trainable or random layer comes first)") }
+                if cached { say("Feature cache: the frozen prefix runs once per sample (\(floats) values each), then every epoch trains from it") }
+                else if !noCache { say("Feature cache: off (a trainable or random layer comes first)") }
             case .caching(let done, let total):
                 if caching == nil { caching = ProgressBar("caching features") }
                 caching?.update(done, total)
@@ -257,15 +257,15 @@ struct FinetuneCommand: ParsableCommand {
                 bar.update(done, total, extra: String(format: "epoch %d - loss: %.4f - accuracy: %.4f", epoch, loss, acc))
             case .epochEnd(let r):
                 bar.finish()
-                print(r.line(of: epochs))
+                say(r.line(of: epochs))
             case .message(let m):
-                print(m)
+                say(m)
             case .improved(let r):
                 guard let path = saveBest else { break }
                 do {
                     try KerasH5Writer.write(tuner.network.exportModel(), to: path, protecting: inputs,
                                             classNames: data.classNames ?? loaded.classNames)
-                    print("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
+                    say("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
                 } catch { warn("\(path): could not save: \(error)") }
             }
         }
@@ -286,10 +286,10 @@ struct FinetuneCommand: ParsableCommand {
         if let plot { try writeText(svgPlot(tuner.history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)"), to: plot) }
         if let failure { throw failure }
         if interrupted.isSet {
-            print("Interrupted: wrote the current weights to \(output)")
+            say("Interrupted: wrote the current weights to \(output)")
             throw ExitCode(130)
         }
-        print(String(format: "Wrote %@ (%.1f s)", output, Date().timeIntervalSince(started)))
+        say(String(format: "Wrote %@ (%.1f s)", output, Date().timeIntervalSince(started)))
     }
 
     var inputFiles: [CommandFile] {
@@ -321,17 +321,17 @@ struct FinetuneCommand: ParsableCommand {
 
     func printPlan(_ plan: FreezePlan, data: DataSource) {
         if let names = data.classNames {
-            print("Classes: " + names.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
+            say("Classes: " + names.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
         }
         var cells: [String: String] = [:]
         for w in plan.work { cells[w.name] = w.work.rawValue }
         if let summary = try? ModelSummary(plan.model) {
-            print(summary.render(title: plan.model.name, extra: ("Runs", cells)))
+            say(summary.render(title: plan.model.name, extra: ("Runs", cells)))
         }
         if !plan.frozenBatchNorms.isEmpty {
-            print("Frozen BatchNormalization layers run in inference mode (moving statistics fixed), as in Keras: "
+            say("Frozen BatchNormalization layers run in inference mode (moving statistics fixed), as in Keras: "
                   + plan.frozenBatchNorms.joined(separator: ", "))
         }
-        if plan.lowestTrainable == nil { print("Nothing is trainable.") }
+        if plan.lowestTrainable == nil { say("Nothing is trainable.") }
     }
 }

@@ -47,14 +47,14 @@ struct ImportCommand: ParsableCommand {
         if json {
             print(try summaryJSON(loaded, summary))
         } else {
-            print(formatLine(loaded))
+            say(formatLine(loaded))
             if loaded.architecture == .inferredVGG {
-                print("Architecture: inferred from layer names and weight shapes (VGG-style), input \(loaded.model.inputShape.map(String.init).joined(separator: "×"))")
+                say("Architecture: inferred from layer names and weight shapes (VGG-style), input \(loaded.model.inputShape.map(String.init).joined(separator: "×"))")
             } else if case .configFile(let path) = loaded.architecture {
-                print("Architecture: from \(path)")
+                say("Architecture: from \(path)")
             }
-            print(summary.render())
-            if let to { print("Wrote \(to)") }
+            say(summary.render())
+            if let to { say("Wrote \(to)") }
         }
     }
 }

@@ -41,7 +41,7 @@ struct PredictCommand: ParsableCommand {
                 if let names { try f.setStrings("/", "class_names", names) }
                 try f.flush()
             }
-            print("Wrote \(p.indices.count) predictions to \(output)")
+            say("Wrote \(p.indices.count) predictions to \(output)")
             return
         }
         let classes = p.probabilities.shape[1]
@@ -49,7 +49,7 @@ struct PredictCommand: ParsableCommand {
             let probs = Array(p.probabilities.values[(row * classes)..<((row + 1) * classes)])
             let top = probs.indices.max { probs[$0] < probs[$1] }!
             let label = names.flatMap { top < $0.count ? $0[top] : nil } ?? String(top)
-            print("\(data.sampleName(index))\t\(label)\t\(String(format: "%.4f", Double(probs[top])))")
+            say("\(data.sampleName(index))\t\(label)\t\(String(format: "%.4f", Double(probs[top])))")
         }
     }
 }

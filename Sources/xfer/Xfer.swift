@@ -55,6 +55,15 @@ func finish(_ code: Int32) -> Never {
     _exit(code)
 }
 
+/// Prints `text` on stdout with every control character but its own line breaks and tabs
+/// escaped: names and class labels come out of files and folders, and must not drive the terminal.
+func say(_ text: String) {
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+        line.split(separator: "\t", omittingEmptySubsequences: false).map { String($0).terminalSafe }.joined(separator: "\t")
+    }
+    print(lines.joined(separator: "\n"))
+}
+
 /// One warning line on stderr.
 func warn(_ message: String) {
     FileHandle.standardError.write(Data("xfer: warning: \(message.terminalSafe)\n".utf8))
