@@ -203,7 +203,7 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
     let execution = ExecutionPlan(graph: graph, cacheAllowed: cacheAllowed)
     let work = graph.nodes.indices.map { (graph.nodes[$0].layer.name, execution.work[$0]) }
     let lowest = graph.nodes.firstIndex { $0.trainable }
-    let frozenBN = graph.nodes.filter { if case .batchNormalization = $0.layer.kind { return !$0.trainable } else { return false } }.map(\.layer.name)
+    let frozenBN = graph.nodes.filter { $0.layer.op is BatchNormConfig && !$0.trainable }.map(\.layer.name)
     var plan = FreezePlan(model: model, work: work, lowestTrainable: lowest, frozenBatchNorms: frozenBN)
     for (i, node) in graph.nodes.enumerated() {
         let f = node.layer.forwardFLOPs(input: node.inputShapes[0])
@@ -217,9 +217,9 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
 private func baseEndIndex(_ model: ModelSpec) throws -> Int {
     func isFeature(_ l: LayerSpec) -> Bool {
         switch l.kind {
-        case .conv2D, .maxPooling2D, .averagePooling2D: return true
+        case .input: return false
+        case .op(let op): return op.isFeature
         case .model(let m): return m.layers.contains(where: isFeature)
-        default: return false
         }
     }
     guard var end = model.layers.lastIndex(where: isFeature) else {
@@ -227,12 +227,7 @@ private func baseEndIndex(_ model: ModelSpec) throws -> Int {
                                  hint: "use --keep-top to train the model as it is")
     }
     // Layers that finish the last block (normalisation, activation) belong to the base.
-    while end + 1 < model.layers.count {
-        switch model.layers[end + 1].kind {
-        case .batchNormalization, .activation, .relu, .zeroPadding2D, .merge: end += 1
-        default: return end
-        }
-    }
+    while end + 1 < model.layers.count, model.layers[end + 1].op?.finishesBlock == true { end += 1 }
     return end
 }
 

@@ -22,3 +22,26 @@ public final class FlattenLayer: TrainableLayer {
         needInputGradient ? dy.reshaped([dy.shape[0]] + inputShape) : nil
     }
 }
+
+// MARK: The Keras kind
+
+/// Keras `Flatten`.
+public struct FlattenConfig: SingleInputOp, Equatable {
+    public init() {}
+
+    public static var kerasClassNames: [String] { ["Flatten"] }
+
+    public init(keras k: KerasLayerConfig) throws {}
+    public func writeKeras(_ c: inout [String: Any], className: String) { c["data_format"] = "channels_last" }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+        guard let n = checkedCount(input) else {
+            throw XferError.badInput(layer, "flattening \(shapeText(input)) gives more values than any machine holds")
+        }
+        return [n]
+    }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        FlattenLayer(name: spec.name, inputShape: inputShape)
+    }
+}

@@ -137,3 +137,23 @@ func maxPool2DBackward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
         }
     }
 }
+
+// MARK: The Keras kind
+
+/// Keras `MaxPooling2D`.
+public struct MaxPooling2DConfig: SingleInputOp, Equatable {
+    public var pool: Pool2DConfig
+    public init(_ pool: Pool2DConfig = Pool2DConfig()) { self.pool = pool }
+
+    public static var kerasClassNames: [String] { ["MaxPooling2D"] }
+    public static var kerasAliases: [String] { ["MaxPool2D"] }
+
+    public init(keras k: KerasLayerConfig) throws { self.init(try Pool2DConfig(keras: k)) }
+    public func writeKeras(_ c: inout [String: Any], className: String) { pool.writeKeras(&c) }
+    public func outputShape(input: [Int], layer: String) throws -> [Int] { try pool.outputShape(input: input, layer: layer) }
+    public var isFeature: Bool { true }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try MaxPooling2DLayer(name: spec.name, config: pool, inputShape: inputShape)
+    }
+}

@@ -35,3 +35,35 @@ public final class RescalingLayer: TrainableLayer {
         return dx
     }
 }
+
+// MARK: The Keras kind
+
+/// Keras `Rescaling`: x · scale + offset, one number each.
+public struct RescalingConfig: SingleInputOp, Equatable {
+    public var scale: Float
+    public var offset: Float
+    public init(scale: Float, offset: Float = 0) { self.scale = scale; self.offset = offset }
+
+    public static var kerasClassNames: [String] { ["Rescaling"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        guard let scale = k["scale"] as? Double, scale.isFinite else {
+            throw k.unsupported("a per-channel scale (\(k["scale"] ?? "none")) is not supported (one number only)")
+        }
+        guard let offset = k["offset"] == nil ? 0 : k["offset"] as? Double, offset.isFinite else {
+            throw k.unsupported("a per-channel offset (\(k["offset"]!)) is not supported (one number only)")
+        }
+        self.init(scale: Float(scale), offset: Float(offset))
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["scale"] = Double(scale)
+        c["offset"] = Double(offset)
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        RescalingLayer(name: spec.name, scale: scale, offset: offset, inputShape: inputShape)
+    }
+}
