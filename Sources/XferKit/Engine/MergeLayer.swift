@@ -92,6 +92,7 @@ extension MergeOp: LayerOp {
         if case .concatenate(let axis) = self { c["axis"] = axis }
     }
 
+    public var kerasClassName: String { className }
     public var takesSeveralInputs: Bool { true }
 
     /// Keras's merge shapes, by the merge layer's own rule (Engine/Layers/): elementwise merges

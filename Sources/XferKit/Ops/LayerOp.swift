@@ -19,6 +19,9 @@ public protocol LayerOp: Sendable {
     static var kerasClassNames: [String] { get }
     /// Other spellings Keras also reads as this kind (`Convolution2D`, `MaxPool2D`, ...).
     static var kerasAliases: [String] { get }
+    /// The class name of this op's value when it has no other (a spec built in code): the
+    /// first of `kerasClassNames`, or for a merge its own.
+    var kerasClassName: String { get }
 
     /// Parses a layer config of one of this kind's class names (`keras.className`).
     init(keras: KerasLayerConfig) throws
@@ -52,6 +55,7 @@ public protocol LayerOp: Sendable {
 
 extension LayerOp {
     public static var kerasAliases: [String] { [] }
+    public var kerasClassName: String { Self.kerasClassNames[0] }
     public var takesSeveralInputs: Bool { false }
     public func expectedWeights(input: [Int]) -> [ExpectedWeight] { [] }
     public var hasWeights: Bool { false }
