@@ -137,13 +137,13 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
             var layer: LayerSpec
             switch h {
             case .flatten:
-                layer = LayerSpec(name: unique("flatten"), className: "Flatten", kind: .flatten)
+                layer = LayerSpec(name: unique("flatten"), op: FlattenConfig())
             case .globalAveragePooling:
-                layer = LayerSpec(name: unique("global_average_pooling2d"), className: "GlobalAveragePooling2D", kind: .globalAveragePooling2D(keepdims: false))
+                layer = LayerSpec(name: unique("global_average_pooling2d"), op: GlobalAveragePooling2DConfig(keepdims: false))
             case .globalMaxPooling:
-                layer = LayerSpec(name: unique("global_max_pooling2d"), className: "GlobalMaxPooling2D", kind: .globalMaxPooling2D(keepdims: false))
+                layer = LayerSpec(name: unique("global_max_pooling2d"), op: GlobalMaxPooling2DConfig(keepdims: false))
             case .dropout(let rate):
-                layer = LayerSpec(name: unique("dropout"), className: "Dropout", kind: .dropout(DropoutConfig(rate: rate)))
+                layer = LayerSpec(name: unique("dropout"), op: DropoutConfig(rate: rate))
             case .dense(let units, let activation):
                 guard shape.count == 1 else {
                     throw XferError.usage("--head", "a dense layer needs a flat input but gets \(shapeText(shape))",
@@ -152,8 +152,8 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
                 let fanIn = shape[0]
                 let limit = Float((6.0 / Double(fanIn + units)).squareRoot())
                 let kernel = (0..<(fanIn * units)).map { _ in rng.uniform(-limit, limit) }
-                layer = LayerSpec(name: unique(isFinal ? "predictions" : "dense"), className: "Dense",
-                                  kind: .dense(DenseConfig(units: units, activation: activation)),
+                layer = LayerSpec(name: unique(isFinal ? "predictions" : "dense"),
+                                  op: DenseConfig(units: units, activation: activation),
                                   weights: [WeightSpec(role: "kernel", shape: [fanIn, units], values: kernel),
                                             WeightSpec(role: "bias", shape: [units], values: [Float](repeating: 0, count: units))])
             }

@@ -113,6 +113,11 @@ public struct LayerSpec: Sendable {
         self.weights = weights; self.callTrainingFalse = callTrainingFalse; self.calls = calls
     }
 
+    /// A layer of kind `op`, of the op's Keras class.
+    public init(name: String, op: any LayerOp, trainable: Bool = true, weights: [WeightSpec] = []) {
+        self.init(name: name, className: op.kerasClassName, kind: .op(op), trainable: trainable, weights: weights)
+    }
+
     public func weight(_ role: String) -> WeightSpec? { weights.first { $0.role == role } }
 
     /// The op of this layer's kind (nil for an InputLayer and a nested model).
