@@ -1,6 +1,9 @@
 // Activation: one of Keras's activation functions (Activations.swift), softmax over
 // the last axis. Runs in place on its input. Backward: dx = dy · f′, f′ from the
 // output (and from the input for silu and gelu, which then keep it).
+//
+// The Keras kind, `ActivationConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Activation` layer.
 public final class ActivationLayer: TrainableLayer {

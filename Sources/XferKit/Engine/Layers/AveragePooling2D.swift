@@ -4,6 +4,9 @@
 //
 // Backward: each dy is shared equally, dy / (real elements), among its window's real
 // elements; where windows overlap the shares add up. Nothing needs keeping.
+//
+// The Keras kind, `AveragePooling2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `AveragePooling2D` layer.
 public final class AveragePooling2DLayer: TrainableLayer {

@@ -18,6 +18,9 @@
 //              dx = γ/√(σ² + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))   (TF `FusedBatchNormGrad`)
 //   inference: x̂ from the moving statistics; dβ, dγ the same; dx = dy·γ/√(mv + ε)
 // Only γ and β train; the moving statistics never take gradients.
+//
+// The Keras kind, `BatchNormConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 #if canImport(Glibc)
 import Glibc

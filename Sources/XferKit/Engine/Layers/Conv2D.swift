@@ -24,6 +24,9 @@
 // sample would race: when dx is wanted, a task is one or more whole samples and walks
 // its tiles in order. 1×1 stride-1 convolutions again skip im2col: dx = dz · Wᵀ row for
 // row. `conv2DBackwardNaive` is the seven-loop definition of the same three sums.
+//
+// The Keras kind, `Conv2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 #if canImport(Glibc)
 import Glibc

@@ -4,6 +4,9 @@
 //
 // The product is one GEMM (rows × in)·(in × units), cut into a grid of row and
 // column blocks so that even a batch of one keeps every thread busy.
+//
+// The Keras kind, `DenseConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Dense` layer.
 public final class DenseLayer: TrainableLayer {

@@ -2,6 +2,9 @@
 // Training: inverted dropout, each value kept with probability 1 − rate and scaled by
 // 1/(1 − rate), dropped to 0 otherwise; the mask comes from a seeded generator (TensorFlow's
 // random stream cannot be reproduced, so masks differ from Keras's but are repeatable).
+//
+// The Keras kind, `DropoutConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 import Foundation
 

@@ -1,5 +1,8 @@
 // Flatten: (N, H, W, C) → (N, H·W·C), row-major, index (h·W + w)·C + c — the values
 // do not move.
+//
+// The Keras kind, `FlattenConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Flatten` layer.
 public final class FlattenLayer: TrainableLayer {

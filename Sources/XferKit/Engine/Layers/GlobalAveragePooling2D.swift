@@ -1,5 +1,8 @@
 // GlobalAveragePooling2D: the mean over H and W of each channel (`channels_last`),
 // (N, H, W, C) → (N, C), or (N, 1, 1, C) with keepdims.
+//
+// The Keras kind, `GlobalAveragePooling2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `GlobalAveragePooling2D` layer.
 public final class GlobalAveragePooling2DLayer: TrainableLayer {

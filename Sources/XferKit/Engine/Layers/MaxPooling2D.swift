@@ -6,6 +6,9 @@
 // maxima in a row-major scan (h, then w) of the real elements, as TF's CPU kernel
 // breaks ties (`SpatialMaxPoolWithArgMaxHelper`); where windows overlap the shares add
 // up. The forward records those positions, only when the context keeps for backward.
+//
+// The Keras kind, `MaxPooling2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `MaxPooling2D` layer.
 public final class MaxPooling2DLayer: TrainableLayer {

@@ -7,6 +7,9 @@
 //               p − slope·max(threshold − x, 0)      if slope ≠ 0
 //
 // Runs in place on its input.
+//
+// The Keras kind, `ReLUConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 import Foundation
 

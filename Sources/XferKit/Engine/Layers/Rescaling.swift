@@ -1,6 +1,9 @@
 // Rescaling: y = x · scale + offset, element-wise, in float32 as Keras computes it
 // (`inputs * scale + offset`), e.g. `Rescaling(1/255)` or `Rescaling(1/127.5, offset=-1)`
 // in front of a base. Runs in place. Backward: dx = dy · scale.
+//
+// The Keras kind, `RescalingConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Rescaling` layer (one scale and one offset for every value).
 public final class RescalingLayer: TrainableLayer {

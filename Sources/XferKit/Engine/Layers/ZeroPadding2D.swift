@@ -1,4 +1,7 @@
 // ZeroPadding2D: (N, H, W, C) → (N, top+H+bottom, left+W+right, C), zeros around.
+//
+// The Keras kind, `ZeroPadding2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `ZeroPadding2D` layer.
 public final class ZeroPadding2DLayer: TrainableLayer {
