@@ -181,7 +181,7 @@ struct FinetuneCommand: ParsableCommand {
         printPlan(plan, data: data)
         if dryRun { return }
         let outputs = plan.model.flattenedLayers().last.map { l -> Int in
-            if case .dense(let d) = l.layer.kind { return d.units }
+            if let d = l.layer.op as? DenseConfig { return d.units }
             return classCount
         } ?? classCount
         // DATA against the model, before any expensive work: its samples' shape, and its classes

@@ -45,10 +45,10 @@ final class TrainingParityTests: XCTestCase {
     func zeroDropout(_ m: ModelSpec) -> ModelSpec {
         var m = m
         for i in m.layers.indices {
-            switch m.layers[i].kind {
-            case .dropout(var d): d.rate = 0; m.layers[i].kind = .dropout(d)
-            case .model(let inner): m.layers[i].kind = .model(zeroDropout(inner))
-            default: break
+            if var d = m.layers[i].op as? DropoutConfig {
+                d.rate = 0; m.layers[i].kind = .dropout(d)
+            } else if case .model(let inner) = m.layers[i].kind {
+                m.layers[i].kind = .model(zeroDropout(inner))
             }
         }
         return m
@@ -163,7 +163,7 @@ final class TrainingParityTests: XCTestCase {
                         // step, and so the BN's moving mean by (1 − momentum)·lr per earlier step.
                         if config.kind != .sgd, !c.zeroGradient.isEmpty, path.hasSuffix("/moving_mean"),
                            let bn = net.graph.nodes.first(where: { $0.path + "/moving_mean" == path }),
-                           case .batchNormalization(let b) = bn.layer.kind {
+                           let b = bn.layer.op as? BatchNormConfig {
                             let shift = (1 - b.momentum) * config.learningRate * Float(step - 1) * 1.01
                             bound = (bound ?? [Float](repeating: 0, count: values.count)).map { $0 + shift }
                         }

@@ -5,18 +5,13 @@
 // `{"class_name", "config"}` with `batch_input_shape` and list-form
 // `inbound_nodes`, and Keras 3's `{"module", "class_name", "config", ...}` with
 // `batch_shape`, DTypePolicy dicts and `{"args", "kwargs"}` nodes.
-// Only chains are accepted: Sequential models, and Functional models in which
-// every layer has one input (what VGG-style and transfer models are).
+// Sequential and Functional models (one input, one output) are read here; each layer's own
+// config is read by its op (Ops/Registry.swift finds it by class name), through the
+// checked accessors of KerasLayerConfig (Ops/LayerOp.swift).
 
 import Foundation
 
 typealias JSONObject = [String: Any]
-
-/// The Keras layer classes xfer reads (besides Sequential/Functional models of them).
-public let supportedLayerClasses = ["InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                                    "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation",
-                                    "ReLU", "LeakyReLU", "Softmax", "Rescaling", "ZeroPadding2D",
-                                    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
 
 /// Parses a Keras model JSON. `source` names the file in errors; `kerasVersion`, the version
 /// that wrote it when the file records one (else the JSON's flavour decides).
@@ -198,98 +193,18 @@ struct KerasConfigParser {
         let isModel = ["Sequential", "Functional", "Model"].contains(cls)
         let keepsFlag = !isModel || keepsModelFlag(entry, className: cls)
         let trainable = keepsFlag ? (cfg["trainable"] as? Bool ?? true) : true
-        func unsupported(_ why: String) -> XferError {
-            fail("layer '\(name)' (\(cls)): \(why)", hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
-        }
+        let keras = KerasLayerConfig(source: source, className: cls, name: name, values: cfg)
         if let df = cfg["data_format"] as? String, df != "channels_last" {
-            throw unsupported("data_format '\(df)' is not supported (channels_last only)")
+            throw keras.unsupported("data_format '\(df)' is not supported (channels_last only)")
         }
         let kind: LayerKind
-        switch cls {
-        case "InputLayer":
+        if cls == "InputLayer" {
             kind = .input
-        case "Conv2D", "Convolution2D":
-            if let g = cfg["groups"], exactInt(g) != 1 { throw unsupported("grouped convolution (groups=\(describe(g)))") }
-            kind = .conv2D(Conv2DConfig(
-                filters: try int(cfg, "filters", name),
-                kernelSize: try pair(cfg["kernel_size"], name, "kernel_size"),
-                strides: try pair(cfg["strides"] ?? 1, name, "strides"),
-                padding: try padding(cfg, name),
-                dilation: try pair(cfg["dilation_rate"] ?? 1, name, "dilation_rate"),
-                useBias: cfg["use_bias"] as? Bool ?? true,
-                activation: try activation(cfg["activation"], name, cls)))
-        case "Dense":
-            kind = .dense(DenseConfig(units: try int(cfg, "units", name), useBias: cfg["use_bias"] as? Bool ?? true,
-                                      activation: try activation(cfg["activation"], name, cls)))
-        case "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D":
-            let pool = try pair(cfg["pool_size"] ?? 2, name, "pool_size")
-            let strides = cfg["strides"].flatMap { $0 is NSNull ? nil : $0 }
-            let config = Pool2DConfig(poolSize: pool, strides: try strides.map { try pair($0, name, "strides") },
-                                      padding: try padding(cfg, name))
-            kind = cls.hasPrefix("Max") ? .maxPooling2D(config) : .averagePooling2D(config)
-        case "GlobalAveragePooling2D", "GlobalAvgPool2D":
-            kind = .globalAveragePooling2D(keepdims: cfg["keepdims"] as? Bool ?? false)
-        case "GlobalMaxPooling2D", "GlobalMaxPool2D":
-            kind = .globalMaxPooling2D(keepdims: cfg["keepdims"] as? Bool ?? false)
-        case "Flatten":
-            kind = .flatten
-        case "Dropout":
-            // Keras: "rate must be a float in the range [0, 1)".
-            let rate = try double(cfg, "rate", name, in: 0...1)
-            guard rate < 1 else { throw fail("layer '\(name)': Dropout rate 1 drops everything; it must be below 1") }
-            kind = .dropout(DropoutConfig(rate: Float(rate), seed: exactInt(cfg["seed"])))
-        case "BatchNormalization":
-            if cfg["renorm"] as? Bool == true { throw unsupported("batch renormalization is not supported") }
-            if cfg["synchronized"] as? Bool == true { /* same math on one device */ }
-            // Whether the axis is the last one is checked against the input's rank (Shapes.swift).
-            let axis: Int
-            switch cfg["axis"] {
-            case nil: axis = -1
-            case let a as Int: axis = a
-            case let a as [Int] where a.count == 1: axis = a[0]
-            default: throw unsupported("normalising over several axes (\(cfg["axis"]!)) is not supported")
-            }
-            kind = .batchNormalization(BatchNormConfig(
-                momentum: Float(try double(cfg, "momentum", name, in: 0...1, default: 0.99)),
-                epsilon: Float(try double(cfg, "epsilon", name, in: 1e-30...1e30, default: 1e-3)),
-                center: cfg["center"] as? Bool ?? true, scale: cfg["scale"] as? Bool ?? true, axis: axis))
-        case "Activation":
-            kind = .activation(try activation(cfg["activation"], name, cls))
-        case "ReLU":
-            let maxValue = cfg["max_value"] == nil || cfg["max_value"] is NSNull ? nil : Float(try double(cfg, "max_value", name, in: 0...1e30))
-            kind = .relu(ReLUConfig(maxValue: maxValue, negativeSlope: Float(try double(cfg, "negative_slope", name, default: 0)),
-                                    threshold: Float(try double(cfg, "threshold", name, default: 0))))
-        case "Rescaling":
-            guard let scale = cfg["scale"] as? Double, scale.isFinite else {
-                throw unsupported("a per-channel scale (\(cfg["scale"] ?? "none")) is not supported (one number only)")
-            }
-            guard let offset = cfg["offset"] == nil ? 0 : cfg["offset"] as? Double, offset.isFinite else {
-                throw unsupported("a per-channel offset (\(cfg["offset"]!)) is not supported (one number only)")
-            }
-            kind = .rescaling(scale: Float(scale), offset: Float(offset))
-        case "LeakyReLU":
-            // x, or slope·x below 0: ReLU with a negative slope (tf-keras `alpha`, Keras 3 `negative_slope`).
-            let slope = try double(cfg, cfg["negative_slope"] != nil ? "negative_slope" : "alpha", name, default: 0.3)
-            kind = .relu(ReLUConfig(maxValue: nil, negativeSlope: Float(slope), threshold: 0))
-        case "Softmax":
-            let axis = cfg["axis"] as? Int ?? (cfg["axis"] as? [Int]).flatMap { $0.count == 1 ? $0[0] : nil } ?? -1
-            guard axis == -1 else { throw unsupported("softmax over axis \(axis) is not supported (the last axis only)") }
-            kind = .activation(.softmax)
-        case "ZeroPadding2D":
-            kind = .zeroPadding2D(try zeroPadding(cfg["padding"] ?? 1, name))
-        case "Add": kind = .merge(.add)
-        case "Subtract": kind = .merge(.subtract)
-        case "Multiply": kind = .merge(.multiply)
-        case "Average": kind = .merge(.average)
-        case "Maximum": kind = .merge(.maximum)
-        case "Minimum": kind = .merge(.minimum)
-        case "Concatenate":
-            let axis = cfg["axis"] == nil ? -1 : exactInt(cfg["axis"])
-            guard let axis, axis != 0 else { throw unsupported("Concatenate axis \(describe(cfg["axis"] ?? "?")) is not supported") }
-            kind = .merge(.concatenate(axis: axis))
-        case "Sequential", "Functional", "Model":
+        } else if isModel {
             kind = .model(try model(entry, parentName: name))
-        default:
+        } else if let op = layerOpsByClassName[cls] {
+            kind = .op(try op.init(keras: keras))
+        } else {
             throw fail("layer '\(name)' has class \(cls), which xfer does not support",
                        hint: "supported: \(supportedLayerClasses.joined(separator: ", ")), nested Sequential/Functional")
         }
@@ -337,100 +252,6 @@ struct KerasConfigParser {
         }
     }
 
-    /// The largest size (filters, units, kernel, stride, padding, input side) xfer accepts from a
-    /// configuration. Real models stay far below; the bound keeps every shape computation and
-    /// every product of sizes inside Int64, so nothing read from a file can trap.
-    static let maximumSize = 1 << 24
-
-    /// A whole number in `minimum...maximumSize`; fractions, strings, huge and negative values are refused.
-    private func size(_ value: Any?, _ layer: String, _ key: String, minimum: Int = 1) throws -> Int {
-        guard let v = exactInt(value) else {
-            throw fail("layer '\(layer)': \(value == nil ? "missing" : "invalid") '\(key)'\(value.map { " (\(describe($0)))" } ?? "")",
-                       hint: "the model configuration is damaged; save the model again with Keras")
-        }
-        guard v >= minimum, v <= Self.maximumSize else {
-            throw fail("layer '\(layer)': '\(key)' is \(v); it must be between \(minimum) and \(Self.maximumSize)",
-                       hint: "the model configuration is damaged; save the model again with Keras")
-        }
-        return v
-    }
-
-    /// An integer written as a JSON number without a fraction (JSONSerialization gives NSNumber).
-    private func exactInt(_ value: Any?) -> Int? {
-        guard let n = value as? NSNumber, !isBoolean(n) else { return nil }
-        let d = n.doubleValue
-        guard d.isFinite, d == d.rounded(), abs(d) < 9e15 else { return nil }
-        return Int(d)
-    }
-
-    /// JSON `true`/`false` also come as NSNumber; their type code is "c".
-    private func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
-
-    /// A short, printable rendering of a configuration value for an error message.
-    private func describe(_ value: Any) -> String {
-        let text = value is NSNull ? "null" : "\(value)"
-        return text.count > 40 ? String(text.prefix(40)) + "…" : text
-    }
-
-    private func int(_ cfg: JSONObject, _ key: String, _ layer: String) throws -> Int {
-        try size(cfg[key], layer, key)
-    }
-
-    /// A finite number in `range` (a rate, a momentum, an epsilon).
-    private func double(_ cfg: JSONObject, _ key: String, _ layer: String, in range: ClosedRange<Double> = -1e30...1e30,
-                        default fallback: Double? = nil) throws -> Double {
-        guard let raw = cfg[key] ?? fallback, !(raw is NSNull) || fallback != nil else {
-            throw fail("layer '\(layer)': missing '\(key)'", hint: "the model configuration is damaged; save the model again with Keras")
-        }
-        let value = raw is NSNull ? fallback : (raw as? NSNumber).flatMap { isBoolean($0) ? nil : $0.doubleValue }
-        guard let v = value, v.isFinite, range.contains(v) else {
-            throw fail("layer '\(layer)': '\(key)' is \(describe(raw)); it must be a number in \(range.lowerBound)...\(range.upperBound)",
-                       hint: "the model configuration is damaged; save the model again with Keras")
-        }
-        return v
-    }
-
-    private func pair(_ value: Any?, _ layer: String, _ key: String, minimum: Int = 1) throws -> (h: Int, w: Int) {
-        if let l = value as? [Any] {
-            guard l.count == 2 else { throw fail("layer '\(layer)': '\(key)' must be one number or two, not \(l.count)") }
-            return (try size(l[0], layer, key, minimum: minimum), try size(l[1], layer, key, minimum: minimum))
-        }
-        let v = try size(value, layer, key, minimum: minimum)
-        return (v, v)
-    }
-
-    private func padding(_ cfg: JSONObject, _ layer: String) throws -> Padding {
-        let p = (cfg["padding"] as? String ?? "valid").lowercased()
-        guard let v = Padding(rawValue: p) else { throw fail("layer '\(layer)': padding '\(p)' is not supported (valid or same)") }
-        return v
-    }
-
-    private func activation(_ value: Any?, _ layer: String, _ cls: String) throws -> Activation {
-        var name: String?
-        if value == nil || value is NSNull { name = "linear" }
-        else if let s = value as? String { name = s }
-        else if let d = value as? JSONObject {
-            // Keras 3 may serialise a built-in activation as {"class_name": "function", "config": "relu", ...}.
-            name = d["config"] as? String ?? (d["config"] as? JSONObject)?["name"] as? String ?? d["class_name"] as? String
-        }
-        guard let n = name, let a = Activation(kerasName: n) else {
-            throw fail("layer '\(layer)' (\(cls)): activation '\(name ?? "?")' is not supported",
-                       hint: "supported: " + Activation.allCases.map(\.rawValue).joined(separator: ", "))
-        }
-        return a
-    }
-
-    private func zeroPadding(_ value: Any, _ layer: String) throws -> ZeroPadding2DConfig {
-        if let l = value as? [Any], l.count == 2 {
-            if l[0] is [Any] || l[1] is [Any] {
-                let (t, bo) = try pair(l[0], layer, "padding", minimum: 0)
-                let (le, r) = try pair(l[1], layer, "padding", minimum: 0)
-                return ZeroPadding2DConfig(top: t, bottom: bo, left: le, right: r)
-            }
-            let (a, b) = try pair(l, layer, "padding", minimum: 0)
-            return ZeroPadding2DConfig(top: a, bottom: a, left: b, right: b)
-        }
-        let v = try size(value, layer, "padding", minimum: 0)
-        return ZeroPadding2DConfig(top: v, bottom: v, left: v, right: v)
-    }
+    /// The largest size xfer accepts from a configuration (KerasLayerConfig.maximumSize).
+    static let maximumSize = KerasLayerConfig.maximumSize
 }

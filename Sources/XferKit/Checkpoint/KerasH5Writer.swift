@@ -79,7 +79,7 @@ public enum KerasH5Writer {
 }
 
 /// The Keras 2 flavour of model JSON (A.2.1, A.2.3). Each layer's config holds the keys its
-/// constructor takes; omitted ones take Keras's defaults.
+/// constructor takes (written by its op, `LayerOp.writeKeras`); omitted ones take Keras's defaults.
 enum KerasConfigWriter {
     /// `[null, H, W, C]`, a size the model leaves open written as `null` too.
     static func batchInputShape(_ m: ModelSpec) -> [Any] {
@@ -172,60 +172,8 @@ enum KerasConfigWriter {
         switch l.kind {
         case .input:
             break
-        case .conv2D(let k):
-            c["filters"] = k.filters
-            c["kernel_size"] = [k.kernelSize.h, k.kernelSize.w]
-            c["strides"] = [k.strides.h, k.strides.w]
-            c["padding"] = k.padding.rawValue
-            c["data_format"] = "channels_last"
-            c["dilation_rate"] = [k.dilation.h, k.dilation.w]
-            c["groups"] = 1
-            c["activation"] = k.activation.rawValue
-            c["use_bias"] = k.useBias
-        case .dense(let d):
-            c["units"] = d.units
-            c["activation"] = d.activation.rawValue
-            c["use_bias"] = d.useBias
-        case .maxPooling2D(let p), .averagePooling2D(let p):
-            c["pool_size"] = [p.poolSize.h, p.poolSize.w]
-            c["strides"] = [p.strides.h, p.strides.w]
-            c["padding"] = p.padding.rawValue
-            c["data_format"] = "channels_last"
-        case .globalAveragePooling2D(let keep), .globalMaxPooling2D(let keep):
-            c["data_format"] = "channels_last"
-            c["keepdims"] = keep
-        case .flatten:
-            c["data_format"] = "channels_last"
-        case .dropout(let d):
-            c["rate"] = Double(d.rate)
-            c["noise_shape"] = NSNull()
-            c["seed"] = d.seed.map { $0 as Any } ?? NSNull()
-        case .batchNormalization(let b):
-            c["axis"] = -1
-            c["momentum"] = Double(b.momentum)
-            c["epsilon"] = Double(b.epsilon)
-            c["center"] = b.center
-            c["scale"] = b.scale
-        case .activation where l.className == "Softmax":
-            c["axis"] = -1
-        case .activation(let a):
-            c["activation"] = a.rawValue
-        case .relu(let r) where l.className == "LeakyReLU":
-            c["alpha"] = Double(r.negativeSlope)
-        case .relu(let r):
-            c["max_value"] = r.maxValue.map { Double($0) as Any } ?? NSNull()
-            c["negative_slope"] = Double(r.negativeSlope)
-            c["threshold"] = Double(r.threshold)
-        case .rescaling(let scale, let offset):
-            c["scale"] = Double(scale)
-            c["offset"] = Double(offset)
-        case .zeroPadding2D(let p):
-            c["padding"] = [[p.top, p.bottom], [p.left, p.right]]
-            c["data_format"] = "channels_last"
-        case .merge(.concatenate(let axis)):
-            c["axis"] = axis
-        case .merge:
-            break
+        case .op(let op):
+            op.writeKeras(&c, className: l.className)
         case .model(let m):
             var config = model(m)["config"] as! [String: Any]
             // Keras 3 keeps a nested model's own flag when it loads, and a frozen nested model

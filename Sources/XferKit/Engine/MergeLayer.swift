@@ -45,3 +45,91 @@ func parallelRanges(_ units: Int, elements: Int, _ body: (_ range: Range<Int>) -
     if parts <= 1 { body(0..<units); return }
     parallelFor(parts) { i, _ in body(chunk(i, of: parts, total: units)) }
 }
+
+// MARK: The Keras kinds
+
+/// Keras's merge layers: one output from several inputs (MergeLayer, Engine/Layers/).
+public enum MergeOp: Sendable, Equatable {
+    case add, subtract, multiply, average, maximum, minimum
+    /// Keras `Concatenate(axis=)`, the axis counting the batch axis (−1: the last).
+    case concatenate(axis: Int)
+
+    /// The Keras class name.
+    public var className: String {
+        switch self {
+        case .add: return "Add"
+        case .subtract: return "Subtract"
+        case .multiply: return "Multiply"
+        case .average: return "Average"
+        case .maximum: return "Maximum"
+        case .minimum: return "Minimum"
+        case .concatenate: return "Concatenate"
+        }
+    }
+}
+
+extension MergeOp: LayerOp {
+    public static var kerasClassNames: [String] {
+        ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
+    }
+
+    public init(keras k: KerasLayerConfig) throws {
+        switch k.className {
+        case "Add": self = .add
+        case "Subtract": self = .subtract
+        case "Multiply": self = .multiply
+        case "Average": self = .average
+        case "Maximum": self = .maximum
+        case "Minimum": self = .minimum
+        default:
+            let axis = k["axis"] == nil ? -1 : exactInt(k["axis"])
+            guard let axis, axis != 0 else { throw k.unsupported("Concatenate axis \(describe(k["axis"] ?? "?")) is not supported") }
+            self = .concatenate(axis: axis)
+        }
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        if case .concatenate(let axis) = self { c["axis"] = axis }
+    }
+
+    public var kerasClassName: String { className }
+    public var takesSeveralInputs: Bool { true }
+
+    /// Keras's merge shapes, by the merge layer's own rule (Engine/Layers/): elementwise merges
+    /// broadcast their inputs, Concatenate sums the sizes along its axis.
+    public func outputShape(inputs: [[Int]], layer: String) throws -> [Int] {
+        do {
+            switch self {
+            case .add: return try AddLayer.outputShape(name: layer, inputShapes: inputs)
+            case .subtract: return try SubtractLayer.outputShape(name: layer, inputShapes: inputs)
+            case .multiply: return try MultiplyLayer.outputShape(name: layer, inputShapes: inputs)
+            case .average: return try AverageLayer.outputShape(name: layer, inputShapes: inputs)
+            case .maximum: return try MaximumLayer.outputShape(name: layer, inputShapes: inputs)
+            case .minimum: return try MinimumLayer.outputShape(name: layer, inputShapes: inputs)
+            case .concatenate(let axis): return try ConcatenateLayer.outputShape(name: layer, axis: axis, inputShapes: inputs)
+            }
+        } catch let e as XferError {
+            throw XferError.badInput(layer, e.message, hint: e.hint)
+        }
+    }
+
+    public var finishesBlock: Bool { true }
+
+    public func makeKernel(_ spec: LayerSpec, inputShapes: [[Int]]) throws -> NodeKernel {
+        try spec.onlyWeights([])
+        return .merge(try makeLayer(name: spec.name, inputShapes: inputShapes))
+    }
+
+    /// The engine layer of this merge kind (Engine/Layers/).
+    func makeLayer(name: String, inputShapes: [[Int]]) throws -> MergeLayer {
+        switch self {
+        case .add: return try AddLayer(name: name, inputShapes: inputShapes)
+        case .subtract: return try SubtractLayer(name: name, inputShapes: inputShapes)
+        case .multiply: return try MultiplyLayer(name: name, inputShapes: inputShapes)
+        case .average: return try AverageLayer(name: name, inputShapes: inputShapes)
+        case .maximum: return try MaximumLayer(name: name, inputShapes: inputShapes)
+        case .minimum: return try MinimumLayer(name: name, inputShapes: inputShapes)
+        case .concatenate(let axis): return try ConcatenateLayer(name: name, axis: axis, inputShapes: inputShapes)
+        }
+    }
+}

@@ -1,6 +1,6 @@
-// A runnable model: the engine layers built from a ModelSpec's graph (ModelGraph), checked
-// once at build time (every layer's input shapes, every weight's shape), then run on batches
-// by the graph executor.
+// A runnable model: the engine layers built from a ModelSpec's graph (ModelGraph) by each
+// layer's op (`LayerOp.makeKernel`), checked once at build time (every layer's input shapes,
+// every weight's shape), then run on batches by the graph executor.
 //
 // Forward passes run in inference mode (Dropout off, BatchNormalization on its moving
 // statistics), as Keras's `model.predict` does. The work of each layer is split over
@@ -94,51 +94,11 @@ public final class Network {
     /// Bytes of scratch memory the forward passes have used so far.
     public var workspaceBytes: Int { context.workspace.bytes }
 
+    /// The engine layer of a single-input layer (its op's, Engine/Layers/), its weights checked.
     static func build(_ spec: LayerSpec, inputShape shape: [Int]) throws -> Layer {
-        let name = spec.name
-        switch spec.kind {
-        case .input:
-            try spec.onlyWeights([])
-            return InputLayer(name: name, inputShape: shape)
-        case .conv2D(let c):
-            return try Conv2DLayer(spec: spec, config: c, inputShape: shape)
-        case .maxPooling2D(let c):
-            try spec.onlyWeights([])
-            return try MaxPooling2DLayer(name: name, config: c, inputShape: shape)
-        case .averagePooling2D(let c):
-            try spec.onlyWeights([])
-            return try AveragePooling2DLayer(name: name, config: c, inputShape: shape)
-        case .globalAveragePooling2D(let keepdims):
-            try spec.onlyWeights([])
-            return try GlobalAveragePooling2DLayer(name: name, keepdims: keepdims, inputShape: shape)
-        case .globalMaxPooling2D(let keepdims):
-            try spec.onlyWeights([])
-            return try GlobalMaxPooling2DLayer(name: name, keepdims: keepdims, inputShape: shape)
-        case .flatten:
-            try spec.onlyWeights([])
-            return FlattenLayer(name: name, inputShape: shape)
-        case .dense(let c):
-            return try DenseLayer(spec: spec, config: c, inputShape: shape)
-        case .dropout(let c):
-            try spec.onlyWeights([])
-            return try DropoutLayer(name: name, config: c, inputShape: shape)
-        case .batchNormalization(let c):
-            return try BatchNormalizationLayer(spec: spec, config: c, inputShape: shape)
-        case .activation(let a):
-            try spec.onlyWeights([])
-            return ActivationLayer(name: name, activation: a, inputShape: shape)
-        case .relu(let c):
-            try spec.onlyWeights([])
-            return ReLULayer(name: name, config: c, inputShape: shape)
-        case .rescaling(let scale, let offset):
-            try spec.onlyWeights([])
-            return RescalingLayer(name: name, scale: scale, offset: offset, inputShape: shape)
-        case .zeroPadding2D(let c):
-            try spec.onlyWeights([])
-            return try ZeroPadding2DLayer(name: name, config: c, inputShape: shape)
-        case .merge, .model:
-            // The graph runs these: merge layers take several inputs, nested models are inlined.
-            throw XferError.badInput("layer '\(name)'", "\(spec.className) is not a single-input layer")
+        guard case .layer(let layer) = try spec.makeKernel(inputShapes: [shape]) else {
+            throw XferError.badInput("layer '\(spec.name)'", "\(spec.className) is not a single-input layer")
         }
+        return layer
     }
 }

@@ -52,7 +52,7 @@ public struct ExecutionPlan: Sendable {
         for node in graph.nodes {
             needs[node.output] = node.trainable || node.inputs.contains { needs[$0] }
             var training = !node.inferenceOnly
-            if case .batchNormalization = node.layer.kind, !node.trainable { training = false }
+            if node.layer.op is BatchNormConfig, !node.trainable { training = false }
             mode.append(training)
         }
         var frontier = Set<Int>()
@@ -60,8 +60,7 @@ public struct ExecutionPlan: Sendable {
             for v in node.inputs where !needs[v] { frontier.insert(v) }
         }
         let randomInPrefix = graph.nodes.indices.contains { i in
-            if case .dropout(let d) = graph.nodes[i].layer.kind { return d.rate > 0 && mode[i] && !needs[graph.nodes[i].output] }
-            return false
+            graph.nodes[i].layer.op?.isRandomInTraining == true && mode[i] && !needs[graph.nodes[i].output]
         }
         let trains = needs[graph.output]
         let cached = cacheAllowed && trains && !frontier.contains(0) && !randomInPrefix

@@ -10,12 +10,12 @@
 
 import Foundation
 
-/// What a graph node runs as.
-enum NodeKernel {
+/// What a graph node runs as: an engine layer, or a merge layer taking several inputs.
+public enum NodeKernel {
     case layer(Layer)
     case merge(MergeLayer)
 
-    var name: String {
+    public var name: String {
         switch self {
         case .layer(let l): return l.name
         case .merge(let m): return m.name
@@ -36,11 +36,7 @@ final class GraphExecutor {
 
     /// Builds the engine layer of one node, checking its weights.
     static func kernel(for node: GraphNode) throws -> NodeKernel {
-        if case .merge(let op) = node.layer.kind {
-            try node.layer.onlyWeights([])
-            return .merge(try makeMergeLayer(op, name: node.layer.name, inputShapes: node.inputShapes))
-        }
-        return .layer(try Network.build(node.layer, inputShape: node.inputShapes[0]))
+        try node.layer.makeKernel(inputShapes: node.inputShapes)
     }
 
     /// Runs the nodes for which `run` is true (all when nil), from the values in `feed`; node i
@@ -110,28 +106,19 @@ final class GraphExecutor {
     }
 }
 
-/// The engine layer of a Keras merge layer (Engine/Layers/).
-func makeMergeLayer(_ op: MergeOp, name: String, inputShapes: [[Int]]) throws -> MergeLayer {
-    switch op {
-    case .add: return try AddLayer(name: name, inputShapes: inputShapes)
-    case .subtract: return try SubtractLayer(name: name, inputShapes: inputShapes)
-    case .multiply: return try MultiplyLayer(name: name, inputShapes: inputShapes)
-    case .average: return try AverageLayer(name: name, inputShapes: inputShapes)
-    case .maximum: return try MaximumLayer(name: name, inputShapes: inputShapes)
-    case .minimum: return try MinimumLayer(name: name, inputShapes: inputShapes)
-    case .concatenate(let axis): return try ConcatenateLayer(name: name, axis: axis, inputShapes: inputShapes)
-    }
-}
-
-/// The output shape of a merge layer for `inputShapes`, by the layer's own rule.
-func mergeOutputShape(_ op: MergeOp, name: String, inputShapes: [[Int]]) throws -> [Int] {
-    switch op {
-    case .add: return try AddLayer.outputShape(name: name, inputShapes: inputShapes)
-    case .subtract: return try SubtractLayer.outputShape(name: name, inputShapes: inputShapes)
-    case .multiply: return try MultiplyLayer.outputShape(name: name, inputShapes: inputShapes)
-    case .average: return try AverageLayer.outputShape(name: name, inputShapes: inputShapes)
-    case .maximum: return try MaximumLayer.outputShape(name: name, inputShapes: inputShapes)
-    case .minimum: return try MinimumLayer.outputShape(name: name, inputShapes: inputShapes)
-    case .concatenate(let axis): return try ConcatenateLayer.outputShape(name: name, axis: axis, inputShapes: inputShapes)
+extension LayerSpec {
+    /// The engine kernel of one call of this layer on inputs of `inputShapes`, its weights
+    /// checked: an InputLayer's identity, or what its op builds. Nested models are inlined by
+    /// the graph, never built.
+    func makeKernel(inputShapes: [[Int]]) throws -> NodeKernel {
+        switch kind {
+        case .input:
+            try onlyWeights([])
+            return .layer(InputLayer(name: name, inputShape: inputShapes[0]))
+        case .op(let op):
+            return try op.makeKernel(self, inputShapes: inputShapes)
+        case .model:
+            throw XferError.badInput("layer '\(name)'", "\(className) is not a single-input layer")
+        }
     }
 }

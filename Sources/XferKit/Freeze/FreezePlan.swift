@@ -137,13 +137,13 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
             var layer: LayerSpec
             switch h {
             case .flatten:
-                layer = LayerSpec(name: unique("flatten"), className: "Flatten", kind: .flatten)
+                layer = LayerSpec(name: unique("flatten"), op: FlattenConfig())
             case .globalAveragePooling:
-                layer = LayerSpec(name: unique("global_average_pooling2d"), className: "GlobalAveragePooling2D", kind: .globalAveragePooling2D(keepdims: false))
+                layer = LayerSpec(name: unique("global_average_pooling2d"), op: GlobalAveragePooling2DConfig(keepdims: false))
             case .globalMaxPooling:
-                layer = LayerSpec(name: unique("global_max_pooling2d"), className: "GlobalMaxPooling2D", kind: .globalMaxPooling2D(keepdims: false))
+                layer = LayerSpec(name: unique("global_max_pooling2d"), op: GlobalMaxPooling2DConfig(keepdims: false))
             case .dropout(let rate):
-                layer = LayerSpec(name: unique("dropout"), className: "Dropout", kind: .dropout(DropoutConfig(rate: rate)))
+                layer = LayerSpec(name: unique("dropout"), op: DropoutConfig(rate: rate))
             case .dense(let units, let activation):
                 guard shape.count == 1 else {
                     throw XferError.usage("--head", "a dense layer needs a flat input but gets \(shapeText(shape))",
@@ -152,8 +152,8 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
                 let fanIn = shape[0]
                 let limit = Float((6.0 / Double(fanIn + units)).squareRoot())
                 let kernel = (0..<(fanIn * units)).map { _ in rng.uniform(-limit, limit) }
-                layer = LayerSpec(name: unique(isFinal ? "predictions" : "dense"), className: "Dense",
-                                  kind: .dense(DenseConfig(units: units, activation: activation)),
+                layer = LayerSpec(name: unique(isFinal ? "predictions" : "dense"),
+                                  op: DenseConfig(units: units, activation: activation),
                                   weights: [WeightSpec(role: "kernel", shape: [fanIn, units], values: kernel),
                                             WeightSpec(role: "bias", shape: [units], values: [Float](repeating: 0, count: units))])
             }
@@ -203,7 +203,7 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
     let execution = ExecutionPlan(graph: graph, cacheAllowed: cacheAllowed)
     let work = graph.nodes.indices.map { (graph.nodes[$0].layer.name, execution.work[$0]) }
     let lowest = graph.nodes.firstIndex { $0.trainable }
-    let frozenBN = graph.nodes.filter { if case .batchNormalization = $0.layer.kind { return !$0.trainable } else { return false } }.map(\.layer.name)
+    let frozenBN = graph.nodes.filter { $0.layer.op is BatchNormConfig && !$0.trainable }.map(\.layer.name)
     var plan = FreezePlan(model: model, work: work, lowestTrainable: lowest, frozenBatchNorms: frozenBN)
     for (i, node) in graph.nodes.enumerated() {
         let f = node.layer.forwardFLOPs(input: node.inputShapes[0])
@@ -217,9 +217,9 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
 private func baseEndIndex(_ model: ModelSpec) throws -> Int {
     func isFeature(_ l: LayerSpec) -> Bool {
         switch l.kind {
-        case .conv2D, .maxPooling2D, .averagePooling2D: return true
+        case .input: return false
+        case .op(let op): return op.isFeature
         case .model(let m): return m.layers.contains(where: isFeature)
-        default: return false
         }
     }
     guard var end = model.layers.lastIndex(where: isFeature) else {
@@ -227,12 +227,7 @@ private func baseEndIndex(_ model: ModelSpec) throws -> Int {
                                  hint: "use --keep-top to train the model as it is")
     }
     // Layers that finish the last block (normalisation, activation) belong to the base.
-    while end + 1 < model.layers.count {
-        switch model.layers[end + 1].kind {
-        case .batchNormalization, .activation, .relu, .zeroPadding2D, .merge: end += 1
-        default: return end
-        }
-    }
+    while end + 1 < model.layers.count, model.layers[end + 1].op?.finishesBlock == true { end += 1 }
     return end
 }
 

@@ -1,6 +1,7 @@
 // The model description every part of xfer shares: what a Keras model *is*
 // (layer kinds, their configs, their weights), independent of the file it came
-// from and of the engine that runs it.
+// from and of the engine that runs it. Each kind's config is its op, defined with its
+// engine layer (Engine/Layers/; the list: Ops/Registry.swift).
 //
 // Shapes never include the batch dimension. Activations are NHWC
 // (Keras `channels_last`); kernels keep Keras's layouts:
@@ -23,128 +24,38 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     }
 }
 
-public struct Conv2DConfig: Sendable, Equatable {
-    public var filters: Int
-    public var kernelSize: (h: Int, w: Int)
-    public var strides: (h: Int, w: Int)
-    public var padding: Padding
-    public var dilation: (h: Int, w: Int)
-    public var useBias: Bool
-    public var activation: Activation
-
-    public init(filters: Int, kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int) = (1, 1),
-                padding: Padding = .valid, dilation: (h: Int, w: Int) = (1, 1),
-                useBias: Bool = true, activation: Activation = .linear) {
-        self.filters = filters; self.kernelSize = kernelSize; self.strides = strides
-        self.padding = padding; self.dilation = dilation; self.useBias = useBias
-        self.activation = activation
-    }
-
-    public static func == (a: Conv2DConfig, b: Conv2DConfig) -> Bool {
-        a.filters == b.filters && a.kernelSize == b.kernelSize && a.strides == b.strides
-            && a.padding == b.padding && a.dilation == b.dilation && a.useBias == b.useBias
-            && a.activation == b.activation
-    }
-}
-
-public struct Pool2DConfig: Sendable, Equatable {
-    public var poolSize: (h: Int, w: Int)
-    public var strides: (h: Int, w: Int)
-    public var padding: Padding
-
-    public init(poolSize: (h: Int, w: Int) = (2, 2), strides: (h: Int, w: Int)? = nil, padding: Padding = .valid) {
-        self.poolSize = poolSize; self.strides = strides ?? poolSize; self.padding = padding
-    }
-
-    public static func == (a: Pool2DConfig, b: Pool2DConfig) -> Bool {
-        a.poolSize == b.poolSize && a.strides == b.strides && a.padding == b.padding
-    }
-}
-
-public struct DenseConfig: Sendable, Equatable {
-    public var units: Int
-    public var useBias: Bool
-    public var activation: Activation
-    public init(units: Int, useBias: Bool = true, activation: Activation = .linear) {
-        self.units = units; self.useBias = useBias; self.activation = activation
-    }
-}
-
-public struct BatchNormConfig: Sendable, Equatable {
-    public var momentum: Float
-    public var epsilon: Float
-    public var center: Bool
-    public var scale: Bool
-    /// The normalised axis as Keras records it: −1, or an index counting the batch axis
-    /// (tf-keras writes `[3]` after images, `[1]` after a Dense layer). Only the last axis runs.
-    public var axis: Int
-    public init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, axis: Int = -1) {
-        self.momentum = momentum; self.epsilon = epsilon; self.center = center; self.scale = scale; self.axis = axis
-    }
-}
-
-/// Keras `ReLU` layer: `max_value`, `negative_slope`, `threshold`.
-public struct ReLUConfig: Sendable, Equatable {
-    public var maxValue: Float?
-    public var negativeSlope: Float
-    public var threshold: Float
-    public init(maxValue: Float? = nil, negativeSlope: Float = 0, threshold: Float = 0) {
-        self.maxValue = maxValue; self.negativeSlope = negativeSlope; self.threshold = threshold
-    }
-}
-
-public struct ZeroPadding2DConfig: Sendable, Equatable {
-    public var top: Int, bottom: Int, left: Int, right: Int
-    public init(top: Int, bottom: Int, left: Int, right: Int) {
-        self.top = top; self.bottom = bottom; self.left = left; self.right = right
-    }
-}
-
-public struct DropoutConfig: Sendable, Equatable {
-    public var rate: Float
-    public var seed: Int?
-    public init(rate: Float, seed: Int? = nil) { self.rate = rate; self.seed = seed }
-}
-
-/// Keras's merge layers: one output from several inputs (MergeLayer, Engine/Layers/).
-public enum MergeOp: Sendable, Equatable {
-    case add, subtract, multiply, average, maximum, minimum
-    /// Keras `Concatenate(axis=)`, the axis counting the batch axis (−1: the last).
-    case concatenate(axis: Int)
-
-    /// The Keras class name.
-    public var className: String {
-        switch self {
-        case .add: return "Add"
-        case .subtract: return "Subtract"
-        case .multiply: return "Multiply"
-        case .average: return "Average"
-        case .maximum: return "Maximum"
-        case .minimum: return "Minimum"
-        case .concatenate: return "Concatenate"
-        }
-    }
-}
-
-/// What a layer computes. `.model` is a nested Sequential/Functional model used as one layer.
+/// What a layer computes: an InputLayer, a nested Sequential/Functional model used as one
+/// layer, or one of the kinds of Ops/Registry.swift, whose op (its config) knows everything
+/// about it. Code that needs one kind asks `op as? DenseConfig`.
 public enum LayerKind: Sendable {
     case input
-    case conv2D(Conv2DConfig)
-    case maxPooling2D(Pool2DConfig)
-    case averagePooling2D(Pool2DConfig)
-    case globalAveragePooling2D(keepdims: Bool)
-    case globalMaxPooling2D(keepdims: Bool)
-    case flatten
-    case dense(DenseConfig)
-    case dropout(DropoutConfig)
-    case batchNormalization(BatchNormConfig)
-    case activation(Activation)
-    case relu(ReLUConfig)
-    case zeroPadding2D(ZeroPadding2DConfig)
-    /// Keras `Rescaling`: x · scale + offset.
-    case rescaling(scale: Float, offset: Float)
-    case merge(MergeOp)
+    case op(any LayerOp)
     case model(ModelSpec)
+
+    /// The op of a layer kind; nil for an InputLayer and a nested model.
+    public var op: (any LayerOp)? {
+        if case .op(let o) = self { return o }
+        return nil
+    }
+}
+
+// Shorthands for building a spec in code (the head, inferred VGG models, tests).
+extension LayerKind {
+    public static func conv2D(_ c: Conv2DConfig) -> LayerKind { .op(c) }
+    public static func maxPooling2D(_ p: Pool2DConfig) -> LayerKind { .op(MaxPooling2DConfig(p)) }
+    public static func averagePooling2D(_ p: Pool2DConfig) -> LayerKind { .op(AveragePooling2DConfig(p)) }
+    public static func globalAveragePooling2D(keepdims: Bool) -> LayerKind { .op(GlobalAveragePooling2DConfig(keepdims: keepdims)) }
+    public static func globalMaxPooling2D(keepdims: Bool) -> LayerKind { .op(GlobalMaxPooling2DConfig(keepdims: keepdims)) }
+    public static var flatten: LayerKind { .op(FlattenConfig()) }
+    public static func dense(_ d: DenseConfig) -> LayerKind { .op(d) }
+    public static func dropout(_ d: DropoutConfig) -> LayerKind { .op(d) }
+    public static func batchNormalization(_ b: BatchNormConfig) -> LayerKind { .op(b) }
+    public static func activation(_ a: Activation) -> LayerKind { .op(ActivationConfig(a)) }
+    public static func relu(_ r: ReLUConfig) -> LayerKind { .op(r) }
+    public static func zeroPadding2D(_ p: ZeroPadding2DConfig) -> LayerKind { .op(p) }
+    /// Keras `Rescaling`: x · scale + offset.
+    public static func rescaling(scale: Float, offset: Float) -> LayerKind { .op(RescalingConfig(scale: scale, offset: offset)) }
+    public static func merge(_ m: MergeOp) -> LayerKind { .op(m) }
 }
 
 /// A tensor of a Functional model: output `tensor` of call `node` of the layer named `layer`
@@ -202,18 +113,25 @@ public struct LayerSpec: Sendable {
         self.weights = weights; self.callTrainingFalse = callTrainingFalse; self.calls = calls
     }
 
+    /// A layer of kind `op`, of the op's Keras class.
+    public init(name: String, op: any LayerOp, trainable: Bool = true, weights: [WeightSpec] = []) {
+        self.init(name: name, className: op.kerasClassName, kind: .op(op), trainable: trainable, weights: weights)
+    }
+
     public func weight(_ role: String) -> WeightSpec? { weights.first { $0.role == role } }
+
+    /// The op of this layer's kind (nil for an InputLayer and a nested model).
+    public var op: (any LayerOp)? { kind.op }
 
     /// This layer with `activation` taken off (a Dense layer's or an Activation layer's), so it
     /// outputs logits; nil when the layer does not end in that activation.
     public func withoutActivation(_ activation: Activation) -> LayerSpec? {
         var l = self
-        switch kind {
-        case .dense(var d) where d.activation == activation:
-            d.activation = .linear; l.kind = .dense(d)
-        case .activation(let a) where a == activation:
+        if var d = op as? DenseConfig, d.activation == activation {
+            d.activation = .linear; l.kind = .op(d)
+        } else if let a = op as? ActivationConfig, a.activation == activation {
             l.kind = .activation(.linear)
-        default:
+        } else {
             return nil
         }
         return l

@@ -1,6 +1,9 @@
-// Output shapes and the weights each layer expects, as Keras computes them
+// Output shapes, expected weights and forward FLOPs of a layer, as Keras computes them
+// (docs/KERAS-FORMATS.md B.1, B.2; K3 `ops/operation_utils.py`): an InputLayer and a nested
+// model here, every other kind by its op (Ops/LayerOp.swift, the rule in Engine/Layers/).
+// Also the window arithmetic the convolution and pooling kinds share.
+
 import Foundation
-// (docs/KERAS-FORMATS.md B.1, B.2; K3 `ops/operation_utils.py`).
 
 /// Output size of a convolution or pooling window along one axis.
 public func windowOutputSize(input: Int, kernel: Int, stride: Int, dilation: Int = 1, padding: Padding) -> Int {
@@ -18,62 +21,53 @@ public func samePadding(input: Int, kernel: Int, stride: Int, dilation: Int = 1)
     return (total / 2, total - total / 2)
 }
 
+/// The window of a pooling layer (MaxPooling2D, AveragePooling2D); strides default to the pool size.
+public struct Pool2DConfig: Sendable, Equatable {
+    public var poolSize: (h: Int, w: Int)
+    public var strides: (h: Int, w: Int)
+    public var padding: Padding
+
+    public init(poolSize: (h: Int, w: Int) = (2, 2), strides: (h: Int, w: Int)? = nil, padding: Padding = .valid) {
+        self.poolSize = poolSize; self.strides = strides ?? poolSize; self.padding = padding
+    }
+
+    public static func == (a: Pool2DConfig, b: Pool2DConfig) -> Bool {
+        a.poolSize == b.poolSize && a.strides == b.strides && a.padding == b.padding
+    }
+
+    init(keras k: KerasLayerConfig) throws {
+        let pool = try k.pair("pool_size", default: 2)
+        let strides = k["strides"].flatMap { $0 is NSNull ? nil : $0 }
+        self.init(poolSize: pool, strides: try strides.map { try k.pair($0, "strides") }, padding: try k.padding())
+    }
+
+    func writeKeras(_ c: inout [String: Any]) {
+        c["pool_size"] = [poolSize.h, poolSize.w]
+        c["strides"] = [strides.h, strides.w]
+        c["padding"] = padding.rawValue
+        c["data_format"] = "channels_last"
+    }
+
+    func outputShape(input: [Int], layer: String) throws -> [Int] {
+        let (h, w, ch) = try spatialInput(input, layer: layer)
+        let oh = windowOutputSize(input: h, kernel: poolSize.h, stride: strides.h, padding: padding)
+        let ow = windowOutputSize(input: w, kernel: poolSize.w, stride: strides.w, padding: padding)
+        guard oh > 0, ow > 0 else {
+            throw XferError.badInput(layer, "input \(shapeText(input)) is too small for a \(poolSize.h)×\(poolSize.w) pooling window",
+                                     hint: "check --input-shape")
+        }
+        return [oh, ow, ch]
+    }
+}
+
 extension LayerSpec {
     /// The output shape (no batch axis) for an input of `input`, or an error naming the layer.
     public func outputShape(input: [Int]) throws -> [Int] {
-        func spatial() throws -> (Int, Int, Int) {
-            guard input.count == 3 else {
-                throw XferError.badInput(name, "expects an image-shaped input (H, W, C), got \(shapeText(input))")
-            }
-            return (input[0], input[1], input[2])
-        }
         switch kind {
         case .input:
             return input
-        case .conv2D(let c):
-            let (h, w, _) = try spatial()
-            let oh = windowOutputSize(input: h, kernel: c.kernelSize.h, stride: c.strides.h, dilation: c.dilation.h, padding: c.padding)
-            let ow = windowOutputSize(input: w, kernel: c.kernelSize.w, stride: c.strides.w, dilation: c.dilation.w, padding: c.padding)
-            guard oh > 0, ow > 0 else {
-                throw XferError.badInput(name, "input \(shapeText(input)) is too small for a \(c.kernelSize.h)×\(c.kernelSize.w) convolution",
-                                         hint: "check --input-shape")
-            }
-            return [oh, ow, c.filters]
-        case .maxPooling2D(let p), .averagePooling2D(let p):
-            let (h, w, ch) = try spatial()
-            let oh = windowOutputSize(input: h, kernel: p.poolSize.h, stride: p.strides.h, padding: p.padding)
-            let ow = windowOutputSize(input: w, kernel: p.poolSize.w, stride: p.strides.w, padding: p.padding)
-            guard oh > 0, ow > 0 else {
-                throw XferError.badInput(name, "input \(shapeText(input)) is too small for a \(p.poolSize.h)×\(p.poolSize.w) pooling window",
-                                         hint: "check --input-shape")
-            }
-            return [oh, ow, ch]
-        case .globalAveragePooling2D(let keep), .globalMaxPooling2D(let keep):
-            let (_, _, ch) = try spatial()
-            return keep ? [1, 1, ch] : [ch]
-        case .flatten:
-            guard let n = checkedCount(input) else {
-                throw XferError.badInput(name, "flattening \(shapeText(input)) gives more values than any machine holds")
-            }
-            return [n]
-        case .dense(let d):
-            guard let last = input.last else { throw XferError.badInput(name, "has an empty input shape") }
-            _ = last
-            return Array(input.dropLast()) + [d.units]
-        case .batchNormalization(let b):
-            // Keras counts the batch axis: the last axis of (N, H, W, C) is 3, of (N, F) is 1.
-            guard b.axis == -1 || b.axis == input.count else {
-                throw XferError.badInput(name, "BatchNormalization over axis \(b.axis) of an input \(shapeText(input)) is not supported (the last axis only)",
-                                         hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
-            }
-            return input
-        case .dropout, .activation, .relu, .rescaling:
-            return input
-        case .zeroPadding2D(let p):
-            let (h, w, ch) = try spatial()
-            return [h + p.top + p.bottom, w + p.left + p.right, ch]
-        case .merge(let op):
-            return try mergeOutputShape(op, [input])
+        case .op(let op):
+            return try op.outputShape(inputs: [input], layer: name)
         case .model(let m):
             // A size the nested model leaves open (−1) takes the one it is given.
             let fits = m.inputShape.count == input.count && zip(m.inputShape, input).allSatisfy { $0 == $1 || $0 < 0 }
@@ -86,57 +80,27 @@ extension LayerSpec {
 
     /// The output shape for the inputs of one call: merge layers take several, the others one.
     public func outputShape(inputs: [[Int]]) throws -> [Int] {
-        if case .merge(let op) = kind { return try mergeOutputShape(op, inputs) }
+        if let op, op.takesSeveralInputs { return try op.outputShape(inputs: inputs, layer: name) }
         guard inputs.count == 1 else {
             throw XferError.badInput(name, "\(className) takes one input but is given \(inputs.count)")
         }
         return try outputShape(input: inputs[0])
-    }
-
-    /// Keras's merge shapes, by the merge layer's own rule (Engine/Layers/): elementwise merges
-    /// broadcast their inputs, Concatenate sums the sizes along its axis.
-    private func mergeOutputShape(_ op: MergeOp, _ inputs: [[Int]]) throws -> [Int] {
-        do {
-            return try XferKit.mergeOutputShape(op, name: name, inputShapes: inputs)
-        } catch let e as XferError {
-            throw XferError.badInput(name, e.message, hint: e.hint)
-        }
     }
 }
 
 extension LayerSpec {
     /// The weights this layer must have for an input of `input`: role, shape, trainable kind.
     /// Nested models return [] (their layers hold their weights).
-    public func expectedWeights(input: [Int]) -> [(role: String, shape: [Int], trainableKind: Bool)] {
-        switch kind {
-        case .conv2D(let c):
-            let cin = input.last ?? 0
-            var w: [(String, [Int], Bool)] = [("kernel", [c.kernelSize.h, c.kernelSize.w, cin, c.filters], true)]
-            if c.useBias { w.append(("bias", [c.filters], true)) }
-            return w
-        case .dense(let d):
-            var w: [(String, [Int], Bool)] = [("kernel", [input.last ?? 0, d.units], true)]
-            if d.useBias { w.append(("bias", [d.units], true)) }
-            return w
-        case .batchNormalization(let b):
-            let c = input.last ?? 0
-            var w: [(String, [Int], Bool)] = []
-            if b.scale { w.append(("gamma", [c], true)) }
-            if b.center { w.append(("beta", [c], true)) }
-            w.append(("moving_mean", [c], false))
-            w.append(("moving_variance", [c], false))
-            return w
-        default:
-            return []
-        }
+    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+        op?.expectedWeights(input: input) ?? []
     }
 
     /// Whether this layer (or, for a nested model, anything inside it) holds weights.
     public var hasWeights: Bool {
         switch kind {
-        case .conv2D, .dense, .batchNormalization: return true
+        case .input: return false
+        case .op(let op): return op.hasWeights
         case .model(let m): return m.layers.contains { $0.hasWeights }
-        default: return false
         }
     }
 }
@@ -229,19 +193,15 @@ extension LayerSpec {
     /// sample of shape `input`: convolutions and dense products only, the rest is noise beside them.
     public func forwardFLOPs(input: [Int]) -> Double {
         switch kind {
-        case .conv2D(let c):
-            guard let out = try? outputShape(input: input), out.count == 3, let cin = input.last else { return 0 }
-            return 2 * Double(out[0] * out[1] * c.filters) * Double(c.kernelSize.h * c.kernelSize.w * cin)
-        case .dense(let d):
-            let rows = input.dropLast().reduce(1, *)
-            return 2 * Double(rows) * Double(input.last ?? 0) * Double(d.units)
+        case .input:
+            return 0
+        case .op(let op):
+            return op.forwardFLOPs(input: input)
         case .model(let m):
             var inner = m
             inner.inputShape = input
             guard let graph = try? ModelGraph(inner) else { return 0 }
             return graph.nodes.reduce(0) { $0 + $1.layer.forwardFLOPs(input: $1.inputShapes[0]) }
-        default:
-            return 0
         }
     }
 }

@@ -253,7 +253,7 @@ public final class TrainingNetwork {
         var out: [String: [Float]] = [:]
         for (i, t) in trainable {
             let node = graph.nodes[i]
-            let bnTraining: Bool = { if case .batchNormalization = node.layer.kind { return plan.trainingMode[i] } else { return false } }()
+            let bnTraining = node.layer.op is BatchNormConfig && plan.trainingMode[i]
             guard node.trainable || bnTraining else { continue }
             for (role, v) in t.currentWeights() { out["\(node.path)/\(role)"] = v }
         }

@@ -4,6 +4,9 @@
 //
 // Backward: each dy is shared equally, dy / (real elements), among its window's real
 // elements; where windows overlap the shares add up. Nothing needs keeping.
+//
+// The Keras kind, `AveragePooling2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `AveragePooling2D` layer.
 public final class AveragePooling2DLayer: TrainableLayer {
@@ -90,5 +93,25 @@ func averagePool2DBackward(_ dy: UnsafePointer<Float>, batch: Int, _ g: PoolGeom
                 }
             }
         }
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `AveragePooling2D`.
+public struct AveragePooling2DConfig: SingleInputOp, Equatable {
+    public var pool: Pool2DConfig
+    public init(_ pool: Pool2DConfig = Pool2DConfig()) { self.pool = pool }
+
+    public static var kerasClassNames: [String] { ["AveragePooling2D"] }
+    public static var kerasAliases: [String] { ["AvgPool2D"] }
+
+    public init(keras k: KerasLayerConfig) throws { self.init(try Pool2DConfig(keras: k)) }
+    public func writeKeras(_ c: inout [String: Any], className: String) { pool.writeKeras(&c) }
+    public func outputShape(input: [Int], layer: String) throws -> [Int] { try pool.outputShape(input: input, layer: layer) }
+    public var isFeature: Bool { true }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try AveragePooling2DLayer(name: spec.name, config: pool, inputShape: inputShape)
     }
 }

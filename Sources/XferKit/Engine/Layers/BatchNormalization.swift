@@ -18,6 +18,9 @@
 //              dx = γ/√(σ² + ε) · (dy − mean(dy) − x̂·mean(dy·x̂))   (TF `FusedBatchNormGrad`)
 //   inference: x̂ from the moving statistics; dβ, dγ the same; dx = dy·γ/√(mv + ε)
 // Only γ and β train; the moving statistics never take gradients.
+//
+// The Keras kind, `BatchNormConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 #if canImport(Glibc)
 import Glibc
@@ -311,5 +314,73 @@ public final class BatchNormalizationLayer: TrainableLayer {
         if let gamma { weights["gamma"] = gamma }
         if let beta { weights["beta"] = beta }
         return weights
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `BatchNormalization` over the last axis (renormalisation refused).
+public struct BatchNormConfig: SingleInputOp, Equatable {
+    public var momentum: Float
+    public var epsilon: Float
+    public var center: Bool
+    public var scale: Bool
+    /// The normalised axis as Keras records it: −1, or an index counting the batch axis
+    /// (tf-keras writes `[3]` after images, `[1]` after a Dense layer). Only the last axis runs.
+    public var axis: Int
+    public init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, axis: Int = -1) {
+        self.momentum = momentum; self.epsilon = epsilon; self.center = center; self.scale = scale; self.axis = axis
+    }
+
+    public static var kerasClassNames: [String] { ["BatchNormalization"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        if k["renorm"] as? Bool == true { throw k.unsupported("batch renormalization is not supported") }
+        // `synchronized`: the same math on one device.
+        // Whether the axis is the last one is checked against the input's rank (outputShape).
+        let axis: Int
+        switch k["axis"] {
+        case nil: axis = -1
+        case let a as Int: axis = a
+        case let a as [Int] where a.count == 1: axis = a[0]
+        default: throw k.unsupported("normalising over several axes (\(k["axis"]!)) is not supported")
+        }
+        self.init(momentum: Float(try k.double("momentum", in: 0...1, default: 0.99)),
+                  epsilon: Float(try k.double("epsilon", in: 1e-30...1e30, default: 1e-3)),
+                  center: k.bool("center", default: true), scale: k.bool("scale", default: true), axis: axis)
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["axis"] = -1
+        c["momentum"] = Double(momentum)
+        c["epsilon"] = Double(epsilon)
+        c["center"] = center
+        c["scale"] = scale
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+        // Keras counts the batch axis: the last axis of (N, H, W, C) is 3, of (N, F) is 1.
+        guard axis == -1 || axis == input.count else {
+            throw XferError.badInput(layer, "BatchNormalization over axis \(axis) of an input \(shapeText(input)) is not supported (the last axis only)",
+                                     hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
+        }
+        return input
+    }
+
+    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+        let c = input.last ?? 0
+        var w: [ExpectedWeight] = []
+        if scale { w.append(("gamma", [c], true)) }
+        if center { w.append(("beta", [c], true)) }
+        w.append(("moving_mean", [c], false))
+        w.append(("moving_variance", [c], false))
+        return w
+    }
+
+    public var hasWeights: Bool { true }
+    public var finishesBlock: Bool { true }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try BatchNormalizationLayer(spec: spec, config: self, inputShape: inputShape)
     }
 }

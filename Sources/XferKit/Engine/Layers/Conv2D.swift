@@ -24,6 +24,9 @@
 // sample would race: when dx is wanted, a task is one or more whole samples and walks
 // its tiles in order. 1×1 stride-1 convolutions again skip im2col: dx = dz · Wᵀ row for
 // row. `conv2DBackwardNaive` is the seven-loop definition of the same three sums.
+//
+// The Keras kind, `Conv2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 #if canImport(Glibc)
 import Glibc
@@ -575,4 +578,86 @@ func conv2DBackwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], dz: Te
         }
     }
     return (Tensor(shape: x.shape, values: dx.map { Float($0) }), dk.map { Float($0) }, db.map { Float($0) })
+}
+
+// MARK: The Keras kind
+
+/// Keras `Conv2D` (also read as `Convolution2D`); groups of 1 only.
+public struct Conv2DConfig: SingleInputOp, Equatable {
+    public var filters: Int
+    public var kernelSize: (h: Int, w: Int)
+    public var strides: (h: Int, w: Int)
+    public var padding: Padding
+    public var dilation: (h: Int, w: Int)
+    public var useBias: Bool
+    public var activation: Activation
+
+    public init(filters: Int, kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int) = (1, 1),
+                padding: Padding = .valid, dilation: (h: Int, w: Int) = (1, 1),
+                useBias: Bool = true, activation: Activation = .linear) {
+        self.filters = filters; self.kernelSize = kernelSize; self.strides = strides
+        self.padding = padding; self.dilation = dilation; self.useBias = useBias
+        self.activation = activation
+    }
+
+    public static func == (a: Conv2DConfig, b: Conv2DConfig) -> Bool {
+        a.filters == b.filters && a.kernelSize == b.kernelSize && a.strides == b.strides
+            && a.padding == b.padding && a.dilation == b.dilation && a.useBias == b.useBias
+            && a.activation == b.activation
+    }
+
+    public static var kerasClassNames: [String] { ["Conv2D"] }
+    public static var kerasAliases: [String] { ["Convolution2D"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        if let g = k["groups"], exactInt(g) != 1 { throw k.unsupported("grouped convolution (groups=\(describe(g)))") }
+        self.init(filters: try k.int("filters"),
+                  kernelSize: try k.pair("kernel_size"),
+                  strides: try k.pair("strides", default: 1),
+                  padding: try k.padding(),
+                  dilation: try k.pair("dilation_rate", default: 1),
+                  useBias: k.bool("use_bias", default: true),
+                  activation: try k.activation())
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["filters"] = filters
+        c["kernel_size"] = [kernelSize.h, kernelSize.w]
+        c["strides"] = [strides.h, strides.w]
+        c["padding"] = padding.rawValue
+        c["data_format"] = "channels_last"
+        c["dilation_rate"] = [dilation.h, dilation.w]
+        c["groups"] = 1
+        c["activation"] = activation.rawValue
+        c["use_bias"] = useBias
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+        let (h, w, _) = try spatialInput(input, layer: layer)
+        let oh = windowOutputSize(input: h, kernel: kernelSize.h, stride: strides.h, dilation: dilation.h, padding: padding)
+        let ow = windowOutputSize(input: w, kernel: kernelSize.w, stride: strides.w, dilation: dilation.w, padding: padding)
+        guard oh > 0, ow > 0 else {
+            throw XferError.badInput(layer, "input \(shapeText(input)) is too small for a \(kernelSize.h)×\(kernelSize.w) convolution",
+                                     hint: "check --input-shape")
+        }
+        return [oh, ow, filters]
+    }
+
+    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+        var w: [ExpectedWeight] = [("kernel", [kernelSize.h, kernelSize.w, input.last ?? 0, filters], true)]
+        if useBias { w.append(("bias", [filters], true)) }
+        return w
+    }
+
+    public var hasWeights: Bool { true }
+    public var isFeature: Bool { true }
+
+    public func forwardFLOPs(input: [Int]) -> Double {
+        guard let out = try? outputShape(input: input, layer: ""), out.count == 3, let cin = input.last else { return 0 }
+        return 2 * Double(out[0] * out[1] * filters) * Double(kernelSize.h * kernelSize.w * cin)
+    }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try Conv2DLayer(spec: spec, config: self, inputShape: inputShape)
+    }
 }

@@ -4,6 +4,9 @@
 //
 // The product is one GEMM (rows × in)·(in × units), cut into a grid of row and
 // column blocks so that even a batch of one keeps every thread busy.
+//
+// The Keras kind, `DenseConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Dense` layer.
 public final class DenseLayer: TrainableLayer {
@@ -161,5 +164,51 @@ func denseForward(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, units: Int,
                 for i in 0..<r.count { activate(out + i * units, rows: 1, cols: cols.count, activation) }
             }
         }
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `Dense`.
+public struct DenseConfig: SingleInputOp, Equatable {
+    public var units: Int
+    public var useBias: Bool
+    public var activation: Activation
+    public init(units: Int, useBias: Bool = true, activation: Activation = .linear) {
+        self.units = units; self.useBias = useBias; self.activation = activation
+    }
+
+    public static var kerasClassNames: [String] { ["Dense"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        self.init(units: try k.int("units"), useBias: k.bool("use_bias", default: true), activation: try k.activation())
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["units"] = units
+        c["activation"] = activation.rawValue
+        c["use_bias"] = useBias
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+        guard !input.isEmpty else { throw XferError.badInput(layer, "has an empty input shape") }
+        return Array(input.dropLast()) + [units]
+    }
+
+    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+        var w: [ExpectedWeight] = [("kernel", [input.last ?? 0, units], true)]
+        if useBias { w.append(("bias", [units], true)) }
+        return w
+    }
+
+    public var hasWeights: Bool { true }
+
+    public func forwardFLOPs(input: [Int]) -> Double {
+        let rows = input.dropLast().reduce(1, *)
+        return 2 * Double(rows) * Double(input.last ?? 0) * Double(units)
+    }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try DenseLayer(spec: spec, config: self, inputShape: inputShape)
     }
 }

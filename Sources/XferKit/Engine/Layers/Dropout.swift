@@ -2,6 +2,11 @@
 // Training: inverted dropout, each value kept with probability 1 − rate and scaled by
 // 1/(1 − rate), dropped to 0 otherwise; the mask comes from a seeded generator (TensorFlow's
 // random stream cannot be reproduced, so masks differ from Keras's but are repeatable).
+//
+// The Keras kind, `DropoutConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
+
+import Foundation
 
 /// A Keras `Dropout` layer.
 public final class DropoutLayer: TrainableLayer {
@@ -48,5 +53,36 @@ public final class DropoutLayer: TrainableLayer {
             for i in 0..<p.count { p[i] *= m[i] }
         }
         return dx
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `Dropout`: a rate in [0, 1), an optional seed.
+public struct DropoutConfig: SingleInputOp, Equatable {
+    public var rate: Float
+    public var seed: Int?
+    public init(rate: Float, seed: Int? = nil) { self.rate = rate; self.seed = seed }
+
+    public static var kerasClassNames: [String] { ["Dropout"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        // Keras: "rate must be a float in the range [0, 1)".
+        let rate = try k.double("rate", in: 0...1)
+        guard rate < 1 else { throw k.fail("layer '\(k.name)': Dropout rate 1 drops everything; it must be below 1") }
+        self.init(rate: Float(rate), seed: exactInt(k["seed"]))
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["rate"] = Double(rate)
+        c["noise_shape"] = NSNull()
+        c["seed"] = seed.map { $0 as Any } ?? NSNull()
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+    public var isRandomInTraining: Bool { rate > 0 }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try DropoutLayer(name: spec.name, config: self, inputShape: inputShape)
     }
 }

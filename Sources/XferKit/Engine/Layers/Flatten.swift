@@ -1,5 +1,8 @@
 // Flatten: (N, H, W, C) → (N, H·W·C), row-major, index (h·W + w)·C + c — the values
 // do not move.
+//
+// The Keras kind, `FlattenConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Flatten` layer.
 public final class FlattenLayer: TrainableLayer {
@@ -20,5 +23,28 @@ public final class FlattenLayer: TrainableLayer {
 
     public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         needInputGradient ? dy.reshaped([dy.shape[0]] + inputShape) : nil
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `Flatten`.
+public struct FlattenConfig: SingleInputOp, Equatable {
+    public init() {}
+
+    public static var kerasClassNames: [String] { ["Flatten"] }
+
+    public init(keras k: KerasLayerConfig) throws {}
+    public func writeKeras(_ c: inout [String: Any], className: String) { c["data_format"] = "channels_last" }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+        guard let n = checkedCount(input) else {
+            throw XferError.badInput(layer, "flattening \(shapeText(input)) gives more values than any machine holds")
+        }
+        return [n]
+    }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        FlattenLayer(name: spec.name, inputShape: inputShape)
     }
 }

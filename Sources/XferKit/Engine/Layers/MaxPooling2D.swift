@@ -6,6 +6,9 @@
 // maxima in a row-major scan (h, then w) of the real elements, as TF's CPU kernel
 // breaks ties (`SpatialMaxPoolWithArgMaxHelper`); where windows overlap the shares add
 // up. The forward records those positions, only when the context keeps for backward.
+//
+// The Keras kind, `MaxPooling2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `MaxPooling2D` layer.
 public final class MaxPooling2DLayer: TrainableLayer {
@@ -135,5 +138,25 @@ func maxPool2DBackward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
             let at = base + q * c
             for ch in channels { image[Int(argmax[at + ch])] += dy[at + ch] }
         }
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `MaxPooling2D`.
+public struct MaxPooling2DConfig: SingleInputOp, Equatable {
+    public var pool: Pool2DConfig
+    public init(_ pool: Pool2DConfig = Pool2DConfig()) { self.pool = pool }
+
+    public static var kerasClassNames: [String] { ["MaxPooling2D"] }
+    public static var kerasAliases: [String] { ["MaxPool2D"] }
+
+    public init(keras k: KerasLayerConfig) throws { self.init(try Pool2DConfig(keras: k)) }
+    public func writeKeras(_ c: inout [String: Any], className: String) { pool.writeKeras(&c) }
+    public func outputShape(input: [Int], layer: String) throws -> [Int] { try pool.outputShape(input: input, layer: layer) }
+    public var isFeature: Bool { true }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try MaxPooling2DLayer(name: spec.name, config: pool, inputShape: inputShape)
     }
 }

@@ -7,6 +7,11 @@
 //               p − slope·max(threshold − x, 0)      if slope ≠ 0
 //
 // Runs in place on its input.
+//
+// The Keras kind, `ReLUConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
+
+import Foundation
 
 /// A Keras `ReLU` layer.
 public final class ReLULayer: TrainableLayer {
@@ -77,4 +82,48 @@ func relu(_ x: Float, _ c: ReLUConfig) -> Float {
     if let top = c.maxValue { p = min(max(p, 0), top) }
     if c.negativeSlope != 0 { p -= c.negativeSlope * max(c.threshold - x, 0) }
     return p
+}
+
+// MARK: The Keras kind
+
+/// Keras `ReLU` (`max_value`, `negative_slope`, `threshold`), and `LeakyReLU` read as a ReLU
+/// with a negative slope.
+public struct ReLUConfig: SingleInputOp, Equatable {
+    public var maxValue: Float?
+    public var negativeSlope: Float
+    public var threshold: Float
+    public init(maxValue: Float? = nil, negativeSlope: Float = 0, threshold: Float = 0) {
+        self.maxValue = maxValue; self.negativeSlope = negativeSlope; self.threshold = threshold
+    }
+
+    public static var kerasClassNames: [String] { ["ReLU", "LeakyReLU"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        if k.className == "LeakyReLU" {
+            // x, or slope·x below 0: ReLU with a negative slope (tf-keras `alpha`, Keras 3 `negative_slope`).
+            let slope = try k.double(k["negative_slope"] != nil ? "negative_slope" : "alpha", default: 0.3)
+            self.init(maxValue: nil, negativeSlope: Float(slope), threshold: 0)
+            return
+        }
+        let maxValue = k["max_value"] == nil || k["max_value"] is NSNull ? nil : Float(try k.double("max_value", in: 0...1e30))
+        self.init(maxValue: maxValue, negativeSlope: Float(try k.double("negative_slope", default: 0)),
+                  threshold: Float(try k.double("threshold", default: 0)))
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        if className == "LeakyReLU" {
+            c["alpha"] = Double(negativeSlope)
+            return
+        }
+        c["max_value"] = maxValue.map { Double($0) as Any } ?? NSNull()
+        c["negative_slope"] = Double(negativeSlope)
+        c["threshold"] = Double(threshold)
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+    public var finishesBlock: Bool { true }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        ReLULayer(name: spec.name, config: self, inputShape: inputShape)
+    }
 }

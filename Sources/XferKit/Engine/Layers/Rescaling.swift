@@ -1,6 +1,9 @@
 // Rescaling: y = x · scale + offset, element-wise, in float32 as Keras computes it
 // (`inputs * scale + offset`), e.g. `Rescaling(1/255)` or `Rescaling(1/127.5, offset=-1)`
 // in front of a base. Runs in place. Backward: dx = dy · scale.
+//
+// The Keras kind, `RescalingConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Rescaling` layer (one scale and one offset for every value).
 public final class RescalingLayer: TrainableLayer {
@@ -33,5 +36,37 @@ public final class RescalingLayer: TrainableLayer {
             for i in 0..<p.count { p[i] *= s }
         }
         return dx
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `Rescaling`: x · scale + offset, one number each.
+public struct RescalingConfig: SingleInputOp, Equatable {
+    public var scale: Float
+    public var offset: Float
+    public init(scale: Float, offset: Float = 0) { self.scale = scale; self.offset = offset }
+
+    public static var kerasClassNames: [String] { ["Rescaling"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        guard let scale = k["scale"] as? Double, scale.isFinite else {
+            throw k.unsupported("a per-channel scale (\(k["scale"] ?? "none")) is not supported (one number only)")
+        }
+        guard let offset = k["offset"] == nil ? 0 : k["offset"] as? Double, offset.isFinite else {
+            throw k.unsupported("a per-channel offset (\(k["offset"]!)) is not supported (one number only)")
+        }
+        self.init(scale: Float(scale), offset: Float(offset))
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["scale"] = Double(scale)
+        c["offset"] = Double(offset)
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        RescalingLayer(name: spec.name, scale: scale, offset: offset, inputShape: inputShape)
     }
 }

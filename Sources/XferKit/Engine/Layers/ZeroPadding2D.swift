@@ -1,4 +1,7 @@
 // ZeroPadding2D: (N, H, W, C) → (N, top+H+bottom, left+W+right, C), zeros around.
+//
+// The Keras kind, `ZeroPadding2DConfig` (end of file): its config as Keras reads and writes it, its
+// output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `ZeroPadding2D` layer.
 public final class ZeroPadding2DLayer: TrainableLayer {
@@ -55,5 +58,50 @@ public final class ZeroPadding2DLayer: TrainableLayer {
             }
         }
         return dx
+    }
+}
+
+// MARK: The Keras kind
+
+/// Keras `ZeroPadding2D`: one size, (rows, columns), or ((top, bottom), (left, right)).
+public struct ZeroPadding2DConfig: SingleInputOp, Equatable {
+    public var top: Int, bottom: Int, left: Int, right: Int
+    public init(top: Int, bottom: Int, left: Int, right: Int) {
+        self.top = top; self.bottom = bottom; self.left = left; self.right = right
+    }
+
+    public static var kerasClassNames: [String] { ["ZeroPadding2D"] }
+
+    public init(keras k: KerasLayerConfig) throws {
+        let value = k["padding"] ?? 1
+        if let l = value as? [Any], l.count == 2 {
+            if l[0] is [Any] || l[1] is [Any] {
+                let (t, bo) = try k.pair(l[0], "padding", minimum: 0)
+                let (le, r) = try k.pair(l[1], "padding", minimum: 0)
+                self.init(top: t, bottom: bo, left: le, right: r)
+                return
+            }
+            let (a, b) = try k.pair(l, "padding", minimum: 0)
+            self.init(top: a, bottom: a, left: b, right: b)
+            return
+        }
+        let v = try k.size(value, "padding", minimum: 0)
+        self.init(top: v, bottom: v, left: v, right: v)
+    }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["padding"] = [[top, bottom], [left, right]]
+        c["data_format"] = "channels_last"
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+        let (h, w, ch) = try spatialInput(input, layer: layer)
+        return [h + top + bottom, w + left + right, ch]
+    }
+
+    public var finishesBlock: Bool { true }
+
+    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        try ZeroPadding2DLayer(name: spec.name, config: self, inputShape: inputShape)
     }
 }

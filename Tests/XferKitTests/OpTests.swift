@@ -1,0 +1,74 @@
+// Every layer kind of the registry (Ops/Registry.swift) through checkOp (OpCheck.swift): one
+// line per kind, with the kind's naive oracle where it has one. Piecewise-linear kinds
+// (activations with kinks, max pooling) are checked on settings away from their kinks here;
+// LayerGradientTests and BackwardTests cover the kinks themselves.
+
+import XCTest
+@testable import XferKit
+
+final class OpTests: XCTestCase {
+    /// Conv2D by the definition's loops (conv2DForwardNaive).
+    let convOracle: OpOracle<Conv2DConfig> = { c, x, w, _ in
+        conv2DForwardNaive(x[0], ConvGeometry(input: Array(x[0].shape.dropFirst()), c)!, kernel: w["kernel"]!, bias: w["bias"], c.activation).values
+    }
+
+    /// Dense: y = act(x·W + b) on the last axis, summed in Double (linear activation only).
+    let denseOracle: OpOracle<DenseConfig> = { _, x, w, out in
+        let units = out.last!, fanIn = x[0].shape.last!, rows = x[0].count / fanIn
+        return (0..<rows * units).map { i in
+            let (row, u) = (i / units, i % units)
+            var s = Double(w["bias"]?[u] ?? 0)
+            for k in 0..<fanIn { s += Double(x[0].values[row * fanIn + k]) * Double(w["kernel"]![k * units + u]) }
+            return Float(s)
+        }
+    }
+
+    /// Elementwise merges by their naive broadcast (elementwiseMergeForwardNaive).
+    func mergeOracle<M: ElementwiseMergeOp>(_ m: M.Type) -> OpOracle<MergeOp> {
+        { _, x, _, out in elementwiseMergeForwardNaive(m, x, outputShape: out).values }
+    }
+
+    /// Concatenate element by element (concatenateNaive); Keras's axis counts the batch axis.
+    let concatenateOracle: OpOracle<MergeOp> = { op, x, _, _ in
+        guard case .concatenate(let axis) = op else { fatalError("not a concatenation") }
+        return concatenateNaive(x, axis: axis < 0 ? x[0].rank + axis : axis).values
+    }
+
+    func testConv2D() throws { try checkOp(Conv2DConfig(filters: 3, kernelSize: (2, 3), strides: (1, 2), padding: .same, activation: .tanh), inputs: [[4, 5, 2]], output: [4, 3, 3], oracle: convOracle) }
+    func testConv2DDilatedValidNoBias() throws { try checkOp(Conv2DConfig(filters: 2, kernelSize: (3, 3), padding: .valid, dilation: (2, 1), useBias: false), className: "Convolution2D", inputs: [[6, 4, 2]], output: [2, 2, 2], oracle: convOracle) }
+    func testMaxPooling2D() throws { try checkOp(MaxPooling2DConfig(Pool2DConfig(poolSize: (2, 2), strides: (1, 2), padding: .same)), inputs: [[3, 4, 2]], output: [3, 2, 2]) }
+    func testAveragePooling2D() throws { try checkOp(AveragePooling2DConfig(Pool2DConfig(poolSize: (3, 2), padding: .same)), className: "AvgPool2D", inputs: [[4, 5, 2]], output: [2, 3, 2]) }
+    func testGlobalAveragePooling2D() throws { try checkOp(GlobalAveragePooling2DConfig(keepdims: true), inputs: [[3, 4, 2]], output: [1, 1, 2]) }
+    func testGlobalMaxPooling2D() throws { try checkOp(GlobalMaxPooling2DConfig(keepdims: false), inputs: [[3, 3, 2]], output: [2]) }
+    func testFlatten() throws { try checkOp(FlattenConfig(), inputs: [[2, 2, 3]], output: [12], oracle: { _, x, _, _ in x[0].values }) }
+    func testDense() throws { try checkOp(DenseConfig(units: 3), inputs: [[5]], output: [3], oracle: denseOracle) }
+    func testDenseOnImages() throws { try checkOp(DenseConfig(units: 2, useBias: false, activation: .sigmoid), inputs: [[2, 3, 4]], output: [2, 3, 2]) }
+    func testDropout() throws { try checkOp(DropoutConfig(rate: 0.5, seed: 3), inputs: [[3, 4]], output: [3, 4], oracle: { _, x, _, _ in x[0].values }) }
+    func testBatchNormalization() throws { try checkOp(BatchNormConfig(momentum: 0.9, epsilon: 1e-3), inputs: [[2, 3, 4]], output: [2, 3, 4]) }
+    func testBatchNormalizationTraining() throws { try checkOp(BatchNormConfig(center: false), inputs: [[3]], batch: 4, training: true) }
+    func testActivation() throws { try checkOp(ActivationConfig(.gelu), inputs: [[3, 4]], output: [3, 4]) }
+    func testSoftmax() throws { try checkOp(ActivationConfig(.softmax), className: "Softmax", inputs: [[2, 5]], output: [2, 5]) }
+    func testReLU() throws { try checkOp(ReLUConfig(maxValue: 6, negativeSlope: 0.1), inputs: [[3, 4]], scale: 3, signature: { x in x[0].values.map { Int32(($0 > 0 ? 1 : 0) + ($0 > 6 ? 2 : 0)) } }) }
+    func testLeakyReLU() throws { try checkOp(ReLUConfig(negativeSlope: 0.2), className: "LeakyReLU", inputs: [[7]], signature: { x in x[0].values.map { $0 > 0 ? 1 : 0 } }) }
+    func testRescaling() throws { try checkOp(RescalingConfig(scale: 1 / 127.5, offset: -1), inputs: [[2, 2, 3]], oracle: { op, x, _, _ in x[0].values.map { $0 * op.scale + op.offset } }) }
+    func testZeroPadding2D() throws { try checkOp(ZeroPadding2DConfig(top: 1, bottom: 2, left: 0, right: 1), inputs: [[3, 2, 2]], output: [6, 3, 2]) }
+    func testAdd() throws { try checkOp(MergeOp.add, inputs: [[2, 3, 4], [2, 3, 4], [1, 1, 4]], output: [2, 3, 4], oracle: mergeOracle(AddOp.self)) }
+    func testSubtract() throws { try checkOp(MergeOp.subtract, inputs: [[2, 3], [3]], output: [2, 3], oracle: mergeOracle(SubtractOp.self)) }
+    func testMultiply() throws { try checkOp(MergeOp.multiply, inputs: [[2, 2, 3], [1, 1, 3]], output: [2, 2, 3], oracle: mergeOracle(MultiplyOp.self)) }
+    func testAverage() throws { try checkOp(MergeOp.average, inputs: [[4], [4]], output: [4], oracle: mergeOracle(AverageOp.self)) }
+    func testMaximum() throws { try checkOp(MergeOp.maximum, inputs: [[2, 3], [2, 3]], output: [2, 3], oracle: mergeOracle(MaximumOp.self), signature: { x in zip(x[0].values, x[1].values).map { $0 >= $1 ? 1 : 0 } }) }
+    func testMinimum() throws { try checkOp(MergeOp.minimum, inputs: [[3], [3]], output: [3], oracle: mergeOracle(MinimumOp.self), signature: { x in zip(x[0].values, x[1].values).map { $0 <= $1 ? 1 : 0 } }) }
+    func testConcatenate() throws { try checkOp(MergeOp.concatenate(axis: -1), inputs: [[2, 2, 3], [2, 2, 1]], output: [2, 2, 4], oracle: concatenateOracle) }
+    func testConcatenateRows() throws { try checkOp(MergeOp.concatenate(axis: 1), inputs: [[1, 3], [2, 3]], output: [3, 3], oracle: concatenateOracle) }
+
+    /// A kind added to the registry needs its line above.
+    func testEveryRegisteredKindIsChecked() {
+        let checked: [any LayerOp.Type] = [
+            Conv2DConfig.self, MaxPooling2DConfig.self, AveragePooling2DConfig.self, GlobalAveragePooling2DConfig.self,
+            GlobalMaxPooling2DConfig.self, FlattenConfig.self, DenseConfig.self, DropoutConfig.self, BatchNormConfig.self,
+            ActivationConfig.self, ReLUConfig.self, RescalingConfig.self, ZeroPadding2DConfig.self, MergeOp.self,
+        ]
+        XCTAssertEqual(Set(checked.map { ObjectIdentifier($0) }), Set(layerOpTypes.map { ObjectIdentifier($0) }))
+        XCTAssertEqual(supportedLayerClasses.count, Set(supportedLayerClasses).count)
+    }
+}
