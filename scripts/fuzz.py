@@ -38,10 +38,14 @@ Classes of result:
               than newline, 0x7f) on stderr, an error line that does not name the damaged
               file, libhdf5's HDF5-DIAG stack, --json output that is not one JSON object
   wrong-code  exit 1 or 2 for a damaged input, another code not in the contract, exit 0
-              with an error line, exit 0 without the --to output
+              with an error line, exit 0 without the --to output, or a rewrite that keeps
+              the file valid (marked "(valid)": libver=latest, chunked datasets, deflated or
+              re-ordered zip members) rejected, or exit 0 for damage marked "(must-fail)" (a
+              .keras member that no longer matches its CRC-32 or its declared sizes)
   crash       killed by a signal, exit >= 128, Swift "Fatal error", crash report
   hang        no exit within --timeout (the process group is killed)
-  memory      peak RSS above --rss-limit, or an allocation failure under --as-limit
+  memory      resident memory above --rss-limit (the run is killed there), or an allocation
+              failure under --as-limit
   leftover    a failed run left files behind (partial --to output, temp files), or the run
               changed its input file
 
@@ -1126,7 +1130,7 @@ def m_zip_sizes(src, rng, scratch):
     for field in (["usize", "csize"] if which == "both" else [which]):
         poke_int(buf, m["lfh"] + LFH_FIELDS[field][0], 4, v)
         poke_int(buf, m["cdh"] + CDH_FIELDS[field][0], 4, v)
-    return bytes(buf), "zip sizes of %s: %s -> %d (local header and central entry)" % (m["name"], which, v)
+    return bytes(buf), "(must-fail) zip sizes of %s: %s -> %d (local header and central entry)" % (m["name"], which, v)
 
 
 def m_zip_crc(src, rng, scratch):
@@ -1137,7 +1141,9 @@ def m_zip_crc(src, rng, scratch):
     places = rng.choice([("lfh",), ("cdh",), ("lfh", "cdh")])
     for p in places:
         poke_int(buf, m[p] + (14 if p == "lfh" else 16), 4, v)
-    return bytes(buf), "zip CRC of %s -> 0x%08x in %s" % (m["name"], v, "+".join(places))
+    # the central directory's CRC is the one readers check the data against
+    return bytes(buf), "%szip CRC of %s -> 0x%08x in %s" % ("(must-fail) " if "cdh" in places else "", m["name"], v,
+                                                          "+".join(places))
 
 
 def m_zip_truncate(src, rng, scratch):
@@ -1150,7 +1156,13 @@ def m_zip_truncate(src, rng, scratch):
 
 
 def m_zip_flip(src, rng, scratch):
-    return m_bitflip(src.data, None, rng, scratch)
+    out, desc = m_bitflip(src.data, None, rng, scratch)
+    z = ZipLayout(src.data)
+    changed = [i for i in range(len(out)) if out[i] != src.data[i]]
+    hit = [m["name"] for m in z.members if any(m["data_off"] <= i < m["data_off"] + m["csize"] for i in changed)]
+    if hit:  # the member no longer matches its CRC-32
+        desc = "(must-fail) %s (in the data of %s)" % (desc, ", ".join(sorted(set(hit))))
+    return out, desc
 
 
 def rebuild(members, rng, deflate_p=0.0):
@@ -1294,6 +1306,8 @@ class Mutant:
         self.checkpoint_is_mutant = checkpoint_is_mutant  # else the mutant is the --config file
         # a rewrite that keeps the file valid (HDF5 and Keras): xfer must read it
         self.valid = "(valid)" in desc
+        # damage a reader must notice (a member that no longer matches its CRC-32): exit 0 is wrong
+        self.must_fail = "(must-fail)" in desc
 
 
 def choose_source(sources, rng):
@@ -1365,8 +1379,9 @@ PRLIMIT = shutil.which("prlimit")
 EMPTY_STDIN = os.path.join(tempfile.gettempdir(), "xfer-fuzz-empty-stdin")
 
 
-def run_limited(argv, cwd, timeout, as_limit, env, out_path, err_path):
-    """Runs argv in its own process group with an address-space limit; returns Result."""
+def run_limited(argv, cwd, timeout, as_limit, env, out_path, err_path, rss_limit=None):
+    """Runs argv in its own process group with an address-space limit, killed when it runs
+    past timeout seconds or its resident memory passes rss_limit bytes; returns Result."""
     r = Result()
     if PRLIMIT:
         full = [PRLIMIT, "--as=%d" % as_limit, "--core=0", "--"] + argv
@@ -1385,13 +1400,23 @@ def run_limited(argv, cwd, timeout, as_limit, env, out_path, err_path):
         p = subprocess.Popen(full, cwd=cwd, env=env, stdin=si, stdout=so, stderr=se,
                              start_new_session=True, preexec_fn=preexec)
     r.timed_out = False
+    r.rss_killed = False
     delay = 0.002
+    page = os.sysconf("SC_PAGE_SIZE")
     while True:
         pid, status, usage = os.wait4(p.pid, os.WNOHANG)
         if pid:
             break
-        if time.monotonic() - start > timeout:
-            r.timed_out = True
+        over_time = time.monotonic() - start > timeout
+        over_rss = False
+        if rss_limit:
+            try:  # resident pages now; wait4's ru_maxrss only tells after the end
+                with open("/proc/%d/statm" % p.pid) as f:
+                    over_rss = int(f.read().split()[1]) * page > rss_limit
+            except (OSError, ValueError, IndexError):
+                pass
+        if over_time or over_rss:
+            r.timed_out, r.rss_killed = over_time, over_rss
             try:
                 os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -1431,7 +1456,8 @@ def control_chars(data, allow_tab=False):
     return None
 
 
-def classify(r, mutant_path, command, out_dir, before, after, input_changed, opts, also_named=(), valid=False):
+def classify(r, mutant_path, command, out_dir, before, after, input_changed, opts, also_named=(), valid=False,
+             must_fail=False):
     """-> (class, detail, notes). The error line must name mutant_path (or one of also_named:
     with --config, an error about the other file of the pair is fine)."""
     notes = []
@@ -1440,10 +1466,11 @@ def classify(r, mutant_path, command, out_dir, before, after, input_changed, opt
     if lines and lines[-1] == "":
         lines.pop()
     first = next((l for l in lines if not l.startswith("xfer: warning: ")), lines[0] if lines else "")
+    if r.rss_killed or r.maxrss > opts.rss_limit:
+        return "memory", "peak RSS %d MiB%s" % (r.maxrss >> 20, ", killed at the limit after %.1f s" % r.seconds
+                                                if r.rss_killed else ", exit %s" % r.code), notes
     if r.timed_out:
         return "hang", "no exit after %.0f s (killed), peak RSS %d MiB" % (opts.timeout, r.maxrss >> 20), notes
-    if r.maxrss > opts.rss_limit:
-        return "memory", "peak RSS %d MiB, exit %s" % (r.maxrss >> 20, r.code), notes
     if r.code != 0 and ALLOC_RE.search(err):
         return "memory", "allocation failure under the %d MiB address-space limit: %s" % (
             opts.as_limit >> 20, short(first)), notes
@@ -1494,6 +1521,8 @@ def classify(r, mutant_path, command, out_dir, before, after, input_changed, opt
                 problems.append("error line does not name %s: %s" % (mutant_path.name, short(rest[0])))
     else:
         return "wrong-code", "exit %d: %s" % (r.code, short(first)), notes
+    if must_fail and r.code == 0:
+        return "wrong-code", "exit 0 for a damaged file (the damage is one a reader must notice)", notes
     if valid and r.code != 0:
         return "wrong-code", "a valid rewrite of the file was rejected: exit %d: %s" % (r.code, short(first)), notes
 
@@ -1595,14 +1624,15 @@ class Harness:
         argv = command_argv(opts.xfer, mutant, mpath, command, data_file, out_dir)
         before = tree_listing(mdir)
         r = run_limited(argv, mdir, opts.timeout, opts.as_limit, self.env, self.scratch / ("%d.out" % index),
-                        self.scratch / ("%d.err" % index))
+                        self.scratch / ("%d.err" % index), opts.rss_limit)
         after = tree_listing(mdir)
         changed_input = sha(mpath) != digest
         also = []
         if "--config" in mutant.source.args:
             also = [mutant.source.args[mutant.source.args.index("--config") + 1] if mutant.checkpoint_is_mutant
                     else str(mutant.source.path.resolve())]
-        cls, detail, notes = classify(r, mpath, command, out_dir, before, after, changed_input, opts, also, mutant.valid)
+        cls, detail, notes = classify(r, mpath, command, out_dir, before, after, changed_input, opts, also,
+                                      mutant.valid and mutant.source.baseline.code == 0, mutant.must_fail)
         rec = dict(index=index, source=mutant.source.name, kind=mutant.kind, desc=mutant.desc, command=command,
                    cls=cls, detail=detail, notes=notes, seconds=r.seconds, rss=r.maxrss, code=r.code,
                    argv=argv, kept=None, size=len(mutant.data))
