@@ -40,8 +40,9 @@ Classes of result:
   wrong-code  exit 1 or 2 for a damaged input, another code not in the contract, exit 0
               with an error line, exit 0 without the --to output, or a rewrite that keeps
               the file valid (marked "(valid)": libver=latest, chunked datasets, deflated or
-              re-ordered zip members) rejected, or exit 0 for damage marked "(must-fail)" (a
-              .keras member that no longer matches its CRC-32 or its declared sizes)
+              re-ordered zip members) rejected, or exit 0 for damage marked "(must-fail)" (the
+              config.json or model.weights.h5 of a .keras no longer matches its CRC-32 or
+              its declared sizes)
   crash       killed by a signal, exit >= 128, Swift "Fatal error", crash report
   hang        no exit within --timeout (the process group is killed)
   memory      resident memory above --rss-limit (the run is killed there), or an allocation
@@ -1100,6 +1101,12 @@ def field_value(rng, field, size, member):
     return rng.choice([0, 1, 0xFFFF, rng.getrandbits(16)])
 
 
+def must_fail_mark(*members):
+    """Damage to config.json or model.weights.h5 must be noticed; metadata.json is optional
+    (xfer reads only the Keras version from it), so damage there may be tolerated."""
+    return "(must-fail) " if set(members) & {"config.json", "model.weights.h5"} else ""
+
+
 def m_zip_records(src, rng, scratch):
     data = src.data
     z = ZipLayout(data)
@@ -1130,7 +1137,8 @@ def m_zip_sizes(src, rng, scratch):
     for field in (["usize", "csize"] if which == "both" else [which]):
         poke_int(buf, m["lfh"] + LFH_FIELDS[field][0], 4, v)
         poke_int(buf, m["cdh"] + CDH_FIELDS[field][0], 4, v)
-    return bytes(buf), "(must-fail) zip sizes of %s: %s -> %d (local header and central entry)" % (m["name"], which, v)
+    return bytes(buf), "%szip sizes of %s: %s -> %d (local header and central entry)" % (
+        must_fail_mark(m["name"]), m["name"], which, v)
 
 
 def m_zip_crc(src, rng, scratch):
@@ -1142,8 +1150,8 @@ def m_zip_crc(src, rng, scratch):
     for p in places:
         poke_int(buf, m[p] + (14 if p == "lfh" else 16), 4, v)
     # the central directory's CRC is the one readers check the data against
-    return bytes(buf), "%szip CRC of %s -> 0x%08x in %s" % ("(must-fail) " if "cdh" in places else "", m["name"], v,
-                                                          "+".join(places))
+    return bytes(buf), "%szip CRC of %s -> 0x%08x in %s" % (must_fail_mark(m["name"]) if "cdh" in places else "",
+                                                          m["name"], v, "+".join(places))
 
 
 def m_zip_truncate(src, rng, scratch):
@@ -1161,7 +1169,7 @@ def m_zip_flip(src, rng, scratch):
     changed = [i for i in range(len(out)) if out[i] != src.data[i]]
     hit = [m["name"] for m in z.members if any(m["data_off"] <= i < m["data_off"] + m["csize"] for i in changed)]
     if hit:  # the member no longer matches its CRC-32
-        desc = "(must-fail) %s (in the data of %s)" % (desc, ", ".join(sorted(set(hit))))
+        desc = "%s%s (in the data of %s)" % (must_fail_mark(*hit), desc, ", ".join(sorted(set(hit))))
     return out, desc
 
 
@@ -1395,10 +1403,24 @@ def run_limited(argv, cwd, timeout, as_limit, env, out_path, err_path, rss_limit
             resource.setrlimit(resource.RLIMIT_AS, (as_limit, as_limit))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     start = time.monotonic()
+    if STOP.is_set():
+        raise SystemExit(130)
     # stdin is an empty file rather than /dev/null: the harness must not depend on device files
     with open(EMPTY_STDIN, "rb") as si, open(out_path, "wb") as so, open(err_path, "wb") as se:
         p = subprocess.Popen(full, cwd=cwd, env=env, stdin=si, stdout=so, stderr=se,
                              start_new_session=True, preexec_fn=preexec)
+    RUNNING.add(p.pid)
+    try:
+        return _wait_limited(p, r, start, timeout, rss_limit, out_path, err_path)
+    finally:
+        RUNNING.discard(p.pid)
+
+
+RUNNING = set()  # process groups of the xfer runs under way
+STOP = threading.Event()  # set on Ctrl-C / kill: start nothing new
+
+
+def _wait_limited(p, r, start, timeout, rss_limit, out_path, err_path):
     r.timed_out = False
     r.rss_killed = False
     delay = 0.002
@@ -1611,6 +1633,8 @@ class Harness:
 
     def one(self, index):
         opts = self.opts
+        if STOP.is_set():
+            raise SystemExit(130)
         mutant = make_mutant(index, opts.seed, self.sources, self.kinds, self.scratch)
         command = choose_command(index, opts.seed, mutant)
         mdir = self.work / ("m%06d" % index)
@@ -1673,7 +1697,11 @@ class Harness:
         return str(kept)
 
     def cleanup(self):
-        shutil.rmtree(self.work, ignore_errors=True)
+        for _ in range(5):  # a worker may still be writing into it
+            shutil.rmtree(self.work, ignore_errors=True)
+            if not self.work.exists():
+                break
+            time.sleep(0.1)
 
 
 def shell_quote(a):
@@ -1731,6 +1759,20 @@ def main():
         if not opts.no_backtrace:
             opts.backtrace = True
     h = Harness(opts)
+
+    def on_signal(signum, frame):  # Ctrl-C or kill: stop the running xfer, remove the work directory
+        STOP.set()
+        for pid in list(RUNNING):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        h.cleanup()
+        print("fuzz: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     t0 = time.monotonic()
     try:
         h.prepare()
@@ -1748,13 +1790,16 @@ def main():
             return 0 if rec["cls"] == "ok" else 1
         records = []
         indices = range(opts.start, opts.start + opts.count)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs))
+        try:
             futures = [pool.submit(h.one, i) for i in indices]
             for fut in concurrent.futures.as_completed(futures):
                 rec = fut.result()
                 records.append(rec)
                 if rec["cls"] != "ok" and not opts.quiet:
                     print(report_line(rec), flush=True)
+        finally:  # on an interrupt: drop the mutants not started, let the running ones end
+            pool.shutdown(wait=True, cancel_futures=True)
     except KeyboardInterrupt:
         print("fuzz: interrupted", file=sys.stderr)
         return 130
