@@ -936,7 +936,7 @@ def mutate_json_tree(tree, rng):
     names = {l["config"]["name"] for l in layers}
     op = pick_weighted(rng, [(25, "value"), (8, "delete-key"), (8, "type-swap"), (8, "dup-name"), (8, "dangling"),
                              (8, "cycle"), (6, "unknown-class"), (12, "evil-name"), (4, "huge-list"),
-                             (10, "shape")])
+                             (10, "shape"), (6, "input-size"), (8, "hyper")])
     if op in ("dup-name", "evil-name", "unknown-class", "huge-list", "dangling", "cycle") and not layers:
         op = "value"
     if op == "value" and nodes:
@@ -1003,6 +1003,28 @@ def mutate_json_tree(tree, rng):
                 n = rng.choice([200, 2000])
                 p[k] = v + [json.loads(json.dumps(rng.choice(v))) for _ in range(n)]
                 return "%s: %d more copies of its layers" % (path_text(path), n)
+    if op == "input-size":  # the model's input H, W, C: overflow in shape products, huge buffers
+        fields = [n for n in nodes if n[1] in ("batch_input_shape", "batch_shape") and isinstance(n[2], list)
+                  and len(n[2]) == 4]
+        if fields:
+            p, k, v, path = rng.choice(fields)
+            v = list(v)
+            big = [0, -5, 46341, 65536, 1 << 20, 2**31, 2**32, 3037000500, 2**62, 10**6]
+            for i in rng.sample([1, 2, 3], rng.choice([1, 2, 3])):
+                v[i] = rng.choice(big)
+            p[k] = v
+            return "%s = %s" % (path_text(path), json.dumps(v))
+    if op == "hyper":  # a numeric hyper-parameter of a layer, big or degenerate
+        nums = []
+        for p, k, v, path in walk(tree):
+            if any(x in ("filters", "units", "kernel_size", "strides", "pool_size", "dilation_rate", "padding",
+                         "cropping", "groups", "size", "rate", "momentum", "epsilon", "scale", "offset")
+                   for x in path[-3:] if isinstance(x, str)) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                nums.append((p, k, v, path))
+        if nums:
+            p, k, v, path = rng.choice(nums)
+            p[k] = rng.choice([0, -1, -3, 2**31, 2**32, 2**40, 2**62, 2**63 - 1, 3037000500, 10**9, 1e300, 0.5])
+            return "%s: %s -> %s" % (path_text(path), json.dumps(v), json.dumps(p[k]))
     # shape: input shapes and layer hyper-parameters
     shaped = [n for n in nodes if isinstance(n[1], str) and n[1] in (
         "batch_input_shape", "batch_shape", "kernel_size", "strides", "pool_size", "filters", "units",
@@ -1478,8 +1500,18 @@ def control_chars(data, allow_tab=False):
     return None
 
 
-def classify(r, mutant_path, command, out_dir, before, after, input_changed, opts, also_named=(), valid=False,
-             must_fail=False):
+def classify(*args, **kwargs):
+    """classify_run, with what the run left behind added to the detail of any failure."""
+    cls, detail, notes = classify_run(*args, **kwargs)
+    r, before, after = args[0], args[4], args[5]
+    left = sorted(c for c in after ^ before if r.code != 0 or c != "out/OUT.h5")
+    if cls not in ("ok", "leftover") and left:
+        detail += " (and left behind: %s)" % ", ".join(left[:5])
+    return cls, detail, notes
+
+
+def classify_run(r, mutant_path, command, out_dir, before, after, input_changed, opts, also_named=(), valid=False,
+                 must_fail=False):
     """-> (class, detail, notes). The error line must name mutant_path (or one of also_named:
     with --config, an error about the other file of the pair is fine)."""
     notes = []
@@ -1646,8 +1678,10 @@ class Harness:
         digest = hashlib.sha256(mutant.data).hexdigest()
         data_file = getattr(mutant.source, "data_file", None)
         argv = command_argv(opts.xfer, mutant, mpath, command, data_file, out_dir)
+        (mdir / "tmp").mkdir()  # TMPDIR of the run, so that stray temporary files show
+        env = dict(self.env, TMPDIR=str(mdir / "tmp"))
         before = tree_listing(mdir)
-        r = run_limited(argv, mdir, opts.timeout, opts.as_limit, self.env, self.scratch / ("%d.out" % index),
+        r = run_limited(argv, mdir, opts.timeout, opts.as_limit, env, self.scratch / ("%d.out" % index),
                         self.scratch / ("%d.err" % index), opts.rss_limit)
         after = tree_listing(mdir)
         changed_input = sha(mpath) != digest
