@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, runs the Swift tests, then
-# checks with real Keras that the .h5 files xfer writes load and predict identically.
+# The test command: installs what is missing, builds, runs the Swift tests, checks with real
+# Keras that the .h5 files xfer writes load and predict identically, then fuzzes the readers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
@@ -8,3 +8,6 @@ swift build --build-tests
 swift test --skip-build
 venv="$(scripts/keras-venv.sh)"
 "$venv/bin/python" checkpoints/check_keras_loads.py .build/debug/xfer
+# Damaged and hostile variants of the Keras-written fixtures against the error contract: a
+# short run (300 mutants, about a minute); the long run is `scripts/fuzz.sh --count 20000`.
+"$venv/bin/python" scripts/fuzz.py --xfer .build/debug/xfer --count "${XFER_FUZZ_COUNT:-300}" --seed "${XFER_FUZZ_SEED:-1}"
