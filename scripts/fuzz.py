@@ -27,9 +27,13 @@ these mutation kinds; --list-kinds lists them), --rss-limit MIB (default 2048),
 Every mutant is a function of (--seed, index, --kinds): the same seed gives the same
 mutants and the same commands, so a failure is re-made with `--seed S --only INDEX`.
 
-Durations measured on 2 cores with a debug build: the short mode (300 mutants, --jobs 1)
-takes about 1 minute when xfer behaves (each run of xfer is 0.05-0.3 s, a hang costs
---timeout); 20000 mutants take about an hour with --jobs 2.
+Durations measured on 2 cores (shared) with a debug build: the short mode (300 mutants,
+--jobs 1) takes 60-65 s, about 5 s of it set-up; most runs of xfer take 0.05-0.3 s, and
+today the few zip bombs and hangs take up to --timeout each (with them fixed the short mode
+is about 35 s). --jobs 2 helps only on an idle machine: 70 s measured under a load of 3.5.
+The long mode, --count 20000, takes about
+80 minutes with --jobs 1 and 45 with --jobs 2. Peak RSS figures include the ~60-100 MiB
+the harness itself had when it forked the run.
 
 Classes of result:
   ok          exit 0 (stderr: warnings only), or exit 3 with the one error line naming the
