@@ -126,9 +126,15 @@ def main():
     # make_checkpoints.py rewrites byte for byte.
     # And three bytes of the layout message of conv2d_2's bias (its address and layout class):
     # libhdf5 divides by zero (SIGFPE).
-    for name, edits in [("libhdf5_segfault.h5", [(2074, 0x80), (2080, 0xFF)]),
-                        ("libhdf5_sigfpe.h5", [(30945, 2), (30946, 0), (30947, 0)])]:
-        with open(copy(name), "r+b") as f:
+    # And in k2_vgg_full.h5, one bit and 13 bytes of block2_conv1's object header (found by
+    # scripts/fuzz.py, seed 1, mutant 2408): libhdf5 loops for ever in its global heap while
+    # reading the layer's weight_names.
+    hang = [(17571, 16)] + [(o, 0) for o in (17741, 17742, 17743, 17744, 17745, 17746, 17752, 17760,
+                                             17768, 17769, 17770, 17771, 17772)]
+    for name, src, edits in [("libhdf5_segfault.h5", K2, [(2074, 0x80), (2080, 0xFF)]),
+                             ("libhdf5_sigfpe.h5", K2, [(30945, 2), (30946, 0), (30947, 0)]),
+                             ("libhdf5_hang.h5", os.path.join(SRC, "k2_vgg_full.h5"), hang)]:
+        with open(copy(name, src), "r+b") as f:
             for offset, value in edits:
                 f.seek(offset)
                 f.write(bytes([value]))
