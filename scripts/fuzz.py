@@ -1529,7 +1529,11 @@ def classify_run(r, mutant_path, command, out_dir, before, after, input_changed,
                                                 if r.rss_killed else ", exit %s" % r.code), notes
     if r.timed_out:
         return "hang", "no exit after %.0f s (killed), peak RSS %d MiB" % (opts.timeout, r.maxrss >> 20), notes
-    if r.code != 0 and ALLOC_RE.search(err):
+    # A clean contract error may speak of memory ("needs more than 1 GiB"); an allocation failure
+    # is one that did not end in the contract's lines.
+    clean_error = r.code == 3 and bool(lines) and lines[0].startswith("xfer: error: ") and (
+        len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")))
+    if r.code != 0 and ALLOC_RE.search(err) and not clean_error:
         return "memory", "allocation failure under the %d MiB address-space limit: %s" % (
             opts.as_limit >> 20, short(first)), notes
     if r.signal is not None:
@@ -1693,6 +1697,10 @@ class Harness:
         if "--config" in mutant.source.args:
             also = [mutant.source.args[mutant.source.args.index("--config") + 1] if mutant.checkpoint_is_mutant
                     else str(mutant.source.path.resolve())]
+        if data_file is not None:
+            # A checkpoint damaged into taking another input shape meets data that do not fit it:
+            # the line then rightly names the data file and the two shapes.
+            also.append(str(data_file))
         cls, detail, notes = classify(r, mpath, command, out_dir, before, after, changed_input, opts, also,
                                       mutant.valid and mutant.source.baseline.code == 0, mutant.must_fail)
         rec = dict(index=index, source=mutant.source.name, kind=mutant.kind, desc=mutant.desc, command=command,

@@ -175,14 +175,14 @@ public final class HDF5File {
                 throw XferError.badInput(path, "is not an HDF5 file",
                                          hint: "xfer reads Keras checkpoints: .h5, .weights.h5 or .keras")
             }
+            if text.contains("memory allocation failed") || text.contains("too large to read") {
+                let object = text.hasPrefix("!open") ? "its superblock" : text.components(separatedBy: ": ").first ?? text
+                throw XferError.badInput(path, "is damaged: reading its structure needs more than \(probeMemory >> 30) GiB of memory (at \(object))",
+                                         hint: "the file is corrupt or crafted; copy or save it again")
+            }
             if text.hasPrefix("!open: ") {
                 throw XferError.badInput(path, "is damaged or truncated (\(text.dropFirst(7)))",
                                          hint: "the file is incomplete; copy or save it again")
-            }
-            if text.contains("memory allocation failed") || text.contains("too large to read") {
-                let object = text.components(separatedBy: ": ").first ?? text
-                throw XferError.badInput(path, "is damaged: reading its structure needs more than \(probeMemory >> 30) GiB of memory (at \(object))",
-                                         hint: "the file is corrupt or crafted; copy or save it again")
             }
             throw XferError.badInput(path, text, hint: "the file is damaged or not a plain Keras checkpoint; save it again with Keras")
         case Int(XFER_PROBE_TIMEOUT):
