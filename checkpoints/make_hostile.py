@@ -133,7 +133,10 @@ def main():
                                              17768, 17769, 17770, 17771, 17772)]
     for name, src, edits in [("libhdf5_segfault.h5", K2, [(2074, 0x80), (2080, 0xFF)]),
                              ("libhdf5_sigfpe.h5", K2, [(30945, 2), (30946, 0), (30947, 0)]),
-                             ("libhdf5_hang.h5", os.path.join(SRC, "k2_vgg_full.h5"), hang)]:
+                             ("libhdf5_hang.h5", os.path.join(SRC, "k2_vgg_full.h5"), hang),
+                             # k2_inception.h5 with a bias's dataspace size and rank byte changed
+                             # (fuzz seed 2026, mutant 4064): glibc aborts on a bad free in libhdf5.
+                             ("libhdf5_abort.h5", os.path.join(SRC, "k2_inception.h5"), [(13288, 136), (13289, 19)])]:
         with open(copy(name, src), "r+b") as f:
             for offset, value in edits:
                 f.seek(offset)

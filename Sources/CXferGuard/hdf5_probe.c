@@ -364,6 +364,11 @@ int xfer_hdf5_probe(const char *path, const void *image, size_t image_size, doub
         /* Die with the parent; let faults end the child (the parent's guard must not print). */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(9);
+        /* glibc reports heap corruption on stderr before it aborts: the child prints nothing. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
+        else { close(1); close(2); }
+        setenv("LIBC_FATAL_STDERR_", "1", 1);
         int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTERM, SIGHUP};
         for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
         if (memory_bytes > 0 && vm > 0) {

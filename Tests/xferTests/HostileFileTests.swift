@@ -132,6 +132,8 @@ final class HostileFileTests: XCTestCase {
         try refused(["import", "libhdf5_segfault.h5"], mentions: ["libhdf5 crashed reading its structure"])
         try refused(["predict", "libhdf5_segfault.h5", "--data", "libhdf5_segfault.h5"], mentions: ["libhdf5 crashed"])
         try refused(["import", "libhdf5_sigfpe.h5"], mentions: ["libhdf5 crashed reading its structure", "floating point exception"])
+        // glibc aborts on heap corruption; its own message must not reach the terminal either.
+        try refused(["import", "libhdf5_abort.h5"], mentions: ["libhdf5 crashed reading its structure", "aborted"])
     }
 
     func testLibhdf5LoopIsStoppedByTheProbesTimeLimit() throws {
