@@ -305,7 +305,12 @@ static void probe_child(probe_ctx *ctx, const char *path, const void *image, siz
         refuse(ctx, "!not-hdf5");
     }
     hid_t file = ctx->failure[0] ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (!ctx->failure[0] && file < 0) refuse_hdf5(ctx, "!open", "libhdf5 could not open it");
+    if (!ctx->failure[0] && file < 0) {
+        char why[256] = "";
+        H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, why);
+        H5Eclear2(H5E_DEFAULT);
+        refuse(ctx, "!open: libhdf5: %s", why[0] ? why : "cannot open it");
+    }
     if (file >= 0) {
         hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
         if (root < 0) refuse_hdf5(ctx, "/", "cannot be opened");
