@@ -84,7 +84,7 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
         model.layers = Array(model.layers[...baseEnd])
         if model.isGraph { model.output = TensorRef(layer: baseOutput) }
         var shape = try model.outputShape()
-        var rng = SeededRandom(seed: options.seed)
+        var rng = SeededRandom(seed: options.seed, stream: .headInit)
         var used = Set(model.allLayerNames)
         func unique(_ base: String) -> String {
             var name = base, k = 1

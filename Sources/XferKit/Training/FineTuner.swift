@@ -122,11 +122,11 @@ public final class FineTuner {
         var sinceBest = 0
         var plateauBest = Double.infinity, sincePlateauBest = 0
         let lowerIsBetter = !options.monitor.hasSuffix("accuracy")
-        var augmentRandom = SeededRandom(seed: options.seed ^ 0xA06_3E47 &+ UInt64(startEpoch))
+        var augmentRandom = SeededRandom(seed: options.seed, stream: .augment(startEpoch: startEpoch))
         for epoch in startEpoch..<options.epochs {
             var order = trainCache?.indices ?? trainIndices
             if options.shuffle {
-                var rng = SeededRandom(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+                var rng = SeededRandom(seed: options.seed, stream: .shuffle(epoch: epoch))
                 order = rng.permutation(order.count).map { order[$0] }
             }
             var lossSum = 0.0, correct = 0, seen = 0

@@ -53,7 +53,7 @@ public final class TrainingNetwork {
         executor = try GraphExecutor(graph: graph, context: context)
 
         let bessel = !(kerasVersion?.hasPrefix("3") ?? false)
-        var random = SeededRandom(seed: seed)
+        var dropouts = 0
         var layers: [(node: Int, layer: TrainableLayer)] = []
         var paths = Set<String>()
         for (i, layer) in executor.layers {
@@ -72,7 +72,10 @@ public final class TrainingNetwork {
             }
             t.trainable = node.trainable
             t.training = false
-            if let d = layer as? DropoutLayer { d.random = SeededRandom(seed: random.next()) }
+            if let d = layer as? DropoutLayer {
+                d.random = SeededRandom(seed: seed, stream: .dropout(index: dropouts))
+                dropouts += 1
+            }
             configureBatchNorm(layer, bessel: bessel, inputRank: layer.inputShape.count)
             layers.append((i, t))
         }
