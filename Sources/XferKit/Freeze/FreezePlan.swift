@@ -115,8 +115,8 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
                 let kernel = (0..<(fanIn * units)).map { _ in rng.uniform(-limit, limit) }
                 layer = LayerSpec(name: unique(isFinal ? "predictions" : "dense"),
                                   op: DenseConfig(units: units, activation: activation),
-                                  weights: [WeightSpec(role: "kernel", shape: [fanIn, units], values: kernel),
-                                            WeightSpec(role: "bias", shape: [units], values: [Float](repeating: 0, count: units))])
+                                  weights: [WeightSpec(role: .kernel, shape: [fanIn, units], values: kernel),
+                                            WeightSpec(role: .bias, shape: [units], values: [Float](repeating: 0, count: units))])
             }
             shape = try layer.outputShape(input: shape)
             if let previous = model.output {

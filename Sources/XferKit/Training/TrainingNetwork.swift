@@ -245,7 +245,7 @@ public final class TrainingNetwork {
     /// Every weight now, by `path/role` (moving statistics included).
     public func currentWeights() -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for node in graph.nodes { for w in node.layer.weights { out["\(node.path)/\(w.role)"] = w.values } }
+        for node in graph.nodes { for w in node.layer.weights { out["\(node.path)/\(w.role.rawValue)"] = w.values } }
         for (i, t) in trainable { for (role, v) in t.currentWeights() { out["\(graph.nodes[i].path)/\(role)"] = v } }
         return out
     }
@@ -285,7 +285,7 @@ public final class TrainingNetwork {
                     continue
                 }
                 for j in l.weights.indices {
-                    if let v = now["\(prefix)\(l.name)/\(l.weights[j].role)"] { m.layers[i].weights[j].values = v }
+                    if let v = now["\(prefix)\(l.name)/\(l.weights[j].role.rawValue)"] { m.layers[i].weights[j].values = v }
                 }
             }
             return m

@@ -110,9 +110,9 @@ public final class Conv2DLayer: TrainableLayer {
     convenience init(spec: LayerSpec, config: Conv2DConfig, inputShape: [Int]) throws {
         try requireRank(inputShape, 3, layer: spec.name, kind: "Conv2D")
         let kernelShape = [config.kernelSize.h, config.kernelSize.w, inputShape[2], config.filters]
-        let kernel = try spec.values("kernel", shape: kernelShape)
-        let bias = config.useBias ? try spec.values("bias", shape: [config.filters]) : nil
-        try spec.onlyWeights(config.useBias ? ["kernel", "bias"] : ["kernel"])
+        let kernel = try spec.values(.kernel, shape: kernelShape)
+        let bias = config.useBias ? try spec.values(.bias, shape: [config.filters]) : nil
+        try spec.onlyWeights(config.useBias ? [.kernel, .bias] : [.kernel])
         try self.init(name: spec.name, config: config, inputShape: inputShape, kernel: kernel, bias: bias)
     }
 
@@ -644,8 +644,8 @@ public struct Conv2DConfig: SingleInputOp, Equatable {
     }
 
     public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
-        var w: [ExpectedWeight] = [("kernel", [kernelSize.h, kernelSize.w, input.last ?? 0, filters], true)]
-        if useBias { w.append(("bias", [filters], true)) }
+        var w: [ExpectedWeight] = [(.kernel, [kernelSize.h, kernelSize.w, input.last ?? 0, filters], true)]
+        if useBias { w.append((.bias, [filters], true)) }
         return w
     }
 

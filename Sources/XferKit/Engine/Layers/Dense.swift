@@ -44,9 +44,9 @@ public final class DenseLayer: TrainableLayer {
         guard let inputs = inputShape.last else {
             throw XferError.badInput("layer '\(spec.name)'", "Dense on a scalar input")
         }
-        let kernel = try spec.values("kernel", shape: [inputs, config.units])
-        let bias = config.useBias ? try spec.values("bias", shape: [config.units]) : nil
-        try spec.onlyWeights(config.useBias ? ["kernel", "bias"] : ["kernel"])
+        let kernel = try spec.values(.kernel, shape: [inputs, config.units])
+        let bias = config.useBias ? try spec.values(.bias, shape: [config.units]) : nil
+        try spec.onlyWeights(config.useBias ? [.kernel, .bias] : [.kernel])
         try self.init(name: spec.name, config: config, inputShape: inputShape, kernel: kernel, bias: bias)
     }
 
@@ -196,8 +196,8 @@ public struct DenseConfig: SingleInputOp, Equatable {
     }
 
     public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
-        var w: [ExpectedWeight] = [("kernel", [input.last ?? 0, units], true)]
-        if useBias { w.append(("bias", [units], true)) }
+        var w: [ExpectedWeight] = [(.kernel, [input.last ?? 0, units], true)]
+        if useBias { w.append((.bias, [units], true)) }
         return w
     }
 
