@@ -95,7 +95,7 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
     case .layer(let layer):
         let t = layer as! TrainableLayer
         dxs = [t.backward(dy, context, needInputGradient: true)!]
-        t.withParameters { role, _, g in gradients[role] = Array(g) }
+        t.withParameters { role, _, g in gradients[role.rawValue] = Array(g) }
     case .merge(let merge):
         dxs = merge.backward(dy, context, needInputGradients: shapes.map { _ in true }).map { $0! }
     }

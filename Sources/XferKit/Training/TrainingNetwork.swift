@@ -96,7 +96,7 @@ public final class TrainingNetwork {
     /// Calls `body` with each parameter of the layer at `node` and its gradient summed over the
     /// layer's calls (the gradient of a shared weight is the sum over its uses, as in TensorFlow).
     private func withSummedParameters(_ node: Int, _ layer: TrainableLayer,
-                                      _ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+                                      _ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard let others = sharedCalls[node] else { return layer.withParameters(body) }
         layer.withParameters { role, value, gradient in
             var sum = Array(gradient)
@@ -237,7 +237,7 @@ public final class TrainingNetwork {
         let (loss, _) = forwardBackward(.input(x), labels: labels)
         var out: [String: [Float]] = [:]
         for (i, t) in trainingLayers {
-            withSummedParameters(i, t) { role, _, g in out["\(graph.nodes[i].path)/\(role)"] = Array(g) }
+            withSummedParameters(i, t) { role, _, g in out["\(graph.nodes[i].path)/\(role.rawValue)"] = Array(g) }
         }
         return (loss, out)
     }
@@ -246,7 +246,7 @@ public final class TrainingNetwork {
     public func currentWeights() -> [String: [Float]] {
         var out: [String: [Float]] = [:]
         for node in graph.nodes { for w in node.layer.weights { out["\(node.path)/\(w.role.rawValue)"] = w.values } }
-        for (i, t) in trainable { for (role, v) in t.currentWeights() { out["\(graph.nodes[i].path)/\(role)"] = v } }
+        for (i, t) in trainable { for (role, v) in t.currentWeights() { out["\(graph.nodes[i].path)/\(role.rawValue)"] = v } }
         return out
     }
 
@@ -258,7 +258,7 @@ public final class TrainingNetwork {
             let node = graph.nodes[i]
             let bnTraining = node.layer.op is BatchNormConfig && plan.trainingMode[i]
             guard node.trainable || bnTraining else { continue }
-            for (role, v) in t.currentWeights() { out["\(node.path)/\(role)"] = v }
+            for (role, v) in t.currentWeights() { out["\(node.path)/\(role.rawValue)"] = v }
         }
         return out
     }
@@ -267,8 +267,10 @@ public final class TrainingNetwork {
     public func restore(_ weights: [String: [Float]]) {
         for (i, t) in trainable {
             let path = graph.nodes[i].path
-            var own: [String: [Float]] = [:]
-            for (key, v) in weights where key.hasPrefix(path + "/") { own[String(key.dropFirst(path.count + 1))] = v }
+            var own: [WeightRole: [Float]] = [:]
+            for (key, v) in weights where key.hasPrefix(path + "/") {
+                if let role = WeightRole(rawValue: String(key.dropFirst(path.count + 1))) { own[role] = v }
+            }
             if !own.isEmpty { t.restoreWeights(own) }
         }
     }

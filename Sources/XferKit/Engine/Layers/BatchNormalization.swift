@@ -295,24 +295,24 @@ public final class BatchNormalizationLayer: TrainableLayer {
         if !dBeta.isEmpty { dBeta.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
     }
 
-    /// "gamma" then "beta" (those the layer has), when the layer is trainable.
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    /// `.gamma` then `.beta` (those the layer has), when the layer is trainable.
+    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard trainable else { return }
         let c = channels
         if gamma != nil {
             if dGamma.isEmpty { dGamma = [Float](repeating: 0, count: c) }
-            dGamma.withUnsafeBufferPointer { g in gamma!.withUnsafeMutableBufferPointer { body("gamma", $0, g) } }
+            dGamma.withUnsafeBufferPointer { g in gamma!.withUnsafeMutableBufferPointer { body(.gamma, $0, g) } }
         }
         if beta != nil {
             if dBeta.isEmpty { dBeta = [Float](repeating: 0, count: c) }
-            dBeta.withUnsafeBufferPointer { g in beta!.withUnsafeMutableBufferPointer { body("beta", $0, g) } }
+            dBeta.withUnsafeBufferPointer { g in beta!.withUnsafeMutableBufferPointer { body(.beta, $0, g) } }
         }
     }
 
-    public func currentWeights() -> [String: [Float]] {
-        var weights = ["moving_mean": movingMean, "moving_variance": movingVariance]
-        if let gamma { weights["gamma"] = gamma }
-        if let beta { weights["beta"] = beta }
+    public func currentWeights() -> [WeightRole: [Float]] {
+        var weights: [WeightRole: [Float]] = [.movingMean: movingMean, .movingVariance: movingVariance]
+        if let gamma { weights[.gamma] = gamma }
+        if let beta { weights[.beta] = beta }
         return weights
     }
 }

@@ -196,19 +196,19 @@ public final class Conv2DLayer: TrainableLayer {
         dBias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }
 
-    /// "kernel" then "bias", when the layer is trainable (Keras: a frozen layer has no trainable weights).
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    /// `.kernel` then `.bias`, when the layer is trainable (Keras: a frozen layer has no trainable weights).
+    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard trainable else { return }
         allocateGradients()
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body("kernel", $0, g) } }
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
         if bias != nil {
-            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body("bias", $0, g) } }
+            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
         }
     }
 
-    public func currentWeights() -> [String: [Float]] {
-        var weights = ["kernel": kernel]
-        if let bias { weights["bias"] = bias }
+    public func currentWeights() -> [WeightRole: [Float]] {
+        var weights: [WeightRole: [Float]] = [.kernel: kernel]
+        if let bias { weights[.bias] = bias }
         return weights
     }
 

@@ -121,18 +121,18 @@ public final class DenseLayer: TrainableLayer {
         for i in dBias.indices { dBias[i] = 0 }
     }
 
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body("kernel", $0, g) } }
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
         if bias != nil {
             if dBias.isEmpty { dBias = [Float](repeating: 0, count: bias!.count) }
-            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body("bias", $0, g) } }
+            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
         }
     }
 
-    public func currentWeights() -> [String: [Float]] {
-        var w = ["kernel": kernel]
-        if let bias { w["bias"] = bias }
+    public func currentWeights() -> [WeightRole: [Float]] {
+        var w: [WeightRole: [Float]] = [.kernel: kernel]
+        if let bias { w[.bias] = bias }
         return w
     }
 }
