@@ -2,7 +2,8 @@
 // seed (`--seed`) by a named stream, so that each use draws its own numbers and a seeded run
 // repeats byte for byte.
 
-/// SplitMix64: a small, seeded, portable generator for weight initialisation and shuffling.
+/// SplitMix64: a small, seeded, portable generator for head initialisation, the validation split,
+/// shuffling, dropout and augmentation (each from its `SeedStream`).
 public struct SeededRandom: Sendable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }

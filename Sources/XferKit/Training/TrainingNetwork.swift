@@ -263,7 +263,8 @@ public final class TrainingNetwork {
         return out
     }
 
-    /// Puts back weights taken with `currentWeights()` (early stopping's best epoch).
+    /// Puts back weights taken with `currentWeights()` or `changingWeights()` (early stopping's
+    /// best epoch, the last good epoch after a diverged batch), through each layer's `restoreWeights`.
     public func restore(_ weights: [String: [Float]]) {
         for (i, t) in trainable {
             let path = graph.nodes[i].path
