@@ -131,9 +131,6 @@ public final class TrainingNetwork {
         return out
     }
 
-    /// The graph's layer paths, in the order they run.
-    public var layerPaths: [String] { graph.nodes.map(\.path) }
-
     private func setModes(training: Bool) {
         for (i, t) in trainable { t.training = training && plan.trainingMode[i] }
     }
