@@ -74,9 +74,9 @@ func vgg16ConvBase(size: Int) -> ModelSpec {
         for c in 1...convs {
             let fanIn = 9 * channels, fanOut = 9 * filters
             let limit = (6 / Float(fanIn + fanOut)).squareRoot()
-            let kernel = WeightSpec(role: "kernel", shape: [3, 3, channels, filters],
+            let kernel = WeightSpec(role: .kernel, shape: [3, 3, channels, filters],
                                     values: noise.values(fanIn * filters, limit))
-            let bias = WeightSpec(role: "bias", shape: [filters], values: noise.values(filters, 0.01))
+            let bias = WeightSpec(role: .bias, shape: [filters], values: noise.values(filters, 0.01))
             layers.append(LayerSpec(name: "block\(b + 1)_conv\(c)", className: "Conv2D",
                                     kind: .conv2D(Conv2DConfig(filters: filters, kernelSize: (3, 3), padding: .same,
                                                                activation: .relu)),

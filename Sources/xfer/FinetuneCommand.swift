@@ -106,14 +106,17 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG.", valueName: "FILE.svg"))
     var plot: String?
 
-    var monitorName: String { monitor ?? ((validationData != nil || validationSplit != nil) ? "val_loss" : "loss") }
+    var monitorName: String { monitor ?? ((validationData != nil || validationSplit != nil) ? Metric.valLoss : Metric.loss).rawValue }
+    /// The metric `--monitor` names (or the default); nil for an unknown name, which `validate()` refuses.
+    var monitorMetric: Metric? { Metric(rawValue: monitorName) }
 
     func validate() throws {
         if let f = validationSplit, !(f > 0 && f < 1) { throw ValidationError("--validation-split must be between 0 and 1") }
         if validationSplit != nil && validationData != nil { throw ValidationError("give --validation-data or --validation-split, not both") }
-        let metrics = ["loss", "accuracy"] + ((validationData != nil || validationSplit != nil) ? ["val_loss", "val_accuracy"] : [])
-        if (earlyStopping != nil || reduceLrOnPlateau != nil || saveBest != nil || monitor != nil) && !metrics.contains(monitorName) {
-            throw ValidationError("--monitor \(monitorName) will not exist; available: \(metrics.joined(separator: ", "))")
+        let metrics: [Metric] = [.loss, .accuracy] + ((validationData != nil || validationSplit != nil) ? [.valLoss, .valAccuracy] : [])
+        if (earlyStopping != nil || reduceLrOnPlateau != nil || saveBest != nil || monitor != nil)
+            && !(monitorMetric.map(metrics.contains) ?? false) {
+            throw ValidationError("--monitor \(monitorName) will not exist; available: \(metrics.map(\.rawValue).joined(separator: ", "))")
         }
         if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
         if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop || classes != nil
@@ -225,7 +228,8 @@ struct FinetuneCommand: ParsableCommand {
         fit.seed = seed
         fit.useCache = !noCache
         fit.earlyStoppingPatience = earlyStopping
-        fit.monitor = monitorName
+        // validate() refused an unknown --monitor; the default is always a metric.
+        if let metric = monitorMetric { fit.monitor = metric }
         if let p = reduceLrOnPlateau { fit.reduceLROnPlateau = (0.5, p, 0) }
         // A file xfer wrote records Keras 2; the run it continues used the checkpoint's own rule.
         let tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)

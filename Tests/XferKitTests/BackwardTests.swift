@@ -257,13 +257,13 @@ final class BackwardTests: XCTestCase {
         let once = convGradients(layer, x, r)
         _ = layer.backward(Tensor(shape: [2, 4, 4, 2], values: r), ForwardContext(), needInputGradient: false)
         XCTAssertLessThanOrEqual(maxDifference(layer.dKernel, once.dKernel.map { 2 * $0 }), 1e-5)
-        var roles: [String] = []
+        var roles: [WeightRole] = []
         layer.withParameters { role, value, gradient in
             roles.append(role)
             XCTAssertEqual(value.count, gradient.count)
         }
-        XCTAssertEqual(roles, ["kernel", "bias"])
-        XCTAssertEqual(Set(layer.currentWeights().keys), ["kernel", "bias"])
+        XCTAssertEqual(roles, [.kernel, .bias])
+        XCTAssertEqual(Set(layer.currentWeights().keys), [.kernel, .bias])
 
         layer.trainable = false
         roles = []
@@ -433,9 +433,9 @@ final class BackwardTests: XCTestCase {
         record("\(label) dx", checkGradient("\(label) dx", point: x.values, analytic: dx.values) { p in
             (loss(Tensor(shape: x.shape, values: p)), [])
         })
-        var roles: [String] = []
+        var roles: [WeightRole] = []
         layer.withParameters { role, _, _ in roles.append(role) }
-        XCTAssertEqual(roles, (layer.gamma != nil ? ["gamma"] : []) + (layer.beta != nil ? ["beta"] : []), label)
+        XCTAssertEqual(roles, (layer.gamma != nil ? [.gamma] : []) + (layer.beta != nil ? [.beta] : []), label)
         if let gamma = layer.gamma {
             record("\(label) dGamma", checkGradient("\(label) dGamma", point: gamma, analytic: layer.dGamma) { p in
                 layer.gamma = p
@@ -508,8 +508,8 @@ final class BackwardTests: XCTestCase {
                     XCTAssertEqual(Double(layer.movingVariance[ch]), Double(mv[ch]) * 0.9 + update * 0.1, accuracy: 1e-5)
                 }
                 let saved = layer.currentWeights()
-                XCTAssertEqual(Set(saved.keys), ["gamma", "beta", "moving_mean", "moving_variance"])
-                XCTAssertEqual(saved["moving_variance"], layer.movingVariance)
+                XCTAssertEqual(Set(saved.keys), [.gamma, .beta, .movingMean, .movingVariance])
+                XCTAssertEqual(saved[.movingVariance], layer.movingVariance)
                 // Back in inference mode the new moving statistics are used (also by a frozen layer).
                 layer.training = false
                 layer.trainable = bessel

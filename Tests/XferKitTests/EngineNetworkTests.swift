@@ -10,16 +10,16 @@ final class EngineNetworkTests: XCTestCase {
     func conv(_ name: String, _ cIn: Int, _ filters: Int, k: Int = 3, activation: Activation = .relu) -> LayerSpec {
         LayerSpec(name: name, className: "Conv2D",
                   kind: .conv2D(Conv2DConfig(filters: filters, kernelSize: (k, k), padding: .same, activation: activation)),
-                  weights: [WeightSpec(role: "kernel", shape: [k, k, cIn, filters], values: rng.floats(k * k * cIn * filters)),
-                            WeightSpec(role: "bias", shape: [filters], values: rng.floats(filters))])
+                  weights: [WeightSpec(role: .kernel, shape: [k, k, cIn, filters], values: rng.floats(k * k * cIn * filters)),
+                            WeightSpec(role: .bias, shape: [filters], values: rng.floats(filters))])
     }
 
     func batchNorm(_ name: String, _ c: Int, scale: Bool = true) -> LayerSpec {
-        var weights = [WeightSpec(role: "beta", shape: [c], values: rng.floats(c)),
-                       WeightSpec(role: "moving_mean", shape: [c], values: rng.floats(c), isTrainableKind: false),
-                       WeightSpec(role: "moving_variance", shape: [c], values: rng.floats(c).map { abs($0) + 0.5 },
+        var weights = [WeightSpec(role: .beta, shape: [c], values: rng.floats(c)),
+                       WeightSpec(role: .movingMean, shape: [c], values: rng.floats(c), isTrainableKind: false),
+                       WeightSpec(role: .movingVariance, shape: [c], values: rng.floats(c).map { abs($0) + 0.5 },
                                   isTrainableKind: false)]
-        if scale { weights.insert(WeightSpec(role: "gamma", shape: [c], values: rng.floats(c)), at: 0) }
+        if scale { weights.insert(WeightSpec(role: .gamma, shape: [c], values: rng.floats(c)), at: 0) }
         return LayerSpec(name: name, className: "BatchNormalization",
                          kind: .batchNormalization(BatchNormConfig(scale: scale)), weights: weights)
     }
@@ -39,8 +39,8 @@ final class EngineNetworkTests: XCTestCase {
             LayerSpec(name: "gap", className: "GlobalAveragePooling2D", kind: .globalAveragePooling2D(keepdims: false)),
             LayerSpec(name: "drop", className: "Dropout", kind: .dropout(DropoutConfig(rate: 0.5))),
             LayerSpec(name: "head", className: "Dense", kind: .dense(DenseConfig(units: 5, activation: .softmax)),
-                      weights: [WeightSpec(role: "kernel", shape: [6, 5], values: rng.floats(30)),
-                                WeightSpec(role: "bias", shape: [5], values: rng.floats(5))]),
+                      weights: [WeightSpec(role: .kernel, shape: [6, 5], values: rng.floats(30)),
+                                WeightSpec(role: .bias, shape: [5], values: rng.floats(5))]),
         ])
     }
 
@@ -78,7 +78,7 @@ final class EngineNetworkTests: XCTestCase {
     func testWrongWeightShapeNamesLayerRoleAndShapes() {
         var spec = transferModel()
         guard case .model(var base) = spec.layers[0].kind else { return XCTFail() }
-        base.layers[1].weights[0] = WeightSpec(role: "kernel", shape: [3, 3, 4, 4], values: rng.floats(144))
+        base.layers[1].weights[0] = WeightSpec(role: .kernel, shape: [3, 3, 4, 4], values: rng.floats(144))
         spec.layers[0].kind = .model(base)
         XCTAssertThrowsError(try Network(spec: spec)) { error in
             let e = error as! XferError
@@ -97,7 +97,7 @@ final class EngineNetworkTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("head") && "\(error)".contains("bias"), "\(error)")
         }
         spec = transferModel()
-        spec.layers[1].weights = [WeightSpec(role: "kernel", shape: [1], values: [0])]
+        spec.layers[1].weights = [WeightSpec(role: .kernel, shape: [1], values: [0])]
         XCTAssertThrowsError(try Network(spec: spec)) { error in
             XCTAssertTrue("\(error)".contains("gap") && "\(error)".contains("unexpected"), "\(error)")
         }

@@ -98,7 +98,7 @@ final class FineTuneTests: XCTestCase {
         let plan = try planFineTuning(c.model, options: FreezeOptions(head: [.flatten], classes: 5))
         var o = FineTuneOptions()
         // A learning rate far too high: the training loss gets worse after the first epochs.
-        o.epochs = 8; o.batchSize = 10; o.shuffle = false; o.monitor = "loss"; o.earlyStoppingPatience = 2
+        o.epochs = 8; o.batchSize = 10; o.shuffle = false; o.monitor = .loss; o.earlyStoppingPatience = 2
         o.optimizer = OptimizerConfig(kind: .sgd, learningRate: 5)
         let tuner = try FineTuner(model: plan.model, kerasVersion: c.kerasVersion, options: o)
         var bestEpochWeights: [String: [Float]] = [:]

@@ -39,7 +39,7 @@ final class LayerGradientTests: XCTestCase {
             let r = random(y.count)
             let dx = layer.backward(Tensor(shape: y.shape, values: r), ctx, needInputGradient: true)!
             var grads: [String: [Float]] = [:]
-            layer.withParameters { role, _, g in grads[role] = Array(g) }
+            layer.withParameters { role, _, g in grads[role.rawValue] = Array(g) }
             // The pre-activation's side of each kink (relu, relu6 at 0 and 6; selu's slope jumps at 0).
             let kinky = [Activation.relu, .relu6, .selu].contains(act)
             func kinksAt(_ xs: [Float], _ kernel: [Float], _ bias: [Float]) -> [Int32] {

@@ -46,7 +46,7 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
     let weights = expectedWeights.map { w -> WeightSpec in
         let n = w.shape.reduce(1, *)
         // Variances positive, away from 0.
-        let values = w.role == "moving_variance" ? random(n, 0.5).map { abs($0) + 0.5 } : random(n, 0.5)
+        let values = w.role == .movingVariance ? random(n, 0.5).map { abs($0) + 0.5 } : random(n, 0.5)
         return WeightSpec(role: w.role, shape: w.shape, values: values, isTrainableKind: w.trainableKind)
     }
     let spec = LayerSpec(name: "op", className: cls, kind: .op(op), weights: weights)
@@ -76,7 +76,7 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
     case .merge(let m): XCTAssertEqual(m.outputShape, outputShape, "\(label): the layer's output shape", file: file, line: line)
     }
     if let oracle {
-        let slow = oracle(op, xs, Dictionary(uniqueKeysWithValues: weights.map { ($0.role, $0.values) }), outputShape)
+        let slow = oracle(op, xs, Dictionary(uniqueKeysWithValues: weights.map { ($0.role.rawValue, $0.values) }), outputShape)
         XCTAssertEqual(slow.count, y.count, "\(label): oracle size", file: file, line: line)
         if slow.count == y.count {
             for i in 0..<y.count where abs(slow[i] - y.values[i]) > 1e-4 * max(abs(slow[i]), 1) {
@@ -95,7 +95,7 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
     case .layer(let layer):
         let t = layer as! TrainableLayer
         dxs = [t.backward(dy, context, needInputGradient: true)!]
-        t.withParameters { role, _, g in gradients[role] = Array(g) }
+        t.withParameters { role, _, g in gradients[role.rawValue] = Array(g) }
     case .merge(let merge):
         dxs = merge.backward(dy, context, needInputGradients: shapes.map { _ in true }).map { $0! }
     }
@@ -113,7 +113,7 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
         print("\(label) dx\(k): \(check)")
     }
     for (index, w) in weights.enumerated() {
-        guard let analytic = gradients[w.role] else { continue }
+        guard let analytic = gradients[w.role.rawValue] else { continue }
         let check = checkGradient("\(label) d\(w.role)", point: w.values, analytic: analytic, step: 1e-3,
                                   file: file, line: line) { p in
             var moved = spec
@@ -122,6 +122,6 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
         }
         print("\(label) d\(w.role): \(check)")
     }
-    XCTAssertEqual(Set(gradients.keys), Set(weights.filter(\.isTrainableKind).map(\.role)),
+    XCTAssertEqual(Set(gradients.keys), Set(weights.filter(\.isTrainableKind).map(\.role.rawValue)),
                    "\(label): the weights that train", file: file, line: line)
 }

@@ -50,13 +50,13 @@ public enum KerasH5Writer {
                 // drops a nested model's own flag; the config below keeps Keras 3 in step).
                 let all = nestedWeights(inner, trainable: true)
                 for (innerLayer, w, _) in all.filter({ $0.2 }) + all.filter({ !$0.2 }) {
-                    let name = "\(innerLayer)/\(w.role):0"
+                    let name = "\(innerLayer)/\(w.role.rawValue):0"
                     try file.write("\(group)/\(name)", shape: w.shape, floats: w.values)
                     names.append(name)
                 }
             } else {
                 for w in layer.weights {
-                    let name = "\(layer.name)/\(w.role):0"
+                    let name = "\(layer.name)/\(w.role.rawValue):0"
                     try file.write("\(group)/\(name)", shape: w.shape, floats: w.values)
                     names.append(name)
                 }

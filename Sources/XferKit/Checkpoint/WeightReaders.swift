@@ -61,7 +61,7 @@ struct LegacyWeightReader {
     }
 
     func readWeight(_ dataset: String, stored: String, layer: String,
-                    expected: (role: String, shape: [Int], trainableKind: Bool)) throws -> WeightSpec {
+                    expected: ExpectedWeight) throws -> WeightSpec {
         guard file.kind(dataset) == .dataset else {
             throw XferError.badInput(file.path, "\(dataset): weight of layer '\(layer)' is missing",
                                      hint: "the file is damaged or was not written by Keras")
@@ -134,7 +134,7 @@ struct LegacyWeightReader {
             if expected.isEmpty { continue }
             let stored = byLayer[layer.name] ?? [:]
             model.layers[i].weights = try expected.map { exp in
-                guard let name = stored[exp.role] else {
+                guard let name = stored[exp.role.rawValue] else {
                     throw XferError.badInput(file.path, "\(group): no \(exp.role) for layer '\(layer.name)'",
                                              hint: "the checkpoint and the architecture do not belong together")
                 }
@@ -146,7 +146,7 @@ struct LegacyWeightReader {
     /// Keras's own order for a nested model: every trainable weight (layer by layer), then every
     /// non-trainable one (A.1.5).
     private func assignByOrder(_ model: inout ModelSpec, group: String, names: [String], outerTrainable: Bool) throws {
-        var slots: [(path: [Int], index: Int, exp: (role: String, shape: [Int], trainableKind: Bool), trainable: Bool)] = []
+        var slots: [(path: [Int], index: Int, exp: ExpectedWeight, trainable: Bool)] = []
         func collect(_ m: ModelSpec, prefix: [Int], trainable: Bool) throws {
             let shapes = try m.layerInputShapes()
             for (i, l) in m.layers.enumerated() {
@@ -177,7 +177,8 @@ struct LegacyWeightReader {
             return
         }
         var ws = model.layers[i].weights
-        while ws.count <= index { ws.append(WeightSpec(role: "", shape: [], values: [])) }
+        // Slots after `index` hold a copy until their own weight is read (every slot is).
+        while ws.count <= index { ws.append(weight) }
         ws[index] = weight
         model.layers[i].weights = ws
     }

@@ -17,7 +17,7 @@ public struct DataSplit: Sendable, Equatable {
 
 /// Splits samples with `labels` into training and validation, `fraction` of each class to validation.
 public func stratifiedSplit(labels: [Int], classes: Int, fraction: Double, seed: UInt64) -> DataSplit {
-    var rng = SeededRandom(seed: seed ^ 0x5EED_5B11_7000_0001)
+    var rng = SeededRandom(seed: seed, stream: .split)
     var byClass = [[Int]](repeating: [], count: classes)
     for (i, l) in labels.enumerated() where l >= 0 && l < classes { byClass[l].append(i) }
     var train: [Int] = [], val: [Int] = []

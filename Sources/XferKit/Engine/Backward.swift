@@ -21,22 +21,23 @@ public protocol TrainableLayer: Layer {
     /// Sets every weight gradient to zero.
     func zeroGradients()
     /// Calls `body` for each trainable-kind weight (never BN moving statistics) with its values and gradient.
-    func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void)
+    func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void)
     /// Every weight by role (moving statistics included), as they are now: for saving.
-    func currentWeights() -> [String: [Float]]
+    func currentWeights() -> [WeightRole: [Float]]
     /// Sets weights by role (as `currentWeights` gives them).
-    func restoreWeights(_ weights: [String: [Float]])
+    func restoreWeights(_ weights: [WeightRole: [Float]])
 }
 
 /// Weightless layers: nothing to train, no mode of their own.
 extension TrainableLayer {
     public func zeroGradients() {}
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
-    public func currentWeights() -> [String: [Float]] { [:] }
+    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
+    public func currentWeights() -> [WeightRole: [Float]] { [:] }
 
-    /// Through `withParameters`: enough for layers whose weights are all trainable kinds;
-    /// BatchNormalization also restores its moving statistics.
-    public func restoreWeights(_ weights: [String: [Float]]) {
+    /// Through `withParameters`, so only the weights it gives: the trainable kinds (Conv2D and
+    /// BatchNormalization give them only while trainable). No layer overrides this, so
+    /// BatchNormalization's moving statistics are not restored.
+    public func restoreWeights(_ weights: [WeightRole: [Float]]) {
         withParameters { role, value, _ in
             guard let v = weights[role], v.count == value.count else { return }
             _ = value.update(fromContentsOf: v)

@@ -3,7 +3,7 @@
 
 extension LayerSpec {
     /// The values of weight `role`, which must have `shape`.
-    func values(_ role: String, shape: [Int]) throws -> [Float] {
+    func values(_ role: WeightRole, shape: [Int]) throws -> [Float] {
         guard let w = weight(role) else {
             throw XferError.badInput("layer '\(name)'", "missing weight '\(role)' of shape \(shape)",
                                      hint: "the checkpoint does not match the model configuration")
@@ -22,10 +22,10 @@ extension LayerSpec {
     }
 
     /// Fails when the layer carries a weight whose role is not in `roles`.
-    func onlyWeights(_ roles: [String]) throws {
+    func onlyWeights(_ roles: [WeightRole]) throws {
         if let extra = weights.first(where: { !roles.contains($0.role) }) {
             throw XferError.badInput("layer '\(name)'",
-                                     "unexpected weight '\(extra.role)' of shape \(extra.shape); this layer takes \(roles.isEmpty ? "no weights" : roles.joined(separator: ", "))",
+                                     "unexpected weight '\(extra.role)' of shape \(extra.shape); this layer takes \(roles.isEmpty ? "no weights" : roles.map(\.rawValue).joined(separator: ", "))",
                                      hint: "the checkpoint does not match the model configuration")
         }
     }

@@ -17,45 +17,6 @@
 
 import Foundation
 
-/// One layer of a new head (`--head`).
-public enum HeadLayer: Sendable, Equatable {
-    case flatten
-    case globalAveragePooling
-    case globalMaxPooling
-    case dense(units: Int, activation: Activation)
-    case dropout(rate: Float)
-}
-
-/// Parses `flatten,dense:256:relu,dropout:0.5` (also `gap`/`global_average_pooling`, `gmp`).
-public func parseHead(_ text: String) throws -> [HeadLayer] {
-    if text.trimmingCharacters(in: .whitespaces).isEmpty || text == "none" { return [] }
-    return try text.split(separator: ",").map { item -> HeadLayer in
-        let parts = item.split(separator: ":").map { String($0).trimmingCharacters(in: .whitespaces) }
-        func bad(_ why: String) -> XferError {
-            XferError.usage("--head", "'\(item)': \(why)",
-                            hint: "e.g. --head flatten,dense:256:relu,dropout:0.5 (layers: flatten, gap, gmp, dense:UNITS[:ACTIVATION], dropout:RATE)")
-        }
-        switch parts[0].lowercased() {
-        case "flatten":
-            return .flatten
-        case "gap", "global_average_pooling", "globalaveragepooling2d":
-            return .globalAveragePooling
-        case "gmp", "global_max_pooling", "globalmaxpooling2d":
-            return .globalMaxPooling
-        case "dense":
-            guard parts.count >= 2, let units = Int(parts[1]), units > 0 else { throw bad("dense needs a positive number of units") }
-            let act = parts.count > 2 ? Activation(kerasName: parts[2]) : .linear
-            guard let act else { throw bad("unknown activation '\(parts[2])'") }
-            return .dense(units: units, activation: act)
-        case "dropout":
-            guard parts.count == 2, let rate = Float(parts[1]), rate >= 0, rate < 1 else { throw bad("dropout needs a rate in [0, 1)") }
-            return .dropout(rate: rate)
-        default:
-            throw bad("unknown head layer '\(parts[0])'")
-        }
-    }
-}
-
 /// What `xfer finetune` was asked to do with the layers.
 public struct FreezeOptions: Sendable {
     public var freezeUntil: String?
@@ -123,7 +84,7 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
         model.layers = Array(model.layers[...baseEnd])
         if model.isGraph { model.output = TensorRef(layer: baseOutput) }
         var shape = try model.outputShape()
-        var rng = SeededRandom(seed: options.seed)
+        var rng = SeededRandom(seed: options.seed, stream: .headInit)
         var used = Set(model.allLayerNames)
         func unique(_ base: String) -> String {
             var name = base, k = 1
@@ -154,8 +115,8 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
                 let kernel = (0..<(fanIn * units)).map { _ in rng.uniform(-limit, limit) }
                 layer = LayerSpec(name: unique(isFinal ? "predictions" : "dense"),
                                   op: DenseConfig(units: units, activation: activation),
-                                  weights: [WeightSpec(role: "kernel", shape: [fanIn, units], values: kernel),
-                                            WeightSpec(role: "bias", shape: [units], values: [Float](repeating: 0, count: units))])
+                                  weights: [WeightSpec(role: .kernel, shape: [fanIn, units], values: kernel),
+                                            WeightSpec(role: .bias, shape: [units], values: [Float](repeating: 0, count: units))])
             }
             shape = try layer.outputShape(input: shape)
             if let previous = model.output {
@@ -247,35 +208,4 @@ private func applyFlags(_ model: ModelSpec, frozen: Set<String>) -> ModelSpec {
     }
     m.trainable = true
     return m
-}
-
-/// SplitMix64: a small, seeded, portable generator for weight initialisation and shuffling.
-public struct SeededRandom: Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
-        let u = Float(next() >> 40) / Float(1 << 24)
-        return lo + (hi - lo) * u
-    }
-
-    /// A permutation of 0..<n (Fisher–Yates).
-    public mutating func permutation(_ n: Int) -> [Int] {
-        var p = Array(0..<n)
-        if n < 2 { return p }
-        for i in stride(from: n - 1, to: 0, by: -1) {
-            let j = Int(next() % UInt64(i + 1))
-            p.swapAt(i, j)
-        }
-        return p
-    }
 }

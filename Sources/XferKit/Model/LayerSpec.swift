@@ -69,10 +69,22 @@ public struct TensorRef: Sendable, Hashable {
     }
 }
 
+/// What a weight is to its layer; the raw value is Keras's name (`block1_conv1/kernel:0`).
+public enum WeightRole: String, Sendable, CaseIterable, CustomStringConvertible {
+    case kernel
+    case bias
+    case gamma
+    case beta
+    case movingMean = "moving_mean"
+    case movingVariance = "moving_variance"
+
+    public var description: String { rawValue }
+}
+
 /// One stored tensor of a layer, in Keras's layout.
 public struct WeightSpec: Sendable {
-    /// Role inside the layer: `kernel`, `bias`, `gamma`, `beta`, `moving_mean`, `moving_variance`.
-    public var role: String
+    /// Role inside the layer.
+    public var role: WeightRole
     /// Name as stored in the file (`weight_names` entry or `vars/<i>` path); informative only.
     public var storedName: String
     public var shape: [Int]
@@ -80,7 +92,7 @@ public struct WeightSpec: Sendable {
     /// False for BatchNormalization's moving statistics, whatever the layer's flag.
     public var isTrainableKind: Bool
 
-    public init(role: String, storedName: String = "", shape: [Int], values: [Float], isTrainableKind: Bool = true) {
+    public init(role: WeightRole, storedName: String = "", shape: [Int], values: [Float], isTrainableKind: Bool = true) {
         self.role = role; self.storedName = storedName; self.shape = shape
         self.values = values; self.isTrainableKind = isTrainableKind
     }
@@ -118,7 +130,7 @@ public struct LayerSpec: Sendable {
         self.init(name: name, className: op.kerasClassName, kind: .op(op), trainable: trainable, weights: weights)
     }
 
-    public func weight(_ role: String) -> WeightSpec? { weights.first { $0.role == role } }
+    public func weight(_ role: WeightRole) -> WeightSpec? { weights.first { $0.role == role } }
 
     /// The op of this layer's kind (nil for an InputLayer and a nested model).
     public var op: (any LayerOp)? { kind.op }

@@ -13,14 +13,6 @@ public func windowOutputSize(input: Int, kernel: Int, stride: Int, dilation: Int
     }
 }
 
-/// TensorFlow's `same` padding: the extra pixel, if any, goes to the bottom/right.
-public func samePadding(input: Int, kernel: Int, stride: Int, dilation: Int = 1) -> (before: Int, after: Int) {
-    let out = (input - 1) / stride + 1
-    let effective = (kernel - 1) * dilation + 1
-    let total = max((out - 1) * stride + effective - input, 0)
-    return (total / 2, total - total / 2)
-}
-
 /// The window of a pooling layer (MaxPooling2D, AveragePooling2D); strides default to the pool size.
 public struct Pool2DConfig: Sendable, Equatable {
     public var poolSize: (h: Int, w: Int)

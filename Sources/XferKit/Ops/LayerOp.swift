@@ -11,7 +11,7 @@
 import Foundation
 
 /// One weight a layer expects: its role, its shape, whether it is of a trainable kind.
-public typealias ExpectedWeight = (role: String, shape: [Int], trainableKind: Bool)
+public typealias ExpectedWeight = (role: WeightRole, shape: [Int], trainableKind: Bool)
 
 /// A Keras layer kind with one or more inputs, other than `InputLayer` and nested models.
 public protocol LayerOp: Sendable {

@@ -22,8 +22,8 @@ public struct FineTuneOptions: Sendable {
     public var useCache = true
     /// Stop after this many epochs without improvement of `monitor`, restoring the best weights.
     public var earlyStoppingPatience: Int?
-    /// `val_loss`, `val_accuracy`, `loss` or `accuracy`.
-    public var monitor = "val_loss"
+    /// The metric the callbacks (early stopping, learning-rate reduction, `--save-best`) watch.
+    public var monitor = Metric.valLoss
     /// Multiply the learning rate by `factor` after `patience` epochs without improvement.
     public var reduceLROnPlateau: (factor: Float, patience: Int, minLR: Float)?
     /// Memory the feature cache may use before it spills to a temporary file.
@@ -32,6 +32,32 @@ public struct FineTuneOptions: Sendable {
     public var augmentations: [Augmentation] = []
 
     public init() {}
+}
+
+/// A metric of an epoch, by its Keras name (`--monitor`).
+public enum Metric: String, Sendable, CaseIterable {
+    case loss
+    case accuracy
+    case valLoss = "val_loss"
+    case valAccuracy = "val_accuracy"
+
+    /// Whether a smaller value is an improvement (the losses), else a larger one.
+    public var lowerIsBetter: Bool {
+        switch self {
+        case .loss, .valLoss: return true
+        case .accuracy, .valAccuracy: return false
+        }
+    }
+
+    /// The value of this metric in `record`; nil for a validation metric without validation data.
+    public func value(in record: EpochRecord) -> Double? {
+        switch self {
+        case .loss: return record.loss
+        case .accuracy: return record.accuracy
+        case .valLoss: return record.valLoss
+        case .valAccuracy: return record.valAccuracy
+        }
+    }
 }
 
 /// What the loop reports while it runs.
@@ -121,12 +147,12 @@ public final class FineTuner {
         }
         var sinceBest = 0
         var plateauBest = Double.infinity, sincePlateauBest = 0
-        let lowerIsBetter = !options.monitor.hasSuffix("accuracy")
-        var augmentRandom = SeededRandom(seed: options.seed ^ 0xA06_3E47 &+ UInt64(startEpoch))
+        let lowerIsBetter = options.monitor.lowerIsBetter
+        var augmentRandom = SeededRandom(seed: options.seed, stream: .augment(startEpoch: startEpoch))
         for epoch in startEpoch..<options.epochs {
             var order = trainCache?.indices ?? trainIndices
             if options.shuffle {
-                var rng = SeededRandom(seed: options.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+                var rng = SeededRandom(seed: options.seed, stream: .shuffle(epoch: epoch))
                 order = rng.permutation(order.count).map { order[$0] }
             }
             var lossSum = 0.0, correct = 0, seen = 0
@@ -179,15 +205,7 @@ public final class FineTuner {
             if stopRequested() { break }
 
             // Callbacks, on the monitored metric.
-            let value: Double? = {
-                switch options.monitor {
-                case "loss": return record.loss
-                case "accuracy": return record.accuracy
-                case "val_accuracy": return record.valAccuracy
-                default: return record.valLoss
-                }
-            }()
-            if let value {
+            if let value = options.monitor.value(in: record) {
                 let improved = best.map { lowerIsBetter ? value < $0.value : value > $0.value } ?? true
                 if improved {
                     sinceBest = 0
@@ -197,7 +215,7 @@ public final class FineTuner {
                     sinceBest += 1
                 }
                 if let patience = options.earlyStoppingPatience, sinceBest >= patience {
-                    events(.message("early stopping after epoch \(epoch + 1): \(options.monitor) did not improve for \(patience) epochs"))
+                    events(.message("early stopping after epoch \(epoch + 1): \(options.monitor.rawValue) did not improve for \(patience) epochs"))
                     break
                 }
                 if let r = options.reduceLROnPlateau {
@@ -216,7 +234,7 @@ public final class FineTuner {
         }
         if let best, options.earlyStoppingPatience != nil {
             network.restore(best.weights)
-            events(.message("restored the weights of the best epoch (\(options.monitor) \(String(format: "%.4f", best.value)))"))
+            events(.message("restored the weights of the best epoch (\(options.monitor.rawValue) \(String(format: "%.4f", best.value)))"))
         }
         return history
     }

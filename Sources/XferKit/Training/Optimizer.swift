@@ -73,14 +73,6 @@ public final class Optimizer {
         }
     }
 
-    /// Applies one step to every parameter: `parameters[i]` is updated from `gradients[i]`.
-    /// Call once per batch, with the parameters always in the same order.
-    public func step(_ parameters: [UnsafeMutableBufferPointer<Float>], _ gradients: [UnsafeBufferPointer<Float>]) {
-        precondition(parameters.count == gradients.count)
-        for i in parameters.indices { update(i, parameters[i], gradients[i]) }
-        finishStep()
-    }
-
     /// Updates parameter number `i` (the same number for the same parameter every step) from its
     /// gradient `g`. After every parameter of the step, call `finishStep()`.
     public func update(_ i: Int, _ theta: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {

@@ -53,7 +53,7 @@ public final class TrainingNetwork {
         executor = try GraphExecutor(graph: graph, context: context)
 
         let bessel = !(kerasVersion?.hasPrefix("3") ?? false)
-        var random = SeededRandom(seed: seed)
+        var dropouts = 0
         var layers: [(node: Int, layer: TrainableLayer)] = []
         var paths = Set<String>()
         for (i, layer) in executor.layers {
@@ -72,7 +72,10 @@ public final class TrainingNetwork {
             }
             t.trainable = node.trainable
             t.training = false
-            if let d = layer as? DropoutLayer { d.random = SeededRandom(seed: random.next()) }
+            if let d = layer as? DropoutLayer {
+                d.random = SeededRandom(seed: seed, stream: .dropout(index: dropouts))
+                dropouts += 1
+            }
             configureBatchNorm(layer, bessel: bessel, inputRank: layer.inputShape.count)
             layers.append((i, t))
         }
@@ -93,7 +96,7 @@ public final class TrainingNetwork {
     /// Calls `body` with each parameter of the layer at `node` and its gradient summed over the
     /// layer's calls (the gradient of a shared weight is the sum over its uses, as in TensorFlow).
     private func withSummedParameters(_ node: Int, _ layer: TrainableLayer,
-                                      _ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+                                      _ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard let others = sharedCalls[node] else { return layer.withParameters(body) }
         layer.withParameters { role, value, gradient in
             var sum = Array(gradient)
@@ -127,9 +130,6 @@ public final class TrainingNetwork {
         }
         return out
     }
-
-    /// The graph's layer paths, in the order they run.
-    public var layerPaths: [String] { graph.nodes.map(\.path) }
 
     private func setModes(training: Bool) {
         for (i, t) in trainable { t.training = training && plan.trainingMode[i] }
@@ -234,7 +234,7 @@ public final class TrainingNetwork {
         let (loss, _) = forwardBackward(.input(x), labels: labels)
         var out: [String: [Float]] = [:]
         for (i, t) in trainingLayers {
-            withSummedParameters(i, t) { role, _, g in out["\(graph.nodes[i].path)/\(role)"] = Array(g) }
+            withSummedParameters(i, t) { role, _, g in out["\(graph.nodes[i].path)/\(role.rawValue)"] = Array(g) }
         }
         return (loss, out)
     }
@@ -242,8 +242,8 @@ public final class TrainingNetwork {
     /// Every weight now, by `path/role` (moving statistics included).
     public func currentWeights() -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for node in graph.nodes { for w in node.layer.weights { out["\(node.path)/\(w.role)"] = w.values } }
-        for (i, t) in trainable { for (role, v) in t.currentWeights() { out["\(graph.nodes[i].path)/\(role)"] = v } }
+        for node in graph.nodes { for w in node.layer.weights { out["\(node.path)/\(w.role.rawValue)"] = w.values } }
+        for (i, t) in trainable { for (role, v) in t.currentWeights() { out["\(graph.nodes[i].path)/\(role.rawValue)"] = v } }
         return out
     }
 
@@ -255,17 +255,20 @@ public final class TrainingNetwork {
             let node = graph.nodes[i]
             let bnTraining = node.layer.op is BatchNormConfig && plan.trainingMode[i]
             guard node.trainable || bnTraining else { continue }
-            for (role, v) in t.currentWeights() { out["\(node.path)/\(role)"] = v }
+            for (role, v) in t.currentWeights() { out["\(node.path)/\(role.rawValue)"] = v }
         }
         return out
     }
 
-    /// Puts back weights taken with `currentWeights()` (early stopping's best epoch).
+    /// Puts back weights taken with `currentWeights()` or `changingWeights()` (early stopping's
+    /// best epoch, the last good epoch after a diverged batch), through each layer's `restoreWeights`.
     public func restore(_ weights: [String: [Float]]) {
         for (i, t) in trainable {
             let path = graph.nodes[i].path
-            var own: [String: [Float]] = [:]
-            for (key, v) in weights where key.hasPrefix(path + "/") { own[String(key.dropFirst(path.count + 1))] = v }
+            var own: [WeightRole: [Float]] = [:]
+            for (key, v) in weights where key.hasPrefix(path + "/") {
+                if let role = WeightRole(rawValue: String(key.dropFirst(path.count + 1))) { own[role] = v }
+            }
             if !own.isEmpty { t.restoreWeights(own) }
         }
     }
@@ -282,7 +285,7 @@ public final class TrainingNetwork {
                     continue
                 }
                 for j in l.weights.indices {
-                    if let v = now["\(prefix)\(l.name)/\(l.weights[j].role)"] { m.layers[i].weights[j].values = v }
+                    if let v = now["\(prefix)\(l.name)/\(l.weights[j].role.rawValue)"] { m.layers[i].weights[j].values = v }
                 }
             }
             return m

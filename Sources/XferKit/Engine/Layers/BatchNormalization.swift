@@ -76,12 +76,12 @@ public final class BatchNormalizationLayer: TrainableLayer {
         guard let c = inputShape.last else {
             throw XferError.badInput("layer '\(spec.name)'", "BatchNormalization on a scalar input")
         }
-        let gamma = config.scale ? try spec.values("gamma", shape: [c]) : nil
-        let beta = config.center ? try spec.values("beta", shape: [c]) : nil
-        let mean = try spec.values("moving_mean", shape: [c])
-        let variance = try spec.values("moving_variance", shape: [c])
-        try spec.onlyWeights((config.scale ? ["gamma"] : []) + (config.center ? ["beta"] : [])
-                             + ["moving_mean", "moving_variance"])
+        let gamma = config.scale ? try spec.values(.gamma, shape: [c]) : nil
+        let beta = config.center ? try spec.values(.beta, shape: [c]) : nil
+        let mean = try spec.values(.movingMean, shape: [c])
+        let variance = try spec.values(.movingVariance, shape: [c])
+        try spec.onlyWeights((config.scale ? [.gamma] : []) + (config.center ? [.beta] : [])
+                             + [.movingMean, .movingVariance])
         try self.init(name: spec.name, config: config, inputShape: inputShape, gamma: gamma, beta: beta,
                       movingMean: mean, movingVariance: variance)
     }
@@ -295,24 +295,24 @@ public final class BatchNormalizationLayer: TrainableLayer {
         if !dBeta.isEmpty { dBeta.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
     }
 
-    /// "gamma" then "beta" (those the layer has), when the layer is trainable.
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    /// `.gamma` then `.beta` (those the layer has), when the layer is trainable.
+    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard trainable else { return }
         let c = channels
         if gamma != nil {
             if dGamma.isEmpty { dGamma = [Float](repeating: 0, count: c) }
-            dGamma.withUnsafeBufferPointer { g in gamma!.withUnsafeMutableBufferPointer { body("gamma", $0, g) } }
+            dGamma.withUnsafeBufferPointer { g in gamma!.withUnsafeMutableBufferPointer { body(.gamma, $0, g) } }
         }
         if beta != nil {
             if dBeta.isEmpty { dBeta = [Float](repeating: 0, count: c) }
-            dBeta.withUnsafeBufferPointer { g in beta!.withUnsafeMutableBufferPointer { body("beta", $0, g) } }
+            dBeta.withUnsafeBufferPointer { g in beta!.withUnsafeMutableBufferPointer { body(.beta, $0, g) } }
         }
     }
 
-    public func currentWeights() -> [String: [Float]] {
-        var weights = ["moving_mean": movingMean, "moving_variance": movingVariance]
-        if let gamma { weights["gamma"] = gamma }
-        if let beta { weights["beta"] = beta }
+    public func currentWeights() -> [WeightRole: [Float]] {
+        var weights: [WeightRole: [Float]] = [.movingMean: movingMean, .movingVariance: movingVariance]
+        if let gamma { weights[.gamma] = gamma }
+        if let beta { weights[.beta] = beta }
         return weights
     }
 }
@@ -370,10 +370,10 @@ public struct BatchNormConfig: SingleInputOp, Equatable {
     public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
         let c = input.last ?? 0
         var w: [ExpectedWeight] = []
-        if scale { w.append(("gamma", [c], true)) }
-        if center { w.append(("beta", [c], true)) }
-        w.append(("moving_mean", [c], false))
-        w.append(("moving_variance", [c], false))
+        if scale { w.append((.gamma, [c], true)) }
+        if center { w.append((.beta, [c], true)) }
+        w.append((.movingMean, [c], false))
+        w.append((.movingVariance, [c], false))
         return w
     }
 

@@ -110,9 +110,9 @@ public final class Conv2DLayer: TrainableLayer {
     convenience init(spec: LayerSpec, config: Conv2DConfig, inputShape: [Int]) throws {
         try requireRank(inputShape, 3, layer: spec.name, kind: "Conv2D")
         let kernelShape = [config.kernelSize.h, config.kernelSize.w, inputShape[2], config.filters]
-        let kernel = try spec.values("kernel", shape: kernelShape)
-        let bias = config.useBias ? try spec.values("bias", shape: [config.filters]) : nil
-        try spec.onlyWeights(config.useBias ? ["kernel", "bias"] : ["kernel"])
+        let kernel = try spec.values(.kernel, shape: kernelShape)
+        let bias = config.useBias ? try spec.values(.bias, shape: [config.filters]) : nil
+        try spec.onlyWeights(config.useBias ? [.kernel, .bias] : [.kernel])
         try self.init(name: spec.name, config: config, inputShape: inputShape, kernel: kernel, bias: bias)
     }
 
@@ -196,19 +196,19 @@ public final class Conv2DLayer: TrainableLayer {
         dBias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }
 
-    /// "kernel" then "bias", when the layer is trainable (Keras: a frozen layer has no trainable weights).
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    /// `.kernel` then `.bias`, when the layer is trainable (Keras: a frozen layer has no trainable weights).
+    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard trainable else { return }
         allocateGradients()
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body("kernel", $0, g) } }
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
         if bias != nil {
-            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body("bias", $0, g) } }
+            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
         }
     }
 
-    public func currentWeights() -> [String: [Float]] {
-        var weights = ["kernel": kernel]
-        if let bias { weights["bias"] = bias }
+    public func currentWeights() -> [WeightRole: [Float]] {
+        var weights: [WeightRole: [Float]] = [.kernel: kernel]
+        if let bias { weights[.bias] = bias }
         return weights
     }
 
@@ -644,8 +644,8 @@ public struct Conv2DConfig: SingleInputOp, Equatable {
     }
 
     public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
-        var w: [ExpectedWeight] = [("kernel", [kernelSize.h, kernelSize.w, input.last ?? 0, filters], true)]
-        if useBias { w.append(("bias", [filters], true)) }
+        var w: [ExpectedWeight] = [(.kernel, [kernelSize.h, kernelSize.w, input.last ?? 0, filters], true)]
+        if useBias { w.append((.bias, [filters], true)) }
         return w
     }
 

@@ -44,9 +44,9 @@ public final class DenseLayer: TrainableLayer {
         guard let inputs = inputShape.last else {
             throw XferError.badInput("layer '\(spec.name)'", "Dense on a scalar input")
         }
-        let kernel = try spec.values("kernel", shape: [inputs, config.units])
-        let bias = config.useBias ? try spec.values("bias", shape: [config.units]) : nil
-        try spec.onlyWeights(config.useBias ? ["kernel", "bias"] : ["kernel"])
+        let kernel = try spec.values(.kernel, shape: [inputs, config.units])
+        let bias = config.useBias ? try spec.values(.bias, shape: [config.units]) : nil
+        try spec.onlyWeights(config.useBias ? [.kernel, .bias] : [.kernel])
         try self.init(name: spec.name, config: config, inputShape: inputShape, kernel: kernel, bias: bias)
     }
 
@@ -121,18 +121,18 @@ public final class DenseLayer: TrainableLayer {
         for i in dBias.indices { dBias[i] = 0 }
     }
 
-    public func withParameters(_ body: (_ role: String, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body("kernel", $0, g) } }
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
         if bias != nil {
             if dBias.isEmpty { dBias = [Float](repeating: 0, count: bias!.count) }
-            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body("bias", $0, g) } }
+            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
         }
     }
 
-    public func currentWeights() -> [String: [Float]] {
-        var w = ["kernel": kernel]
-        if let bias { w["bias"] = bias }
+    public func currentWeights() -> [WeightRole: [Float]] {
+        var w: [WeightRole: [Float]] = [.kernel: kernel]
+        if let bias { w[.bias] = bias }
         return w
     }
 }
@@ -196,8 +196,8 @@ public struct DenseConfig: SingleInputOp, Equatable {
     }
 
     public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
-        var w: [ExpectedWeight] = [("kernel", [input.last ?? 0, units], true)]
-        if useBias { w.append(("bias", [units], true)) }
+        var w: [ExpectedWeight] = [(.kernel, [input.last ?? 0, units], true)]
+        if useBias { w.append((.bias, [units], true)) }
         return w
     }
 
