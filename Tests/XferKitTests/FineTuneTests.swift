@@ -83,6 +83,23 @@ final class FineTuneTests: XCTestCase {
         }
     }
 
+    /// Early stopping's best epoch and the roll-back after a diverged batch put every weight back,
+    /// BatchNormalization's moving statistics included (Keras's `set_weights`).
+    func testRestorePutsBackMovingStatistics() throws {
+        let c = try Checkpoint.load(Fixtures.path("k2_vgg_bn.h5"))
+        let plan = try planFineTuning(c.model, options: FreezeOptions(freezeUntil: "block1", keepTop: true, classes: 5))
+        let net = try TrainingNetwork(model: plan.model, seed: 0)
+        let data = try DataSource(path: fitData)
+        let b = try data.batch(Array(0..<4), height: net.inputShape[0], width: net.inputShape[1], warning: { _ in })
+        let before = net.currentWeights()
+        net.trainStep(b.x, labels: b.labels, optimizer: Optimizer(OptimizerConfig(kind: .sgd, learningRate: 0.1)))
+        let moved = before.keys.filter { $0.hasSuffix("moving_mean") && net.currentWeights()[$0] != before[$0] }
+        XCTAssertFalse(moved.isEmpty, "a training step moves the moving means")
+        net.restore(before)
+        XCTAssertEqual(net.currentWeights(), before)
+        XCTAssertEqual(net.forwardLogits(.input(b.x)), try TrainingNetwork(model: plan.model, seed: 0).forwardLogits(.input(b.x)))
+    }
+
     func testStratifiedSplitNeverOverlapsAndKeepsEveryClass() {
         let labels = (0..<103).map { $0 % 3 == 0 ? 0 : ($0 % 7 == 0 ? 2 : 1) }
         let s = stratifiedSplit(labels: labels, classes: 3, fraction: 0.2, seed: 7)

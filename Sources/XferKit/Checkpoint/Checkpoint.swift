@@ -80,7 +80,10 @@ public struct Checkpoint: Sendable {
     /// Reads and validates the checkpoint at `path`.
     public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
         do {
-            return try CheckpointReader(path: path, options: options).read()
+            var checkpoint = try CheckpointReader(path: path, options: options).read()
+            // The version travels with the model, so what trains it needs nothing else.
+            checkpoint.model.kerasVersion = checkpoint.kerasVersion
+            return checkpoint
         } catch let e as XferError where e.kind == .badInput && !e.subject.hasPrefix("-") && !e.subject.hasPrefix(path)
                     && !(options.configPath.map { e.subject.hasPrefix($0) } ?? false) {
             // A layer found wanting (its subject is the layer): the line names the file first.

@@ -34,9 +34,9 @@ extension TrainableLayer {
     public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
     public func currentWeights() -> [WeightRole: [Float]] { [:] }
 
-    /// Through `withParameters`, so only the weights it gives: the trainable kinds (Conv2D and
-    /// BatchNormalization give them only while trainable). No layer overrides this, so
-    /// BatchNormalization's moving statistics are not restored.
+    /// Through `withParameters`, so only the weights it gives: the trainable kinds (a layer gives
+    /// them only while trainable). BatchNormalization overrides it to restore its moving
+    /// statistics too.
     public func restoreWeights(_ weights: [WeightRole: [Float]]) {
         withParameters { role, value, _ in
             guard let v = weights[role], v.count == value.count else { return }

@@ -165,11 +165,14 @@ public struct ModelSpec: Sendable {
     /// A Functional model's output tensor (Keras `output_layers`); nil: the last layer's output,
     /// and every layer takes the previous one's (a Sequential model, or a model built as a chain).
     public var output: TensorRef?
+    /// The Keras version that wrote the model (the file's `keras_version`), when it says: it
+    /// decides details Keras 2 and 3 compute differently (BatchNormalization's moving variance).
+    public var kerasVersion: String?
 
     public init(name: String, className: String, inputShape: [Int], layers: [LayerSpec], trainable: Bool = true,
-                output: TensorRef? = nil) {
+                output: TensorRef? = nil, kerasVersion: String? = nil) {
         self.name = name; self.className = className; self.inputShape = inputShape
-        self.layers = layers; self.trainable = trainable; self.output = output
+        self.layers = layers; self.trainable = trainable; self.output = output; self.kerasVersion = kerasVersion
     }
 
     /// Whether the layers are wired as a graph (`calls`, `output`) rather than as a chain.

@@ -82,7 +82,8 @@ public final class FineTuner {
     /// Set (e.g. from a signal handler) to stop after the current batch.
     public var stopRequested: @Sendable () -> Bool = { false }
 
-    public init(model: ModelSpec, kerasVersion: String?, options: FineTuneOptions) throws {
+    /// `kerasVersion`: the Keras that wrote the model, when it is not the model's own `kerasVersion`.
+    public init(model: ModelSpec, kerasVersion: String? = nil, options: FineTuneOptions) throws {
         self.options = options
         network = try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed,
                                       cacheAllowed: options.useCache && options.augmentations.isEmpty)

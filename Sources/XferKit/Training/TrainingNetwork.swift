@@ -29,10 +29,11 @@ public final class TrainingNetwork {
     /// Per node, its engine layer when it has one that trains or runs in a training mode.
     private let trainable: [(node: Int, layer: TrainableLayer)]
 
-    /// Builds the graph. `kerasVersion` decides BatchNormalization's moving-variance update
+    /// Builds the graph. The Keras version (`kerasVersion`, else the model's own) decides
+    /// BatchNormalization's moving-variance update
     /// (Keras 2's fused kernel uses n/(n−1), Keras 3 the biased variance); `seed` seeds Dropout.
     /// `cacheAllowed`: the caller may keep the frozen prefix's outputs (no augmentation).
-    public init(model: ModelSpec, kerasVersion: String?, seed: UInt64, cacheAllowed: Bool = true,
+    public init(model: ModelSpec, kerasVersion: String? = nil, seed: UInt64, cacheAllowed: Bool = true,
                 loss: Loss = CategoricalCrossEntropy()) throws {
         var sharedCalls: [Int: [TrainableLayer]] = [:]
         self.model = model
@@ -52,7 +53,7 @@ public final class TrainingNetwork {
         plan = ExecutionPlan(graph: graph, cacheAllowed: cacheAllowed)
         executor = try GraphExecutor(graph: graph, context: context)
 
-        let bessel = !(kerasVersion?.hasPrefix("3") ?? false)
+        let bessel = !((kerasVersion ?? model.kerasVersion)?.hasPrefix("3") ?? false)
         var dropouts = 0
         var layers: [(node: Int, layer: TrainableLayer)] = []
         var paths = Set<String>()

@@ -315,6 +315,20 @@ public final class BatchNormalizationLayer: TrainableLayer {
         if let beta { weights[.beta] = beta }
         return weights
     }
+
+    /// Every weight `currentWeights` gives, moving statistics included (as Keras's `set_weights`
+    /// restores them): early stopping's best epoch and the roll-back after a diverged batch put
+    /// back the statistics that went with those weights.
+    public func restoreWeights(_ weights: [WeightRole: [Float]]) {
+        func put(_ role: WeightRole, _ target: inout [Float]) {
+            if let v = weights[role], v.count == target.count { target = v }
+        }
+        put(.movingMean, &movingMean)
+        put(.movingVariance, &movingVariance)
+        if gamma != nil { put(.gamma, &gamma!) }
+        if beta != nil { put(.beta, &beta!) }
+        affineIsStale = true
+    }
 }
 
 // MARK: The Keras kind
