@@ -80,6 +80,41 @@ final class DataValidationCLITests: XCTestCase {
     // MARK: - x against the model
 
     /// Was a segfault (finetune) and a val_loss of 4.6e13 with exit 0 (--validation-data).
+    /// An image folder another user cannot read, run as that user (root reads everything, so a
+    /// root test run drops to `nobody` with setpriv): the class folder and the image are named in
+    /// warnings, and the readable images are still predicted.
+    func testUnreadableFolderAndImageAreNamedForAnotherUser() throws {
+        try XCTSkipUnless(getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                          "drops to nobody from root; the XferKit test covers other users")
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("xfer-unreadable-\(getpid())")
+        defer { _ = chmod(root.appendingPathComponent("emu").path, 0o755); try? fm.removeItem(at: root) }
+        let image = CLI.root.appendingPathComponent("checkpoints/images/sample/dog/rgb_53x37.png")
+        for file in ["cat/1.png", "cat/2.png", "dog/1.png", "emu/1.png"] {
+            let url = root.appendingPathComponent(file)
+            try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try fm.copyItem(at: image, to: url)
+        }
+        for dir in [root.path, root.appendingPathComponent("cat").path, root.appendingPathComponent("dog").path] { _ = chmod(dir, 0o755) }
+        XCTAssertEqual(chmod(root.appendingPathComponent("emu").path, 0), 0)
+        XCTAssertEqual(chmod(root.appendingPathComponent("cat/2.png").path, 0), 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.binary.path,
+                       "predict", CLI.fixtures.appendingPathComponent("k2_vgg_full.h5").path, "--data", root.path]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, e)
+        XCTAssertTrue(e.contains("xfer: warning: \(root.path)/emu: cannot list the folder"), e)
+        XCTAssertTrue(e.contains("xfer: warning: \(root.path)/cat/2.png: cannot be read"), e)
+        XCTAssertEqual(o.split(separator: "\n").count, 2, o)
+    }
+
     func testOneChannelDataForAThreeChannelModel() throws {
         let gray = try data("gray.h5", x: [8, 32, 32, 1], labels: [0, 1, 2, 3, 0, 1, 2, 3])
         let good = try data("good.h5", labels: [0, 1, 2, 3, 0, 1, 2, 3])
