@@ -197,3 +197,24 @@ extension LayerSpec {
         }
     }
 }
+
+/// What GlobalAveragePooling2D and GlobalMaxPooling2D share: Keras's `keepdims`, its config and
+/// the shape rule, (H, W, C) → (C) or (1, 1, C).
+public protocol GlobalPooling2DOp: SingleInputOp {
+    var keepdims: Bool { get }
+    init(keepdims: Bool)
+}
+
+extension GlobalPooling2DOp {
+    public init(keras k: KerasLayerConfig) throws { self.init(keepdims: k.bool("keepdims", default: false)) }
+
+    public func writeKeras(_ c: inout [String: Any], className: String) {
+        c["data_format"] = "channels_last"
+        c["keepdims"] = keepdims
+    }
+
+    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+        let (_, _, ch) = try spatialInput(input, layer: layer)
+        return keepdims ? [1, 1, ch] : [ch]
+    }
+}

@@ -62,24 +62,12 @@ public final class GlobalAveragePooling2DLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `GlobalAveragePooling2D`.
-public struct GlobalAveragePooling2DConfig: SingleInputOp, Equatable {
+public struct GlobalAveragePooling2DConfig: GlobalPooling2DOp, Equatable {
     public var keepdims: Bool
     public init(keepdims: Bool = false) { self.keepdims = keepdims }
 
     public static var kerasClassNames: [String] { ["GlobalAveragePooling2D"] }
     public static var kerasAliases: [String] { ["GlobalAvgPool2D"] }
-
-    public init(keras k: KerasLayerConfig) throws { self.init(keepdims: k.bool("keepdims", default: false)) }
-
-    public func writeKeras(_ c: inout [String: Any], className: String) {
-        c["data_format"] = "channels_last"
-        c["keepdims"] = keepdims
-    }
-
-    public func outputShape(input: [Int], layer: String) throws -> [Int] {
-        let (_, _, ch) = try spatialInput(input, layer: layer)
-        return keepdims ? [1, 1, ch] : [ch]
-    }
 
     public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try GlobalAveragePooling2DLayer(name: spec.name, keepdims: keepdims, inputShape: inputShape)
