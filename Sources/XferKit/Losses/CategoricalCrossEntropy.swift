@@ -30,10 +30,14 @@ public struct CategoricalCrossEntropy: Loss {
                 let label = labels[i]
                 let z = logits.values[i * c + label]
                 if argmax(row, c) == label { correct += 1 }
-                loss += Double(logSumExp(row, c) - z)
-                softmaxRow(row, c)
-                row[label] -= 1
-                for j in 0..<c { row[j] /= Float(n) }
+                // TensorFlow's SoftmaxCrossEntropyWithLogits: e = exp(z − max), loss = log Σe − (z − max),
+                // backprop = e / Σe − onehot (a division, not a multiplication by 1/Σe).
+                var m = -Float.infinity
+                for j in 0..<c { m = max(m, row[j]) }
+                var sum: Float = 0
+                for j in 0..<c { let e = expf(row[j] - m); row[j] = e; sum += e }
+                loss += Double(m + logf(sum) - z)
+                for j in 0..<c { row[j] = (row[j] / sum - (j == label ? 1 : 0)) / Float(n) }
             }
         }
         return (loss / Double(max(n, 1)), correct, Tensor(shape: logits.shape, values: d))

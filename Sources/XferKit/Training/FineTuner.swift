@@ -326,7 +326,7 @@ public final class FeatureCache {
         floatsPerSample = per
         if per * wanted.count * 4 > memoryLimit {
             let url = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-features-\(UUID().uuidString).bin")
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
             file = try FileHandle(forUpdating: url)
             // Unlinked at once: the space is freed when the handle closes, even on a crash.
             try? FileManager.default.removeItem(at: url)
