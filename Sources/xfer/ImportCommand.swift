@@ -81,5 +81,15 @@ func summaryJSON(_ c: Checkpoint, _ s: ModelSummary) throws -> String {
         "layers": layers,
     ]
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-    return String(decoding: data, as: UTF8.self)
+    // JSONSerialization escapes C0 controls but leaves DEL and C1 raw: escape them too, so the
+    // JSON stays valid and no name from the file reaches the terminal as a control code.
+    var text = ""
+    for u in String(decoding: data, as: UTF8.self).unicodeScalars {
+        if u.value == 0x7f || (0x80...0x9f).contains(u.value) {
+            text += String(format: "\\u%04x", u.value)
+        } else {
+            text.unicodeScalars.append(u)
+        }
+    }
+    return text
 }
