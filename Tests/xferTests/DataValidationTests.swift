@@ -96,12 +96,22 @@ final class DataValidationCLITests: XCTestCase {
             try fm.copyItem(at: image, to: url)
         }
         for dir in [root.path, root.appendingPathComponent("cat").path, root.appendingPathComponent("dog").path] { _ = chmod(dir, 0o755) }
+        // The checkout may sit in a folder only root can enter: nobody runs copies of the binary
+        // and the model (the binary finds the Swift runtime by an absolute path).
+        let tools = root.deletingLastPathComponent().appendingPathComponent("xfer-unreadable-tools-\(getpid())")
+        defer { try? fm.removeItem(at: tools) }
+        try fm.createDirectory(at: tools, withIntermediateDirectories: true)
+        _ = chmod(tools.path, 0o755)
+        let binary = tools.appendingPathComponent("xfer"), model = tools.appendingPathComponent("model.h5")
+        try fm.copyItem(at: CLI.binary, to: binary)
+        try fm.copyItem(at: CLI.fixtures.appendingPathComponent("k2_vgg_full.h5"), to: model)
+        _ = chmod(binary.path, 0o755)
+        _ = chmod(model.path, 0o644)
         XCTAssertEqual(chmod(root.appendingPathComponent("emu").path, 0), 0)
         XCTAssertEqual(chmod(root.appendingPathComponent("cat/2.png").path, 0), 0)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.binary.path,
-                       "predict", CLI.fixtures.appendingPathComponent("k2_vgg_full.h5").path, "--data", root.path]
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary.path, "predict", model.path, "--data", root.path]
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
