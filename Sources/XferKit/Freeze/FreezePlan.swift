@@ -4,7 +4,8 @@
 // Rules (docs/CONTRACT.md `xfer finetune`, Keras semantics):
 // - The base is every layer up to the last convolution/pooling layer (a nested model that
 //   contains one is part of the base), together with the BatchNormalization/activation/
-//   padding layers that directly follow it. The top is everything after.
+//   padding/merge layers that directly follow it (a residual block ends in Add, ReLU). The top
+//   is everything after; on a graph the new head is a chain on the base's last output.
 // - Without `--keep-top`, the top is replaced by a new head (default
 //   `flatten,dense:256:relu,dropout:0.5`) ending in a softmax Dense of `classes` units,
 //   initialised as Keras does: glorot-uniform kernels, zero biases (seeded).

@@ -4,10 +4,10 @@
 // epoch, and the callbacks users rely on (early stopping with best-weight restore,
 // reduce-LR-on-plateau, stop on NaN).
 //
-// The frozen-feature cache: when every layer below the lowest trainable one is frozen
-// and nothing random runs there, that prefix's output is the same every epoch, so it
-// is computed once per sample and reused (in memory, or in a temporary file when
-// large). Keys are sample indices, so labels can never get out of step.
+// The frozen-feature cache: the layers no gradient reaches (the frozen prefix of the
+// execution plan) give the same output every epoch when nothing random runs among them, so
+// their frontier values are computed once per sample and reused (in memory, or in a
+// temporary file when large). Keys are sample indices, so labels can never get out of step.
 
 import Foundation
 
