@@ -21,10 +21,11 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
-        // oneDNN's SGEMM (Debian: libdnnl-dev). Only Sources/XferKit/Engine/GEMM.swift imports it.
-        .systemLibrary(
-            name: "CBLAS",
-            providers: [.apt(["libdnnl-dev"])]
+        // oneDNN (Debian: libdnnl-dev): its SGEMM and its Winograd convolution, behind the few C
+        // functions of include/xfer_onednn.h. Only Engine/GEMM.swift and Engine/Winograd.swift import it.
+        .target(
+            name: "COneDNN",
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
         ),
         // TurboJPEG (Debian: libturbojpeg0-dev). Only Sources/XferKit/Data/JPEGDecoder.swift imports it.
         .systemLibrary(
@@ -46,7 +47,7 @@ let package = Package(
             dependencies: [
                 "CHDF5",
                 "CXferGuard",
-                "CBLAS",
+                "COneDNN",
                 "CTurboJPEG",
                 "CPNG",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),

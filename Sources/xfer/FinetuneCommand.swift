@@ -328,7 +328,9 @@ struct FinetuneCommand: ParsableCommand {
             say("Classes: " + names.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
         }
         var cells: [String: String] = [:]
-        for w in plan.work { cells[w.name] = w.work.rawValue }
+        for w in plan.work {
+            cells[w.name] = w.work.rawValue + (plan.convolutionPaths[w.name].map { " · " + $0 } ?? "")
+        }
         if let summary = try? ModelSummary(plan.model) {
             say(summary.render(title: plan.model.name, extra: ("Runs", cells)))
         }

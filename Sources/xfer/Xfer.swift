@@ -91,6 +91,7 @@ struct CheckpointOptions: ParsableArguments {
 }
 
 extension PreprocessMode: ExpressibleByArgument {}
+extension ConvolutionPath: ExpressibleByArgument {}
 
 /// DATA options of the commands that read samples.
 struct DataOptions: ParsableArguments {
@@ -103,11 +104,17 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Samples per batch.")
     var batchSize: Int = 32
 
+    @Option(name: .long, help: ArgumentHelp("Convolution core for 3×3 stride-1 layers: auto (Winograd where it is faster), im2col (im2col + SGEMM everywhere, the exact reference), winograd (wherever it can run).", valueName: "PATH"))
+    var conv: ConvolutionPath = .auto
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
     }
 
+    /// Opens DATA, and sets the engine's convolution core first: every command that runs the
+    /// engine reads DATA, so the setting travels with these options.
     func open() throws -> DataSource {
-        try DataSource(path: data, preprocess: preprocess, warning: warn)
+        Convolution.path = conv
+        return try DataSource(path: data, preprocess: preprocess, warning: warn)
     }
 }

@@ -1,0 +1,357 @@
+// oneDNN behind the small interface of xfer_onednn.h: its SGEMM, and its Winograd convolution.
+//
+// Why oneDNN's kernel and not transforms of our own around the SGEMM: measured on VGG16's
+// shapes at batch 16 on this project's machine (BENCHMARKS.md, "Winograd"), oneDNN's
+// jit_wino_4x3 (AVX-512) fuses the input transform, the batched GEMMs and the output
+// transform per tile block so the transformed tiles stay in cache; transforms written out
+// around a GEMM call move every tile through memory twice.
+//
+// Layouts: the engine keeps activations NHWC and kernels as Keras stores them (HWIO). The
+// Winograd kernel wants its own blocked layouts (nChw16c, blocked weights), which oneDNN
+// reports when asked with format `any`; every call reorders into them and back (oneDNN
+// reorders). The blocked activations live in two scratch buffers shared by every handle,
+// grown to the largest call and guarded by one lock, so a network holds one pair, not one
+// per layer; the caller bounds them by the batch it passes (Engine/Winograd.swift).
+//
+// Threads: a call runs on an OpenMP team of `threads` (omp_set_num_threads on the calling
+// thread), made while the engine's own pool is idle, so the process still runs at most its
+// one thread budget of busy threads.
+
+#include "xfer_onednn.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// From libgomp; its header is not on the C compiler's path here, and this is all of it we use.
+void omp_set_num_threads(int num_threads);
+
+int xfer_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
+               const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+               float *C, int64_t ldc) {
+    omp_set_num_threads(1);
+    return (int)dnnl_sgemm(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+struct xfer_wino {
+    int training;
+    dnnl_memory_desc_t x_md, y_md, w_md;  // the engine's layouts: NHWC, NHWC, HWIO
+    // Forward.
+    dnnl_primitive_desc_t fwd_pd;
+    dnnl_primitive_t fwd;
+    dnnl_memory_desc_t fwd_src, fwd_wei, fwd_dst;
+    dnnl_primitive_t fwd_src_in, fwd_wei_in, fwd_dst_out;
+    dnnl_memory_t fwd_weights;
+    // Backward data.
+    dnnl_primitive_t bwd_data;
+    dnnl_memory_desc_t bd_diff_dst, bd_wei, bd_diff_src;
+    dnnl_primitive_t bd_diff_dst_in, bd_wei_in, bd_diff_src_out;
+    dnnl_memory_t bd_weights;
+    // Backward weights.
+    dnnl_primitive_t bwd_weights;
+    dnnl_memory_desc_t bw_src, bw_diff_dst, bw_diff_wei;
+    dnnl_primitive_t bw_src_in, bw_diff_dst_in, bw_diff_wei_out;
+    dnnl_memory_t bw_dweights;
+    char implementation[64];
+};
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static dnnl_status_t engine_status = dnnl_runtime_error;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+static void make_engine(void) {
+    engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
+    if (engine_status == dnnl_success) engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
+}
+
+// The two shared scratch buffers for blocked activations, and the lock every call holds.
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static void *scratch[2];
+static size_t scratch_size[2];
+
+static void *scratch_buffer(int i, size_t bytes) {
+    if (scratch_size[i] < bytes) {
+        free(scratch[i]);
+        size_t rounded = (bytes + 4095) & ~(size_t)4095;
+        scratch[i] = aligned_alloc(64, rounded);
+        scratch_size[i] = scratch[i] ? rounded : 0;
+    }
+    return scratch[i];
+}
+
+#define TRY(call) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) return s_; } while (0)
+
+// A reorder from one layout to another, or NULL when they are the same.
+static dnnl_status_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                  dnnl_primitive_t *out) {
+    *out = NULL;
+    if (dnnl_memory_desc_equal(from, to)) return dnnl_success;
+    dnnl_primitive_desc_t pd;
+    TRY(dnnl_reorder_primitive_desc_create(&pd, from, engine, to, engine, NULL));
+    dnnl_status_t s = dnnl_primitive_create(out, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+static dnnl_status_t run2(dnnl_primitive_t p, int arg0, dnnl_memory_t m0, int arg1, dnnl_memory_t m1) {
+    dnnl_exec_arg_t args[2] = {{arg0, m0}, {arg1, m1}};
+    return dnnl_primitive_execute(p, stream, 2, args);
+}
+
+// A memory object over `data` in layout `md`.
+static dnnl_memory_t wrap(const dnnl_memory_desc_t *md, const void *data) {
+    dnnl_memory_t m = NULL;
+    if (dnnl_memory_create(&m, md, engine, (void *)data) != dnnl_success) return NULL;
+    return m;
+}
+
+// `data` (in `user` layout) as seen in `inner` layout: itself, or reordered into scratch `slot`.
+static dnnl_status_t bring_in(dnnl_primitive_t reorder, const dnnl_memory_desc_t *user,
+                              const dnnl_memory_desc_t *inner, const void *data, int slot,
+                              dnnl_memory_t *out) {
+    if (!reorder) {
+        *out = wrap(user, data);
+        return *out ? dnnl_success : dnnl_out_of_memory;
+    }
+    void *buffer = scratch_buffer(slot, dnnl_memory_desc_get_size(inner));
+    if (!buffer) return dnnl_out_of_memory;
+    dnnl_memory_t from = wrap(user, data);
+    *out = wrap(inner, buffer);
+    if (!from || !*out) return dnnl_out_of_memory;
+    dnnl_status_t s = run2(reorder, DNNL_ARG_FROM, from, DNNL_ARG_TO, *out);
+    dnnl_memory_destroy(from);
+    return s;
+}
+
+// A memory for a result in `inner` layout that ends up in `data` (`user` layout).
+static dnnl_memory_t result_memory(dnnl_primitive_t reorder, const dnnl_memory_desc_t *user,
+                                   const dnnl_memory_desc_t *inner, void *data, int slot) {
+    if (!reorder) return wrap(user, data);
+    void *buffer = scratch_buffer(slot, dnnl_memory_desc_get_size(inner));
+    return buffer ? wrap(inner, buffer) : NULL;
+}
+
+static dnnl_status_t take_out(dnnl_primitive_t reorder, const dnnl_memory_desc_t *user,
+                              dnnl_memory_t inner, void *data) {
+    if (!reorder) return dnnl_success;
+    dnnl_memory_t to = wrap(user, data);
+    if (!to) return dnnl_out_of_memory;
+    dnnl_status_t s = run2(reorder, DNNL_ARG_FROM, inner, DNNL_ARG_TO, to);
+    dnnl_memory_destroy(to);
+    return s;
+}
+
+static void copy_md(dnnl_memory_desc_t *to, const dnnl_memory_desc_t *from) { memcpy(to, from, sizeof *to); }
+
+static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
+                            int64_t oh, int64_t ow, int64_t pt, int64_t pl, int64_t pb, int64_t pr) {
+    dnnl_dims_t xd = {n, c, h, w}, wd = {o, c, 3, 3}, yd = {n, o, oh, ow};
+    dnnl_dims_t strides = {1, 1}, pad_l = {pt, pl}, pad_r = {pb, pr};
+    dnnl_memory_desc_t any_x, any_w, any_y;
+    TRY(dnnl_memory_desc_init_by_tag(&cv->x_md, 4, xd, dnnl_f32, dnnl_nhwc));
+    TRY(dnnl_memory_desc_init_by_tag(&cv->y_md, 4, yd, dnnl_f32, dnnl_nhwc));
+    TRY(dnnl_memory_desc_init_by_tag(&cv->w_md, 4, wd, dnnl_f32, dnnl_hwio));
+    TRY(dnnl_memory_desc_init_by_tag(&any_x, 4, xd, dnnl_f32, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_y, 4, yd, dnnl_f32, dnnl_format_tag_any));
+    TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any));
+
+    dnnl_convolution_desc_t fd;
+    TRY(dnnl_convolution_forward_desc_init(&fd, cv->training ? dnnl_forward_training : dnnl_forward_inference,
+                                           dnnl_convolution_winograd, &any_x, &any_w, NULL, &any_y,
+                                           strides, pad_l, pad_r));
+    TRY(dnnl_primitive_desc_create(&cv->fwd_pd, &fd, NULL, engine, NULL));
+    const char *impl = "";
+    dnnl_primitive_desc_query(cv->fwd_pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(cv->implementation, sizeof cv->implementation, "%s", impl);
+    copy_md(&cv->fwd_src, dnnl_primitive_desc_query_md(cv->fwd_pd, dnnl_query_src_md, 0));
+    copy_md(&cv->fwd_wei, dnnl_primitive_desc_query_md(cv->fwd_pd, dnnl_query_weights_md, 0));
+    copy_md(&cv->fwd_dst, dnnl_primitive_desc_query_md(cv->fwd_pd, dnnl_query_dst_md, 0));
+    TRY(dnnl_primitive_create(&cv->fwd, cv->fwd_pd));
+    TRY(make_reorder(&cv->x_md, &cv->fwd_src, &cv->fwd_src_in));
+    TRY(make_reorder(&cv->w_md, &cv->fwd_wei, &cv->fwd_wei_in));
+    TRY(make_reorder(&cv->fwd_dst, &cv->y_md, &cv->fwd_dst_out));
+    TRY(dnnl_memory_create(&cv->fwd_weights, &cv->fwd_wei, engine, DNNL_MEMORY_ALLOCATE));
+    if (!cv->training) return dnnl_success;
+
+    dnnl_convolution_desc_t bd;
+    dnnl_primitive_desc_t pd;
+    TRY(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_winograd, &any_x, &any_w, &any_y,
+                                                 strides, pad_l, pad_r));
+    TRY(dnnl_primitive_desc_create(&pd, &bd, NULL, engine, cv->fwd_pd));
+    copy_md(&cv->bd_diff_dst, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0));
+    copy_md(&cv->bd_wei, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
+    copy_md(&cv->bd_diff_src, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0));
+    dnnl_status_t s = dnnl_primitive_create(&cv->bwd_data, pd);
+    dnnl_primitive_desc_destroy(pd);
+    TRY(s);
+    TRY(make_reorder(&cv->y_md, &cv->bd_diff_dst, &cv->bd_diff_dst_in));
+    TRY(make_reorder(&cv->w_md, &cv->bd_wei, &cv->bd_wei_in));
+    TRY(make_reorder(&cv->bd_diff_src, &cv->x_md, &cv->bd_diff_src_out));
+    TRY(dnnl_memory_create(&cv->bd_weights, &cv->bd_wei, engine, DNNL_MEMORY_ALLOCATE));
+
+    dnnl_convolution_desc_t wdsc;
+    TRY(dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_winograd, &any_x, &any_w, NULL,
+                                                    &any_y, strides, pad_l, pad_r));
+    TRY(dnnl_primitive_desc_create(&pd, &wdsc, NULL, engine, cv->fwd_pd));
+    copy_md(&cv->bw_src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
+    copy_md(&cv->bw_diff_dst, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0));
+    copy_md(&cv->bw_diff_wei, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0));
+    s = dnnl_primitive_create(&cv->bwd_weights, pd);
+    dnnl_primitive_desc_destroy(pd);
+    TRY(s);
+    TRY(make_reorder(&cv->x_md, &cv->bw_src, &cv->bw_src_in));
+    TRY(make_reorder(&cv->y_md, &cv->bw_diff_dst, &cv->bw_diff_dst_in));
+    TRY(make_reorder(&cv->bw_diff_wei, &cv->w_md, &cv->bw_diff_wei_out));
+    TRY(dnnl_memory_create(&cv->bw_dweights, &cv->bw_diff_wei, engine, DNNL_MEMORY_ALLOCATE));
+    return dnnl_success;
+}
+
+xfer_wino *xfer_wino_create(int training, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
+                            int64_t oh, int64_t ow, int64_t pad_top, int64_t pad_left,
+                            int64_t pad_bottom, int64_t pad_right, char *why, int why_size) {
+    pthread_once(&engine_once, make_engine);
+    if (engine_status != dnnl_success) {
+        if (why) snprintf(why, why_size, "oneDNN has no CPU engine (status %d)", (int)engine_status);
+        return NULL;
+    }
+    xfer_wino *cv = calloc(1, sizeof *cv);
+    if (!cv) return NULL;
+    cv->training = training;
+    dnnl_status_t s = create(cv, n, h, w, c, o, oh, ow, pad_top, pad_left, pad_bottom, pad_right);
+    if (s != dnnl_success) {
+        if (why) {
+            if (s == dnnl_unimplemented) snprintf(why, why_size, "oneDNN has no Winograd kernel for this shape on this CPU");
+            else snprintf(why, why_size, "oneDNN refused it (status %d)", (int)s);
+        }
+        xfer_wino_destroy(cv);
+        return NULL;
+    }
+    return cv;
+}
+
+void xfer_wino_destroy(xfer_wino *cv) {
+    if (!cv) return;
+    dnnl_primitive_t prims[] = {cv->fwd, cv->fwd_src_in, cv->fwd_wei_in, cv->fwd_dst_out,
+                                cv->bwd_data, cv->bd_diff_dst_in, cv->bd_wei_in, cv->bd_diff_src_out,
+                                cv->bwd_weights, cv->bw_src_in, cv->bw_diff_dst_in, cv->bw_diff_wei_out};
+    for (size_t i = 0; i < sizeof prims / sizeof *prims; i++)
+        if (prims[i]) dnnl_primitive_destroy(prims[i]);
+    dnnl_memory_t mems[] = {cv->fwd_weights, cv->bd_weights, cv->bw_dweights};
+    for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    if (cv->fwd_pd) dnnl_primitive_desc_destroy(cv->fwd_pd);
+    free(cv);
+}
+
+const char *xfer_wino_implementation(const xfer_wino *cv) { return cv->implementation; }
+
+// A weights memory in its primitive's layout, filled from the HWIO kernel.
+static dnnl_status_t load_kernel(xfer_wino *cv, dnnl_primitive_t reorder, const dnnl_memory_desc_t *inner,
+                                 dnnl_memory_t into, const float *hwio) {
+    if (!reorder) {
+        void *data = NULL;
+        TRY(dnnl_memory_get_data_handle(into, &data));
+        memcpy(data, hwio, dnnl_memory_desc_get_size(inner));
+        return dnnl_success;
+    }
+    dnnl_memory_t from = wrap(&cv->w_md, hwio);
+    if (!from) return dnnl_out_of_memory;
+    dnnl_status_t s = run2(reorder, DNNL_ARG_FROM, from, DNNL_ARG_TO, into);
+    dnnl_memory_destroy(from);
+    return s;
+}
+
+int xfer_wino_set_kernel(xfer_wino *cv, const float *hwio) {
+    pthread_mutex_lock(&lock);
+    dnnl_status_t s = load_kernel(cv, cv->fwd_wei_in, &cv->fwd_wei, cv->fwd_weights, hwio);
+    if (s == dnnl_success && cv->training) s = load_kernel(cv, cv->bd_wei_in, &cv->bd_wei, cv->bd_weights, hwio);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    pthread_mutex_unlock(&lock);
+    return (int)s;
+}
+
+static dnnl_status_t forward(xfer_wino *cv, const float *x, float *y) {
+    dnnl_memory_t src = NULL, dst = NULL;
+    dnnl_status_t s = bring_in(cv->fwd_src_in, &cv->x_md, &cv->fwd_src, x, 0, &src);
+    if (s == dnnl_success) {
+        dst = result_memory(cv->fwd_dst_out, &cv->y_md, &cv->fwd_dst, y, 1);
+        if (!dst) s = dnnl_out_of_memory;
+    }
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, cv->fwd_weights}, {DNNL_ARG_DST, dst}};
+        s = dnnl_primitive_execute(cv->fwd, stream, 3, args);
+    }
+    if (s == dnnl_success) s = take_out(cv->fwd_dst_out, &cv->y_md, dst, y);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    return s;
+}
+
+static dnnl_status_t backward_data(xfer_wino *cv, const float *dy, float *dx) {
+    if (!cv->training) return dnnl_invalid_arguments;
+    dnnl_memory_t diff_dst = NULL, diff_src = NULL;
+    dnnl_status_t s = bring_in(cv->bd_diff_dst_in, &cv->y_md, &cv->bd_diff_dst, dy, 0, &diff_dst);
+    if (s == dnnl_success) {
+        diff_src = result_memory(cv->bd_diff_src_out, &cv->x_md, &cv->bd_diff_src, dx, 1);
+        if (!diff_src) s = dnnl_out_of_memory;
+    }
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, cv->bd_weights},
+                                   {DNNL_ARG_DIFF_SRC, diff_src}};
+        s = dnnl_primitive_execute(cv->bwd_data, stream, 3, args);
+    }
+    if (s == dnnl_success) s = take_out(cv->bd_diff_src_out, &cv->x_md, diff_src, dx);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    if (diff_dst) dnnl_memory_destroy(diff_dst);
+    if (diff_src) dnnl_memory_destroy(diff_src);
+    return s;
+}
+
+static dnnl_status_t backward_weights(xfer_wino *cv, const float *x, const float *dy, float *dkernel) {
+    if (!cv->training) return dnnl_invalid_arguments;
+    dnnl_memory_t src = NULL, diff_dst = NULL, out = NULL;
+    dnnl_status_t s = bring_in(cv->bw_src_in, &cv->x_md, &cv->bw_src, x, 0, &src);
+    if (s == dnnl_success) s = bring_in(cv->bw_diff_dst_in, &cv->y_md, &cv->bw_diff_dst, dy, 1, &diff_dst);
+    if (s == dnnl_success) {
+        out = cv->bw_diff_wei_out ? cv->bw_dweights : wrap(&cv->w_md, dkernel);
+        if (!out) s = dnnl_out_of_memory;
+    }
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, out}};
+        s = dnnl_primitive_execute(cv->bwd_weights, stream, 3, args);
+    }
+    if (s == dnnl_success) s = take_out(cv->bw_diff_wei_out, &cv->w_md, out, dkernel);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    if (src) dnnl_memory_destroy(src);
+    if (diff_dst) dnnl_memory_destroy(diff_dst);
+    if (out && out != cv->bw_dweights) dnnl_memory_destroy(out);
+    return s;
+}
+
+int xfer_wino_forward(xfer_wino *cv, const float *x, float *y, int threads) {
+    pthread_mutex_lock(&lock);
+    omp_set_num_threads(threads);
+    int s = (int)forward(cv, x, y);
+    pthread_mutex_unlock(&lock);
+    return s;
+}
+
+int xfer_wino_backward_data(xfer_wino *cv, const float *dy, float *dx, int threads) {
+    pthread_mutex_lock(&lock);
+    omp_set_num_threads(threads);
+    int s = (int)backward_data(cv, dy, dx);
+    pthread_mutex_unlock(&lock);
+    return s;
+}
+
+int xfer_wino_backward_weights(xfer_wino *cv, const float *x, const float *dy, float *dkernel, int threads) {
+    pthread_mutex_lock(&lock);
+    omp_set_num_threads(threads);
+    int s = (int)backward_weights(cv, x, dy, dkernel);
+    pthread_mutex_unlock(&lock);
+    return s;
+}

@@ -1,0 +1,223 @@
+// The Winograd path for 3×3, stride-1, undilated convolutions: oneDNN's F(4×4, 3×3) kernel
+// (`jit_wino_4x3`, AVX-512), which needs 4× fewer multiplications in its GEMM stage than the
+// direct definition, behind COneDNN's `xfer_wino_*` calls.
+//
+// Which core runs a convolution is decided per layer by shape (`ConvolutionChoice`):
+//   - im2col + SGEMM (Conv2D.swift) stays the general core and the exact reference; it runs
+//     every other shape, and everything under `Convolution.path = .im2col` (`--conv im2col`).
+//   - `.auto` (the default) takes Winograd where it was measured faster on this project's
+//     machine (BENCHMARKS.md, "Winograd"): at least 32 input and 32 output channels. Below
+//     that (VGG's first layer, 3 channels: 5× slower) the transforms cost more than they save.
+//   - `.winograd` takes it wherever oneDNN can run it, even where slower (tests, measurements).
+//   - Where oneDNN cannot (a CPU without AVX-512, a shape its kernel refuses), the layer falls
+//     back to im2col with the reason, which `--dry-run` shows.
+//
+// Numbers: Winograd rounds differently from the direct sum (its transforms add and subtract
+// scaled tile values), a relative error of a few 1e-6 on unit-scale activations; the parity
+// tests hold both paths to Keras at their stated tolerances (ForwardParityTests).
+//
+// Threads and memory: a call runs on an OpenMP team of the process's thread budget
+// (`ThreadPool.shared.threadCount`), made from the engine's calling thread while the engine's
+// own pool waits idle on its condition variable, so at most `threadCount` threads compute at
+// any time. The blocked copies of the activations that oneDNN's kernel works in are cut to at
+// most `chunkBytes` per call by running the batch in chunks of samples, so the scratch stays
+// bounded (about 2 × 32 MiB plus oneDNN's own tile buffers) whatever the batch or image size.
+// The kernels are put into oneDNN's layout once per kernel version: once for a frozen layer,
+// after each optimizer step for a trainable one.
+
+import COneDNN
+import Foundation
+
+/// Which convolution core runs the 3×3, stride-1 convolutions (`--conv`).
+public enum ConvolutionPath: String, Sendable, CaseIterable {
+    /// Winograd where it pays off by shape, im2col + SGEMM elsewhere (the default).
+    case auto
+    /// im2col + SGEMM everywhere: the general core and the exact reference.
+    case im2col
+    /// Winograd wherever oneDNN can run it, even where it is slower.
+    case winograd
+}
+
+/// The process-wide convolution settings.
+public enum Convolution {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var _path: ConvolutionPath = .auto
+
+    /// The core 3×3 stride-1 convolutions run on, for every network built or run after it is set.
+    ///
+    /// ```swift
+    /// Convolution.path = .im2col   // as `xfer finetune --conv im2col`
+    /// ```
+    public static var path: ConvolutionPath {
+        get { lock.withLock { _path } }
+        set { lock.withLock { _path = newValue } }
+    }
+
+    /// Channels below which `.auto` keeps im2col (measured: BENCHMARKS.md, "Winograd").
+    static let autoMinimumChannels = 32
+    /// Bytes of one blocked activation copy per oneDNN call; the batch is run in chunks under it.
+    static let chunkBytes = 32 << 20
+}
+
+/// How one convolution layer runs, and why.
+struct ConvolutionChoice: Equatable {
+    let winograd: Bool
+    /// Why im2col runs (empty when Winograd does).
+    let reason: String
+
+    /// For a layer of geometry `g` under `path`.
+    init(_ g: ConvGeometry, path: ConvolutionPath = Convolution.path) {
+        func im2col(_ why: String) -> ConvolutionChoice { ConvolutionChoice(winograd: false, reason: why) }
+        self = {
+            if path == .im2col { return im2col("--conv im2col") }
+            guard g.kh == 3, g.kw == 3, g.sh == 1, g.sw == 1, g.dh == 1, g.dw == 1 else {
+                return im2col("not 3×3 stride 1")
+            }
+            if path == .auto && min(g.c, g.o) < Convolution.autoMinimumChannels {
+                return im2col("fewer than \(Convolution.autoMinimumChannels) channels")
+            }
+            if let refusal = WinogradAvailability.shared.refusal(g) { return im2col(refusal) }
+            return ConvolutionChoice(winograd: true, reason: "")
+        }()
+    }
+
+    private init(winograd: Bool, reason: String) {
+        self.winograd = winograd
+        self.reason = reason
+    }
+
+    /// For `--dry-run`: "winograd" or "im2col (why)".
+    var description: String { winograd ? "winograd" : "im2col (\(reason))" }
+}
+
+/// Whether oneDNN runs a Winograd kernel for a shape on this CPU, asked once per shape.
+final class WinogradAvailability: @unchecked Sendable {
+    static let shared = WinogradAvailability()
+    private let lock = NSLock()
+    private var answers: [ShapeKey: String?] = [:]
+
+    struct ShapeKey: Hashable { let c, o, oh, ow, h, w, top, left: Int }
+
+    /// nil when it runs, else why not.
+    func refusal(_ g: ConvGeometry) -> String? {
+        let key = ShapeKey(c: g.c, o: g.o, oh: g.oh, ow: g.ow, h: g.h, w: g.w, top: g.padTop, left: g.padLeft)
+        if let known = lock.withLock({ answers[key] }) { return known }
+        var why = [CChar](repeating: 0, count: 160)
+        let handle = g.withWinogradShape(batch: 1) { n, h, w, c, o, oh, ow, t, l, b, r in
+            xfer_wino_create(0, n, h, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+        }
+        var answer: String?
+        if let handle {
+            // jit_wino_4x3 is oneDNN's only float32 Winograd kernel; anything else is a reference loop.
+            let implementation = String(cString: xfer_wino_implementation(handle))
+            if !implementation.contains("wino") { answer = "oneDNN offers \(implementation), not a Winograd kernel" }
+            xfer_wino_destroy(handle)
+        } else {
+            answer = String(decoding: why.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        lock.withLock { answers[key] = .some(answer) }
+        return answer
+    }
+}
+
+extension ConvGeometry {
+    /// The shape as oneDNN takes it: batch, input, output and the four paddings.
+    func withWinogradShape<R>(batch: Int, _ body: (Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                                                   Int64, Int64, Int64, Int64) -> R) -> R {
+        // Bottom/right padding: what the output size needs beyond the input and the top/left pad.
+        let bottom = oh - 1 + kh - h - padTop, right = ow - 1 + kw - w - padLeft
+        return body(Int64(batch), Int64(h), Int64(w), Int64(c), Int64(o), Int64(oh), Int64(ow),
+                    Int64(padTop), Int64(padLeft), Int64(bottom), Int64(right))
+    }
+}
+
+/// One layer's Winograd primitives: per chunk size, for inference or for training.
+final class WinogradConvolution {
+    let geometry: ConvGeometry
+    private struct Key: Hashable { let batch: Int; let training: Bool }
+    private var handles: [Key: OpaquePointer] = [:]
+    /// The kernel version each handle holds.
+    private var loaded: [Key: Int] = [:]
+
+    init(_ g: ConvGeometry) { geometry = g }
+
+    deinit { for h in handles.values { xfer_wino_destroy(h) } }
+
+    /// Samples per oneDNN call.
+    func chunk(batch: Int) -> Int {
+        let g = geometry
+        let perSample = 4 * max(g.h * g.w * g.c, g.oh * g.ow * g.o)
+        return max(1, min(batch, Convolution.chunkBytes / max(perSample, 1)))
+    }
+
+    private func handle(batch: Int, training: Bool, kernel: UnsafePointer<Float>, version: Int) -> OpaquePointer {
+        let key = Key(batch: batch, training: training)
+        let h: OpaquePointer
+        if let existing = handles[key] {
+            h = existing
+        } else {
+            var why = [CChar](repeating: 0, count: 160)
+            guard let made = geometry.withWinogradShape(batch: batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
+                xfer_wino_create(training ? 1 : 0, n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+            }) else {
+                // The availability check made the same shape at batch 1; a refusal now is oneDNN out of memory.
+                preconditionFailure("oneDNN Winograd convolution for \(geometry): \(String(cString: why))")
+            }
+            handles[key] = made
+            h = made
+        }
+        if loaded[key] != version {
+            let status = xfer_wino_set_kernel(h, kernel)
+            precondition(status == 0, "oneDNN Winograd kernel transform failed (status \(status))")
+            loaded[key] = version
+        }
+        return h
+    }
+
+    /// Runs `body` on each chunk of the batch with its handle and its first sample.
+    private func eachChunk(batch: Int, training: Bool, kernel: UnsafePointer<Float>, version: Int,
+                           _ body: (OpaquePointer, Int) -> Int32) {
+        let size = chunk(batch: batch)
+        var first = 0
+        while first < batch {
+            let n = min(size, batch - first)
+            let status = body(handle(batch: n, training: training, kernel: kernel, version: version), first)
+            precondition(status == 0, "oneDNN Winograd convolution failed (status \(status)) for \(geometry)")
+            first += n
+        }
+    }
+
+    private var threads: Int32 { Int32(ThreadPool.shared.threadCount) }
+
+    /// y (N, OH, OW, O) = conv(x (N, H, W, C)), no bias.
+    func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
+                 training: Bool, into y: UnsafeMutablePointer<Float>) {
+        let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
+        eachChunk(batch: batch, training: training, kernel: kernel, version: version) { h, first in
+            xfer_wino_forward(h, x + first * inSample, y + first * outSample, threads)
+        }
+    }
+
+    /// dx (N, H, W, C) from dz (N, OH, OW, O).
+    func backwardData(_ dz: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
+                      into dx: UnsafeMutablePointer<Float>) {
+        let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
+        eachChunk(batch: batch, training: true, kernel: kernel, version: version) { h, first in
+            xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, threads)
+        }
+    }
+
+    /// dKernel (3, 3, C, O) += Σ over the batch of x ⋆ dz.
+    func backwardWeights(_ x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int,
+                         kernel: UnsafePointer<Float>, version: Int, addingInto dKernel: UnsafeMutablePointer<Float>) {
+        let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
+        let count = g.k * g.o
+        let part = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { part.deallocate() }
+        eachChunk(batch: batch, training: true, kernel: kernel, version: version) { h, first in
+            let status = xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, part, threads)
+            if status == 0 { for i in 0..<count { dKernel[i] += part[i] } }
+            return status
+        }
+    }
+}
