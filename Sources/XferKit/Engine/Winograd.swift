@@ -139,7 +139,13 @@ final class WinogradConvolution {
     /// The kernel version each handle holds.
     private var loaded: [Key: Int] = [:]
 
-    init(_ g: ConvGeometry) { geometry = g }
+    /// Bytes of one blocked activation copy per oneDNN call (tests make it small to cut batches).
+    let chunkBytes: Int
+
+    init(_ g: ConvGeometry, chunkBytes: Int = Convolution.chunkBytes) {
+        geometry = g
+        self.chunkBytes = chunkBytes
+    }
 
     deinit { for h in handles.values { xfer_wino_destroy(h) } }
 
@@ -147,7 +153,7 @@ final class WinogradConvolution {
     func chunk(batch: Int) -> Int {
         let g = geometry
         let perSample = 4 * max(g.h * g.w * g.c, g.oh * g.ow * g.o)
-        return max(1, min(batch, Convolution.chunkBytes / max(perSample, 1)))
+        return max(1, min(batch, chunkBytes / max(perSample, 1)))
     }
 
     private func handle(batch: Int, training: Bool, kernel: UnsafePointer<Float>, version: Int) -> OpaquePointer {

@@ -83,7 +83,7 @@ public final class Conv2DLayer: TrainableLayer {
     }
     private(set) var kernelVersion = 0
     /// The Winograd primitives, made on first use of that path (Engine/Winograd.swift).
-    private var winograd: WinogradConvolution?
+    var winograd: WinogradConvolution?
     /// Whether the last forward ran on Winograd: its backward takes the same path.
     private var forwardUsedWinograd = false
     /// (O), nil when `use_bias=False`.
