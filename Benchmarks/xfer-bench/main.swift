@@ -8,7 +8,7 @@
 //          convolutions, run through the same SGEMM on the same thread pool:
 //          the ceiling xfer's conv base can reach with that SGEMM
 //
-//   xfer-bench [xfer|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1]
+//   xfer-bench [xfer|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1] [--conv auto|im2col|winograd]
 //
 // Prints one line of key=value figures: the median over the timed runs, GFLOP/s
 // counted as 2·M·N·K over the convolutions, and the process's peak RSS.
@@ -42,6 +42,10 @@ struct Options {
             case "--threads": threads = value()
             case "--runs": runs = value()
             case "--warmup": warmup = value()
+            case "--conv":
+                i += 1
+                guard i < args.count, let path = ConvolutionPath(rawValue: args[i]) else { fail("--conv takes auto, im2col or winograd") }
+                Convolution.path = path
             default: fail("unknown argument \(args[i])")
             }
             i += 1

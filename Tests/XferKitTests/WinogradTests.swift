@@ -93,7 +93,7 @@ final class WinogradTests: XCTestCase {
             var dk = [Float](repeating: 0, count: conv.kernel.count)
             conv.kernel.withUnsafeBufferPointer { k in
                 x.values.withUnsafeBufferPointer { px in
-                    wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, version: 0, training: true, into: &y)
+                    wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, version: 0, backward: true, into: &y)
                     wino.backwardWeights(px.baseAddress!, dz: dz, batch: t.batch, kernel: k.baseAddress!, version: 0, addingInto: &dk)
                 }
                 wino.backwardData(dz, batch: t.batch, kernel: k.baseAddress!, version: 0, into: &dx)

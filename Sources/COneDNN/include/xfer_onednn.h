@@ -22,9 +22,9 @@ int xfer_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float 
 typedef struct xfer_wino xfer_wino;
 
 /// The shape: batch n, input h×w×c, o filters, output oh×ow, padding top/left/bottom/right.
-/// `training` also makes the backward primitives. Returns NULL when oneDNN has no Winograd
+/// `backward` also makes the backward primitives. Returns NULL when oneDNN has no Winograd
 /// kernel for it on this CPU (the caller falls back); `why` (may be NULL) then gets a reason.
-xfer_wino *xfer_wino_create(int training, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
+xfer_wino *xfer_wino_create(int backward, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
                             int64_t oh, int64_t ow, int64_t pad_top, int64_t pad_left,
                             int64_t pad_bottom, int64_t pad_right, char *why, int why_size);
 void xfer_wino_destroy(xfer_wino *conv);
@@ -32,17 +32,17 @@ void xfer_wino_destroy(xfer_wino *conv);
 /// The kernel oneDNN chose, e.g. "jit_wino_4x3:avx512_core".
 const char *xfer_wino_implementation(const xfer_wino *conv);
 
-/// Takes the kernel (3, 3, c, o) as Keras stores it into the primitives' own layouts. Call it
-/// again whenever the kernel changes. 0 on success.
+/// Takes the kernel (3, 3, c, o) as Keras stores it into the primitives' own layouts (a reorder,
+/// made once per kernel version). Call it again whenever the kernel changes. 0 on success.
 int xfer_wino_set_kernel(xfer_wino *conv, const float *hwio);
 
 /// y (n, oh, ow, o) = conv(x (n, h, w, c)), no bias. `threads`: the OpenMP team size.
 int xfer_wino_forward(xfer_wino *conv, const float *x, float *y, int threads);
 
-/// dx (n, h, w, c) from dy (n, oh, ow, o). Needs `training`.
+/// dx (n, h, w, c) from dy (n, oh, ow, o). Needs `backward`.
 int xfer_wino_backward_data(xfer_wino *conv, const float *dy, float *dx, int threads);
 
-/// dkernel (3, 3, c, o) = Σ over the batch of x ⋆ dy, written (not added). Needs `training`.
+/// dkernel (3, 3, c, o) = Σ over the batch of x ⋆ dy, written (not added). Needs `backward`.
 int xfer_wino_backward_weights(xfer_wino *conv, const float *x, const float *dy, float *dkernel,
                                int threads);
 

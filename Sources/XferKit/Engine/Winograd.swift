@@ -20,10 +20,12 @@
 // (`ThreadPool.shared.threadCount`), made from the engine's calling thread while the engine's
 // own pool waits idle on its condition variable, so at most `threadCount` threads compute at
 // any time. The blocked copies of the activations that oneDNN's kernel works in are cut to at
-// most `chunkBytes` per call by running the batch in chunks of samples, so the scratch stays
-// bounded (about 2 × 32 MiB plus oneDNN's own tile buffers) whatever the batch or image size.
-// The kernels are put into oneDNN's layout once per kernel version: once for a frozen layer,
-// after each optimizer step for a trainable one.
+// most `chunkBytes` per call by running the batch in chunks of samples, and oneDNN's scratchpad
+// (the transformed tiles and filters) is one buffer for all layers, so the scratch stays bounded
+// (on VGG16 at 224²: 2 × 12.8 MB of copies and an 82 MB scratchpad) whatever the batch size.
+// The kernels are reordered into oneDNN's blocked layout once per kernel version (once for a
+// frozen layer, after each optimizer step for a trainable one); the Winograd filter transform
+// itself runs inside each call (COneDNN/onednn.c says why: same time, a quarter of the memory).
 
 import COneDNN
 import Foundation
@@ -56,7 +58,8 @@ public enum Convolution {
     /// Channels below which `.auto` keeps im2col (measured: BENCHMARKS.md, "Winograd").
     static let autoMinimumChannels = 32
     /// Bytes of one blocked activation copy per oneDNN call; the batch is run in chunks under it.
-    static let chunkBytes = 32 << 20
+    /// Measured the same speed from 8 to 32 MiB on VGG16 (a sample of block1 alone is 12.8 MB).
+    static let chunkBytes = 8 << 20
 }
 
 /// How one convolution layer runs, and why.
@@ -131,10 +134,10 @@ extension ConvGeometry {
     }
 }
 
-/// One layer's Winograd primitives: per chunk size, for inference or for training.
+/// One layer's Winograd primitives: per chunk size, forward only or with the backward passes.
 final class WinogradConvolution {
     let geometry: ConvGeometry
-    private struct Key: Hashable { let batch: Int; let training: Bool }
+    private struct Key: Hashable { let batch: Int; let backward: Bool }
     private var handles: [Key: OpaquePointer] = [:]
     /// The kernel version each handle holds.
     private var loaded: [Key: Int] = [:]
@@ -156,15 +159,15 @@ final class WinogradConvolution {
         return max(1, min(batch, chunkBytes / max(perSample, 1)))
     }
 
-    private func handle(batch: Int, training: Bool, kernel: UnsafePointer<Float>, version: Int) -> OpaquePointer {
-        let key = Key(batch: batch, training: training)
+    private func handle(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int) -> OpaquePointer {
+        let key = Key(batch: batch, backward: backward)
         let h: OpaquePointer
         if let existing = handles[key] {
             h = existing
         } else {
             var why = [CChar](repeating: 0, count: 160)
             guard let made = geometry.withWinogradShape(batch: batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
-                xfer_wino_create(training ? 1 : 0, n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+                xfer_wino_create(backward ? 1 : 0, n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
             }) else {
                 // The availability check made the same shape at batch 1; a refusal now is oneDNN out of memory.
                 preconditionFailure("oneDNN Winograd convolution for \(geometry): \(String(cString: why))")
@@ -181,13 +184,13 @@ final class WinogradConvolution {
     }
 
     /// Runs `body` on each chunk of the batch with its handle and its first sample.
-    private func eachChunk(batch: Int, training: Bool, kernel: UnsafePointer<Float>, version: Int,
+    private func eachChunk(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int,
                            _ body: (OpaquePointer, Int) -> Int32) {
         let size = chunk(batch: batch)
         var first = 0
         while first < batch {
             let n = min(size, batch - first)
-            let status = body(handle(batch: n, training: training, kernel: kernel, version: version), first)
+            let status = body(handle(batch: n, backward: backward, kernel: kernel, version: version), first)
             precondition(status == 0, "oneDNN Winograd convolution failed (status \(status)) for \(geometry)")
             first += n
         }
@@ -197,9 +200,9 @@ final class WinogradConvolution {
 
     /// y (N, OH, OW, O) = conv(x (N, H, W, C)), no bias.
     func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
-                 training: Bool, into y: UnsafeMutablePointer<Float>) {
+                 backward: Bool, into y: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, training: training, kernel: kernel, version: version) { h, first in
+        eachChunk(batch: batch, backward: backward, kernel: kernel, version: version) { h, first in
             xfer_wino_forward(h, x + first * inSample, y + first * outSample, threads)
         }
     }
@@ -208,7 +211,7 @@ final class WinogradConvolution {
     func backwardData(_ dz: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
                       into dx: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, training: true, kernel: kernel, version: version) { h, first in
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first in
             xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, threads)
         }
     }
@@ -220,7 +223,7 @@ final class WinogradConvolution {
         let count = g.k * g.o
         let part = UnsafeMutablePointer<Float>.allocate(capacity: count)
         defer { part.deallocate() }
-        eachChunk(batch: batch, training: true, kernel: kernel, version: version) { h, first in
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first in
             let status = xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, part, threads)
             if status == 0 { for i in 0..<count { dKernel[i] += part[i] } }
             return status

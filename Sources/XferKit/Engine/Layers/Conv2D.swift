@@ -143,7 +143,7 @@ public final class Conv2DLayer: TrainableLayer {
                     let act = keepPreActivation ? Activation.linear : activation
                     if let wino {
                         wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, version: kernelVersion,
-                                     training: context.keepForBackward, into: py.baseAddress!)
+                                     backward: context.keepForBackward, into: py.baseAddress!)
                         parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
                                              bias: pb, act)
                     } else {
