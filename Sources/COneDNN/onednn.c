@@ -9,13 +9,15 @@
 // Layouts: the engine keeps activations NHWC and kernels as Keras stores them (HWIO). The
 // Winograd kernel wants its own blocked layouts (nChw16c, blocked weights), which oneDNN
 // reports when asked with format `any`; every call reorders into them and back (oneDNN
-// reorders). The blocked activations live in two scratch buffers shared by every handle,
-// grown to the largest call and guarded by one lock, so a network holds one pair, not one
-// per layer; the caller bounds them by the batch it passes (Engine/Winograd.swift).
+// reorders). The blocked activations and the primitives' scratchpad (the transformed tiles)
+// live in buffers of the calling worker, grown to the largest call and shared by every layer,
+// so a network holds one set per worker thread, not one per layer; the caller bounds them by
+// the chunk of the batch it passes (Engine/Winograd.swift).
 //
-// Threads: a call runs on an OpenMP team of `threads` (omp_set_num_threads on the calling
-// thread), made while the engine's own pool is idle, so the process still runs at most its
-// one thread budget of busy threads.
+// Threads: as for the SGEMM, each call runs on its calling thread alone (an OpenMP team of 1),
+// and the engine runs the chunks of a batch as tasks on its own pool, one per worker thread:
+// the process's one thread budget holds, and no OpenMP team waits spinning beside the pool
+// (measured: a spinning team took a core from the pool's threads between calls).
 
 #include "xfer_onednn.h"
 
@@ -62,13 +64,11 @@ struct xfer_wino {
     dnnl_primitive_t bwd_weights;
     dnnl_memory_desc_t bw_src, bw_diff_dst, bw_diff_wei;
     reorder_t bw_src_in, bw_diff_dst_in, bw_diff_wei_out;
-    dnnl_memory_t bw_dweights;
     dnnl_memory_desc_t bw_scratch;
     char implementation[64];
 };
 
 static dnnl_engine_t engine;
-static dnnl_stream_t stream;
 // Every convolution primitive takes its scratchpad (the transformed tiles) from the caller, so
 // the layers share one buffer, as large as the largest needs, instead of holding one each.
 static dnnl_primitive_attr_t user_scratchpad;
@@ -77,26 +77,30 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 
 static void make_engine(void) {
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
-    if (engine_status == dnnl_success) engine_status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
     if (engine_status == dnnl_success) engine_status = dnnl_primitive_attr_create(&user_scratchpad);
     if (engine_status == dnnl_success)
         engine_status = dnnl_primitive_attr_set_scratchpad_mode(user_scratchpad, dnnl_scratchpad_mode_user);
 }
 
-// The shared scratch buffers (two for blocked activations, one for the primitives' scratchpad),
-// and the lock every call holds.
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static void *scratch[3];
-static size_t scratch_size[3];
+// What one worker thread calls with: its stream (oneDNN streams are not thread-safe) and its
+// scratch buffers (two for blocked activations, one for the primitives' scratchpad, one for a
+// weight gradient in its blocked layout). Worker i is
+// used by one thread at a time (the engine's pool hands out worker indices).
+typedef struct {
+    dnnl_stream_t stream;
+    void *scratch[4];
+    size_t size[4];
+} worker_t;
+static worker_t workers[XFER_WINO_MAX_WORKERS];
 
-static void *scratch_buffer(int i, size_t bytes) {
-    if (scratch_size[i] < bytes) {
-        free(scratch[i]);
+static void *scratch_buffer(worker_t *wk, int i, size_t bytes) {
+    if (wk->size[i] < bytes) {
+        free(wk->scratch[i]);
         size_t rounded = (bytes + 4095) & ~(size_t)4095;
-        scratch[i] = aligned_alloc(64, rounded);
-        scratch_size[i] = scratch[i] ? rounded : 0;
+        wk->scratch[i] = aligned_alloc(64, rounded);
+        wk->size[i] = wk->scratch[i] ? rounded : 0;
     }
-    return scratch[i];
+    return wk->scratch[i];
 }
 
 static void copy_md(dnnl_memory_desc_t *to, const dnnl_memory_desc_t *from) { memcpy(to, from, sizeof *to); }
@@ -116,30 +120,30 @@ static dnnl_status_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_mem
 }
 
 // The shared scratchpad (scratch slot 2) as `md` says, or NULL when it needs none.
-static dnnl_status_t scratchpad(const dnnl_memory_desc_t *md, dnnl_memory_t *out) {
+static dnnl_status_t scratchpad(worker_t *wk, const dnnl_memory_desc_t *md, dnnl_memory_t *out) {
     *out = NULL;
     size_t bytes = dnnl_memory_desc_get_size(md);
     if (bytes == 0) return dnnl_success;
-    void *buffer = scratch_buffer(2, bytes);
+    void *buffer = scratch_buffer(wk, 2, bytes);
     if (!buffer) return dnnl_out_of_memory;
     return dnnl_memory_create(out, md, engine, buffer);
 }
 
 // Runs `p` on `args` (`count` of them, room for one more) with the shared scratchpad, and waits:
 // the next primitive may reuse the scratchpad.
-static dnnl_status_t run(dnnl_primitive_t p, const dnnl_memory_desc_t *scratch_md, dnnl_exec_arg_t *args, int count) {
+static dnnl_status_t run(worker_t *wk, dnnl_primitive_t p, const dnnl_memory_desc_t *scratch_md, dnnl_exec_arg_t *args, int count) {
     dnnl_memory_t pad;
-    TRY(scratchpad(scratch_md, &pad));
+    TRY(scratchpad(wk, scratch_md, &pad));
     if (pad) args[count++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, pad};
-    dnnl_status_t s = dnnl_primitive_execute(p, stream, count, args);
-    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    dnnl_status_t s = dnnl_primitive_execute(p, wk->stream, count, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(wk->stream);
     if (pad) dnnl_memory_destroy(pad);
     return s;
 }
 
-static dnnl_status_t run_reorder(const reorder_t *r, dnnl_memory_t from, dnnl_memory_t to) {
+static dnnl_status_t run_reorder(worker_t *wk, const reorder_t *r, dnnl_memory_t from, dnnl_memory_t to) {
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    return run(r->p, &r->scratch, args, 2);
+    return run(wk, r->p, &r->scratch, args, 2);
 }
 
 // A memory object over `data` in layout `md`.
@@ -150,37 +154,37 @@ static dnnl_memory_t wrap(const dnnl_memory_desc_t *md, const void *data) {
 }
 
 // `data` (in `user` layout) as seen in `inner` layout: itself, or reordered into scratch `slot`.
-static dnnl_status_t bring_in(const reorder_t *reorder, const dnnl_memory_desc_t *user,
+static dnnl_status_t bring_in(worker_t *wk, const reorder_t *reorder, const dnnl_memory_desc_t *user,
                               const dnnl_memory_desc_t *inner, const void *data, int slot,
                               dnnl_memory_t *out) {
     if (!reorder->p) {
         *out = wrap(user, data);
         return *out ? dnnl_success : dnnl_out_of_memory;
     }
-    void *buffer = scratch_buffer(slot, dnnl_memory_desc_get_size(inner));
+    void *buffer = scratch_buffer(wk, slot, dnnl_memory_desc_get_size(inner));
     if (!buffer) return dnnl_out_of_memory;
     dnnl_memory_t from = wrap(user, data);
     *out = wrap(inner, buffer);
     if (!from || !*out) return dnnl_out_of_memory;
-    dnnl_status_t s = run_reorder(reorder, from, *out);
+    dnnl_status_t s = run_reorder(wk, reorder, from, *out);
     dnnl_memory_destroy(from);
     return s;
 }
 
 // A memory for a result in `inner` layout that ends up in `data` (`user` layout).
-static dnnl_memory_t result_memory(const reorder_t *reorder, const dnnl_memory_desc_t *user,
+static dnnl_memory_t result_memory(worker_t *wk, const reorder_t *reorder, const dnnl_memory_desc_t *user,
                                    const dnnl_memory_desc_t *inner, void *data, int slot) {
     if (!reorder->p) return wrap(user, data);
-    void *buffer = scratch_buffer(slot, dnnl_memory_desc_get_size(inner));
+    void *buffer = scratch_buffer(wk, slot, dnnl_memory_desc_get_size(inner));
     return buffer ? wrap(inner, buffer) : NULL;
 }
 
-static dnnl_status_t take_out(const reorder_t *reorder, const dnnl_memory_desc_t *user,
+static dnnl_status_t take_out(worker_t *wk, const reorder_t *reorder, const dnnl_memory_desc_t *user,
                               dnnl_memory_t inner, void *data) {
     if (!reorder->p) return dnnl_success;
     dnnl_memory_t to = wrap(user, data);
     if (!to) return dnnl_out_of_memory;
-    dnnl_status_t s = run_reorder(reorder, inner, to);
+    dnnl_status_t s = run_reorder(wk, reorder, inner, to);
     dnnl_memory_destroy(to);
     return s;
 }
@@ -252,7 +256,6 @@ static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int6
     TRY(make_reorder(&cv->x_md, &cv->bw_src, &cv->bw_src_in));
     TRY(make_reorder(&cv->y_md, &cv->bw_diff_dst, &cv->bw_diff_dst_in));
     TRY(make_reorder(&cv->bw_diff_wei, &cv->w_md, &cv->bw_diff_wei_out));
-    TRY(dnnl_memory_create(&cv->bw_dweights, &cv->bw_diff_wei, engine, DNNL_MEMORY_ALLOCATE));
     return dnnl_success;
 }
 
@@ -288,7 +291,7 @@ void xfer_wino_destroy(xfer_wino *cv) {
                              &cv->bd_diff_src_out, &cv->bw_src_in, &cv->bw_diff_dst_in, &cv->bw_diff_wei_out};
     for (size_t i = 0; i < sizeof reorders / sizeof *reorders; i++)
         if (reorders[i]->p) dnnl_primitive_destroy(reorders[i]->p);
-    dnnl_memory_t mems[] = {cv->fwd_weights, cv->bd_weights, cv->bw_dweights};
+    dnnl_memory_t mems[] = {cv->fwd_weights, cv->bd_weights};
     for (size_t i = 0; i < sizeof mems / sizeof *mems; i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     if (cv->fwd_pd) dnnl_primitive_desc_destroy(cv->fwd_pd);
@@ -298,7 +301,7 @@ void xfer_wino_destroy(xfer_wino *cv) {
 const char *xfer_wino_implementation(const xfer_wino *cv) { return cv->implementation; }
 
 // A weights memory in its primitive's layout, filled from the HWIO kernel.
-static dnnl_status_t load_kernel(xfer_wino *cv, const reorder_t *reorder, const dnnl_memory_desc_t *inner,
+static dnnl_status_t load_kernel(worker_t *wk, xfer_wino *cv, const reorder_t *reorder, const dnnl_memory_desc_t *inner,
                                  dnnl_memory_t into, const float *hwio) {
     if (!reorder->p) {
         void *data = NULL;
@@ -308,99 +311,98 @@ static dnnl_status_t load_kernel(xfer_wino *cv, const reorder_t *reorder, const 
     }
     dnnl_memory_t from = wrap(&cv->w_md, hwio);
     if (!from) return dnnl_out_of_memory;
-    dnnl_status_t s = run_reorder(reorder, from, into);
+    dnnl_status_t s = run_reorder(wk, reorder, from, into);
     dnnl_memory_destroy(from);
     return s;
 }
 
-int xfer_wino_set_kernel(xfer_wino *cv, const float *hwio) {
-    pthread_mutex_lock(&lock);
-    dnnl_status_t s = load_kernel(cv, &cv->fwd_wei_in, &cv->fwd_wei, cv->fwd_weights, hwio);
-    if (s == dnnl_success && cv->backward) s = load_kernel(cv, &cv->bd_wei_in, &cv->bd_wei, cv->bd_weights, hwio);
-    if (s == dnnl_success) s = dnnl_stream_wait(stream);
-    pthread_mutex_unlock(&lock);
+// Worker `i`, its stream made on first use; NULL when out of range or oneDNN fails.
+static worker_t *worker(int i) {
+    if (i < 0 || i >= XFER_WINO_MAX_WORKERS || engine_status != dnnl_success) return NULL;
+    worker_t *wk = &workers[i];
+    if (!wk->stream && dnnl_stream_create(&wk->stream, engine, dnnl_stream_default_flags) != dnnl_success) {
+        wk->stream = NULL;
+        return NULL;
+    }
+    omp_set_num_threads(1);
+    return wk;
+}
+
+int xfer_wino_set_kernel(xfer_wino *cv, const float *hwio, int worker_index) {
+    worker_t *wk = worker(worker_index);
+    if (!wk) return (int)dnnl_invalid_arguments;
+    dnnl_status_t s = load_kernel(wk, cv, &cv->fwd_wei_in, &cv->fwd_wei, cv->fwd_weights, hwio);
+    if (s == dnnl_success && cv->backward) s = load_kernel(wk, cv, &cv->bd_wei_in, &cv->bd_wei, cv->bd_weights, hwio);
     return (int)s;
 }
 
-static dnnl_status_t forward(xfer_wino *cv, const float *x, float *y) {
+static dnnl_status_t forward(worker_t *wk, xfer_wino *cv, const float *x, float *y) {
     dnnl_memory_t src = NULL, dst = NULL;
-    dnnl_status_t s = bring_in(&cv->fwd_src_in, &cv->x_md, &cv->fwd_src, x, 0, &src);
+    dnnl_status_t s = bring_in(wk, &cv->fwd_src_in, &cv->x_md, &cv->fwd_src, x, 0, &src);
     if (s == dnnl_success) {
-        dst = result_memory(&cv->fwd_dst_out, &cv->y_md, &cv->fwd_dst, y, 1);
+        dst = result_memory(wk, &cv->fwd_dst_out, &cv->y_md, &cv->fwd_dst, y, 1);
         if (!dst) s = dnnl_out_of_memory;
     }
     if (s == dnnl_success) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, cv->fwd_weights}, {DNNL_ARG_DST, dst}};
-        s = run(cv->fwd, &cv->fwd_scratch, args, 3);
+        s = run(wk, cv->fwd, &cv->fwd_scratch, args, 3);
     }
-    if (s == dnnl_success) s = take_out(&cv->fwd_dst_out, &cv->y_md, dst, y);
-    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    if (s == dnnl_success) s = take_out(wk, &cv->fwd_dst_out, &cv->y_md, dst, y);
     if (src) dnnl_memory_destroy(src);
     if (dst) dnnl_memory_destroy(dst);
     return s;
 }
 
-static dnnl_status_t backward_data(xfer_wino *cv, const float *dy, float *dx) {
+static dnnl_status_t backward_data(worker_t *wk, xfer_wino *cv, const float *dy, float *dx) {
     if (!cv->backward) return dnnl_invalid_arguments;
     dnnl_memory_t diff_dst = NULL, diff_src = NULL;
-    dnnl_status_t s = bring_in(&cv->bd_diff_dst_in, &cv->y_md, &cv->bd_diff_dst, dy, 0, &diff_dst);
+    dnnl_status_t s = bring_in(wk, &cv->bd_diff_dst_in, &cv->y_md, &cv->bd_diff_dst, dy, 0, &diff_dst);
     if (s == dnnl_success) {
-        diff_src = result_memory(&cv->bd_diff_src_out, &cv->x_md, &cv->bd_diff_src, dx, 1);
+        diff_src = result_memory(wk, &cv->bd_diff_src_out, &cv->x_md, &cv->bd_diff_src, dx, 1);
         if (!diff_src) s = dnnl_out_of_memory;
     }
     if (s == dnnl_success) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, cv->bd_weights},
                                    {DNNL_ARG_DIFF_SRC, diff_src}};
-        s = run(cv->bwd_data, &cv->bd_scratch, args, 3);
+        s = run(wk, cv->bwd_data, &cv->bd_scratch, args, 3);
     }
-    if (s == dnnl_success) s = take_out(&cv->bd_diff_src_out, &cv->x_md, diff_src, dx);
-    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    if (s == dnnl_success) s = take_out(wk, &cv->bd_diff_src_out, &cv->x_md, diff_src, dx);
     if (diff_dst) dnnl_memory_destroy(diff_dst);
     if (diff_src) dnnl_memory_destroy(diff_src);
     return s;
 }
 
-static dnnl_status_t backward_weights(xfer_wino *cv, const float *x, const float *dy, float *dkernel) {
+static dnnl_status_t backward_weights(worker_t *wk, xfer_wino *cv, const float *x, const float *dy, float *dkernel) {
     if (!cv->backward) return dnnl_invalid_arguments;
     dnnl_memory_t src = NULL, diff_dst = NULL, out = NULL;
-    dnnl_status_t s = bring_in(&cv->bw_src_in, &cv->x_md, &cv->bw_src, x, 0, &src);
-    if (s == dnnl_success) s = bring_in(&cv->bw_diff_dst_in, &cv->y_md, &cv->bw_diff_dst, dy, 1, &diff_dst);
+    dnnl_status_t s = bring_in(wk, &cv->bw_src_in, &cv->x_md, &cv->bw_src, x, 0, &src);
+    if (s == dnnl_success) s = bring_in(wk, &cv->bw_diff_dst_in, &cv->y_md, &cv->bw_diff_dst, dy, 1, &diff_dst);
     if (s == dnnl_success) {
-        out = cv->bw_diff_wei_out.p ? cv->bw_dweights : wrap(&cv->w_md, dkernel);
+        out = result_memory(wk, &cv->bw_diff_wei_out, &cv->w_md, &cv->bw_diff_wei, dkernel, 3);
         if (!out) s = dnnl_out_of_memory;
     }
     if (s == dnnl_success) {
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, out}};
-        s = run(cv->bwd_weights, &cv->bw_scratch, args, 3);
+        s = run(wk, cv->bwd_weights, &cv->bw_scratch, args, 3);
     }
-    if (s == dnnl_success) s = take_out(&cv->bw_diff_wei_out, &cv->w_md, out, dkernel);
-    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    if (s == dnnl_success) s = take_out(wk, &cv->bw_diff_wei_out, &cv->w_md, out, dkernel);
     if (src) dnnl_memory_destroy(src);
     if (diff_dst) dnnl_memory_destroy(diff_dst);
-    if (out && out != cv->bw_dweights) dnnl_memory_destroy(out);
+    if (out) dnnl_memory_destroy(out);
     return s;
 }
 
-int xfer_wino_forward(xfer_wino *cv, const float *x, float *y, int threads) {
-    pthread_mutex_lock(&lock);
-    omp_set_num_threads(threads);
-    int s = (int)forward(cv, x, y);
-    pthread_mutex_unlock(&lock);
-    return s;
+int xfer_wino_forward(xfer_wino *cv, const float *x, float *y, int worker_index) {
+    worker_t *wk = worker(worker_index);
+    return wk ? (int)forward(wk, cv, x, y) : (int)dnnl_invalid_arguments;
 }
 
-int xfer_wino_backward_data(xfer_wino *cv, const float *dy, float *dx, int threads) {
-    pthread_mutex_lock(&lock);
-    omp_set_num_threads(threads);
-    int s = (int)backward_data(cv, dy, dx);
-    pthread_mutex_unlock(&lock);
-    return s;
+int xfer_wino_backward_data(xfer_wino *cv, const float *dy, float *dx, int worker_index) {
+    worker_t *wk = worker(worker_index);
+    return wk ? (int)backward_data(wk, cv, dy, dx) : (int)dnnl_invalid_arguments;
 }
 
-int xfer_wino_backward_weights(xfer_wino *cv, const float *x, const float *dy, float *dkernel, int threads) {
-    pthread_mutex_lock(&lock);
-    omp_set_num_threads(threads);
-    int s = (int)backward_weights(cv, x, dy, dkernel);
-    pthread_mutex_unlock(&lock);
-    return s;
+int xfer_wino_backward_weights(xfer_wino *cv, const float *x, const float *dy, float *dkernel, int worker_index) {
+    worker_t *wk = worker(worker_index);
+    return wk ? (int)backward_weights(wk, cv, x, dy, dkernel) : (int)dnnl_invalid_arguments;
 }

@@ -101,7 +101,7 @@ final class WinogradTests: XCTestCase {
             return (y, dx, dk)
         }
         let sample = 8 * 8 * 32 * 4
-        XCTAssertEqual(WinogradConvolution(conv.geometry, chunkBytes: 2 * sample).chunk(batch: 5), 2)
+        XCTAssertEqual(WinogradConvolution(conv.geometry, chunkBytes: 2 * sample).samplesPerCall(batch: 5), 2)
         let whole = run(1 << 30), chunked = run(2 * sample)
         XCTAssertLessThanOrEqual(scaled(chunked.y, whole.y), 1e-6)
         XCTAssertLessThanOrEqual(scaled(chunked.dx, whole.dx), 1e-6)

@@ -17,9 +17,13 @@ int xfer_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float 
                const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                float *C, int64_t ldc);
 
-/// One convolution shape with its oneDNN primitives. Not thread-safe: one call at a time
-/// (the calls of all handles are serialised by a lock inside, as they share one scratch).
+/// One convolution shape with its oneDNN primitives. Calls name the engine's worker thread
+/// making them (0 ≤ worker < XFER_WINO_MAX_WORKERS): each worker has its own stream and scratch,
+/// so different workers may run calls at the same time, on the same handle or others; a call
+/// runs on its calling thread alone. xfer_wino_set_kernel must not overlap other calls of its handle.
 typedef struct xfer_wino xfer_wino;
+
+#define XFER_WINO_MAX_WORKERS 256
 
 /// The shape: batch n, input h×w×c, o filters, output oh×ow, padding top/left/bottom/right.
 /// `backward` also makes the backward primitives. Returns NULL when oneDNN has no Winograd
@@ -34,16 +38,16 @@ const char *xfer_wino_implementation(const xfer_wino *conv);
 
 /// Takes the kernel (3, 3, c, o) as Keras stores it into the primitives' own layouts (a reorder,
 /// made once per kernel version). Call it again whenever the kernel changes. 0 on success.
-int xfer_wino_set_kernel(xfer_wino *conv, const float *hwio);
+int xfer_wino_set_kernel(xfer_wino *conv, const float *hwio, int worker);
 
-/// y (n, oh, ow, o) = conv(x (n, h, w, c)), no bias. `threads`: the OpenMP team size.
-int xfer_wino_forward(xfer_wino *conv, const float *x, float *y, int threads);
+/// y (n, oh, ow, o) = conv(x (n, h, w, c)), no bias.
+int xfer_wino_forward(xfer_wino *conv, const float *x, float *y, int worker);
 
 /// dx (n, h, w, c) from dy (n, oh, ow, o). Needs `backward`.
-int xfer_wino_backward_data(xfer_wino *conv, const float *dy, float *dx, int threads);
+int xfer_wino_backward_data(xfer_wino *conv, const float *dy, float *dx, int worker);
 
 /// dkernel (3, 3, c, o) = Σ over the batch of x ⋆ dy, written (not added). Needs `backward`.
 int xfer_wino_backward_weights(xfer_wino *conv, const float *x, const float *dy, float *dkernel,
-                               int threads);
+                               int worker);
 
 #endif

@@ -16,13 +16,14 @@
 // scaled tile values), a relative error of a few 1e-6 on unit-scale activations; the parity
 // tests hold both paths to Keras at their stated tolerances (ForwardParityTests).
 //
-// Threads and memory: a call runs on an OpenMP team of the process's thread budget
-// (`ThreadPool.shared.threadCount`), made from the engine's calling thread while the engine's
-// own pool waits idle on its condition variable, so at most `threadCount` threads compute at
-// any time. The blocked copies of the activations that oneDNN's kernel works in are cut to at
-// most `chunkBytes` per call by running the batch in chunks of samples, and oneDNN's scratchpad
-// (the transformed tiles and filters) is one buffer for all layers, so the scratch stays bounded
-// (on VGG16 at 224²: 2 × 12.8 MB of copies and an 82 MB scratchpad) whatever the batch size.
+// Threads and memory: the batch is cut into chunks of samples, run as tasks on the engine's
+// pool, each oneDNN call on its worker thread alone (an OpenMP team of 1, as for the SGEMM), so
+// at most `ThreadPool.shared.threadCount` threads compute at any time and no OpenMP team spins
+// beside the pool. (A first version ran one call on an OpenMP team of the whole budget: between
+// calls the team's idle threads spun and took cores from the pool's, and ResNet50 ran slower
+// than on im2col.) The blocked copies of the activations that oneDNN's kernel works in are cut to at
+// most `chunkBytes` per call, and oneDNN's scratchpad (the transformed tiles and filters) is one
+// buffer per worker for all layers, so the scratch stays bounded whatever the batch size.
 // The kernels are reordered into oneDNN's blocked layout once per kernel version (once for a
 // frozen layer, after each optimizer step for a trainable one); the Winograd filter transform
 // itself runs inside each call (COneDNN/onednn.c says why: same time, a quarter of the memory).
@@ -152,13 +153,17 @@ final class WinogradConvolution {
 
     deinit { for h in handles.values { xfer_wino_destroy(h) } }
 
-    /// Samples per oneDNN call.
-    func chunk(batch: Int) -> Int {
+    /// Samples per oneDNN call: under `chunkBytes` per blocked copy, and at most an even share of
+    /// the batch per thread, so every worker gets a chunk.
+    func samplesPerCall(batch: Int, threads: Int = ThreadPool.shared.threadCount) -> Int {
         let g = geometry
         let perSample = 4 * max(g.h * g.w * g.c, g.oh * g.ow * g.o)
-        return max(1, min(batch, chunkBytes / max(perSample, 1)))
+        let share = (batch + max(threads, 1) - 1) / max(threads, 1)
+        return max(1, min(share, chunkBytes / max(perSample, 1)))
     }
 
+    /// The handle for chunks of `batch` samples, its kernel at `version`. Called outside the
+    /// parallel section: making a handle and loading its kernel must not overlap its calls.
     private func handle(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int) -> OpaquePointer {
         let key = Key(batch: batch, backward: backward)
         let h: OpaquePointer
@@ -176,34 +181,40 @@ final class WinogradConvolution {
             h = made
         }
         if loaded[key] != version {
-            let status = xfer_wino_set_kernel(h, kernel)
+            var status: Int32 = 0
+            // On a worker index of the pool's own (the caller's), as every oneDNN call is made.
+            parallelFor(1) { _, worker in status = xfer_wino_set_kernel(h, kernel, Int32(worker)) }
             precondition(status == 0, "oneDNN Winograd kernel transform failed (status \(status))")
             loaded[key] = version
         }
         return h
     }
 
-    /// Runs `body` on each chunk of the batch with its handle and its first sample.
+    /// Runs `body(handle, first sample, worker)` on each chunk of the batch, the chunks as tasks
+    /// on the thread pool.
     private func eachChunk(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int,
-                           _ body: (OpaquePointer, Int) -> Int32) {
-        let size = chunk(batch: batch)
-        var first = 0
-        while first < batch {
-            let n = min(size, batch - first)
-            let status = body(handle(batch: n, backward: backward, kernel: kernel, version: version), first)
-            precondition(status == 0, "oneDNN Winograd convolution failed (status \(status)) for \(geometry)")
-            first += n
+                           _ body: (OpaquePointer, Int, Int) -> Int32) {
+        let size = samplesPerCall(batch: batch)
+        let tasks = (batch + size - 1) / size
+        let full = handle(batch: size, backward: backward, kernel: kernel, version: version)
+        let last = batch % size == 0 ? full : handle(batch: batch % size, backward: backward, kernel: kernel, version: version)
+        var statuses = [Int32](repeating: 0, count: tasks)
+        statuses.withUnsafeMutableBufferPointer { st in
+            parallelFor(tasks) { t, worker in
+                st[t] = body(t == tasks - 1 ? last : full, t * size, worker)
+            }
+        }
+        if let bad = statuses.first(where: { $0 != 0 }) {
+            preconditionFailure("oneDNN Winograd convolution failed (status \(bad)) for \(geometry)")
         }
     }
-
-    private var threads: Int32 { Int32(ThreadPool.shared.threadCount) }
 
     /// y (N, OH, OW, O) = conv(x (N, H, W, C)), no bias.
     func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
                  backward: Bool, into y: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, backward: backward, kernel: kernel, version: version) { h, first in
-            xfer_wino_forward(h, x + first * inSample, y + first * outSample, threads)
+        eachChunk(batch: batch, backward: backward, kernel: kernel, version: version) { h, first, worker in
+            xfer_wino_forward(h, x + first * inSample, y + first * outSample, Int32(worker))
         }
     }
 
@@ -211,22 +222,29 @@ final class WinogradConvolution {
     func backwardData(_ dz: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
                       into dx: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first in
-            xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, threads)
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first, worker in
+            xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, Int32(worker))
         }
     }
 
-    /// dKernel (3, 3, C, O) += Σ over the batch of x ⋆ dz.
+    /// dKernel (3, 3, C, O) += Σ over the batch of x ⋆ dz. Each chunk writes its own partial and
+    /// the partials are added in chunk order, so the sum does not depend on which thread ran what.
     func backwardWeights(_ x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int,
                          kernel: UnsafePointer<Float>, version: Int, addingInto dKernel: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        let count = g.k * g.o
-        let part = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        defer { part.deallocate() }
-        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first in
-            let status = xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, part, threads)
-            if status == 0 { for i in 0..<count { dKernel[i] += part[i] } }
-            return status
+        let count = g.k * g.o, size = samplesPerCall(batch: batch)
+        let chunks = (batch + size - 1) / size
+        let parts = UnsafeMutablePointer<Float>.allocate(capacity: chunks * count)
+        defer { parts.deallocate() }
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first, worker in
+            xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, parts + first / size * count, Int32(worker))
+        }
+        let blocks = max(1, min(ThreadPool.shared.threadCount * 4, count / 4096))
+        parallelFor(blocks) { block, _ in
+            for c in 0..<chunks {
+                let part = parts + c * count
+                for i in chunk(block, of: blocks, total: count) { dKernel[i] += part[i] }
+            }
         }
     }
 }

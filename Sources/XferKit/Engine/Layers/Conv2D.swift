@@ -101,7 +101,7 @@ public final class Conv2DLayer: TrainableLayer {
     private(set) var dKernel: [Float] = []
     private(set) var dBias: [Float] = []
 
-    init(name: String, config: Conv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
+    package init(name: String, config: Conv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
         try requireRank(inputShape, 3, layer: name, kind: "Conv2D")
         guard config.filters > 0, config.kernelSize.h > 0, config.kernelSize.w > 0,
               config.strides.h > 0, config.strides.w > 0, config.dilation.h > 0, config.dilation.w > 0 else {
