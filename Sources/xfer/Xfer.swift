@@ -11,7 +11,7 @@ struct Xfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xfer",
         abstract: "Transfer learning on Keras HDF5 checkpoints, on the CPU.",
-        subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self]
+        subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, ExportCommand.self]
     )
 
     static func main() {

@@ -1,0 +1,140 @@
+"""Checks the files people deploy: Keras 3 loads each .keras / .weights.h5 xfer writes, and
+onnxruntime runs each .onnx, and all predict what `xfer predict` predicts (within 1e-4).
+
+For every loadable fixture (fixtures/index.json) and the Fashion model:
+  xfer export FIXTURE --to OUT.keras / OUT.weights.h5 / OUT.onnx, and xfer predict on its inputs;
+  - keras.models.load_model(OUT.keras) predicts as xfer does;
+  - OUT.weights.h5: the same architecture, built anew from the .keras configuration (fresh
+    weights), and for Keras 3 fixtures the fixture itself as Keras loads it, takes it with
+    model.load_weights and predicts as xfer does;
+  - onnx.checker.check_model(OUT.onnx, full_check=True) accepts it and onnxruntime predicts as xfer does.
+Then models `xfer finetune --output X.keras` wrote (and their export to .onnx): the same checks.
+Usage: python check_deploy_outputs.py PATH/TO/xfer
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import keras  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime  # noqa: E402
+
+here = os.path.dirname(os.path.abspath(__file__))
+fixtures = os.path.join(here, "fixtures")
+xfer = os.path.abspath(sys.argv[1])
+TOLERANCE = 1e-4
+
+passed = 0
+failures = 0
+
+
+def result(ok, what, detail=""):
+    global passed, failures
+    passed += ok
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} {what}{': ' + detail if detail else ''}")
+
+
+def run(*args, cwd=fixtures):
+    return subprocess.run([xfer, *args], cwd=cwd, capture_output=True, text=True)
+
+
+def xfer_predict(model, data, extra, tmp, cwd=fixtures):
+    out = os.path.join(tmp, "pred.h5")
+    r = run("predict", model, "--data", data, *extra, "--output", out, cwd=cwd)
+    if r.returncode != 0:
+        return None, r.stderr.strip()
+    with h5py.File(out, "r") as f:
+        return f["predictions"][()], ""
+
+
+def compare(what, got, want):
+    got = np.asarray(got).reshape(want.shape)
+    err = float(np.max(np.abs(got - want)))
+    result(err <= TOLERANCE, what, f"max abs error {err:.2e}")
+
+
+def check_outputs(label, source, args, x_file, tmp, cwd=fixtures, keras_original=None, formats=(".keras", ".weights.h5", ".onnx")):
+    """Exports `source` to each format, and checks each in its runtime against `xfer predict`."""
+    mine, err = xfer_predict(source, x_file, args, tmp, cwd=cwd)
+    if mine is None:
+        result(False, f"{label}: xfer predict", err)
+        return
+    with h5py.File(x_file, "r") as f:
+        x = f["x"][()]
+    base = os.path.join(tmp, label.replace("/", "_"))
+    for ext in formats:
+        out = base + ext
+        r = run("export", source, *args, "--to", out, cwd=cwd)
+        if r.returncode != 0:
+            result(False, f"{label} -> {ext}", f"xfer export exited {r.returncode}: {r.stderr.strip()}")
+            continue
+        try:
+            if ext == ".keras":
+                model = keras.models.load_model(out)
+                compare(f"{label} -> .keras: Keras 3 load_model predicts as xfer predict", model.predict(x, verbose=0), mine)
+            elif ext == ".weights.h5":
+                with zipfile.ZipFile(base + ".keras") as z:
+                    fresh = keras.models.model_from_json(z.read("config.json").decode())
+                fresh.load_weights(out)
+                compare(f"{label} -> .weights.h5: load_weights on the architecture built anew", fresh.predict(x, verbose=0), mine)
+                if keras_original:
+                    original = keras.models.load_model(keras_original)
+                    original.load_weights(out)
+                    compare(f"{label} -> .weights.h5: load_weights on the fixture as Keras loads it", original.predict(x, verbose=0), mine)
+            else:
+                proto = onnx.load(out)
+                onnx.checker.check_model(proto, full_check=True)
+                session = onnxruntime.InferenceSession(out, providers=["CPUExecutionProvider"])
+                got = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
+                compare(f"{label} -> .onnx: onnx.checker accepts it, onnxruntime predicts as xfer predict", got, mine)
+        except Exception as e:  # noqa: BLE001
+            result(False, f"{label} -> {ext}", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    for entry in json.load(open(os.path.join(fixtures, "index.json"))):
+        if entry["error"] or not entry["io"]:
+            continue
+        original = os.path.join(fixtures, entry["file"]) if entry["file"].endswith(".keras") else None
+        check_outputs(entry["file"], entry["file"], entry["xfer_args"], os.path.join(fixtures, entry["io"]), tmp,
+                      keras_original=original)
+
+    # The Fashion model (checkpoints/fashion), on seeded inputs of its shape.
+    fashion = os.path.join(here, "fashion", "fashion_vgg.h5")
+    shape = json.load(open(os.path.join(here, "fashion", "fashion_vgg.json")))["architecture"].get("input_shape")
+    if not shape:
+        with h5py.File(fashion, "r") as f:
+            config = json.loads(f.attrs["model_config"])
+        shape = config["config"]["layers"][0]["config"]["batch_input_shape"][1:]
+    x = np.random.default_rng(0).normal(0, 60, size=(6, *shape)).astype(np.float32)
+    x_file = os.path.join(tmp, "fashion_x.h5")
+    with h5py.File(x_file, "w") as f:
+        f["x"] = x
+    check_outputs("fashion_vgg.h5", fashion, [], x_file, tmp)
+
+    # Models `xfer finetune` wrote as .keras: the Keras 3 archive and its export.
+    data = os.path.join(here, "training", "fit_plain.h5")
+    runs = [
+        ("k2_transfer_functional_bn.h5", ["--data", data, "--epochs", "2", "--batch-size", "4"]),
+        ("k3_bn.keras", ["--data", data, "--epochs", "1", "--batch-size", "5", "--freeze-until", "block3",
+                         "--head", "gap,dense:8:relu"]),
+    ]
+    for source, args in runs:
+        out = os.path.join(tmp, "tuned-" + source + ".keras")
+        r = run("finetune", source, *args, "--output", out)
+        if r.returncode != 0:
+            result(False, f"finetune {source} --output .keras", r.stderr.strip())
+            continue
+        check_outputs(f"finetune {source}", out, [], data, tmp, keras_original=out)
+
+print(f"{passed} passed, {failures} failed")
+sys.exit(1 if failures or passed == 0 else 0)
