@@ -30,8 +30,8 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let inputs = [CommandFile("CHECKPOINT", checkpoint)] + (checkpointOptions.config.map { [CommandFile("--config", $0)] } ?? [])
-        _ = try ModelFileFormat(outputPath: to, flag: "--to")
         try checkOutputs([CommandFile("--to", to)], inputs: inputs)
+        _ = try ModelFileFormat(outputPath: to, flag: "--to")
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         for dataset in loaded.nonFiniteWeights {
             warn("\(checkpoint): \(dataset) holds NaN or infinite values")

@@ -140,7 +140,8 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
-        // Before any work (docs/CONTRACT.md, "Outputs"): each output's format by its extension, then the files.
+        // Before any work (docs/CONTRACT.md, "Outputs"): the files, then each one's format by its extension.
+        try checkOutputs(outputFiles, inputs: inputFiles)
         _ = try ModelFileFormat(outputPath: output ?? defaultOutput(), flag: "--output")
         if let saveBest { _ = try ModelFileFormat(outputPath: saveBest, flag: "--save-best") }
         if let plot, !plot.lowercased().hasSuffix(".svg") || (plot as NSString).lastPathComponent.count <= 4 {
@@ -148,7 +149,6 @@ struct FinetuneCommand: ParsableCommand {
             throw XferError.usage("--plot \(plot)", ext.isEmpty ? "has no extension" : "names a .\(ext) file, and xfer draws the curves as SVG",
                                   hint: "end the name in .svg")
         }
-        try checkOutputs(outputFiles, inputs: inputFiles)
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         let labels = try data.requireLabels(for: "fine-tuning")

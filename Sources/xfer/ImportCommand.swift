@@ -32,9 +32,9 @@ struct ImportCommand: ParsableCommand {
 
     func run() throws {
         if let to {
-            _ = try ModelFileFormat(outputPath: to, flag: "--to")
             try checkOutputs([CommandFile("--to", to)], inputs: [CommandFile("CHECKPOINT", checkpoint)]
                                  + (checkpointOptions.config.map { [CommandFile("--config", $0)] } ?? []))
+            _ = try ModelFileFormat(outputPath: to, flag: "--to")
         }
         // Without --to the values are only verified (every byte read and checked, in bounded memory).
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions(values: to == nil ? .verify : .load))

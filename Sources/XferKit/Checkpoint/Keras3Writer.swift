@@ -151,9 +151,9 @@ enum Keras3ConfigWriter {
         return layers
     }
 
+    /// The InputLayer's name: the model's own, else Keras 3's automatic one.
     static func inputName(_ m: ModelSpec) -> String {
-        if let l = m.layers.first(where: { if case .input = $0.kind { return true } else { return false } }) { return l.name }
-        return (m.layers.first?.name).map { "\($0)_input" } ?? "input_layer"
+        m.layers.first(where: { if case .input = $0.kind { return true } else { return false } })?.name ?? "input_layer"
     }
 
     /// The top model's serialisation.
@@ -183,10 +183,10 @@ enum Keras3ConfigWriter {
                 e["inbound_nodes"] = [Any]()
                 return e
             case .model(let inner):
-                // Keras 3 applies a nested model's own flag to every layer inside when it loads:
-                // mark it trainable when anything inside trains, so the layers keep their own flags.
+                // Keras 3 keeps a nested model's own flag and each inner layer's beside it (a
+                // frozen base with one layer unfrozen trains that layer), as Keras writes them.
                 return serialize(inner, graph: graph, prefix: prefix + l.name + "/", inputShape: s.inputs[0],
-                                 trainable: inner.weightCounts().0 > 0 || inner.trainable)
+                                 trainable: inner.trainable)
             case .op(let op):
                 let cls = className(l)
                 var c: [String: Any] = ["name": l.name, "trainable": l.trainable, "dtype": dtypePolicy]
