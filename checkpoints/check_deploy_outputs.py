@@ -25,6 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # Keras 3 fixtures were saved compiled; their optimizer state is not in xfer's weights, by design.
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+# Keras 3 reading tf-keras's LeakyReLU config (the Keras 2 fixtures themselves, not xfer's files).
+warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
@@ -137,6 +139,46 @@ with tempfile.TemporaryDirectory() as tmp:
     with h5py.File(x_file, "w") as f:
         f["x"] = x
     check_outputs("fashion_vgg.h5", fashion, [], x_file, tmp, keras_original=fashion)
+
+    # Layer settings the fixtures do not reach (every activation, ReLU's threshold and slope,
+    # Dense on an image, softmax over an image's channels, kept dimensions), built here by
+    # Keras 3 with seeded weights: Keras's own predictions are the reference too.
+    L = keras.layers
+    keras.utils.set_random_seed(7)
+    i = keras.Input((6, 6, 3))
+    y = L.Conv2D(4, 3, padding="same", activation="elu")(i)
+    y = L.Conv2D(4, 1, activation="selu")(y)
+    y = L.Activation("softplus")(y)
+    y = L.Activation("softsign")(y)
+    y = L.Conv2D(4, 1, activation="silu")(y)
+    y = L.Conv2D(4, 3, strides=2, padding="same", activation="gelu")(y)
+    y = L.Activation("relu6")(y)
+    y = L.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.05)(y)
+    y = L.Flatten()(y)
+    y = L.Dense(5, activation="tanh")(y)
+    activations = keras.Model(i, L.Dense(3, activation="sigmoid")(y), name="activations")
+    i = keras.Input((5, 5, 2))
+    y = L.Dense(3, activation="relu")(i)
+    y = L.Conv2D(4, 3, activation="softmax")(y)
+    y = L.GlobalAveragePooling2D(keepdims=True)(y)
+    y = L.Dense(4)(y)
+    y = L.Flatten()(y)
+    layouts = keras.Model(i, L.Dense(2, activation="softmax")(y), name="layouts")
+    for model in (activations, layouts):
+        path = os.path.join(tmp, model.name + "-by-keras.keras")
+        model.save(path)
+        x = np.random.default_rng(1).normal(0, 2, size=(8, *model.input_shape[1:])).astype(np.float32)
+        x_file = os.path.join(tmp, model.name + "_x.h5")
+        with h5py.File(x_file, "w") as f:
+            f["x"] = x
+        mine, err = xfer_predict(path, x_file, [], tmp)
+        if mine is None:
+            result(False, f"{model.name}: xfer predict", err)
+            continue
+        want = model.predict(x, verbose=0)
+        print(f"     {model.name}: predictions range {want.min():.3f}..{want.max():.3f}")
+        compare(f"{model.name} (built by Keras 3): xfer predict as Keras predicts", mine, want)
+        check_outputs(model.name, path, [], x_file, tmp, keras_original=path)
 
     # Models `xfer finetune` wrote as .keras: the Keras 3 archive and its export.
     data = os.path.join(here, "training", "fit_plain.h5")
