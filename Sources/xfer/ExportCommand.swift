@@ -37,7 +37,9 @@ struct ExportCommand: ParsableCommand {
             warn("\(checkpoint): \(dataset) holds NaN or infinite values")
         }
         let metadata = ModelMetadata(classNames: loaded.classNames, preprocess: preprocess ?? loaded.preprocess)
-        try ModelWriter.write(loaded.model, to: to, protecting: inputs.map(\.path), metadata: metadata)
+        try namingCheckpoint(checkpoint) {
+            try ModelWriter.write(loaded.model, to: to, protecting: inputs.map(\.path), metadata: metadata)
+        }
         say("Wrote \(to) (\(ModelFileFormat(path: to)!.description))")
     }
 }

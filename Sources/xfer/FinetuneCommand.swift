@@ -174,6 +174,10 @@ struct FinetuneCommand: ParsableCommand {
             throw XferError.usage("--augment", "applies to image folders, and DATA is an HDF5 file")
         }
         let plan = try planFineTuning(loaded.model, options: options, cacheAllowed: !noCache && augmentations.isEmpty)
+        // An .onnx output of a model ONNX cannot express fails now, not after training.
+        if ([output ?? defaultOutput()] + (saveBest.map { [$0] } ?? [])).contains(where: { ModelFileFormat(path: $0) == .onnx }) {
+            try namingCheckpoint(checkpoint) { try ONNXWriter.checkExportable(plan.model) }
+        }
 
         // Training and validation samples.
         var trainIndices = Array(0..<data.count)

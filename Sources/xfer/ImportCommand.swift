@@ -43,8 +43,10 @@ struct ImportCommand: ParsableCommand {
         }
         let summary = try ModelSummary(loaded.model)
         if let to {
-            try ModelWriter.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []),
-                                  metadata: ModelMetadata(classNames: loaded.classNames, preprocess: loaded.preprocess))
+            try namingCheckpoint(checkpoint) {
+                try ModelWriter.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []),
+                                      metadata: ModelMetadata(classNames: loaded.classNames, preprocess: loaded.preprocess))
+            }
         }
         if json {
             print(try summaryJSON(loaded, summary))

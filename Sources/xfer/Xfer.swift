@@ -111,3 +111,13 @@ struct DataOptions: ParsableArguments {
         try DataSource(path: data, preprocess: preprocess, warning: warn)
     }
 }
+
+/// Runs `body`, an error about the model itself (ONNX export of a layer without a mapping,
+/// subject `model '<name>'`) naming `checkpoint` first, as every error names its file.
+func namingCheckpoint<T>(_ checkpoint: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as XferError where e.kind == .badInput && e.subject.hasPrefix("model '") {
+        throw XferError(e.kind, checkpoint, "\(e.subject): \(e.message)", hint: e.hint)
+    }
+}

@@ -4,6 +4,7 @@
 
 import Foundation
 import XCTest
+import XferKit
 
 final class DeployCLITests: XCTestCase {
     let training = CLI.root.appendingPathComponent("checkpoints/training")
@@ -76,6 +77,27 @@ final class DeployCLITests: XCTestCase {
         let r = try CLI.run(["export", "not_keras.h5", "--to", dir.appendingPathComponent("x.onnx").path])
         XCTAssertEqual(r.status, 3, r.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
+    }
+
+    /// A layer setting ONNX cannot express is exit 3, one line naming the file and the layer,
+    /// and nothing written; the Keras formats still take the model.
+    func testALayerWithoutAnONNXMappingIsExit3NamingIt() throws {
+        let dir = try tempDir()
+        let ones = [Float](repeating: 1, count: 5), zeros = [Float](repeating: 0, count: 5)
+        let bn = LayerSpec(name: "odd_norm", op: BatchNormConfig(), weights: [
+            WeightSpec(role: .gamma, shape: [5], values: ones), WeightSpec(role: .beta, shape: [5], values: zeros),
+            WeightSpec(role: .movingMean, shape: [5], values: zeros, isTrainableKind: false),
+            WeightSpec(role: .movingVariance, shape: [5], values: ones, isTrainableKind: false),
+        ])
+        let model = dir.appendingPathComponent("seq.h5").path
+        try KerasH5Writer.write(ModelSpec(name: "seq", className: "Sequential", inputShape: [4, 5], layers: [bn]), to: model)
+        let out = dir.appendingPathComponent("seq.onnx").path
+        let r = try CLI.run(["export", model, "--to", out])
+        XCTAssertEqual(r.status, 3, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("xfer: error: \(model): model 'seq': ONNX export does not support layer 'odd_norm' (BatchNormalization)"), r.stderr)
+        XCTAssertLessThanOrEqual(r.stderr.split(separator: "\n").count, 2, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        XCTAssertEqual(try CLI.run(["export", model, "--to", dir.appendingPathComponent("seq.keras").path]).status, 0)
     }
 
     /// A fine-tuned .keras keeps the class names (predict prints them) and the training state

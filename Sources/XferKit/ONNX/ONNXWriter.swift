@@ -34,6 +34,15 @@ public enum ONNXWriter {
         try writeAtomically(path, protecting: inputs, contents: bytes)
     }
 
+    /// Checks that every layer of `model` has an ONNX mapping, without writing anything (`finetune`
+    /// asks before training, so an `.onnx` output never fails after the work).
+    ///
+    /// - Throws: ``XferError`` `.badInput` naming the layers ONNX export does not map.
+    public static func checkExportable(_ model: ModelSpec) throws {
+        var builder = try GraphBuilder(model)
+        _ = try builder.build()
+    }
+
     /// The ONNX model as bytes.
     public static func serialize(_ model: ModelSpec, metadata: ModelMetadata = .init()) throws -> Data {
         var builder = try GraphBuilder(model)
