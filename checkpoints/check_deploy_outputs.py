@@ -140,6 +140,22 @@ with tempfile.TemporaryDirectory() as tmp:
         f["x"] = x
     check_outputs("fashion_vgg.h5", fashion, [], x_file, tmp, keras_original=fashion)
 
+    # The Fashion model fine-tuned as the README's job does it (a few images of each class, one
+    # epoch), written as .keras: its archive and its export, on the same inputs.
+    subset = os.path.join(tmp, "fashion_subset")
+    train = os.path.join(here, "fashion", "train")
+    for cls in sorted(os.listdir(train)):
+        os.makedirs(os.path.join(subset, cls))
+        for name in sorted(os.listdir(os.path.join(train, cls)))[:8]:
+            os.symlink(os.path.join(train, cls, name), os.path.join(subset, cls, name))
+    tuned = os.path.join(tmp, "fashion-finetuned.keras")
+    r = run("finetune", fashion, "--data", subset, "--freeze-until", "block3", "--head", "flatten,dense:16:relu,dropout:0.5",
+            "--epochs", "1", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9", "--output", tuned)
+    if r.returncode != 0:
+        result(False, "finetune fashion_vgg.h5 --output .keras", r.stderr.strip())
+    else:
+        check_outputs("finetune fashion_vgg.h5", tuned, [], x_file, tmp, keras_original=tuned)
+
     # Layer settings the fixtures do not reach (every activation, ReLU's threshold and slope,
     # Dense on an image, softmax over an image's channels, kept dimensions), built here by
     # Keras 3 with seeded weights: Keras's own predictions are the reference too.

@@ -25,7 +25,7 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The file to write; its extension chooses the format: \(ModelFileFormat.extensionList).", valueName: "OUT.onnx"))
     var to: String
 
-    @Option(name: .long, help: "Record this preprocessing in the output's metadata: none, caffe, tf, torch (default: what the checkpoint records).")
+    @Option(name: .long, help: "Record this preprocessing in the output's metadata (default: what the checkpoint records).")
     var preprocess: PreprocessMode?
 
     func run() throws {
