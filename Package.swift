@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        // ONNX export: the runtime library only (Sources/XferKit/ONNX/onnx.pb.swift is generated once).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // Documentation only: `swift package generate-documentation --target XferKit`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
@@ -51,6 +53,7 @@ let package = Package(
                 "CTurboJPEG",
                 "CPNG",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .executableTarget(

@@ -11,7 +11,7 @@ struct Xfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xfer",
         abstract: "Transfer learning on Keras HDF5 checkpoints, on the CPU.",
-        subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self]
+        subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, ExportCommand.self]
     )
 
     static func main() {
@@ -116,5 +116,15 @@ struct DataOptions: ParsableArguments {
     func open() throws -> DataSource {
         Convolution.path = conv
         return try DataSource(path: data, preprocess: preprocess, warning: warn)
+    }
+}
+
+/// Runs `body`, an error about the model itself (ONNX export of a layer without a mapping,
+/// subject `model '<name>'`) naming `checkpoint` first, as every error names its file.
+func namingCheckpoint<T>(_ checkpoint: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as XferError where e.kind == .badInput && e.subject.hasPrefix("model '") {
+        throw XferError(e.kind, checkpoint, "\(e.subject): \(e.message)", hint: e.hint)
     }
 }

@@ -20,20 +20,24 @@ public enum KerasH5Writer {
     /// Writes `model` to `path`. `protecting` lists input files that must never be overwritten.
     /// `classNames` is stored as the root attribute `class_names` (Keras ignores it; `xfer predict`
     /// prints names with it).
+    /// `preprocess` is stored as the root attribute `preprocess` (informative; Keras ignores it).
     /// `trainingState` (optional) lets `xfer finetune --resume` continue the run; Keras ignores it.
     public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
-                             classNames: [String]? = nil, trainingState: TrainingState? = nil) throws {
+                             classNames: [String]? = nil, preprocess: PreprocessMode? = nil,
+                             trainingState: TrainingState? = nil) throws {
         try writeAtomically(path, protecting: inputs, create: HDF5File.create) { file in
-            try writeFile(model, to: file, classNames: classNames, trainingState: trainingState)
+            try writeFile(model, to: file, classNames: classNames, preprocess: preprocess, trainingState: trainingState)
         }
     }
 
-    private static func writeFile(_ model: ModelSpec, to file: HDF5File, classNames: [String]?, trainingState: TrainingState?) throws {
+    private static func writeFile(_ model: ModelSpec, to file: HDF5File, classNames: [String]?, preprocess: PreprocessMode?,
+                                  trainingState: TrainingState?) throws {
         let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
         try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
         try file.setString("/", "keras_version", kerasVersion, utf8: true)
         try file.setString("/", "backend", "tensorflow", utf8: true)
         if let classNames, !classNames.isEmpty { try file.setStrings("/", "class_names", classNames) }
+        if let preprocess { try file.setString("/", "preprocess", preprocess.rawValue, utf8: true) }
 
         let root = "/model_weights"
         try file.createGroup(root)
