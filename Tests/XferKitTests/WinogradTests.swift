@@ -132,15 +132,19 @@ final class WinogradTests: XCTestCase {
         }
         XCTAssertTrue(choice(64, 64, .auto).winograd)
         XCTAssertTrue(choice(8, 8, .winograd).winograd)
-        XCTAssertEqual(choice(3, 64, .auto).description, "im2col (fewer than 32 channels)")
+        XCTAssertEqual(choice(3, 64, .auto).description, "im2col (fewer than 16 input channels)")
+        XCTAssertEqual(choice(128, 32, .auto).description, "im2col (fewer outputs than inputs)")
+        XCTAssertTrue(choice(32, 32, .auto).winograd)
+        let small = ConvGeometry(input: [7, 7, 512], Conv2DConfig(filters: 512, kernelSize: (3, 3), padding: .same))!
+        XCTAssertEqual(ConvolutionChoice(small, path: .auto).description, "im2col (output smaller than 12×12)")
         XCTAssertEqual(choice(64, 64, .im2col).description, "im2col (--conv im2col)")
         for (k, s, d) in [(5, 1, 1), (1, 1, 1), (3, 2, 1), (3, 1, 2)] {
             XCTAssertEqual(choice(64, 64, k: k, s: s, d: d, .winograd).description, "im2col (not 3×3 stride 1)", "\(k) \(s) \(d)")
         }
         // Through the layer: the same forward either way, to Winograd's rounding.
         var rng = SeededRandom(seed: 304)
-        let conv = try layer(Case(batch: 2, h: 6, w: 6, c: 32, o: 32, padding: .same), &rng)
-        let x = rng.tensor([2, 6, 6, 32])
+        let conv = try layer(Case(batch: 2, h: 14, w: 14, c: 32, o: 32, padding: .same), &rng)
+        let x = rng.tensor([2, 14, 14, 32])
         let reference = with(.im2col) { conv.forward(x, ForwardContext()).values }
         XCTAssertNil(conv.winograd, "the im2col pass makes no Winograd primitives")
         let fast = with(.auto) { conv.forward(x, ForwardContext()).values }

@@ -6,8 +6,8 @@
 //   - im2col + SGEMM (Conv2D.swift) stays the general core and the exact reference; it runs
 //     every other shape, and everything under `Convolution.path = .im2col` (`--conv im2col`).
 //   - `.auto` (the default) takes Winograd where it was measured faster on this project's
-//     machine (BENCHMARKS.md, "Winograd"): at least 32 input and 32 output channels. Below
-//     that (VGG's first layer, 3 channels: 5× slower) the transforms cost more than they save.
+//     machine (`Convolution.slowerOnWinograd`, BENCHMARKS.md "Winograd"): not on 3-channel
+//     inputs, 7×7 maps or narrowing layers, where the transforms cost more than they save.
 //   - `.winograd` takes it wherever oneDNN can run it, even where slower (tests, measurements).
 //   - Where oneDNN cannot (a CPU without AVX-512, a shape its kernel refuses), the layer falls
 //     back to im2col with the reason, which `--dry-run` shows.
@@ -56,8 +56,18 @@ public enum Convolution {
         set { lock.withLock { _path = newValue } }
     }
 
-    /// Channels below which `.auto` keeps im2col (measured: BENCHMARKS.md, "Winograd").
-    static let autoMinimumChannels = 32
+    /// Why `.auto` keeps a 3×3 stride-1 shape on im2col, nil when Winograd is faster. Measured
+    /// layer by layer at batch 16 (`xfer-bench layers`, BENCHMARKS.md "Winograd"): Winograd was
+    /// slower with 3 input channels (VGG's first layer: 0.90× forward), on 7×7 maps (a 4×4-tile
+    /// transform pads 7 to 8 and has only 4 tiles per image: 0.87×) and with few outputs per
+    /// input channel (128 → 32, DenseNet's growth layers: 0.85×); faster everywhere else, from
+    /// 1.3× to 2.6× forward, including 16 and 32 channels at 28² and 56².
+    static func slowerOnWinograd(_ g: ConvGeometry) -> String? {
+        if g.c < 16 { return "fewer than 16 input channels" }
+        if min(g.oh, g.ow) < 12 { return "output smaller than 12×12" }
+        if g.o < min(g.c, 64) { return "fewer outputs than inputs" }
+        return nil
+    }
     /// Bytes of one blocked activation copy per oneDNN call; the batch is run in chunks under it.
     /// Measured the same speed from 8 to 32 MiB on VGG16 (a sample of block1 alone is 12.8 MB).
     static let chunkBytes = 8 << 20
@@ -77,9 +87,7 @@ struct ConvolutionChoice: Equatable {
             guard g.kh == 3, g.kw == 3, g.sh == 1, g.sw == 1, g.dh == 1, g.dw == 1 else {
                 return im2col("not 3×3 stride 1")
             }
-            if path == .auto && min(g.c, g.o) < Convolution.autoMinimumChannels {
-                return im2col("fewer than \(Convolution.autoMinimumChannels) channels")
-            }
+            if path == .auto, let why = Convolution.slowerOnWinograd(g) { return im2col(why) }
             if let refusal = WinogradAvailability.shared.refusal(g) { return im2col(refusal) }
             return ConvolutionChoice(winograd: true, reason: "")
         }()
