@@ -10,9 +10,9 @@
 // Winograd kernel wants its own blocked layouts (nChw16c, blocked weights), which oneDNN
 // reports when asked with format `any`; every call reorders into them and back (oneDNN
 // reorders). The blocked activations and the primitives' scratchpad (the transformed tiles)
-// live in buffers of the calling worker, grown to the largest call and shared by every layer,
-// so a network holds one set per worker thread, not one per layer; the caller bounds them by
-// the chunk of the batch it passes (Engine/Winograd.swift).
+// live in scratch memory the caller passes with each call (xfer_wino_scratch_bytes says how
+// much): the engine lends it from its pool of activation buffers, so it costs no memory of its
+// own, and bounds it by the chunk of the batch it passes (Engine/Winograd.swift).
 //
 // Threads: as for the SGEMM, each call runs on its calling thread alone (an OpenMP team of 1),
 // and the engine runs the chunks of a batch as tasks on its own pool, one per worker thread:
@@ -66,6 +66,7 @@ struct xfer_wino {
     reorder_t bw_src_in, bw_diff_dst_in, bw_diff_wei_out;
     dnnl_memory_desc_t bw_scratch;
     char implementation[64];
+    size_t regions[4];  // bytes of each scratch region a call needs (worker_t.scratch)
 };
 
 static dnnl_engine_t engine;
@@ -82,10 +83,10 @@ static void make_engine(void) {
         engine_status = dnnl_primitive_attr_set_scratchpad_mode(user_scratchpad, dnnl_scratchpad_mode_user);
 }
 
-// What one worker thread calls with: its stream (oneDNN streams are not thread-safe) and its
-// scratch buffers (two for blocked activations, one for the primitives' scratchpad, one for a
-// weight gradient in its blocked layout). Worker i is
-// used by one thread at a time (the engine's pool hands out worker indices).
+// What one worker thread calls with: its stream (oneDNN streams are not thread-safe) and, for
+// the length of one call, the four regions of the scratch the caller passed (two for blocked
+// activations, one for the primitives' scratchpad, one for a weight gradient in its blocked
+// layout). Worker i is used by one thread at a time (the engine's pool hands out worker indices).
 typedef struct {
     dnnl_stream_t stream;
     void *scratch[4];
@@ -94,14 +95,10 @@ typedef struct {
 static worker_t workers[XFER_WINO_MAX_WORKERS];
 
 static void *scratch_buffer(worker_t *wk, int i, size_t bytes) {
-    if (wk->size[i] < bytes) {
-        free(wk->scratch[i]);
-        size_t rounded = (bytes + 4095) & ~(size_t)4095;
-        wk->scratch[i] = aligned_alloc(64, rounded);
-        wk->size[i] = wk->scratch[i] ? rounded : 0;
-    }
-    return wk->scratch[i];
+    return wk->size[i] >= bytes ? wk->scratch[i] : NULL;
 }
+
+static size_t aligned(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 static void copy_md(dnnl_memory_desc_t *to, const dnnl_memory_desc_t *from) { memcpy(to, from, sizeof *to); }
 
@@ -189,6 +186,34 @@ static dnnl_status_t take_out(worker_t *wk, const reorder_t *reorder, const dnnl
     return s;
 }
 
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+// A blocked copy is needed only where a reorder exists.
+static size_t copy_size(const reorder_t *r, const dnnl_memory_desc_t *inner) {
+    return r->p ? aligned(dnnl_memory_desc_get_size(inner)) : 0;
+}
+
+static dnnl_status_t measure_regions(xfer_wino *cv) {
+    size_t *r = cv->regions;
+    r[0] = copy_size(&cv->fwd_src_in, &cv->fwd_src);
+    r[1] = copy_size(&cv->fwd_dst_out, &cv->fwd_dst);
+    r[2] = aligned(dnnl_memory_desc_get_size(&cv->fwd_scratch));
+    const reorder_t *reorders[] = {&cv->fwd_src_in, &cv->fwd_wei_in, &cv->fwd_dst_out, &cv->bd_diff_dst_in,
+                                   &cv->bd_wei_in, &cv->bd_diff_src_out, &cv->bw_src_in, &cv->bw_diff_dst_in,
+                                   &cv->bw_diff_wei_out};
+    for (size_t i = 0; i < sizeof reorders / sizeof *reorders; i++)
+        if (reorders[i]->p) r[2] = max_size(r[2], aligned(dnnl_memory_desc_get_size(&reorders[i]->scratch)));
+    if (cv->backward) {
+        r[0] = max_size(r[0], max_size(copy_size(&cv->bd_diff_dst_in, &cv->bd_diff_dst), copy_size(&cv->bw_src_in, &cv->bw_src)));
+        r[1] = max_size(r[1], max_size(copy_size(&cv->bd_diff_src_out, &cv->bd_diff_src),
+                                       copy_size(&cv->bw_diff_dst_in, &cv->bw_diff_dst)));
+        r[2] = max_size(r[2], max_size(aligned(dnnl_memory_desc_get_size(&cv->bd_scratch)),
+                                       aligned(dnnl_memory_desc_get_size(&cv->bw_scratch))));
+        r[3] = copy_size(&cv->bw_diff_wei_out, &cv->bw_diff_wei);
+    }
+    return dnnl_success;
+}
+
 static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
                             int64_t oh, int64_t ow, int64_t pt, int64_t pl, int64_t pb, int64_t pr) {
     dnnl_dims_t xd = {n, c, h, w}, wd = {o, c, 3, 3}, yd = {n, o, oh, ow};
@@ -223,7 +248,7 @@ static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int6
     TRY(make_reorder(&cv->w_md, &cv->fwd_wei, &cv->fwd_wei_in));
     TRY(make_reorder(&cv->fwd_dst, &cv->y_md, &cv->fwd_dst_out));
     TRY(dnnl_memory_create(&cv->fwd_weights, &cv->fwd_wei, engine, DNNL_MEMORY_ALLOCATE));
-    if (!cv->backward) return dnnl_success;
+    if (!cv->backward) return measure_regions(cv);
 
     dnnl_convolution_desc_t bd;
     dnnl_primitive_desc_t pd;
@@ -256,7 +281,7 @@ static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int6
     TRY(make_reorder(&cv->x_md, &cv->bw_src, &cv->bw_src_in));
     TRY(make_reorder(&cv->y_md, &cv->bw_diff_dst, &cv->bw_diff_dst_in));
     TRY(make_reorder(&cv->bw_diff_wei, &cv->w_md, &cv->bw_diff_wei_out));
-    return dnnl_success;
+    return measure_regions(cv);
 }
 
 xfer_wino *xfer_wino_create(int backward, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
@@ -316,20 +341,31 @@ static dnnl_status_t load_kernel(worker_t *wk, xfer_wino *cv, const reorder_t *r
     return s;
 }
 
-// Worker `i`, its stream made on first use; NULL when out of range or oneDNN fails.
-static worker_t *worker(int i) {
+size_t xfer_wino_scratch_bytes(const xfer_wino *cv) {
+    return cv->regions[0] + cv->regions[1] + cv->regions[2] + cv->regions[3];
+}
+
+// Worker `i` with `scratch` (xfer_wino_scratch_bytes of `cv`) cut into its regions, its stream
+// made on first use; NULL when out of range or oneDNN fails.
+static worker_t *worker(int i, const xfer_wino *cv, void *scratch) {
     if (i < 0 || i >= XFER_WINO_MAX_WORKERS || engine_status != dnnl_success) return NULL;
     worker_t *wk = &workers[i];
     if (!wk->stream && dnnl_stream_create(&wk->stream, engine, dnnl_stream_default_flags) != dnnl_success) {
         wk->stream = NULL;
         return NULL;
     }
+    char *next = scratch;
+    for (int r = 0; r < 4; r++) {
+        wk->scratch[r] = cv->regions[r] ? next : NULL;
+        wk->size[r] = cv->regions[r];
+        next += cv->regions[r];
+    }
     omp_set_num_threads(1);
     return wk;
 }
 
-int xfer_wino_set_kernel(xfer_wino *cv, const float *hwio, int worker_index) {
-    worker_t *wk = worker(worker_index);
+int xfer_wino_set_kernel(xfer_wino *cv, const float *hwio, int worker_index, void *scratch) {
+    worker_t *wk = worker(worker_index, cv, scratch);
     if (!wk) return (int)dnnl_invalid_arguments;
     dnnl_status_t s = load_kernel(wk, cv, &cv->fwd_wei_in, &cv->fwd_wei, cv->fwd_weights, hwio);
     if (s == dnnl_success && cv->backward) s = load_kernel(wk, cv, &cv->bd_wei_in, &cv->bd_wei, cv->bd_weights, hwio);
@@ -392,17 +428,18 @@ static dnnl_status_t backward_weights(worker_t *wk, xfer_wino *cv, const float *
     return s;
 }
 
-int xfer_wino_forward(xfer_wino *cv, const float *x, float *y, int worker_index) {
-    worker_t *wk = worker(worker_index);
+int xfer_wino_forward(xfer_wino *cv, const float *x, float *y, int worker_index, void *scratch) {
+    worker_t *wk = worker(worker_index, cv, scratch);
     return wk ? (int)forward(wk, cv, x, y) : (int)dnnl_invalid_arguments;
 }
 
-int xfer_wino_backward_data(xfer_wino *cv, const float *dy, float *dx, int worker_index) {
-    worker_t *wk = worker(worker_index);
+int xfer_wino_backward_data(xfer_wino *cv, const float *dy, float *dx, int worker_index, void *scratch) {
+    worker_t *wk = worker(worker_index, cv, scratch);
     return wk ? (int)backward_data(wk, cv, dy, dx) : (int)dnnl_invalid_arguments;
 }
 
-int xfer_wino_backward_weights(xfer_wino *cv, const float *x, const float *dy, float *dkernel, int worker_index) {
-    worker_t *wk = worker(worker_index);
+int xfer_wino_backward_weights(xfer_wino *cv, const float *x, const float *dy, float *dkernel, int worker_index,
+                               void *scratch) {
+    worker_t *wk = worker(worker_index, cv, scratch);
     return wk ? (int)backward_weights(wk, cv, x, dy, dkernel) : (int)dnnl_invalid_arguments;
 }

@@ -89,14 +89,15 @@ final class WinogradTests: XCTestCase {
         let dz = rng.floats(t.batch * 8 * 8 * 32)
         func run(_ chunkBytes: Int) -> (y: [Float], dx: [Float], dk: [Float]) {
             let wino = WinogradConvolution(conv.geometry, chunkBytes: chunkBytes)
+            let workspace = Workspace()
             var y = [Float](repeating: 0, count: dz.count), dx = [Float](repeating: 0, count: x.count)
             var dk = [Float](repeating: 0, count: conv.kernel.count)
             conv.kernel.withUnsafeBufferPointer { k in
                 x.values.withUnsafeBufferPointer { px in
-                    wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, version: 0, backward: true, into: &y)
-                    wino.backwardWeights(px.baseAddress!, dz: dz, batch: t.batch, kernel: k.baseAddress!, version: 0, addingInto: &dk)
+                    wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, version: 0, backward: true, workspace: workspace, into: &y)
+                    wino.backwardWeights(px.baseAddress!, dz: dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, addingInto: &dk)
                 }
-                wino.backwardData(dz, batch: t.batch, kernel: k.baseAddress!, version: 0, into: &dx)
+                wino.backwardData(dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, into: &dx)
             }
             return (y, dx, dk)
         }

@@ -11,6 +11,7 @@
 #ifndef XFER_ONEDNN_H
 #define XFER_ONEDNN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 int xfer_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
@@ -18,9 +19,10 @@ int xfer_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float 
                float *C, int64_t ldc);
 
 /// One convolution shape with its oneDNN primitives. Calls name the engine's worker thread
-/// making them (0 ≤ worker < XFER_WINO_MAX_WORKERS): each worker has its own stream and scratch,
-/// so different workers may run calls at the same time, on the same handle or others; a call
-/// runs on its calling thread alone. xfer_wino_set_kernel must not overlap other calls of its handle.
+/// making them (0 ≤ worker < XFER_WINO_MAX_WORKERS) and pass scratch of their own: each worker
+/// has its own stream, so different workers may run calls at the same time, on the same handle
+/// or others; a call runs on its calling thread alone. xfer_wino_set_kernel must not overlap
+/// other calls of its handle.
 typedef struct xfer_wino xfer_wino;
 
 #define XFER_WINO_MAX_WORKERS 256
@@ -38,16 +40,20 @@ const char *xfer_wino_implementation(const xfer_wino *conv);
 
 /// Takes the kernel (3, 3, c, o) as Keras stores it into the primitives' own layouts (a reorder,
 /// made once per kernel version). Call it again whenever the kernel changes. 0 on success.
-int xfer_wino_set_kernel(xfer_wino *conv, const float *hwio, int worker);
+int xfer_wino_set_kernel(xfer_wino *conv, const float *hwio, int worker, void *scratch);
 
 /// y (n, oh, ow, o) = conv(x (n, h, w, c)), no bias.
-int xfer_wino_forward(xfer_wino *conv, const float *x, float *y, int worker);
+int xfer_wino_forward(xfer_wino *conv, const float *x, float *y, int worker, void *scratch);
 
 /// dx (n, h, w, c) from dy (n, oh, ow, o). Needs `backward`.
-int xfer_wino_backward_data(xfer_wino *conv, const float *dy, float *dx, int worker);
+int xfer_wino_backward_data(xfer_wino *conv, const float *dy, float *dx, int worker, void *scratch);
 
 /// dkernel (3, 3, c, o) = Σ over the batch of x ⋆ dy, written (not added). Needs `backward`.
 int xfer_wino_backward_weights(xfer_wino *conv, const float *x, const float *dy, float *dkernel,
-                               int worker);
+                               int worker, void *scratch);
+
+/// Bytes of scratch each call of `conv` needs (`scratch` below: 64-byte aligned, the caller's,
+/// not touched after the call returns).
+size_t xfer_wino_scratch_bytes(const xfer_wino *conv);
 
 #endif

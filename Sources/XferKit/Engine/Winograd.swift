@@ -22,8 +22,9 @@
 // beside the pool. (A first version ran one call on an OpenMP team of the whole budget: between
 // calls the team's idle threads spun and took cores from the pool's, and ResNet50 ran slower
 // than on im2col.) The blocked copies of the activations that oneDNN's kernel works in are cut to at
-// most `chunkBytes` per call, and oneDNN's scratchpad (the transformed tiles and filters) is one
-// buffer per worker for all layers, so the scratch stays bounded whatever the batch size.
+// most `chunkBytes` per call; they and oneDNN's scratchpad (the transformed tiles and filters)
+// live in the pass's Workspace, a slice per worker, shared with im2col and every layer, so the
+// scratch is bounded whatever the batch size (on VGG16 at batch 16: about 90 MB per worker).
 // The kernels are reordered into oneDNN's blocked layout once per kernel version (once for a
 // frozen layer, after each optimizer step for a trainable one); the Winograd filter transform
 // itself runs inside each call (COneDNN/onednn.c says why: same time, a quarter of the memory).
@@ -64,6 +65,7 @@ public enum Convolution {
     /// 1.3× to 2.6× forward, including 16 and 32 channels at 28² and 56².
     static func slowerOnWinograd(_ g: ConvGeometry) -> String? {
         if g.c < 16 { return "fewer than 16 input channels" }
+        if g.oh * g.ow > 128 * 128 && g.c <= 64 { return "large map with few channels" }
         if min(g.oh, g.ow) < 12 { return "output smaller than 12×12" }
         if g.o < min(g.c, 64) { return "fewer outputs than inputs" }
         return nil
@@ -170,17 +172,16 @@ final class WinogradConvolution {
         return max(1, min(share, chunkBytes / max(perSample, 1)))
     }
 
-    /// The handle for chunks of `batch` samples, its kernel at `version`. Called outside the
-    /// parallel section: making a handle and loading its kernel must not overlap its calls.
-    private func handle(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int) -> OpaquePointer {
-        let key = Key(batch: batch, backward: backward)
+    /// The handle for chunks of `key.batch` samples. Called outside the parallel section: making
+    /// a handle and loading its kernel must not overlap its calls.
+    private func handle(_ key: Key) -> OpaquePointer {
         let h: OpaquePointer
         if let existing = handles[key] {
             h = existing
         } else {
             var why = [CChar](repeating: 0, count: 160)
-            guard let made = geometry.withWinogradShape(batch: batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
-                xfer_wino_create(backward ? 1 : 0, n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+            guard let made = geometry.withWinogradShape(batch: key.batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
+                xfer_wino_create(key.backward ? 1 : 0, n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
             }) else {
                 // The availability check made the same shape at batch 1; a refusal now is oneDNN out of memory.
                 preconditionFailure("oneDNN Winograd convolution for \(geometry): \(String(cString: why))")
@@ -188,28 +189,42 @@ final class WinogradConvolution {
             handles[key] = made
             h = made
         }
-        if loaded[key] != version {
-            var status: Int32 = 0
-            // On a worker index of the pool's own (the caller's), as every oneDNN call is made.
-            parallelFor(1) { _, worker in status = xfer_wino_set_kernel(h, kernel, Int32(worker)) }
-            precondition(status == 0, "oneDNN Winograd kernel transform failed (status \(status))")
-            loaded[key] = version
-        }
         return h
     }
 
-    /// Runs `body(handle, first sample, worker)` on each chunk of the batch, the chunks as tasks
-    /// on the thread pool.
-    private func eachChunk(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int,
-                           _ body: (OpaquePointer, Int, Int) -> Int32) {
+    /// Loads the kernel at `version` into `h` if it holds another, with worker 0's scratch.
+    private func load(_ h: OpaquePointer, key: Key, kernel: UnsafePointer<Float>, version: Int,
+                      scratch: UnsafeMutableRawPointer) {
+        guard loaded[key] != version else { return }
+        var status: Int32 = 0
+        // On a worker index of the pool's own (the caller's), as every oneDNN call is made.
+        parallelFor(1) { _, worker in status = xfer_wino_set_kernel(h, kernel, Int32(worker), scratch) }
+        precondition(status == 0, "oneDNN Winograd kernel transform failed (status \(status))")
+        loaded[key] = version
+    }
+
+    /// Runs `body(handle, first sample, worker, scratch)` on each chunk of the batch, the chunks as
+    /// tasks on the thread pool, each with its worker's slice of `workspace` (the scratch the
+    /// pass's layers share, im2col's too).
+    private func eachChunk(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int, workspace: Workspace,
+                           _ body: (OpaquePointer, Int, Int, UnsafeMutableRawPointer) -> Int32) {
         let size = samplesPerCall(batch: batch)
         let tasks = (batch + size - 1) / size
-        let full = handle(batch: size, backward: backward, kernel: kernel, version: version)
-        let last = batch % size == 0 ? full : handle(batch: batch % size, backward: backward, kernel: kernel, version: version)
+        let fullKey = Key(batch: size, backward: backward), lastKey = Key(batch: batch % size, backward: backward)
+        let full = handle(fullKey)
+        let last = batch % size == 0 ? full : handle(lastKey)
+        // Floats per worker, rounded up to 64 bytes (and the base aligned) for oneDNN's vector loads.
+        let floats = (max(xfer_wino_scratch_bytes(full), xfer_wino_scratch_bytes(last)) + 63) / 64 * 16
+        workspace.reserve(workers: ThreadPool.shared.threadCount, floats: floats + 16)
+        func slice(_ worker: Int) -> UnsafeMutableRawPointer {
+            UnsafeMutableRawPointer(workspace.slice(worker)).alignedUp(toMultipleOf: 64)
+        }
+        load(full, key: fullKey, kernel: kernel, version: version, scratch: slice(0))
+        if last != full { load(last, key: lastKey, kernel: kernel, version: version, scratch: slice(0)) }
         var statuses = [Int32](repeating: 0, count: tasks)
         statuses.withUnsafeMutableBufferPointer { st in
             parallelFor(tasks) { t, worker in
-                st[t] = body(t == tasks - 1 ? last : full, t * size, worker)
+                st[t] = body(t == tasks - 1 ? last : full, t * size, worker, slice(worker))
             }
         }
         if let bad = statuses.first(where: { $0 != 0 }) {
@@ -219,33 +234,35 @@ final class WinogradConvolution {
 
     /// y (N, OH, OW, O) = conv(x (N, H, W, C)), no bias.
     func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
-                 backward: Bool, into y: UnsafeMutablePointer<Float>) {
+                 backward: Bool, workspace: Workspace, into y: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, backward: backward, kernel: kernel, version: version) { h, first, worker in
-            xfer_wino_forward(h, x + first * inSample, y + first * outSample, Int32(worker))
+        eachChunk(batch: batch, backward: backward, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
+            xfer_wino_forward(h, x + first * inSample, y + first * outSample, Int32(worker), scratch)
         }
     }
 
     /// dx (N, H, W, C) from dz (N, OH, OW, O).
     func backwardData(_ dz: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
-                      into dx: UnsafeMutablePointer<Float>) {
+                      workspace: Workspace, into dx: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first, worker in
-            xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, Int32(worker))
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
+            xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, Int32(worker), scratch)
         }
     }
 
     /// dKernel (3, 3, C, O) += Σ over the batch of x ⋆ dz. Each chunk writes its own partial and
     /// the partials are added in chunk order, so the sum does not depend on which thread ran what.
     func backwardWeights(_ x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int,
-                         kernel: UnsafePointer<Float>, version: Int, addingInto dKernel: UnsafeMutablePointer<Float>) {
+                         kernel: UnsafePointer<Float>, version: Int, workspace: Workspace,
+                         addingInto dKernel: UnsafeMutablePointer<Float>) {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
         let count = g.k * g.o, size = samplesPerCall(batch: batch)
         let chunks = (batch + size - 1) / size
         let parts = UnsafeMutablePointer<Float>.allocate(capacity: chunks * count)
         defer { parts.deallocate() }
-        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first, worker in
-            xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, parts + first / size * count, Int32(worker))
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
+            xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, parts + first / size * count,
+                                       Int32(worker), scratch)
         }
         let blocks = max(1, min(ThreadPool.shared.threadCount * 4, count / 4096))
         parallelFor(blocks) { block, _ in

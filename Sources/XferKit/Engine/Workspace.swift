@@ -2,7 +2,8 @@
 // layer in turn. Its size is bounded by design: a convolution takes tiles of output
 // pixels small enough that one tile's im2col matrix fits `floatsPerWorker`, whatever
 // the image size or batch (the one exception: a single output pixel's patch, K floats,
-// larger than that).
+// larger than that). A Winograd convolution takes what its chunk of samples needs
+// (Engine/Winograd.swift: blocked copies under 8 MiB each, and oneDNN's scratchpad).
 
 final class Workspace {
     /// im2col budget of one worker thread: 2 MB. oneDNN's SGEMM keeps ≥ 100 GFLOP/s per

@@ -143,7 +143,7 @@ public final class Conv2DLayer: TrainableLayer {
                     let act = keepPreActivation ? Activation.linear : activation
                     if let wino {
                         wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, version: kernelVersion,
-                                     backward: context.keepForBackward, into: py.baseAddress!)
+                                     backward: context.keepForBackward, workspace: context.workspace, into: py.baseAddress!)
                         parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
                                              bias: pb, act)
                     } else {
@@ -195,11 +195,11 @@ public final class Conv2DLayer: TrainableLayer {
                             if forwardUsedWinograd, let wino = winograd {
                                 if let pdk {
                                     wino.backwardWeights(px.baseAddress!, dz: pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
-                                                         version: kernelVersion, addingInto: pdk)
+                                                         version: kernelVersion, workspace: context.workspace, addingInto: pdk)
                                 }
                                 if let pdx {
                                     wino.backwardData(pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
-                                                      version: kernelVersion, into: pdx)
+                                                      version: kernelVersion, workspace: context.workspace, into: pdx)
                                 }
                             } else {
                                 conv2DBackward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!,
