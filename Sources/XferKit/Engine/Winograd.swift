@@ -90,6 +90,9 @@ struct ConvolutionChoice: Equatable {
                 return im2col("not 3×3 stride 1")
             }
             if path == .auto, let why = Convolution.slowerOnWinograd(g) { return im2col(why) }
+            if ThreadPool.shared.threadCount > Int(XFER_WINO_MAX_WORKERS) {
+                return im2col("more than \(XFER_WINO_MAX_WORKERS) threads")
+            }
             if let refusal = WinogradAvailability.shared.refusal(g) { return im2col(refusal) }
             return ConvolutionChoice(winograd: true, reason: "")
         }()
