@@ -76,6 +76,9 @@ public struct Checkpoint: Sendable {
     public var nonFiniteWeights: [String] = []
     /// Class names stored by `xfer finetune` (root attribute `class_names`, ignored by Keras).
     public var classNames: [String]?
+    /// The loss the model was compiled with (`training_config` of a full-model .h5,
+    /// `compile_config` of a .keras archive), when it is one xfer knows.
+    public var compiledLoss: LossConfig?
 
     /// Reads and validates the checkpoint at `path`.
     public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
@@ -108,8 +111,14 @@ struct CheckpointReader {
             let root = file.exists("/model_weights") ? "/model_weights" : "/"
             let reader = LegacyWeightReader(file: file, root: root, values: options.values)
             try reader.assign(to: &model)
-            return Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
-                              nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"))
+            var c = Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
+                               nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"))
+            // A training_config that cannot be read only loses the default loss.
+            if let text = try? file.string("/", "training_config"),
+               let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
+                c.compiledLoss = LossConfig.fromKeras(json["loss"])
+            }
+            return c
         }
         if file.hasAttribute("/", "layer_names") || file.hasAttribute("/", "layer_names0") {
             let version = try file.string("/", "keras_version")
@@ -264,8 +273,13 @@ struct CheckpointReader {
                                         path: "\(path): model.weights.h5")
         let reader = Keras3WeightReader(file: weights, values: options.values)
         try reader.assign(to: &model)
-        return Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
-                          nonFiniteWeights: reader.nonFinite.paths)
+        var c = Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
+                           nonFiniteWeights: reader.nonFinite.paths)
+        if let json = try? JSONSerialization.jsonObject(with: try entry(archive, "config.json")) as? [String: Any],
+           let compile = json["compile_config"] as? [String: Any] {
+            c.compiledLoss = LossConfig.fromKeras(compile["loss"])
+        }
+        return c
     }
 
     // MARK: Names for inference

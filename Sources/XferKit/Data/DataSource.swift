@@ -32,6 +32,11 @@ public final class DataSource: @unchecked Sendable {
     public let classCount: Int
     /// The width of `y` when it holds one-hot rows (a softmax must have exactly this many outputs).
     public let oneHotWidth: Int?
+    /// `y` as it is, as float32 rows of ``targetWidth`` values (class ids for an image folder):
+    /// what the binary, multi-label and regression losses train on. Nil without a numeric `y`.
+    public let targets: [Float]?
+    /// Values per sample in ``targets`` (1 for class ids or a single regression value).
+    public let targetWidth: Int
 
     /// Opens DATA. `preprocess` applies to image folders only (`caffe` when nil); HDF5 arrays are
     /// used as they are unless a mode is given.
@@ -55,6 +60,8 @@ public final class DataSource: @unchecked Sendable {
             folder = f; file = nil; kind = .images
             count = f.samples.count
             labels = f.samples.map(\.label)
+            targets = f.samples.map { Float($0.label) }
+            targetWidth = 1
             labelProblem = nil
             classNames = f.classNames
             classCount = f.classNames.count
@@ -94,6 +101,13 @@ public final class DataSource: @unchecked Sendable {
         var names: [String]?
         if let stored = try? h.strings("/", "class_names"), !stored.isEmpty { names = stored }
         classNames = names
+        var raw: (shape: [Int], values: [Float])?
+        if h.kind("/y") == .dataset, let shape = try? h.shape("/y"), (1...2).contains(shape.count), shape[0] == count,
+           shape.count == 1 || shape[1] >= 1, let c = try? h.valueClass("/y"), c == .integer || c == .float {
+            raw = try h.floats("/y")
+        }
+        targets = raw?.values
+        targetWidth = raw.map { $0.shape.count == 2 ? $0.shape[1] : 1 } ?? 1
         if h.kind("/y") == .dataset {
             switch Self.readLabels(h, path: path, samples: count, classNames: names) {
             case .success(let r):
@@ -206,10 +220,11 @@ public final class DataSource: @unchecked Sendable {
     /// decoded, resized to `height`×`width` and preprocessed (unreadable images are skipped with
     /// a warning, so fewer samples may come back); arrays must already have that shape.
     public func batch(_ indices: [Int], height: Int, width: Int, warning: @escaping (String) -> Void = { _ in })
-        throws -> (x: Tensor, labels: [Int], indices: [Int]) {
+        throws -> (x: Tensor, labels: [Int], indices: [Int], targets: Tensor) {
         if let folder {
             let b = folder.load(indices, height: height, width: width, preprocess: preprocess) { warning($0.description) }
-            return (Tensor(shape: [b.loaded.count, height, width, 3], values: b.pixels), b.loaded.labels, b.loaded.indices)
+            return (Tensor(shape: [b.loaded.count, height, width, 3], values: b.pixels), b.loaded.labels, b.loaded.indices,
+                    Tensor(shape: [b.loaded.count, 1], values: b.loaded.labels.map(Float.init)))
         }
         let h = file!
         let shape = sampleShape!
@@ -231,7 +246,18 @@ public final class DataSource: @unchecked Sendable {
         if preprocess != .none {
             values.withUnsafeMutableBufferPointer { preprocess.apply(to: $0) }
         }
-        return (Tensor(shape: [indices.count] + shape, values: values), indices.map { labels?[$0] ?? -1 }, indices)
+        return (Tensor(shape: [indices.count] + shape, values: values), indices.map { labels?[$0] ?? -1 }, indices,
+                targetRows(indices))
+    }
+
+    /// The target rows of samples `indices`, (n, ``targetWidth``): `y` as it is (zeros without one).
+    public func targetRows(_ indices: [Int]) -> Tensor {
+        let w = targetWidth
+        var out = [Float](repeating: 0, count: indices.count * w)
+        if let targets {
+            for (k, i) in indices.enumerated() { out.replaceSubrange((k * w)..<((k + 1) * w), with: targets[(i * w)..<((i + 1) * w)]) }
+        }
+        return Tensor(shape: [indices.count, w], values: out)
     }
 }
 
