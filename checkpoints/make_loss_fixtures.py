@@ -218,8 +218,11 @@ class Lib:
                     K.metrics.Precision(name="precision"), K.metrics.Recall(name="recall")]
         if kind in ("binary", "binary_skewed"):
             if logits:
+                # On logits, 0 is the probabilities' 0.5.
                 return [K.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),
-                        K.metrics.AUC(name="auc", from_logits=True)]
+                        K.metrics.AUC(name="auc", from_logits=True),
+                        K.metrics.Precision(name="precision", thresholds=0.0),
+                        K.metrics.Recall(name="recall", thresholds=0.0)]
             return ["accuracy", K.metrics.AUC(name="auc"), K.metrics.Precision(name="precision"),
                     K.metrics.Recall(name="recall")]
         top = (K.metrics.SparseTopKCategoricalAccuracy if kind == "sparse"
