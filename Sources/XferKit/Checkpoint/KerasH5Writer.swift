@@ -35,16 +35,16 @@ public enum KerasH5Writer {
     /// tf-keras's `training_config`: the loss, no metrics, and the optimizer by its registered
     /// name and `get_config()` keys (docs/KERAS-FORMATS.md A.2).
     static func trainingConfig(loss: LossConfig, optimizer o: OptimizerConfig) -> [String: Any] {
-        var config: [String: Any] = ["learning_rate": Double(o.learningRate), "weight_decay": NSNull(), "clipnorm": NSNull(),
+        var config: [String: Any] = ["learning_rate": shortest(o.learningRate), "weight_decay": NSNull(), "clipnorm": NSNull(),
                                      "global_clipnorm": NSNull(), "clipvalue": NSNull(), "use_ema": false, "ema_momentum": 0.99,
                                      "ema_overwrite_frequency": NSNull(), "jit_compile": false, "is_legacy_optimizer": false]
         let name: String
         switch o.kind {
-        case .sgd: name = "SGD"; config["momentum"] = Double(o.momentum); config["nesterov"] = o.nesterov
-        case .adam: name = "Adam"; config["beta_1"] = Double(o.beta1); config["beta_2"] = Double(o.beta2)
-            config["epsilon"] = Double(o.epsilon); config["amsgrad"] = false
-        case .rmsprop: name = "RMSprop"; config["rho"] = Double(o.rho); config["momentum"] = Double(o.momentum)
-            config["epsilon"] = Double(o.epsilon); config["centered"] = false
+        case .sgd: name = "SGD"; config["momentum"] = shortest(o.momentum); config["nesterov"] = o.nesterov
+        case .adam: name = "Adam"; config["beta_1"] = shortest(o.beta1); config["beta_2"] = shortest(o.beta2)
+            config["epsilon"] = shortest(o.epsilon); config["amsgrad"] = false
+        case .rmsprop: name = "RMSprop"; config["rho"] = shortest(o.rho); config["momentum"] = shortest(o.momentum)
+            config["epsilon"] = shortest(o.epsilon); config["centered"] = false
         }
         config["name"] = name
         return ["loss": loss.kerasConfig, "metrics": NSNull(), "weighted_metrics": NSNull(), "loss_weights": NSNull(),

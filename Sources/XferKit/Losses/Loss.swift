@@ -128,18 +128,18 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
     /// The Keras 2 `training_config` `loss` entry for this loss (written with a model xfer trained).
     public var kerasConfig: [String: Any] {
         let className: String
-        var config: [String: Any] = ["reduction": "auto", "name": kind.rawValue]
+        var config: [String: Any] = ["reduction": "sum_over_batch_size", "name": kind.rawValue]
         switch kind {
         case .categoricalCrossentropy: className = "CategoricalCrossentropy"
         case .sparseCategoricalCrossentropy: className = "SparseCategoricalCrossentropy"
         case .binaryCrossentropy: className = "BinaryCrossentropy"
         case .meanSquaredError: className = "MeanSquaredError"
         case .meanAbsoluteError: className = "MeanAbsoluteError"
-        case .huber: className = "Huber"; config["delta"] = Double(delta); config["name"] = "huber_loss"
+        case .huber: className = "Huber"; config["delta"] = shortest(delta); config["name"] = "huber_loss"
         }
         if !kind.isRegression {
             config["from_logits"] = fromLogits
-            if kind != .sparseCategoricalCrossentropy { config["label_smoothing"] = Double(labelSmoothing) }
+            if kind != .sparseCategoricalCrossentropy { config["label_smoothing"] = shortest(labelSmoothing) }
         }
         return ["class_name": className, "config": config]
     }
@@ -223,6 +223,9 @@ extension Loss {
         return out
     }
 }
+
+/// A float32 as the shortest double that reads back as it (0.1, not 0.10000000149011612), for JSON.
+func shortest(_ v: Float) -> Double { Double(String(describing: v)) ?? Double(v) }
 
 /// Keras's `epsilon()`: the clipping bound of probabilities.
 let kerasEpsilon: Float = 1e-7
