@@ -94,7 +94,7 @@ with tempfile.TemporaryDirectory() as tmp:
     loss_runs = [
         ("bce_sigmoid.h5", "bce_sigmoid_data.h5", ["--keep-top", "--epochs", "1"], "BinaryCrossentropy"),
         ("multilabel.h5", "multilabel_data.h5", ["--keep-top", "--epochs", "1", "--optimizer", "adam"], "BinaryCrossentropy"),
-        ("mse.h5", "mse_data.h5", ["--head", "flatten,dense:8:relu", "--epochs", "2", "--batch-size", "4"], "MeanSquaredError"),
+        ("mse.h5", "mse_data.h5", ["--loss", "mse", "--head", "flatten,dense:8:relu", "--epochs", "2", "--batch-size", "4"], "MeanSquaredError"),
         ("huber.h5", "huber_data.h5", ["--keep-top", "--epochs", "1"], "Huber"),
     ]
     for source, data_file, args, loss_class in loss_runs:

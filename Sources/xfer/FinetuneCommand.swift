@@ -41,9 +41,10 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp(
         "The loss: categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mse, mae, huber[:DELTA].",
         discussion: "Default: with --keep-top or --resume the loss the checkpoint was compiled with (training_config / "
-            + "compile_config), else what its last activation implies; for a new head what DATA implies (class labels: "
-            + "categorical_crossentropy; multi-hot rows: binary_crossentropy; numbers: mse). binary_crossentropy gives a new "
-            + "head one sigmoid unit (two classes, 0/1), or one per column of a multi-hot y.", valueName: "LOSS"))
+            + "compile_config), else what its last activation implies; for a new head categorical_crossentropy, or "
+            + "binary_crossentropy when y holds multi-hot rows (regression needs --loss: a fractional y is refused, never "
+            + "taken for numbers). binary_crossentropy gives a new head one sigmoid unit (two classes, 0/1), or one per "
+            + "column of a multi-hot y; mse, mae and huber one linear unit per column of y.", valueName: "LOSS"))
     var loss: String?
 
     @Option(name: .long, help: ArgumentHelp("Keras label_smoothing of the cross-entropies.", valueName: "F"))
@@ -142,7 +143,7 @@ struct FinetuneCommand: ParsableCommand {
         if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
         if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop || classes != nil
                       || head != Self.defaultHead || loss != nil || fromLogits || labelSmoothing != nil) {
-            throw ValidationError("--resume keeps the freeze, head and loss of the run it continues; drop --freeze-until/--freeze/--trainable/--keep-top/--classes/--head/--loss")
+            throw ValidationError("--resume keeps the freeze and head of the run it continues, and its loss; drop --freeze-until/--freeze/--trainable/--keep-top/--classes/--head/--loss")
         }
         if resume && (optimizer != nil || momentum != nil || nesterov) {
             throw ValidationError("--resume continues the run's optimizer (kind, momentum, state); drop --optimizer/--momentum/--nesterov (--lr may change the learning rate)")
@@ -374,9 +375,6 @@ struct FinetuneCommand: ParsableCommand {
         } else if ownTop {
             config = impliedLoss(of: loaded.model)
             source = "implied by the model's last activation"
-        } else if data.hasFractionalTargets {
-            config = LossConfig(.meanSquaredError)
-            source = "y holds numbers"
         } else if data.hasMultiHotTargets {
             config = LossConfig(.binaryCrossentropy)
             source = "y holds multi-hot rows"

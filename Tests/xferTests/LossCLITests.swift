@@ -127,14 +127,17 @@ final class LossCLITests: XCTestCase {
         }
     }
 
-    /// A regression head on float targets: a new Dense(1) trained with MSE by default (no class 0).
+    /// A regression head on float targets: a new Dense(1) trained with MSE (no class 0); without
+    /// --loss the float y is refused.
     func testRegressionOnFloatTargets() throws {
         let y = try data("y.h5", y: [0.5, -1.25, 2, 0.75, 3.5, -0.5, 1.5, 0.25], shape: [8, 1])
-        let r = try CLI.run(["finetune", fixture("mse.h5"), "--data", y, "--head", "flatten,dense:4:relu", "--epochs", "2",
+        expectError(try CLI.run(["finetune", fixture("mse.h5"), "--data", y, "--output", path("no.h5")]), 3,
+                    [y, "y[0] is 0.5, not an integer class label (the loss is categorical_crossentropy, which takes class labels)"])
+        let r = try CLI.run(["finetune", fixture("mse.h5"), "--data", y, "--loss", "mse", "--head", "flatten,dense:4:relu", "--epochs", "2",
                              "--batch-size", "4", "--validation-split", "0.25", "--early-stopping", "1", "--monitor", "val_mae",
                              "--output", path("reg.h5")])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("Loss: mse (y holds numbers); head: predictions Dense(1, linear) — regression (1 output); metric: mae"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("Loss: mse (--loss); head: predictions Dense(1, linear) — regression (1 output); metric: mae"), r.stdout)
         XCTAssertTrue(r.stdout.contains(" - mae: ") && r.stdout.contains(" - val_mae: "), r.stdout)
         XCTAssertFalse(r.stdout.contains("accuracy"), r.stdout)
         let e = try CLI.run(["evaluate", path("reg.h5"), "--data", y])
@@ -145,7 +148,7 @@ final class LossCLITests: XCTestCase {
         XCTAssertEqual(p.stdout.split(separator: "\n").count, 8)
         XCTAssertNotNil(Double(p.stdout.split(separator: "\n")[0].split(separator: "\t")[1]), p.stdout)
         // The monitor must be a metric this loss logs.
-        expectError(try CLI.run(["finetune", fixture("mse.h5"), "--data", y, "--validation-split", "0.25", "--early-stopping", "1",
+        expectError(try CLI.run(["finetune", fixture("mse.h5"), "--data", y, "--loss", "mae", "--validation-split", "0.25", "--early-stopping", "1",
                                  "--monitor", "val_accuracy", "--output", path("x.h5")]), 2,
                     ["--monitor", "val_accuracy will not exist; available: loss, mae, val_loss, val_mae"])
     }
@@ -172,7 +175,7 @@ final class LossCLITests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         }
         expectError(try CLI.run(["finetune", fixture("mse.h5"), "--data", floats, "--loss", "hinge", "--output", out]), 2, ["--loss", "unknown loss 'hinge'"])
-        expectError(try CLI.run(["finetune", fixture("mse.h5"), "--data", floats, "--class-weight", "balanced", "--output", out]), 2,
+        expectError(try CLI.run(["finetune", fixture("mse.h5"), "--data", floats, "--loss", "mse", "--class-weight", "balanced", "--output", out]), 2,
                     ["--class-weight", "applies to a classifier"])
     }
 

@@ -67,12 +67,6 @@ extension DataSource {
         targetWidth == 1 ? "[\(k)]" : "[\(k / targetWidth), \(k % targetWidth)]"
     }
 
-    /// Whether `y` looks like regression targets: numbers that are not all integers.
-    public var hasFractionalTargets: Bool {
-        guard kind == .arrays, let targets else { return false }
-        return targets.contains { $0.isFinite && $0 != $0.rounded() }
-    }
-
     /// Whether `y` holds rows of 0/1 that are not one-hot (multi-hot: several labels per sample).
     public var hasMultiHotTargets: Bool {
         guard kind == .arrays, let targets, targetWidth > 1, targets.allSatisfy({ $0 == 0 || $0 == 1 }) else { return false }

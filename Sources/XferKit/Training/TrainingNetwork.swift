@@ -3,7 +3,8 @@
 // it runs in training mode, and the training step written out top to bottom:
 //
 //   forward    every node, keeping what backward needs where a gradient flows
-//   loss       the Loss (categorical cross-entropy) from the logits, as Keras's `fit`
+//   loss       the Loss (Losses/: Keras's loss, from the logits under a softmax/sigmoid head,
+//              weighted by class weights), as Keras's `fit`
 //   backward   in reverse, summing a value's gradients over its readers, down to the frontier
 //   update     the optimizer on every trainable weight, in Keras's order
 //
@@ -14,8 +15,8 @@
 import Foundation
 
 public final class TrainingNetwork {
-    /// The model opened up: one node per layer call, nested models inlined, the final softmax
-    /// removed (the loss applies it, from the logits).
+    /// The model opened up: one node per layer call, nested models inlined, the final softmax or
+    /// sigmoid of a cross-entropy removed (the loss applies it, from the logits).
     public let graph: ModelGraph
     /// What each node runs (the `--dry-run` table and the feature cache read the same plan).
     public let plan: ExecutionPlan
@@ -309,7 +310,7 @@ public final class TrainingNetwork {
         }
     }
 
-    /// The planned model with the weights as they are now (softmax restored).
+    /// The planned model with the weights as they are now (the final activation restored).
     public func exportModel() -> ModelSpec {
         let now = currentWeights()
         func fill(_ m: ModelSpec, prefix: String) -> ModelSpec {
