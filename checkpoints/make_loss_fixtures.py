@@ -7,7 +7,7 @@ Dense head; seeded weights) and a small data set, then records:
   <case>.h5 / <case>.keras   the compiled model before training (tf_keras
                              .h5 with `training_config`; Keras 3 .keras with
                              `compile_config`): xfer takes its loss from it
-  <case>_data.h5             x, y (xfer's DATA), and what Keras computed:
+  <case>_data.h5             x, y, [sample_weight] (xfer's DATA), and what Keras computed:
                              fit/weights/<layer>/<role> after one epoch of
                              model.fit(x, y, batch_size=4, shuffle=False),
                              with class_weight where the case has one
@@ -55,7 +55,8 @@ SHAPE = (6, 6, 2)
 # case -> spec. loss: (Keras loss class, kwargs); y: how the targets look;
 # units/activation: the Dense head; optimizer: (class, kwargs, xfer flags);
 # class_weight: dict or "balanced" (sklearn's n / (classes * count)), given
-# to xfer as --class-weight.
+# to xfer as --class-weight; sample_weight: the data file holds `sample_weight`
+# and fit gets it.
 CASES = {
     "bce_sigmoid": dict(lib="tf_keras", units=1, activation="sigmoid",
                         loss=("BinaryCrossentropy", {}), y="binary",
@@ -88,6 +89,14 @@ CASES = {
     "huber": dict(lib="tf_keras", units=1, activation=None,
                   loss=("Huber", {"delta": 0.5}), y="regression",
                   optimizer=("SGD", {"learning_rate": 0.02, "momentum": 0.9})),
+    # sample_weight in the DATA file (fit(sample_weight=...)), times class_weight.
+    "bce_sample_weight": dict(lib="tf_keras", units=1, activation="sigmoid",
+                              loss=("BinaryCrossentropy", {}), y="binary",
+                              optimizer=("SGD", {"learning_rate": 0.1}), class_weight={0: 1.0, 1: 2.0},
+                              sample_weight=True),
+    "mse_sample_weight": dict(lib="tf_keras", units=1, activation=None,
+                              loss=("MeanSquaredError", {}), y="regression",
+                              optimizer=("SGD", {"learning_rate": 0.01}), sample_weight=True),
     "bce_k3": dict(lib="keras3", units=1, activation="sigmoid",
                    loss=("BinaryCrossentropy", {}), y="binary",
                    optimizer=("Adam", {"learning_rate": 0.01})),
@@ -293,7 +302,17 @@ def write_case(lib, out, name, spec):
     fit = lib.load(os.path.join(out, model_file))
     fit.compile(optimizer=lib.optimizer(spec), loss=lib.loss(spec), metrics=[lib.main_metric(spec)])
     cw = class_weight_of(spec, y)
-    hist = fit.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, class_weight=cw)
+    sw = None
+    if spec.get("sample_weight"):
+        sw = (rng_for(name + "/sample_weight").random(N) * 2).astype(np.float32)
+        sw[0] = 0.0  # a sample that does not count
+    if sw is not None and cw is not None:
+        # tf_keras multiplies the two (data_adapter.py::_make_class_weight_map_fn), but its
+        # reshape of a (None,) sample_weight fails in fit: give fit that product itself.
+        hist = fit.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                       sample_weight=sw * np.array([cw[c] for c in class_ids(y)], np.float32))
+    else:
+        hist = fit.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, class_weight=cw, sample_weight=sw)
     weights = lib.weight_table(fit)
 
     cls, kwargs = spec["optimizer"]
@@ -312,6 +331,8 @@ def write_case(lib, out, name, spec):
         f.attrs["keras"] = lib.version
         f.create_dataset("x", data=x)
         f.create_dataset("y", data=y)
+        if sw is not None:
+            f.create_dataset("sample_weight", data=sw)
         for layer, role, v in weights:
             f.create_dataset(f"fit/weights/{layer}/{role}", data=v)
     main = lib.main_metric_name(spec)

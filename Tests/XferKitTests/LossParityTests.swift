@@ -1,6 +1,7 @@
 // Every loss and metric against Keras (fixtures: checkpoints/losses, made by
 // checkpoints/make_loss_fixtures.py): per case, a compiled Keras model, one epoch of
-// `fit(batch_size=4, shuffle=False)` — class-weighted where the case says so — gives Keras's
+// `fit(batch_size=4, shuffle=False)` — with class weights and DATA's sample_weight where the
+// case has them — gives Keras's
 // weights (≤ 1e-5), logged loss and metric; `model.evaluate` of the untrained model gives its
 // loss and metrics, and Keras's per-class metric objects the per-class table.
 
@@ -41,6 +42,9 @@ final class LossParityTests: XCTestCase {
         let kinds = Set(cases.values.compactMap { LossKind(kerasName: $0.loss) })
         XCTAssertEqual(kinds, Set(LossKind.allCases))
         XCTAssertTrue(cases.values.contains { $0.class_weight != nil })
+        // sample_weight in DATA, alone and times class weights.
+        let weighted = try cases.values.filter { try DataSource(path: path($0.data)).sampleWeights != nil }
+        XCTAssertTrue(weighted.contains { $0.class_weight != nil } && weighted.contains { $0.class_weight == nil })
         XCTAssertTrue(cases.values.contains { $0.model.hasSuffix(".keras") })
     }
 

@@ -35,11 +35,12 @@ final class LossCLITests: XCTestCase {
     }
 
     /// An HDF5 DATA file of the fixtures' input shape (6, 6, 2) with y `values` of `shape`.
-    func data(_ name: String, y values: [Float], shape: [Int]) throws -> String {
+    func data(_ name: String, y values: [Float], shape: [Int], sampleWeight: [Float]? = nil) throws -> String {
         let f = try HDF5File.create(path(name))
         let n = shape[0]
         try f.write("/x", shape: [n, 6, 6, 2], floats: (0..<(n * 72)).map { Float(($0 * 7) % 23) / 23 - 0.5 })
         try f.write("/y", shape: shape, floats: values)
+        if let sampleWeight { try f.write("/sample_weight", shape: [sampleWeight.count], floats: sampleWeight) }
         try f.flush()
         return path(name)
     }
@@ -158,6 +159,8 @@ final class LossCLITests: XCTestCase {
         let floats = try data("f.h5", y: [0.5, 1, 2, 0.25], shape: [4, 1])
         let threes = try data("t.h5", y: [0, 1, 3, 1], shape: [4, 1])
         let wide = try data("w.h5", y: [1, 0, 0, 1, 1, 1, 0, 0], shape: [4, 2])
+        let negative = try data("sw.h5", y: [0, 1, 1, 0], shape: [4], sampleWeight: [1, 2, -1, 1])
+        let short = try data("sw3.h5", y: [0, 1, 1, 0], shape: [4], sampleWeight: [1, 2, 1])
         let out = path("never.h5")
         let cases: [([String], [String])] = [
             (["finetune", fixture("mse.h5"), "--data", floats, "--loss", "categorical_crossentropy"],
@@ -168,6 +171,8 @@ final class LossCLITests: XCTestCase {
             (["finetune", fixture("mse.h5"), "--data", wide, "--keep-top"], [wide, "y has 2 values per sample but the model has 1 output"]),
             (["finetune", "k2_transfer_functional_bn.h5", "--data", try catsAndDogs(1), "--loss", "mse"], ["is an image folder (classes), but mse is a regression loss"]),
             (["evaluate", fixture("bce_sigmoid.h5"), "--data", threes], [threes, "not 0 or 1"]),
+            (["finetune", fixture("bce_sigmoid.h5"), "--data", negative, "--keep-top"], [negative, "sample_weight[2] is -1.0, not a weight ≥ 0"]),
+            (["finetune", fixture("bce_sigmoid.h5"), "--data", short, "--keep-top"], [short, "x has 4 samples but sample_weight has 3 weights"]),
         ]
         for (args, words) in cases {
             let run = try CLI.run(args + (args[0] == "finetune" ? ["--output", out, "--epochs", "1"] : []))

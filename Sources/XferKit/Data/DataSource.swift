@@ -37,6 +37,9 @@ public final class DataSource: @unchecked Sendable {
     public let targets: [Float]?
     /// Values per sample in ``targets`` (1 for class ids or a single regression value).
     public let targetWidth: Int
+    /// Keras's `sample_weight`: an HDF5 DATA file's dataset `sample_weight` (N numbers ≥ 0), each
+    /// multiplying its sample's training loss. Nil without one.
+    public let sampleWeights: [Float]?
 
     /// Opens DATA. `preprocess` applies to image folders only (`caffe` when nil); HDF5 arrays are
     /// used as they are unless a mode is given.
@@ -62,6 +65,7 @@ public final class DataSource: @unchecked Sendable {
             labels = f.samples.map(\.label)
             targets = f.samples.map { Float($0.label) }
             targetWidth = 1
+            sampleWeights = nil
             labelProblem = nil
             classNames = f.classNames
             classCount = f.classNames.count
@@ -108,6 +112,7 @@ public final class DataSource: @unchecked Sendable {
         }
         targets = raw?.values
         targetWidth = raw.map { $0.shape.count == 2 ? $0.shape[1] : 1 } ?? 1
+        sampleWeights = try Self.readSampleWeights(h, path: path, samples: count)
         if h.kind("/y") == .dataset {
             switch Self.readLabels(h, path: path, samples: count, classNames: names) {
             case .success(let r):
@@ -121,6 +126,25 @@ public final class DataSource: @unchecked Sendable {
             classCount = 0
             oneHotWidth = nil
         }
+    }
+
+    /// `sample_weight`, when the file has one: N (or N×1) finite numbers ≥ 0.
+    private static func readSampleWeights(_ h: HDF5File, path: String, samples: Int) throws -> [Float]? {
+        guard h.kind("/sample_weight") == .dataset else { return nil }
+        let hint = "sample_weight holds one number ≥ 0 per sample (Keras's fit(sample_weight=...))"
+        let shape = try h.shape("/sample_weight")
+        let c = try h.valueClass("/sample_weight")
+        guard c == .integer || c == .float, shape.count == 1 || (shape.count == 2 && shape[1] == 1) else {
+            throw XferError.badInput(path, "sample_weight has shape \(shapeText(shape)), expected (N) numbers", hint: hint)
+        }
+        guard shape[0] == samples else {
+            throw XferError.badInput(path, "x has \(samples) samples but sample_weight has \(shape[0]) weights", hint: hint)
+        }
+        let w = try h.floats("/sample_weight").values
+        if let bad = w.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+            throw XferError.badInput(path, "sample_weight[\(bad)] is \(w[bad]), not a weight ≥ 0", hint: hint)
+        }
+        return w
     }
 
     /// The most classes a label may name (labels are below this): a stray large value in `y`

@@ -175,21 +175,23 @@ public final class FineTuner {
             var ahead: Prefetch? = trainCache == nil && batches > 0
                 ? Prefetch { try self.batch(ids(0), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
             for b in 0..<batches {
-                var (feed, targets): (TrainingNetwork.Feed, Tensor)
+                var next: TrainingBatch
                 if let current = ahead {
-                    (feed, targets) = try current.value()
+                    next = try current.value()
                     ahead = b + 1 < batches
                         ? Prefetch { try self.batch(ids(b + 1), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
                 } else {
-                    (feed, targets) = try batch(ids(b), cache: trainCache, data: train, height: h, width: w, warning: warning)
+                    next = try batch(ids(b), cache: trainCache, data: train, height: h, width: w, warning: warning)
                 }
+                var feed = next.feed
+                let targets = next.targets
                 let n = targets.shape[0]
                 if n == 0 { continue }
                 if !options.augmentations.isEmpty, case .input(var x) = feed {
                     augment(&x, options.augmentations, &augmentRandom)
                     feed = .input(x)
                 }
-                let r = network.trainStep(feed, targets: targets, weights: options.classWeights?.sampleWeights(targets), optimizer: optimizer)
+                let r = network.trainStep(feed, targets: targets, weights: sampleWeights(next, data: train), optimizer: optimizer)
                 guard r.loss.isFinite else {
                     _ = try? ahead?.value()
                     throw stopDiverged(epoch + 1, b + 1, r.loss)
@@ -263,10 +265,10 @@ public final class FineTuner {
         let order = cache?.indices ?? indices
         for startIndex in stride(from: 0, to: order.count, by: options.batchSize) {
             let ids = Array(order[startIndex..<min(order.count, startIndex + options.batchSize)])
-            let (feed, targets) = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
-            let n = targets.shape[0]
+            let b = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
+            let n = b.targets.shape[0]
             if n == 0 { continue }
-            let r = network.evaluateBatch(feed, targets: targets)
+            let r = network.evaluateBatch(b.feed, targets: b.targets)
             lossSum += r.loss * Double(n); metricSum += r.metricSum; weightSum += r.weightSum; seen += n
         }
         return (lossSum / Double(max(seen, 1)), weightSum > 0 ? metricSum / weightSum : 0)
@@ -278,23 +280,43 @@ public final class FineTuner {
         options.loss.kind.isCategorical ? TrainingNetwork.classTargets(b.labels) : b.targets
     }
 
+    /// Each sample's weight in the loss: its class's weight (`--class-weight`) times its own
+    /// (DATA's `sample_weight`), as Keras multiplies `class_weight` and `sample_weight`; nil when
+    /// neither is given.
+    func sampleWeights(_ b: TrainingBatch, data: DataSource) -> [Float]? {
+        var w = options.classWeights?.sampleWeights(b.targets)
+        if let own = data.sampleWeights {
+            let mine = b.indices.map { own[$0] }
+            w = w.map { zip($0, mine).map { $0 * $1 } } ?? mine
+        }
+        return w
+    }
+
     private func batch(_ ids: [Int], cache: FeatureCache?, data: DataSource, height: Int, width: Int,
-                       warning: @escaping (String) -> Void) throws -> (TrainingNetwork.Feed, Tensor) {
+                       warning: @escaping (String) -> Void) throws -> TrainingBatch {
         if let cache {
             let (frontier, targets) = try cache.batch(ids)
-            return (.frontier(frontier), targets)
+            return TrainingBatch(feed: .frontier(frontier), targets: targets, indices: ids)
         }
         let b = try data.batch(ids, height: height, width: width, warning: warning)
-        return (.input(b.x), targets(of: b))
+        return TrainingBatch(feed: .input(b.x), targets: targets(of: b), indices: b.indices)
     }
+}
+
+/// A batch as the epoch loop trains on it: its input (or cached frontier), target rows, and the
+/// indices of its samples (unreadable images left out).
+struct TrainingBatch {
+    var feed: TrainingNetwork.Feed
+    var targets: Tensor
+    var indices: [Int]
 }
 
 /// A batch being read on a background thread.
 final class Prefetch: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<(TrainingNetwork.Feed, Tensor), Error>?
+    private var result: Result<TrainingBatch, Error>?
 
-    init(_ load: @escaping () throws -> (TrainingNetwork.Feed, Tensor)) {
+    init(_ load: @escaping () throws -> TrainingBatch) {
         DispatchQueue.global(qos: .userInitiated).async {
             self.result = Result { try load() }
             self.done.signal()
@@ -302,7 +324,7 @@ final class Prefetch: @unchecked Sendable {
     }
 
     /// Waits for the batch (once).
-    func value() throws -> (TrainingNetwork.Feed, Tensor) {
+    func value() throws -> TrainingBatch {
         done.wait()
         done.signal()
         return try result!.get()
