@@ -47,6 +47,11 @@ struct PredictCommand: ParsableCommand {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         let predictor = try Predictor(model: loaded.model, loss: try loss.map(LossConfig.parse) ?? loaded.compiledLoss)
+        let kind = predictor.lossConfig.kind
+        if topK != nil, !kind.isCategorical || predictor.outputCount < 2 {
+            let n = predictor.outputCount
+            throw XferError.usage("--top-k", "applies to a softmax head, and this model's loss is \(kind.shortName) on \(n) output\(n == 1 ? "" : "s")")
+        }
         let bar = ProgressBar("predict")
         let p = try predictor.predict(data, batchSize: dataOptions.batchSize, progress: { bar.update($0, $1) }, warning: warn)
         bar.finish()
@@ -64,10 +69,6 @@ struct PredictCommand: ParsableCommand {
             return
         }
         let classes = p.probabilities.shape[1]
-        let kind = predictor.lossConfig.kind
-        if let k = topK, !kind.isCategorical || classes < 2 {
-            throw XferError.usage("--top-k", "applies to a softmax head, and this model's loss is \(kind.shortName) on \(classes) output\(classes == 1 ? "" : "s")")
-        }
         func name(_ c: Int) -> String { names.flatMap { c < $0.count ? $0[c] : nil } ?? String(c) }
         func fmt(_ v: Float) -> String { String(format: "%.4f", Double(v)) }
         for (row, index) in p.indices.enumerated() {

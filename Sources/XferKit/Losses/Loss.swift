@@ -122,6 +122,9 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
         c.fromLogits = config["from_logits"] as? Bool ?? false
         if let ls = config["label_smoothing"] as? Double { c.labelSmoothing = Float(ls) }
         if let d = config["delta"] as? Double { c.delta = Float(d) }
+        // A file's values, checked as --label-smoothing and --loss huber:DELTA are: a damaged or
+        // crafted config loses the default loss rather than training with a NaN.
+        guard c.labelSmoothing >= 0 && c.labelSmoothing <= 1, c.delta > 0 && c.delta.isFinite else { return nil }
         return c
     }
 
