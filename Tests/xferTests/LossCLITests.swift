@@ -161,6 +161,7 @@ final class LossCLITests: XCTestCase {
         let wide = try data("w.h5", y: [1, 0, 0, 1, 1, 1, 0, 0], shape: [4, 2])
         let negative = try data("sw.h5", y: [0, 1, 1, 0], shape: [4], sampleWeight: [1, 2, -1, 1])
         let short = try data("sw3.h5", y: [0, 1, 1, 0], shape: [4], sampleWeight: [1, 2, 1])
+        let zeros = try data("z.h5", y: [0, 0, 0, 0], shape: [4])
         let out = path("never.h5")
         let cases: [([String], [String])] = [
             (["finetune", fixture("mse.h5"), "--data", floats, "--loss", "categorical_crossentropy"],
@@ -173,6 +174,7 @@ final class LossCLITests: XCTestCase {
             (["evaluate", fixture("bce_sigmoid.h5"), "--data", threes], [threes, "not 0 or 1"]),
             (["finetune", fixture("bce_sigmoid.h5"), "--data", negative, "--keep-top"], [negative, "sample_weight[2] is -1.0, not a weight ≥ 0"]),
             (["finetune", fixture("bce_sigmoid.h5"), "--data", short, "--keep-top"], [short, "x has 4 samples but sample_weight has 3 weights"]),
+            (["finetune", fixture("bce_sigmoid.h5"), "--data", zeros, "--keep-top"], [zeros, "only one class"]),
         ]
         for (args, words) in cases {
             let run = try CLI.run(args + (args[0] == "finetune" ? ["--output", out, "--epochs", "1"] : []))

@@ -115,7 +115,10 @@ public final class FineTuner {
         if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
             throw XferError.badInput(data.path, "has \(data.count) samples, so sample \(bad) does not exist")
         }
-        if forTraining && options.loss.kind.isCategorical { try data.checkTrainable() }
+        // A classifier with one class per sample (a softmax, one sigmoid unit) needs two classes.
+        if forTraining && (options.loss.kind.isCategorical || (options.loss.kind == .binaryCrossentropy && network.outputCount == 1)) {
+            try data.checkTrainable()
+        }
     }
 
     /// Trains on `train` (samples `trainIndices`), validating on `validation` after each epoch.
