@@ -15,8 +15,9 @@ Dense head; seeded weights) and a small data set, then records:
                              the fit, Keras's logged epoch loss and metric,
                              model.evaluate(x, y) of the untrained model
                              with the metrics xfer evaluate prints, and, for
-                             classifiers, the per-class precision/recall/F1
-                             and the confusion matrix (Keras metrics)
+                             classifiers, the per-class (multi-label: per-label)
+                             precision/recall/F1 and the confusion matrix
+                             (Keras metrics)
 
 Run (about a minute on one CPU core):
 
@@ -252,6 +253,24 @@ class Lib:
         return rows
 
 
+def per_label(lib, model, x, y):
+    """Multi-label: per label, Keras's Precision(class_id=j), Recall(class_id=j)
+    and F1Score(average=None, threshold=0.5) at the default threshold 0.5."""
+    K = lib.K
+    p = np.asarray(model.predict(x, batch_size=BATCH, verbose=0), np.float32)
+    rows = []
+    for j in range(p.shape[1]):
+        prec, rec = K.metrics.Precision(class_id=j), K.metrics.Recall(class_id=j)
+        prec.update_state(y, p)
+        rec.update_state(y, p)
+        rows.append({"precision": float(prec.result()), "recall": float(rec.result()), "support": int(y[:, j].sum())})
+    f1 = K.metrics.F1Score(average=None, threshold=0.5)
+    f1.update_state(y, p)
+    for j, v in enumerate(np.asarray(f1.result())):
+        rows[j]["f1"] = float(v)
+    return rows
+
+
 def per_class(lib, model, x, y, spec):
     """Per-class precision/recall/F1 and the confusion matrix, by Keras's
     metrics on the predicted class (argmax; for one sigmoid unit, > 0.5)."""
@@ -294,8 +313,10 @@ def write_case(lib, out, name, spec):
     ev = lib.load(os.path.join(out, model_file))
     ev.compile(loss=lib.loss(spec), metrics=lib.eval_metrics(spec))
     evaluate = {k: float(v) for k, v in ev.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True).items()}
-    classes = None
-    if spec["y"] != "regression" and spec["y"] != "multi_hot":
+    classes, confusion = None, None
+    if spec["y"] == "multi_hot":
+        classes = per_label(lib, ev, x, y)
+    elif spec["y"] != "regression":
         classes, confusion = per_class(lib, ev, x, y, spec)
 
     # One epoch of fit, as xfer finetune --keep-top --no-shuffle repeats it.
@@ -350,6 +371,7 @@ def write_case(lib, out, name, spec):
     }
     if classes is not None:
         entry["per_class"] = classes
+    if confusion is not None:
         entry["confusion"] = confusion
     print(f"  {name:18s} loss {entry['history']['loss']:.6f} {main} {entry['history']['value']:.4f}  "
           f"evaluate {json.dumps(evaluate)}", flush=True)

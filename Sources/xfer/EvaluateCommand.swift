@@ -40,33 +40,35 @@ struct EvaluateCommand: ParsableCommand {
         if json {
             var object: [String: Any] = ["loss": r.loss, "loss_name": r.lossName, "samples": r.count,
                                          "metrics": Dictionary(uniqueKeysWithValues: r.metrics.map { ($0.name, $0.value) })]
-            if perClass, let rows = r.perClass, let confusion = r.confusion {
+            if perClass, let rows = r.perClass {
                 object["per_class"] = rows.map { ["class": $0.name, "precision": $0.precision, "recall": $0.recall,
                                                   "f1": $0.f1, "support": $0.support] as [String: Any] }
-                object["confusion"] = confusion
+                if let confusion = r.confusion { object["confusion"] = confusion }
             }
             print(try jsonText(object))
             return
         }
         say(r.line)
         guard perClass else { return }
-        guard let rows = r.perClass, let confusion = r.confusion else {
+        guard let rows = r.perClass else {
             say("(no per-class table: the loss is \(r.lossName))")
             return
         }
-        say(perClassTable(rows, confusion: confusion))
+        say(perClassTable(rows, confusion: r.confusion))
     }
 }
 
-/// The per-class table and the confusion matrix (rows: true class, columns: predicted).
-func perClassTable(_ rows: [ClassMetrics], confusion: [[Int]]) -> String {
+/// The per-class table and the confusion matrix (rows: true class, columns: predicted), or the
+/// per-label table of a multi-label head.
+func perClassTable(_ rows: [ClassMetrics], confusion: [[Int]]?) -> String {
     let width = max(5, rows.map(\.name.count).max() ?? 5)
     func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
     func left(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
-    var lines = [pad("class", width) + "  precision     recall         f1    support"]
+    var lines = [pad(confusion == nil ? "label" : "class", width) + "  precision     recall         f1    support"]
     for r in rows {
         lines.append(pad(r.name, width) + String(format: "  %9.4f  %9.4f  %9.4f  %9d", r.precision, r.recall, r.f1, r.support))
     }
+    guard let confusion else { return lines.joined(separator: "\n") }
     lines.append("")
     lines.append("Confusion matrix (rows: true class, columns: predicted):")
     let digits: Int = confusion.flatMap { $0 }.map { String($0).count }.max() ?? 1

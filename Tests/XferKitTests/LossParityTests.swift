@@ -108,7 +108,7 @@ final class LossParityTests: XCTestCase {
                     XCTAssertEqual(g.f1, k.f1, accuracy: 1e-5, "\(name) \(g.name) f1")
                     XCTAssertEqual(g.support, k.support, "\(name) \(g.name) support")
                 }
-                XCTAssertEqual(r.confusion, c.confusion, name)
+                XCTAssertEqual(r.confusion, c.confusion, name)  // none for multi-label
             } else {
                 XCTAssertNil(r.perClass, name)
             }

@@ -10,6 +10,9 @@
 //                     sigmoid unit: p > 0.5), as Keras's `Precision(class_id=c, top_k=1)`,
 //                     `Recall(class_id=c, top_k=1)` and `F1Score(average=None)`; the confusion
 //                     matrix (rows: true class, columns: predicted, `tf.math.confusion_matrix`)
+//   per label         multi-label: each label's precision, recall and F1 at p > 0.5, as Keras's
+//                     `Precision(class_id=j)`, `Recall(class_id=j)`, `F1Score(average=None,
+//                     threshold=0.5)`; support = the samples that have the label
 
 import Foundation
 
@@ -46,4 +49,20 @@ public func perClassMetrics(truth: [Int], predicted: [Int], classes: Int, names:
                                  f1: ratio(2 * p * r, p + r), support: actual))
     }
     return (rows, confusion)
+}
+
+/// Per label of a multi-label head: precision, recall and F1 at p > 0.5. `outputs` and
+/// `targets` are (N, labels) row-major.
+public func perLabelMetrics(outputs: [Float], targets: [Float], labels: Int, names: [String]?) -> [ClassMetrics] {
+    (0..<labels).map { j in
+        var tp = 0.0, fp = 0.0, fn = 0.0, support = 0
+        for i in stride(from: j, to: outputs.count, by: labels) {
+            let positive = outputs[i] > 0.5, truth = targets[i] == 1
+            if truth { support += 1 }
+            if positive && truth { tp += 1 } else if positive { fp += 1 } else if truth { fn += 1 }
+        }
+        let p = ratio(tp, tp + fp), r = ratio(tp, tp + fn)
+        return ClassMetrics(name: names.flatMap { j < $0.count ? $0[j] : nil } ?? String(j), precision: p, recall: r,
+                            f1: ratio(2 * p * r, p + r), support: support)
+    }
 }

@@ -6,7 +6,7 @@
 //   regression     loss, mae, mse, root_mean_squared_error
 //
 // and, for the classifiers with one class per sample, the per-class precision/recall/F1 and
-// the confusion matrix (Metrics/Classification.swift). Every number is what Keras's
+// the confusion matrix (Metrics/Classification.swift); for multi-label, the same per label. Every number is what Keras's
 // `model.evaluate` / metric objects give on the same outputs (checkpoints/make_loss_fixtures.py).
 
 import Foundation
@@ -19,9 +19,9 @@ public struct EvaluationResult: Sendable {
     public var lossName: String
     /// The metrics, by Keras name, in the order they print.
     public var metrics: [(name: String, value: Double)]
-    /// Per class (classifiers with one class per sample), with the confusion matrix.
+    /// Per class (with the confusion matrix), or per label of a multi-label head.
     public var perClass: [ClassMetrics]?
-    /// Rows: true class, columns: predicted class.
+    /// Rows: true class, columns: predicted class (nil for multi-label).
     public var confusion: [[Int]]?
     public var count: Int
 
@@ -54,7 +54,7 @@ public func evaluationMetrics(loss: LossConfig, outputs: Tensor, targets: Tensor
         let metrics: [(name: String, value: Double)] = [(c == 1 ? "accuracy" : "binary_accuracy", right / Double(max(y.count, 1))),
                                                         ("auc", kerasAUC(scores: y, truth: t)),
                                                         ("precision", ratio(tp, tp + fp)), ("recall", ratio(tp, tp + fn))]
-        guard c == 1 else { return (metrics, nil, nil) }
+        guard c == 1 else { return (metrics, perLabelMetrics(outputs: y, targets: t, labels: c, names: classNames), nil) }
         let (rows, confusion) = perClassMetrics(truth: t.map { Int($0) }, predicted: y.map { $0 > 0.5 ? 1 : 0 }, classes: 2,
                                                 names: classNames ?? ["0", "1"])
         return (metrics, rows, confusion)
