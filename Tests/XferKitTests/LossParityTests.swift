@@ -158,6 +158,16 @@ final class LossParityTests: XCTestCase {
         }
     }
 
+    /// A one-hot y is held once, as labels; its rows come back from them.
+    func testOneHotTargetsAreRebuiltFromLabels() throws {
+        let data = try DataSource(path: path("cce_smooth_data.h5"))
+        XCTAssertNil(data.targets)
+        XCTAssertEqual(data.targetWidth, 3)
+        let y = try HDF5File.open(path("cce_smooth_data.h5")).floats("/y")
+        XCTAssertEqual(data.targetRows(Array(0..<data.count)).values, y.values)
+        XCTAssertNoThrow(try data.checkTargets(for: LossConfig(.binaryCrossentropy), units: 3, purpose: "training"))
+    }
+
     func testClassWeights() throws {
         let balanced = try ClassWeights.parse("balanced", classes: 2, names: nil, classOf: [0, 0, 0, 1])
         XCTAssertEqual(balanced.weights, [4 / 6, 2])

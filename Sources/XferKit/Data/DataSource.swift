@@ -33,7 +33,8 @@ public final class DataSource: @unchecked Sendable {
     /// The width of `y` when it holds one-hot rows (a softmax must have exactly this many outputs).
     public let oneHotWidth: Int?
     /// `y` as it is, as float32 rows of ``targetWidth`` values (class ids for an image folder):
-    /// what the binary, multi-label and regression losses train on. Nil without a numeric `y`.
+    /// what the binary, multi-label and regression losses train on. Nil without a numeric `y`,
+    /// and for a one-hot `y` (its rows are the labels', ``targetRows(_:)``).
     public let targets: [Float]?
     /// Values per sample in ``targets`` (1 for class ids or a single regression value).
     public let targetWidth: Int
@@ -105,27 +106,33 @@ public final class DataSource: @unchecked Sendable {
         var names: [String]?
         if let stored = try? h.strings("/", "class_names"), !stored.isEmpty { names = stored }
         classNames = names
-        var raw: (shape: [Int], values: [Float])?
-        if h.kind("/y") == .dataset, let shape = try? h.shape("/y"), (1...2).contains(shape.count), shape[0] == count,
-           shape.count == 1 || shape[1] >= 1, let c = try? h.valueClass("/y"), c == .integer || c == .float {
-            raw = try h.floats("/y")
-        }
-        targets = raw?.values
-        targetWidth = raw.map { $0.shape.count == 2 ? $0.shape[1] : 1 } ?? 1
         sampleWeights = try Self.readSampleWeights(h, path: path, samples: count)
+        var oneHot: Int?
         if h.kind("/y") == .dataset {
             switch Self.readLabels(h, path: path, samples: count, classNames: names) {
             case .success(let r):
-                labels = r.labels; labelProblem = nil; classCount = r.classes; oneHotWidth = r.width
+                labels = r.labels; labelProblem = nil; classCount = r.classes; oneHot = r.width
             case .failure(let problem):
-                labels = nil; labelProblem = problem; classCount = 0; oneHotWidth = nil
+                labels = nil; labelProblem = problem; classCount = 0
             }
         } else {
             labels = nil
             labelProblem = nil
             classCount = 0
-            oneHotWidth = nil
         }
+        oneHotWidth = oneHot
+        // y as it is, for the losses that do not take class labels. One-hot rows are rebuilt from
+        // the labels when asked for (`targetRows`), so a large one-hot y is never held twice; a y
+        // that cannot be read, or of more than 2^27 values, leaves them nil (labelProblem says why
+        // when it matters).
+        var raw: (shape: [Int], values: [Float])?
+        if oneHot == nil, h.kind("/y") == .dataset, let shape = try? h.shape("/y"), (1...2).contains(shape.count),
+           shape[0] == count, shape.count == 1 || (1...Self.maxClasses).contains(shape[1]),
+           shape.reduce(1, *) <= 1 << 27, let c = try? h.valueClass("/y"), c == .integer || c == .float {
+            raw = try? h.floats("/y")
+        }
+        targets = raw?.values
+        targetWidth = oneHot ?? raw.map { $0.shape.count == 2 ? $0.shape[1] : 1 } ?? 1
     }
 
     /// `sample_weight`, when the file has one: N (or N×1) finite numbers ≥ 0.
@@ -274,12 +281,15 @@ public final class DataSource: @unchecked Sendable {
                 targetRows(indices))
     }
 
-    /// The target rows of samples `indices`, (n, ``targetWidth``): `y` as it is (zeros without one).
+    /// The target rows of samples `indices`, (n, ``targetWidth``): `y` as it is (one-hot rows
+    /// from the labels; zeros without a `y`).
     public func targetRows(_ indices: [Int]) -> Tensor {
         let w = targetWidth
         var out = [Float](repeating: 0, count: indices.count * w)
         if let targets {
             for (k, i) in indices.enumerated() { out.replaceSubrange((k * w)..<((k + 1) * w), with: targets[(i * w)..<((i + 1) * w)]) }
+        } else if oneHotWidth != nil, let labels {
+            for (k, i) in indices.enumerated() { out[k * w + labels[i]] = 1 }
         }
         return Tensor(shape: [indices.count, w], values: out)
     }

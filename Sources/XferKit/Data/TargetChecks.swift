@@ -20,6 +20,7 @@ extension DataSource {
             _ = try requireClassLabels(for: purpose, loss: loss)
             try checkLabels(below: units)
         case .binaryCrossentropy:
+            let targets = self.targets ?? (oneHotWidth != nil ? [] : nil)
             guard let targets else { _ = try requireLabels(for: purpose); return }
             if kind == .images && (units != 1 || classCount > 2) {
                 throw XferError.badInput(path, "has \(classCount) classes but \(name) on \(units) sigmoid unit\(units == 1 ? "" : "s") takes two classes (0/1)",
@@ -38,6 +39,7 @@ extension DataSource {
                 throw XferError.badInput(path, "is an image folder (classes), but \(name) is a regression loss",
                                          hint: "regression takes an HDF5 DATA file whose y holds the numbers; for classes use categorical_crossentropy")
             }
+            let targets = self.targets ?? (oneHotWidth != nil ? [] : nil)
             guard let targets else { _ = try requireLabels(for: purpose); return }
             guard targetWidth == units else {
                 throw XferError.badInput(path, "y has \(targetWidth) value\(targetWidth == 1 ? "" : "s") per sample but the model has \(units) output\(units == 1 ? "" : "s")",
