@@ -1,7 +1,7 @@
 // `xfer predict CHECKPOINT --data DATA [--output OUT.h5] [--top-k K] [--threshold T]`: one line
 // per sample, by head kind (the checkpoint's loss, else its last activation):
 //   softmax      the top class and its probability (--top-k: the K best, each with its own)
-//   1 sigmoid    the class (p > 0.5: class 1) and the probability of class 1
+//   1 sigmoid    the class (p > threshold, default 0.5: class 1) and the probability of class 1
 //   k sigmoids   every label whose probability is above the threshold, each with it
 //   regression   the values
 
@@ -26,7 +26,7 @@ struct PredictCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Print the K most likely classes of a softmax head.", valueName: "K"))
     var topK: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Probability above which a multi-label head prints a label (default 0.5).", valueName: "T"))
+    @Option(name: .long, help: ArgumentHelp("Probability above which a sigmoid head says class 1, or a multi-label head prints a label.", valueName: "T"))
     var threshold: Float = 0.5
 
     @Option(name: .long, help: ArgumentHelp("The loss that says how to read the outputs (default: the checkpoint's compiled loss, else its last activation's).", valueName: "LOSS"))
@@ -77,7 +77,7 @@ struct PredictCommand: ParsableCommand {
             if kind.isRegression {
                 cells = probs.map { String(format: "%.6g", Double($0)) }
             } else if kind == .binaryCrossentropy && classes == 1 {
-                cells = [name(probs[0] > 0.5 ? 1 : 0), fmt(probs[0])]
+                cells = [name(probs[0] > threshold ? 1 : 0), fmt(probs[0])]
             } else if kind == .binaryCrossentropy {
                 let on = probs.indices.filter { probs[$0] > threshold }
                 cells = on.isEmpty ? ["-"] : on.map { "\(name($0)):\(fmt(probs[$0]))" }
