@@ -56,7 +56,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Keras's class_weight: 'balanced' (N / (classes × count)) or a JSON map of class id (or name) to weight.", valueName: "balanced|JSON"))
     var classWeight: String?
 
-    @Option(name: .long, help: ArgumentHelp("The new head, before its final softmax dense layer.", valueName: "SPEC"))
+    @Option(name: .long, help: ArgumentHelp("The new head, before its final dense layer (softmax, sigmoid or linear, as the loss implies).", valueName: "SPEC"))
     var head: String = Self.defaultHead
     static let defaultHead = "flatten,dense:256:relu,dropout:0.5"
 
