@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        // ONNX export: the runtime library only (Sources/XferKit/ONNX/onnx.pb.swift is generated once).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // Documentation only: `swift package generate-documentation --target XferKit`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
@@ -21,10 +23,11 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
-        // oneDNN's SGEMM (Debian: libdnnl-dev). Only Sources/XferKit/Engine/GEMM.swift imports it.
-        .systemLibrary(
-            name: "CBLAS",
-            providers: [.apt(["libdnnl-dev"])]
+        // oneDNN (Debian: libdnnl-dev): its SGEMM and its Winograd convolution, behind the few C
+        // functions of include/xfer_onednn.h. Only Engine/GEMM.swift and Engine/Winograd.swift import it.
+        .target(
+            name: "COneDNN",
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
         ),
         // TurboJPEG (Debian: libturbojpeg0-dev). Only Sources/XferKit/Data/JPEGDecoder.swift imports it.
         .systemLibrary(
@@ -46,10 +49,11 @@ let package = Package(
             dependencies: [
                 "CHDF5",
                 "CXferGuard",
-                "CBLAS",
+                "COneDNN",
                 "CTurboJPEG",
                 "CPNG",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .executableTarget(

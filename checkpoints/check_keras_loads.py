@@ -32,7 +32,8 @@ with tempfile.TemporaryDirectory() as tmp:
     for entry in json.load(open(os.path.join(fixtures, "index.json"))):
         if entry["error"] or not entry["io"]:
             continue
-        out = os.path.join(tmp, entry["name"] + ".h5")
+        # The extension chooses the format: "k3_vgg.weights" + ".h5" would name Keras 3 weights.
+        out = os.path.join(tmp, entry["name"].replace(".", "_") + ".h5")
         r = subprocess.run([xfer, "import", entry["file"], *entry["xfer_args"], "--to", out],
                            cwd=fixtures, capture_output=True, text=True)
         if r.returncode != 0:

@@ -4,8 +4,9 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${XFER_VENV:-$repo/.venv-keras}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import tf_keras, keras, h5py" 2>/dev/null; then
-  python3 -m venv "$venv" >&2
+# An existing venv that lacks a package added since (onnx, onnxruntime) gets it installed too.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import tf_keras, keras, h5py, onnx, onnxruntime" 2>/dev/null; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$repo/checkpoints/requirements.txt" >&2
 fi
 echo "$venv"

@@ -8,6 +8,9 @@ swift build --build-tests
 swift test --skip-build
 venv="$(scripts/keras-venv.sh)"
 "$venv/bin/python" checkpoints/check_keras_loads.py .build/debug/xfer
+# The files people deploy: Keras 3 loads every .keras/.weights.h5 xfer writes, onnxruntime runs
+# every .onnx, and both predict what xfer predicts.
+"$venv/bin/python" checkpoints/check_deploy_outputs.py .build/debug/xfer
 # Damaged and hostile variants of the Keras-written fixtures against the error contract: a
 # short run (300 mutants, about a minute); the long run is `scripts/fuzz.sh --count 20000`.
 "$venv/bin/python" scripts/fuzz.py --xfer .build/debug/xfer --count "${XFER_FUZZ_COUNT:-300}" --seed "${XFER_FUZZ_SEED:-1}"

@@ -4,6 +4,8 @@
 
 OUT_DIR/vgg16_notop.h5   tf_keras.applications.VGG16(include_top=False, weights=None) at
                          224x224x3 (random Glorot weights), saved as a Keras 2 full-model .h5
+OUT_DIR/resnet50_notop.h5, inceptionv3_notop.h5   the same for ResNet50 (224x224x3) and
+                         InceptionV3 (299x299x3): the forward-pass comparison of BENCHMARKS.md, "Winograd"
 OUT_DIR/train_N.h5       an HDF5 DATA file: x (N,224,224,3) float32 uniform in [-128, 128)
                          (the range of caffe-preprocessed images), y (N,) int labels 0..4
 """
@@ -28,6 +30,17 @@ if not os.path.exists(ckpt):
     model.save(ckpt + ".tmp.h5")
     os.replace(ckpt + ".tmp.h5", ckpt)
     print(f"{ckpt}: {model.count_params():,} params")
+
+for name, size in [("ResNet50", 224), ("InceptionV3", 299)]:
+    path = os.path.join(out, f"{name.lower()}_notop.h5")
+    if not os.path.exists(path):
+        import tf_keras
+
+        tf_keras.utils.set_random_seed(0)
+        model = getattr(tf_keras.applications, name)(include_top=False, weights=None, input_shape=(size, size, 3))
+        model.save(path + ".tmp.h5")
+        os.replace(path + ".tmp.h5", path)
+        print(f"{path}: {model.count_params():,} params")
 
 data = os.path.join(out, f"train_{n}.h5")
 if not os.path.exists(data):

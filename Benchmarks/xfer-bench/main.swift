@@ -4,11 +4,15 @@
 // 13 Conv2D 3×3 `same` + ReLU, 5 MaxPooling2D) with synthetic weights made here,
 // and times one of:
 //   xfer   Network.predict on a random batch
+//   layers one 3×3 `same` convolution at a time, on VGG16's, ResNet50's and DenseNet's shapes and
+//          narrow ones, in im2col and in Winograd: forward, and backward (input and weight
+//          gradients) — the measurements behind `--conv auto`'s rule (Engine/Winograd.swift)
 //   sgemm  the very GEMM calls (M, N, K, count) that predict makes in its
 //          convolutions, run through the same SGEMM on the same thread pool:
 //          the ceiling xfer's conv base can reach with that SGEMM
 //
-//   xfer-bench [xfer|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1]
+//   xfer-bench [xfer|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1] [--conv auto|im2col|winograd]
+//              [--checkpoint FILE]   (xfer mode: that model instead of VGG16, at its input size)
 //
 // Prints one line of key=value figures: the median over the timed runs, GFLOP/s
 // counted as 2·M·N·K over the convolutions, and the process's peak RSS.
@@ -26,6 +30,7 @@ struct Options {
     var threads = ProcessInfo.processInfo.activeProcessorCount
     var runs = 5
     var warmup = 1
+    var checkpoint: String?
 
     init(_ args: [String]) {
         var i = 0
@@ -36,12 +41,20 @@ struct Options {
         }
         while i < args.count {
             switch args[i] {
-            case "xfer", "sgemm": mode = args[i]
+            case "xfer", "sgemm", "layers": mode = args[i]
             case "--batch": batch = value()
             case "--size": size = value()
             case "--threads": threads = value()
             case "--runs": runs = value()
             case "--warmup": warmup = value()
+            case "--checkpoint":
+                i += 1
+                guard i < args.count else { fail("--checkpoint needs a file") }
+                checkpoint = args[i]
+            case "--conv":
+                i += 1
+                guard i < args.count, let path = ConvolutionPath(rawValue: args[i]) else { fail("--conv takes auto, im2col or winograd") }
+                Convolution.path = path
             default: fail("unknown argument \(args[i])")
             }
             i += 1
@@ -119,16 +132,54 @@ func time(runs: Int, warmup: Int, _ body: () -> Void) -> [Double] {
 
 let options = Options(Array(CommandLine.arguments.dropFirst()))
 ThreadPool.shared.threadCount = options.threads
-let network = try Network(spec: vgg16ConvBase(size: options.size))
+
+/// `layers`: per shape (side, in, out), the median forward and backward seconds in both cores.
+func timeLayers() throws {
+    let shapes = [(224, 3, 64), (224, 64, 64), (112, 128, 128), (56, 256, 256), (28, 512, 512), (14, 512, 512),
+                  (56, 64, 64), (28, 128, 128), (14, 256, 256), (7, 512, 512), (56, 128, 32), (14, 128, 32),
+                  (56, 16, 16), (56, 32, 32), (28, 32, 32), (14, 64, 64), (7, 64, 64)]
+    print("side in out | fwd im2col ms | fwd winograd ms | fwd ratio | bwd im2col ms | bwd winograd ms | bwd ratio")
+    for (side, c, o) in shapes {
+        var noise = Noise(state: UInt64(side * 1000 + c))
+        let config = Conv2DConfig(filters: o, kernelSize: (3, 3), padding: .same, activation: .relu)
+        let layer = try Conv2DLayer(name: "c", config: config, inputShape: [side, side, c],
+                                    kernel: noise.values(9 * c * o, (6 / Float(9 * (c + o))).squareRoot()),
+                                    bias: noise.values(o, 0.01))
+        layer.trainable = true
+        let x = Tensor(shape: [options.batch, side, side, c], values: noise.values(options.batch * side * side * c, 1))
+        let dy = Tensor(shape: [options.batch, side, side, o], values: noise.values(options.batch * side * side * o, 1))
+        var figures: [(Double, Double)] = []
+        for path in [ConvolutionPath.im2col, .winograd] {
+            Convolution.path = path
+            let context = ForwardContext(keepForBackward: true)
+            let forward = median(time(runs: options.runs, warmup: options.warmup) { _ = layer.forward(x, context) })
+            let backward = median(time(runs: options.runs, warmup: options.warmup) {
+                _ = layer.backward(dy, context, needInputGradient: true)
+            })
+            figures.append((forward, backward))
+        }
+        print(String(format: "%d %d %d | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f", side, c, o,
+                     figures[0].0 * 1e3, figures[1].0 * 1e3, figures[0].0 / figures[1].0,
+                     figures[0].1 * 1e3, figures[1].1 * 1e3, figures[0].1 / figures[1].1))
+    }
+}
+if options.mode == "layers" {
+    try timeLayers()
+    exit(0)
+}
+
+let spec = try options.checkpoint.map { try Checkpoint.load($0).model } ?? vgg16ConvBase(size: options.size)
+let size = spec.inputShape[0]
+let network = try Network(spec: spec)
 let gemms = network.convolutionGEMMs(batch: options.batch)
+// Direct-convolution FLOPs (2·M·N·K of the im2col GEMMs), whichever core runs them.
 let flops = gemms.reduce(0.0) { $0 + 2 * Double($1.m) * Double($1.n) * Double($1.k) * Double($1.count) }
 
 var seconds: [Double]
 switch options.mode {
 case "xfer":
     var noise = Noise(state: 7)
-    let x = Tensor(shape: [options.batch, options.size, options.size, 3],
-                   values: noise.values(options.batch * options.size * options.size * 3, 1))
+    let x = Tensor(shape: [options.batch, size, size, 3], values: noise.values(options.batch * size * size * 3, 1))
     var sink: Float = 0
     seconds = time(runs: options.runs, warmup: options.warmup) {
         let y = try! network.predict(x, batchSize: options.batch)
@@ -160,6 +211,6 @@ default:
 
 let med = median(seconds)
 print(String(format: "mode=%@ batch=%d size=%d threads=%d runs=%d median_s=%.4f min_s=%.4f max_s=%.4f img_per_s=%.2f gflops=%.1f peak_rss_mb=%.0f workspace_mb=%.1f",
-             options.mode, options.batch, options.size, options.threads, options.runs, med,
+             options.mode, options.batch, size, options.threads, options.runs, med,
              seconds.min()!, seconds.max()!, Double(options.batch) / med, flops / med * 1e-9,
              peakRSSMegabytes(), Double(network.workspaceBytes) / 1048576))

@@ -1,5 +1,6 @@
 // `xfer finetune CHECKPOINT --data DATA [options]`: plan the freeze, train what the
-// plan leaves trainable, write a Keras 2 full-model .h5.
+// plan leaves trainable, write the model in the format of --output's extension (a Keras 2
+// full-model .h5 by default; .keras, .weights.h5, .onnx).
 
 import ArgumentParser
 import Foundation
@@ -10,7 +11,7 @@ extension OptimizerKind: ExpressibleByArgument {}
 struct FinetuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a Keras checkpoint on labelled DATA and write a Keras 2 .h5.",
+        abstract: "Fine-tune a Keras checkpoint on labelled DATA and write the model (.h5, .keras, .weights.h5 or .onnx).",
         discussion: """
         By default the whole base (everything up to the last convolution/pooling block) is frozen \
         and the top is replaced by a new head trained from scratch. A frozen BatchNormalization \
@@ -81,7 +82,7 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Shuffle the training samples every epoch.")
     var shuffle = true
 
-    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model (default: <checkpoint name>-finetuned.h5 in the current folder).", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx (default: <checkpoint name>-finetuned.h5 in the current folder).", valueName: "OUT.h5"))
     var output: String?
 
     @Flag(name: .long, help: "Print the freeze plan (the import table after freezing, with the new head) and stop.")
@@ -108,7 +109,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Random augmentations of the training images, on the fly: flip, crop (turns the feature cache off).", valueName: "NAME,..."))
     var augment: String?
 
-    @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves.", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves (the format of the extension, as --output).", valueName: "OUT.h5"))
     var saveBest: String?
 
     @Flag(name: .long, help: ArgumentHelp(
@@ -121,7 +122,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"))
     var csvLog: String?
 
-    @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG.", valueName: "FILE.svg"))
+    @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG (the name must end in .svg).", valueName: "FILE.svg"))
     var plot: String?
 
     var monitorName: String { monitor ?? ((validationData != nil || validationSplit != nil) ? Metric.valLoss : Metric.loss).rawValue }
@@ -161,7 +162,15 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
-        try checkOutputs(outputFiles, inputs: inputFiles)   // before any work: see docs/CONTRACT.md, "Outputs"
+        // Before any work (docs/CONTRACT.md, "Outputs"): the files, then each one's format by its extension.
+        try checkOutputs(outputFiles, inputs: inputFiles)
+        _ = try ModelFileFormat(outputPath: output ?? defaultOutput(), flag: "--output")
+        if let saveBest { _ = try ModelFileFormat(outputPath: saveBest, flag: "--save-best") }
+        if let plot, !plot.lowercased().hasSuffix(".svg") || (plot as NSString).lastPathComponent.count <= 4 {
+            let ext = (plot as NSString).pathExtension
+            throw XferError.usage("--plot \(plot)", ext.isEmpty ? "has no extension" : "names a .\(ext) file, and xfer draws the curves as SVG",
+                                  hint: "end the name in .svg")
+        }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
         let ownTop = keepTop || resume
@@ -205,6 +214,10 @@ struct FinetuneCommand: ParsableCommand {
             throw XferError.usage("--augment", "applies to image folders, and DATA is an HDF5 file")
         }
         let plan = try planFineTuning(loaded.model, options: options, cacheAllowed: !noCache && augmentations.isEmpty)
+        // An .onnx output of a model ONNX cannot express fails now, not after training.
+        if ([output ?? defaultOutput()] + (saveBest.map { [$0] } ?? [])).contains(where: { ModelFileFormat(path: $0) == .onnx }) {
+            try namingCheckpoint(checkpoint) { try ONNXWriter.checkExportable(plan.model) }
+        }
 
         // Training and validation samples.
         var trainIndices = Array(0..<data.count)
@@ -307,6 +320,11 @@ struct FinetuneCommand: ParsableCommand {
         let interrupted = InterruptFlag()
         tuner.stopRequested = { interrupted.isSet }
 
+        // What travels with the model: the classes, the preprocessing its inputs had, and the loss
+        // (with the optimizer as it ends, at each write).
+        var metadata = ModelMetadata(classNames: data.classNames ?? loaded.classNames,
+                                     preprocess: dataOptions.preprocess ?? (data.kind == .images ? .caffe : loaded.preprocess))
+        metadata.loss = lossConfig
         let bar = ProgressBar("epoch")
         var caching: ProgressBar?
         let started = Date()
@@ -329,9 +347,8 @@ struct FinetuneCommand: ParsableCommand {
             case .improved(let r):
                 guard let path = saveBest else { break }
                 do {
-                    try KerasH5Writer.write(tuner.network.exportModel(), to: path, protecting: inputs,
-                                            classNames: data.classNames ?? loaded.classNames,
-                                            compiled: (lossConfig, tuner.optimizer.config))
+                    try ModelWriter.write(tuner.network.exportModel(), to: path, protecting: inputs,
+                                          metadata: metadata.compiled(with: tuner.optimizer.config))
                     say("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
                 } catch { warn("\(path): could not save: \(error)") }
             }
@@ -345,11 +362,10 @@ struct FinetuneCommand: ParsableCommand {
                                         hint: "\(output) holds the weights and optimizer state of the last finished epoch; "
                                             + "continue with --resume and a lower --lr")
         }
-        let names = data.classNames ?? loaded.classNames
         let done = (state?.epochsDone ?? 0) + tuner.history.count
-        try KerasH5Writer.write(tuner.network.exportModel(), to: output, protecting: inputs, classNames: names,
-                                trainingState: TrainingState(epochsDone: done, optimizer: tuner.optimizer, seed: seed),
-                                compiled: (lossConfig, tuner.optimizer.config))
+        try ModelWriter.write(tuner.network.exportModel(), to: output, protecting: inputs,
+                              metadata: metadata.compiled(with: tuner.optimizer.config),
+                              trainingState: TrainingState(epochsDone: done, optimizer: tuner.optimizer, seed: seed))
         if let path = csvLog { try writeText(XferKit.csvLog(tuner.history), to: path) }
         if let plot { try writeText(svgPlot(tuner.history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)"), to: plot) }
         if let failure { throw failure }
@@ -439,7 +455,9 @@ struct FinetuneCommand: ParsableCommand {
             say("Classes: " + names.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: ", "))
         }
         var cells: [String: String] = [:]
-        for w in plan.work { cells[w.name] = w.work.rawValue }
+        for w in plan.work {
+            cells[w.name] = w.work.rawValue + (plan.convolutionPaths[w.name].map { " · " + $0 } ?? "")
+        }
         if let summary = try? ModelSummary(plan.model) {
             say(summary.render(title: plan.model.name, extra: ("Runs", cells)))
         }

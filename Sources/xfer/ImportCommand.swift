@@ -1,5 +1,5 @@
 // `xfer import CHECKPOINT`: read, validate and summarise a checkpoint; optionally
-// re-save it as a Keras 2 full-model .h5.
+// re-save it (`--to`, in the format of its extension: .h5, .keras, .weights.h5, .onnx).
 
 import ArgumentParser
 import Foundation
@@ -27,13 +27,14 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the table.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp("Also write the model as a Keras 2 full-model .h5.", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Also write the model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx.", valueName: "OUT.h5"))
     var to: String?
 
     func run() throws {
         if let to {
             try checkOutputs([CommandFile("--to", to)], inputs: [CommandFile("CHECKPOINT", checkpoint)]
                                  + (checkpointOptions.config.map { [CommandFile("--config", $0)] } ?? []))
+            _ = try ModelFileFormat(outputPath: to, flag: "--to")
         }
         // Without --to the values are only verified (every byte read and checked, in bounded memory).
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions(values: to == nil ? .verify : .load))
@@ -42,7 +43,10 @@ struct ImportCommand: ParsableCommand {
         }
         let summary = try ModelSummary(loaded.model)
         if let to {
-            try KerasH5Writer.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []))
+            try namingCheckpoint(checkpoint) {
+                try ModelWriter.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []),
+                                      metadata: ModelMetadata(classNames: loaded.classNames, preprocess: loaded.preprocess))
+            }
         }
         if json {
             print(try summaryJSON(loaded, summary))

@@ -11,7 +11,7 @@ struct Xfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xfer",
         abstract: "Transfer learning on Keras HDF5 checkpoints, on the CPU.",
-        subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self]
+        subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, ExportCommand.self]
     )
 
     static func main() {
@@ -91,6 +91,7 @@ struct CheckpointOptions: ParsableArguments {
 }
 
 extension PreprocessMode: ExpressibleByArgument {}
+extension ConvolutionPath: ExpressibleByArgument {}
 
 /// DATA options of the commands that read samples.
 struct DataOptions: ParsableArguments {
@@ -103,11 +104,27 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Samples per batch.")
     var batchSize: Int = 32
 
+    @Option(name: .long, help: ArgumentHelp("Convolution core for 3×3 stride-1 layers: auto (Winograd where it is faster), im2col (im2col + SGEMM everywhere, the exact reference), winograd (wherever it can run).", valueName: "PATH"))
+    var conv: ConvolutionPath = .auto
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
     }
 
+    /// Opens DATA, and sets the engine's convolution core first: every command that runs the
+    /// engine reads DATA, so the setting travels with these options.
     func open() throws -> DataSource {
-        try DataSource(path: data, preprocess: preprocess, warning: warn)
+        Convolution.path = conv
+        return try DataSource(path: data, preprocess: preprocess, warning: warn)
+    }
+}
+
+/// Runs `body`, an error about the model itself (ONNX export of a layer without a mapping,
+/// subject `model '<name>'`) naming `checkpoint` first, as every error names its file.
+func namingCheckpoint<T>(_ checkpoint: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as XferError where e.kind == .badInput && e.subject.hasPrefix("model '") {
+        throw XferError(e.kind, checkpoint, "\(e.subject): \(e.message)", hint: e.hint)
     }
 }

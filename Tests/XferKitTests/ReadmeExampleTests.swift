@@ -31,6 +31,8 @@ final class ReadmeExampleTests: XCTestCase {
         // Save for Keras, and evaluate on held-out images.
         let tuned = tuner.network.exportModel()
         try KerasH5Writer.write(tuned, to: "/tmp/fashion-finetuned.h5", classNames: data.classNames)
+        // Or by the extension: .keras / .weights.h5 for Keras 3, .onnx for ONNX runtimes.
+        try ModelWriter.write(tuned, to: "/tmp/fashion-finetuned.onnx", metadata: ModelMetadata(classNames: data.classNames, preprocess: .caffe))
         let predictor = try Predictor(model: tuned)
         let result = try predictor.evaluate(try predictor.predict(try DataSource(path: "checkpoints/fashion/test")))
         print("test accuracy:", result.accuracy)

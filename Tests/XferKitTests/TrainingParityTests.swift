@@ -61,7 +61,12 @@ final class TrainingParityTests: XCTestCase {
         return m / scale
     }
 
+    /// In both convolution cores (Fixtures.swift, `forEachConvolutionPath`), at the same tolerances.
     func testGradientsEqualGradientTape() throws {
+        try forEachConvolutionPath { _ in try gradientsEqualGradientTape() }
+    }
+
+    func gradientsEqualGradientTape() throws {
         for name in Self.cases {
             let c = try load(name)
             let net = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
@@ -108,7 +113,12 @@ final class TrainingParityTests: XCTestCase {
         return o
     }
 
+    /// In both convolution cores, at the same tolerances.
     func testTwoStepsEqualTrainOnBatch() throws {
+        try forEachConvolutionPath { _ in try twoStepsEqualTrainOnBatch() }
+    }
+
+    func twoStepsEqualTrainOnBatch() throws {
         for name in Self.cases {
             let c = try load(name)
             for opt in try c.file.children("/steps") {

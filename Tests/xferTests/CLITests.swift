@@ -23,10 +23,13 @@ enum CLI {
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("xfer")
     }
 
-    static func run(_ args: [String], cwd: URL? = nil) throws -> Run {
+    static func run(_ args: [String], cwd: URL? = nil, environment: [String: String] = [:]) throws -> Run {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         p.currentDirectoryURL = cwd ?? fixtures
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -171,5 +174,37 @@ final class ImportCLITests: XCTestCase {
         let help = try CLI.run(["import", "--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.stdout.contains("--input-shape"))
+    }
+}
+
+/// `--conv` and the fallback to im2col on a CPU without AVX-512 (simulated with oneDNN's own
+/// `ONEDNN_MAX_CPU_ISA`, which caps the instruction set its kernels may use).
+final class ConvolutionPathCLITests: XCTestCase {
+    let fashion = ["finetune", "fashion/fashion_vgg.h5", "--data", "fashion/train", "--freeze-until", "block3", "--dry-run"]
+    var checkpoints: URL { CLI.root.appendingPathComponent("checkpoints") }
+
+    func testDryRunNamesEachConvolutionsCore() throws {
+        let auto = try CLI.run(fashion, cwd: checkpoints)
+        XCTAssertEqual(auto.status, 0, auto.stderr)
+        XCTAssertTrue(auto.stdout.contains("block1_conv1 (Conv2D)") && auto.stdout.contains("im2col (fewer than 16 input channels)"), auto.stdout)
+        let forced = try CLI.run(fashion + ["--conv", "im2col"], cwd: checkpoints)
+        XCTAssertFalse(forced.stdout.contains("winograd"), forced.stdout)
+        XCTAssertTrue(forced.stdout.contains("im2col (--conv im2col)"), forced.stdout)
+        let bad = try CLI.run(fashion + ["--conv", "fft"], cwd: checkpoints)
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+    }
+
+    func testWithoutAVX512EveryConvolutionFallsBackAndPredictsTheSame() throws {
+        let isa = ["ONEDNN_MAX_CPU_ISA": "AVX2"]
+        let plan = try CLI.run(fashion + ["--conv", "winograd"], cwd: checkpoints, environment: isa)
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        XCTAssertFalse(plan.stdout.contains("· winograd"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("im2col (oneDNN has no Winograd kernel for this shape on this CPU)"), plan.stdout)
+        let args = ["predict", "k2_vgg_full.h5", "--data", "k2_vgg_full.h5.io.h5"]
+        let reference = try CLI.run(args + ["--conv", "im2col"])
+        let fallback = try CLI.run(args + ["--conv", "winograd"], environment: isa)
+        XCTAssertEqual(reference.status, 0, reference.stderr)
+        XCTAssertEqual(fallback.status, 0, fallback.stderr)
+        XCTAssertEqual(fallback.stdout, reference.stdout)
     }
 }

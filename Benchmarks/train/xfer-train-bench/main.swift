@@ -43,12 +43,15 @@ while i < args.count {
     case "--batch": batch = number()
     case "--steps": steps = number()
     case "--warmup": warmup = number()
+    case "--conv":
+        guard let path = ConvolutionPath(rawValue: value()) else { fail("--conv takes auto, im2col or winograd") }
+        Convolution.path = path
     default: positional.append(args[i])
     }
     i += 1
 }
 guard positional.count == 2, batch > 0, steps > 0 else {
-    fail("usage: xfer-train-bench CHECKPOINT DATA [--freeze-until NAME] [--batch 16] [--steps 6] [--warmup 2]")
+    fail("usage: xfer-train-bench CHECKPOINT DATA [--freeze-until NAME] [--batch 16] [--steps 6] [--warmup 2] [--conv auto|im2col|winograd]")
 }
 
 do {

@@ -74,8 +74,11 @@ public struct Checkpoint: Sendable {
     public var model: ModelSpec
     /// Datasets holding NaN or infinite values (with `.load` or `.verify`).
     public var nonFiniteWeights: [String] = []
-    /// Class names stored by `xfer finetune` (root attribute `class_names`, ignored by Keras).
+    /// Class names stored by `xfer finetune` (root attribute `class_names` of an .h5 or
+    /// .weights.h5, `xfer.class_names` in a .keras archive's metadata.json; ignored by Keras).
     public var classNames: [String]?
+    /// The preprocessing recorded with the model (`preprocess`, stored beside the class names).
+    public var preprocess: PreprocessMode?
     /// The loss the model was compiled with (`training_config` of a full-model .h5,
     /// `compile_config` of a .keras archive), when it is one xfer knows.
     public var compiledLoss: LossConfig?
@@ -112,7 +115,8 @@ struct CheckpointReader {
             let reader = LegacyWeightReader(file: file, root: root, values: options.values)
             try reader.assign(to: &model)
             var c = Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
-                               nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"))
+                               nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
+                               preprocess: recordedPreprocess(file))
             // A training_config that cannot be read only loses the default loss.
             if let text = try? file.string("/", "training_config"),
                let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
@@ -138,7 +142,8 @@ struct CheckpointReader {
             let reader = Keras3WeightReader(file: file, values: options.values)
             try reader.assign(to: &model)
             return Checkpoint(path: path, format: .keras3Weights, kerasVersion: nil, architecture: source, model: model,
-                              nonFiniteWeights: reader.nonFinite.paths)
+                              nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
+                              preprocess: recordedPreprocess(file))
         }
         throw XferError.badInput(path, "is an HDF5 file but not a Keras checkpoint (no model_config, layer_names or layers/ group)",
                                  hint: "give a file written by Keras: model.save(...) or model.save_weights(...)")
@@ -263,9 +268,15 @@ struct CheckpointReader {
     private func readArchive() throws -> Checkpoint {
         let archive = try openArchive()
         var version: String?
+        var classNames: [String]?
+        var preprocess: PreprocessMode?
         if archive["metadata.json"] != nil,
            let meta = try? JSONSerialization.jsonObject(with: try entry(archive, "metadata.json")) as? [String: Any] {
             version = meta["keras_version"] as? String
+            // What xfer records beside Keras's keys (Keras3Writer).
+            let own = meta["xfer"] as? [String: Any]
+            classNames = own?["class_names"] as? [String]
+            preprocess = (own?["preprocess"] as? String).flatMap(PreprocessMode.init(rawValue:))
         }
         let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json", kerasVersion: version)
         var (model, source) = try architecture(own: own)
@@ -274,12 +285,27 @@ struct CheckpointReader {
         let reader = Keras3WeightReader(file: weights, values: options.values)
         try reader.assign(to: &model)
         var c = Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
-                           nonFiniteWeights: reader.nonFinite.paths)
+                           nonFiniteWeights: reader.nonFinite.paths, classNames: classNames, preprocess: preprocess)
         if let json = try? JSONSerialization.jsonObject(with: try entry(archive, "config.json")) as? [String: Any],
            let compile = json["compile_config"] as? [String: Any] {
             c.compiledLoss = LossConfig.fromKeras(compile["loss"])
         }
         return c
+    }
+
+    /// The root attribute `preprocess` xfer writes, when it names a mode.
+    private func recordedPreprocess(_ file: HDF5File) -> PreprocessMode? {
+        guard file.hasAttribute("/", "preprocess") else { return nil }
+        return ((try? file.string("/", "preprocess")) ?? nil).flatMap(PreprocessMode.init(rawValue:))
+    }
+
+    /// The `model.weights.h5` of the `.keras` archive at `path`, in memory (for the training
+    /// state a `.keras` written by `xfer finetune` keeps there).
+    func archiveWeights() throws -> HDF5File {
+        let archive = try openArchive()
+        let model = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json")
+        return try HDF5File.open(image: try entry(archive, "model.weights.h5", limit: weightsLimit(for: model)),
+                                 path: "\(path): model.weights.h5")
     }
 
     // MARK: Names for inference

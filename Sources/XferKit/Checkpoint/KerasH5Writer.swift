@@ -22,13 +22,16 @@ public enum KerasH5Writer {
     /// Writes `model` to `path`. `protecting` lists input files that must never be overwritten.
     /// `classNames` is stored as the root attribute `class_names` (Keras ignores it; `xfer predict`
     /// prints names with it).
+    /// `preprocess` is stored as the root attribute `preprocess` (informative; Keras ignores it).
     /// `trainingState` (optional) lets `xfer finetune --resume` continue the run; Keras ignores it.
     /// `compiled` (optional): the loss and optimizer, written as `training_config`.
     public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
-                             classNames: [String]? = nil, trainingState: TrainingState? = nil,
+                             classNames: [String]? = nil, preprocess: PreprocessMode? = nil,
+                             trainingState: TrainingState? = nil,
                              compiled: (loss: LossConfig, optimizer: OptimizerConfig)? = nil) throws {
         try writeAtomically(path, protecting: inputs, create: HDF5File.create) { file in
-            try writeFile(model, to: file, classNames: classNames, trainingState: trainingState, compiled: compiled)
+            try writeFile(model, to: file, classNames: classNames, preprocess: preprocess, trainingState: trainingState,
+                          compiled: compiled)
         }
     }
 
@@ -51,8 +54,8 @@ public enum KerasH5Writer {
                 "optimizer_config": ["class_name": "Custom>\(name)", "config": config] as [String: Any]]
     }
 
-    private static func writeFile(_ model: ModelSpec, to file: HDF5File, classNames: [String]?, trainingState: TrainingState?,
-                                  compiled: (loss: LossConfig, optimizer: OptimizerConfig)?) throws {
+    private static func writeFile(_ model: ModelSpec, to file: HDF5File, classNames: [String]?, preprocess: PreprocessMode?,
+                                  trainingState: TrainingState?, compiled: (loss: LossConfig, optimizer: OptimizerConfig)?) throws {
         let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
         try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
         if let compiled {
@@ -63,6 +66,7 @@ public enum KerasH5Writer {
         try file.setString("/", "keras_version", kerasVersion, utf8: true)
         try file.setString("/", "backend", "tensorflow", utf8: true)
         if let classNames, !classNames.isEmpty { try file.setStrings("/", "class_names", classNames) }
+        if let preprocess { try file.setString("/", "preprocess", preprocess.rawValue, utf8: true) }
 
         let root = "/model_weights"
         try file.createGroup(root)

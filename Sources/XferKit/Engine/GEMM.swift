@@ -12,10 +12,10 @@
 // Threads: the process has one thread budget, `ThreadPool.shared.threadCount`. The
 // engine splits its work into tasks on that pool, and oneDNN runs single-threaded
 // inside each task. oneDNN (OpenMP build) uses `omp_get_max_threads()` of the calling
-// thread, a per-thread setting, so every call first sets it to 1 for that thread —
-// a store into the thread's OpenMP state, no environment variable and no thread team.
+// thread, a per-thread setting, so every call (`xfer_sgemm`) first sets it to 1 for that
+// thread — a store into the thread's OpenMP state, no environment variable and no thread team.
 
-import CBLAS
+import COneDNN
 
 /// Row-major single-precision GEMM: `C = alpha·op(A)·op(B) + beta·C`.
 public enum GEMM {
@@ -34,8 +34,7 @@ public enum GEMM {
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
-        omp_set_num_threads(1)
-        let status = dnnl_sgemm(transA ? 84 /* T */ : 78 /* N */, transB ? 84 : 78,
+        let status = xfer_sgemm(transA ? 84 /* T */ : 78 /* N */, transB ? 84 : 78,
                                 Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda),
                                 b, Int64(ldb), beta, c, Int64(ldc))
         precondition(status == 0, "dnnl_sgemm failed (status \(status)) for M=\(m) N=\(n) K=\(k)")

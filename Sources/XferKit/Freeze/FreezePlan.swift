@@ -56,6 +56,9 @@ public struct FreezePlan: Sendable {
     /// Forward FLOPs per sample of the frozen prefix (what needs no gradient), and of all layers.
     public var prefixFLOPs: Double = 0
     public var totalFLOPs: Double = 0
+    /// Per convolution layer, the core it runs on under the current `Convolution.path`:
+    /// "winograd", or "im2col (why)".
+    public var convolutionPaths: [String: String] = [:]
 }
 
 extension ModelSpec {
@@ -175,6 +178,9 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
         let f = node.layer.forwardFLOPs(input: node.inputShapes[0])
         plan.totalFLOPs += f
         if execution.inPrefix(i, of: graph) { plan.prefixFLOPs += f }
+        if let conv = node.layer.op as? Conv2DConfig, let g = ConvGeometry(input: node.inputShapes[0], conv) {
+            plan.convolutionPaths[node.layer.name] = ConvolutionChoice(g).description
+        }
     }
     return plan
 }

@@ -217,6 +217,35 @@ public final class HDF5File {
         }
     }
 
+    /// Creates a file in memory only (libhdf5's core driver, nothing on disk): `fileImage()` gives
+    /// its bytes (`fileImage()`), e.g. for `model.weights.h5` inside a `.keras` zip. `path` names it in errors.
+    public static func createInMemory(path: String) throws -> HDF5File {
+        _ = silenced
+        return try withHDF5(path) {
+            let fapl = H5Pcreate(xfer_H5P_FILE_ACCESS())
+            defer { H5Pclose(fapl) }
+            _ = H5Pset_fapl_core(fapl, 1 << 20, false)
+            let id = H5Fcreate(path, xfer_H5F_ACC_TRUNC(), xfer_H5P_DEFAULT(), fapl)
+            if id < 0 {
+                throw XferError.runtime(path, "cannot create an HDF5 file in memory (\(hdf5LastMessage() ?? "?"))")
+            }
+            return HDF5File(path: path, id: id)
+        }
+    }
+
+    /// The bytes of the whole file as it stands (flushed first).
+    public func fileImage() throws -> Data {
+        try flush()
+        return try withHDF5(path) {
+            let size = H5Fget_file_image(id, nil, 0)
+            guard size > 0 else { throw XferError.runtime(path, "cannot read back the HDF5 image (\(hdf5LastMessage() ?? "?"))") }
+            var data = Data(count: size)
+            let got = data.withUnsafeMutableBytes { H5Fget_file_image(id, $0.baseAddress, size) }
+            guard got == size else { throw XferError.runtime(path, "cannot read back the HDF5 image (\(hdf5LastMessage() ?? "?"))") }
+            return data
+        }
+    }
+
     /// Writes everything to disk; called before renaming a finished output into place.
     public func flush() throws {
         try withHDF5(path) {

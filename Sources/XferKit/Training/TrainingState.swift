@@ -1,6 +1,7 @@
 // What `--resume` needs beyond the weights: the epochs done, the learning rate, and
-// the optimizer's iteration count and slots. Stored in the output .h5 under
-// `/xfer_training_state` (Keras's loader ignores groups it does not know).
+// the optimizer's iteration count and slots. Stored in the output .h5 or .weights.h5 under
+// `/xfer_training_state`, in a .keras inside its model.weights.h5 (Keras's loaders ignore
+// groups they do not know).
 //
 // A resumed file is input like any other: every field is checked when it is read (type,
 // range, finite values, slot datasets of one dimension that fit in the file), and the slots
@@ -50,7 +51,8 @@ public struct TrainingState: Sendable {
     /// - Throws: ``XferError`` `.badInput` (subject = `path`) naming the field that is missing,
     ///   of the wrong type, out of range or not finite.
     public static func read(_ path: String) throws -> TrainingState? {
-        let file = try HDF5File.open(path)
+        // A .keras archive keeps the state in its model.weights.h5 (Keras3Writer).
+        let file = try isZip(path) ? CheckpointReader(path: path, options: .init(values: .skip)).archiveWeights() : HDF5File.open(path)
         guard file.exists(group) else { return nil }
         func bad(_ field: String, _ what: String) -> XferError {
             XferError.badInput(path, "training state \(field) \(what)",

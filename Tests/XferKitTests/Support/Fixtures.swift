@@ -3,6 +3,7 @@
 
 import Foundation
 import XCTest
+@testable import XferKit
 
 enum Fixtures {
     static let root = URL(fileURLWithPath: #filePath)
@@ -71,4 +72,30 @@ enum Fixtures {
         test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
     }
+}
+
+/// The convolution cores the parity tests hold to Keras, each in turn: im2col + SGEMM (the exact
+/// reference) and Winograd forced wherever oneDNN can run it (on a CPU without AVX-512 that
+/// second pass runs im2col again, and `winogradRuns` says so). The setting is restored after.
+func forEachConvolutionPath(_ body: (ConvolutionPath) throws -> Void) rethrows {
+    let saved = Convolution.path
+    defer { Convolution.path = saved }
+    for path in [ConvolutionPath.im2col, .winograd] {
+        Convolution.path = path
+        try body(path)
+    }
+}
+
+/// Whether oneDNN runs Winograd on this CPU (a VGG-sized 3×3 layer as the probe).
+var winogradRuns: Bool {
+    let g = ConvGeometry(input: [14, 14, 64], Conv2DConfig(filters: 64, kernelSize: (3, 3), padding: .same))!
+    return ConvolutionChoice(g, path: .winograd).winograd
+}
+
+/// How many Conv2D layers of `model` run on Winograd under the current path.
+func winogradLayerCount(_ model: ModelSpec) throws -> Int {
+    try ModelGraph(model).nodes.filter { node in
+        guard let conv = node.layer.op as? Conv2DConfig, let g = ConvGeometry(input: node.inputShapes[0], conv) else { return false }
+        return ConvolutionChoice(g).winograd
+    }.count
 }

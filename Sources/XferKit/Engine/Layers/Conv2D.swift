@@ -25,6 +25,9 @@
 // its tiles in order. 1×1 stride-1 convolutions again skip im2col: dx = dz · Wᵀ row for
 // row. `conv2DBackwardNaive` is the seven-loop definition of the same three sums.
 //
+// 3×3 stride-1 layers may run on Winograd instead (Engine/Winograd.swift decides per layer by
+// shape; its forward and backward replace the three GEMM passes here, bias and activation stay).
+//
 // The Keras kind, `Conv2DConfig` (end of file): its config as Keras reads and writes it, its
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
@@ -73,7 +76,16 @@ public final class Conv2DLayer: TrainableLayer {
     let config: Conv2DConfig
     let geometry: ConvGeometry
     /// (KH, KW, C, O) — read by the GEMM as K×O.
-    var kernel: [Float]
+    var kernel: [Float] {
+        // The Winograd path keeps the kernel in oneDNN's layout; a new version re-transforms it.
+        // (A didSet that ignores oldValue lets the optimizer update the array in place.)
+        didSet { kernelVersion &+= 1 }
+    }
+    private(set) var kernelVersion = 0
+    /// The Winograd primitives, made on first use of that path (Engine/Winograd.swift).
+    var winograd: WinogradConvolution?
+    /// Whether the last forward ran on Winograd: its backward takes the same path.
+    private var forwardUsedWinograd = false
     /// (O), nil when `use_bias=False`.
     var bias: [Float]?
     /// (N, H, W, C): the last input, kept only when the context asks (backward needs it).
@@ -89,7 +101,7 @@ public final class Conv2DLayer: TrainableLayer {
     private(set) var dKernel: [Float] = []
     private(set) var dBias: [Float] = []
 
-    init(name: String, config: Conv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
+    package init(name: String, config: Conv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
         try requireRank(inputShape, 3, layer: name, kind: "Conv2D")
         guard config.filters > 0, config.kernelSize.h > 0, config.kernelSize.w > 0,
               config.strides.h > 0, config.strides.w > 0, config.dilation.h > 0, config.dilation.w > 0 else {
@@ -122,13 +134,22 @@ public final class Conv2DLayer: TrainableLayer {
         let activation = config.activation
         // silu/gelu derivatives need the pre-activation: stop before the activation.
         let keepPreActivation = context.keepForBackward && activationBackwardNeedsInput(activation)
+        let wino = ConvolutionChoice(geometry).winograd ? winogradConvolution() : nil
+        forwardUsedWinograd = wino != nil
         x.values.withUnsafeBufferPointer { px in
             kernel.withUnsafeBufferPointer { pk in
                 y.values.withUnsafeMutableBufferPointer { py in
                     let pb = bias?.withUnsafeBufferPointer { $0.baseAddress! }
-                    conv2DForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
-                                  keepPreActivation ? .linear : activation, into: py.baseAddress!,
-                                  workspace: context.workspace)
+                    let act = keepPreActivation ? Activation.linear : activation
+                    if let wino {
+                        wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, version: kernelVersion,
+                                     backward: context.keepForBackward, into: py.baseAddress!)
+                        parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
+                                             bias: pb, act)
+                    } else {
+                        conv2DForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
+                                      act, into: py.baseAddress!, workspace: context.workspace)
+                    }
                 }
             }
         }
@@ -171,8 +192,19 @@ public final class Conv2DLayer: TrainableLayer {
                 dz.values.withUnsafeBufferPointer { pz in
                     withStorage(&dKernel, if: trainable) { pdk in
                         withStorage(&dx, if: needInputGradient) { pdx in
-                            conv2DBackward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!,
-                                           dz: pz.baseAddress!, dKernel: pdk, dx: pdx, workspace: context.workspace)
+                            if forwardUsedWinograd, let wino = winograd {
+                                if let pdk {
+                                    wino.backwardWeights(px.baseAddress!, dz: pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
+                                                         version: kernelVersion, addingInto: pdk)
+                                }
+                                if let pdx {
+                                    wino.backwardData(pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
+                                                      version: kernelVersion, into: pdx)
+                                }
+                            } else {
+                                conv2DBackward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!,
+                                               dz: pz.baseAddress!, dKernel: pdk, dx: pdx, workspace: context.workspace)
+                            }
                         }
                     }
                 }
@@ -181,6 +213,16 @@ public final class Conv2DLayer: TrainableLayer {
         if config.activation != .linear { context.pool.recycle(dz) }
         return needInputGradient ? Tensor(shape: [n] + inputShape, values: dx) : nil
     }
+
+    private func winogradConvolution() -> WinogradConvolution {
+        if let winograd { return winograd }
+        let made = WinogradConvolution(geometry)
+        winograd = made
+        return made
+    }
+
+    /// What runs this layer's convolution under the current `Convolution.path`.
+    var convolutionChoice: ConvolutionChoice { ConvolutionChoice(geometry) }
 
     private func allocateGradients() {
         if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
@@ -261,6 +303,17 @@ func conv2DForward(_ x: UnsafePointer<Float>, batch: Int, _ g: ConvGeometry,
         let out = y + first * g.o
         GEMM.sgemm(m: m, n: g.o, k: k, a: a, lda: k, b: kernel, ldb: g.o, c: out, ldc: g.o)
         biasActivate(out, rows: m, cols: g.o, bias: bias, activation)
+    }
+}
+
+/// `biasActivate` over `rows` rows of `cols`, in row blocks on the thread pool.
+func parallelBiasActivate(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                          bias: UnsafePointer<Float>?, _ activation: Activation) {
+    guard bias != nil || activation != .linear, rows > 0 else { return }
+    let parts = max(1, min(ThreadPool.shared.threadCount * 4, rows * cols / 16384))
+    parallelFor(parts) { part, _ in
+        let r = chunk(part, of: parts, total: rows)
+        biasActivate(p + r.lowerBound * cols, rows: r.count, cols: cols, bias: bias, activation)
     }
 }
 

@@ -1,0 +1,53 @@
+// What xfer's engine calls of oneDNN (Debian: libdnnl-dev); Swift sees nothing else of oneDNN
+// or OpenMP. Only Sources/XferKit/Engine/GEMM.swift and Engine/Winograd.swift import it.
+//
+// xfer_sgemm is dnnl_sgemm (oneapi/dnnl/dnnl.h): row-major C = alpha·op(A)·op(B) + beta·C,
+// returning dnnl_status_t (0 = success). It picks its JIT kernel from the CPU's instruction set
+// at run time and runs on one thread: the calling thread's OpenMP team size is set to 1 first
+// (omp_get_max_threads is a per-thread setting, so this touches no other thread).
+//
+// xfer_wino_*: one 3×3, stride-1, undilated convolution of a fixed shape through oneDNN's
+// Winograd F(4×4, 3×3) kernel (onednn.c), NHWC activations and Keras's HWIO kernel in and out.
+#ifndef XFER_ONEDNN_H
+#define XFER_ONEDNN_H
+
+#include <stdint.h>
+
+int xfer_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha,
+               const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+               float *C, int64_t ldc);
+
+/// One convolution shape with its oneDNN primitives. Calls name the engine's worker thread
+/// making them (0 ≤ worker < XFER_WINO_MAX_WORKERS): each worker has its own stream and scratch,
+/// so different workers may run calls at the same time, on the same handle or others; a call
+/// runs on its calling thread alone. xfer_wino_set_kernel must not overlap other calls of its handle.
+typedef struct xfer_wino xfer_wino;
+
+#define XFER_WINO_MAX_WORKERS 256
+
+/// The shape: batch n, input h×w×c, o filters, output oh×ow, padding top/left/bottom/right.
+/// `backward` also makes the backward primitives. Returns NULL when oneDNN has no Winograd
+/// kernel for it on this CPU (the caller falls back); `why` (may be NULL) then gets a reason.
+xfer_wino *xfer_wino_create(int backward, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
+                            int64_t oh, int64_t ow, int64_t pad_top, int64_t pad_left,
+                            int64_t pad_bottom, int64_t pad_right, char *why, int why_size);
+void xfer_wino_destroy(xfer_wino *conv);
+
+/// The kernel oneDNN chose, e.g. "jit_wino_4x3:avx512_core".
+const char *xfer_wino_implementation(const xfer_wino *conv);
+
+/// Takes the kernel (3, 3, c, o) as Keras stores it into the primitives' own layouts (a reorder,
+/// made once per kernel version). Call it again whenever the kernel changes. 0 on success.
+int xfer_wino_set_kernel(xfer_wino *conv, const float *hwio, int worker);
+
+/// y (n, oh, ow, o) = conv(x (n, h, w, c)), no bias.
+int xfer_wino_forward(xfer_wino *conv, const float *x, float *y, int worker);
+
+/// dx (n, h, w, c) from dy (n, oh, ow, o). Needs `backward`.
+int xfer_wino_backward_data(xfer_wino *conv, const float *dy, float *dx, int worker);
+
+/// dkernel (3, 3, c, o) = Σ over the batch of x ⋆ dy, written (not added). Needs `backward`.
+int xfer_wino_backward_weights(xfer_wino *conv, const float *x, const float *dy, float *dkernel,
+                               int worker);
+
+#endif

@@ -1,0 +1,108 @@
+// The model files xfer writes, chosen by the output's extension (docs/CONTRACT.md, "Outputs"):
+//
+//   .h5, .hdf5    Keras 2 full model (KerasH5Writer), what tf_keras.models.load_model opens
+//   .keras        Keras 3 archive (Keras3Writer), what keras.models.load_model opens
+//   .weights.h5   Keras 3 weights (Keras3Writer), what model.load_weights takes on the same architecture
+//   .onnx         ONNX model for inference (ONNXWriter)
+//
+// `ModelFileFormat(outputPath:)` is checked before any work, so a name xfer cannot write
+// (`.tflite`, no extension) is a usage error (exit 2) and never a file of another format under
+// that name. `ModelMetadata` is what travels with the model in every format.
+
+import Foundation
+
+/// A model file format xfer writes.
+public enum ModelFileFormat: String, Sendable, CaseIterable {
+    case kerasH5 = ".h5"
+    case keras = ".keras"
+    case kerasWeights = ".weights.h5"
+    case onnx = ".onnx"
+
+    /// The extensions, as help texts and errors list them.
+    public static let extensionList = ".h5, .keras, .weights.h5, .onnx"
+
+    /// The format an output path names by its extension (case-insensitive), nil for any other.
+    public init?(path: String) {
+        let name = (path as NSString).lastPathComponent.lowercased()
+        if name.hasSuffix(".weights.h5") && name.count > ".weights.h5".count { self = .kerasWeights }
+        else if (name.hasSuffix(".h5") && name.count > 3) || (name.hasSuffix(".hdf5") && name.count > 5) { self = .kerasH5 }
+        else if name.hasSuffix(".keras") && name.count > 6 { self = .keras }
+        else if name.hasSuffix(".onnx") && name.count > 5 { self = .onnx }
+        else { return nil }
+    }
+
+    /// The format `path` names, or a usage error (exit 2) naming `flag` and the formats xfer writes.
+    public init(outputPath path: String, flag: String, allowed: [ModelFileFormat] = ModelFileFormat.allCases) throws {
+        guard let format = ModelFileFormat(path: path), allowed.contains(format) else {
+            let ext = (path as NSString).pathExtension
+            let what = ext.isEmpty ? "has no extension naming a model format" : "names a .\(ext) file, which xfer cannot write"
+            throw XferError.usage("\(flag) \(path)", what,
+                                  hint: "end the name in " + allowed.map(\.rawValue).joined(separator: ", ")
+                                      + " (the extension chooses the format)")
+        }
+        self = format
+    }
+
+    /// What the format is, for messages.
+    public var description: String {
+        switch self {
+        case .kerasH5: return "Keras 2 full model (.h5)"
+        case .keras: return "Keras 3 model archive (.keras)"
+        case .kerasWeights: return "Keras 3 weights (.weights.h5)"
+        case .onnx: return "ONNX model (.onnx)"
+        }
+    }
+}
+
+/// What travels with a model besides its architecture and weights.
+public struct ModelMetadata: Sendable, Equatable {
+    /// The class of each output (the image folder's subfolder names), in output order.
+    public var classNames: [String]?
+    /// The preprocessing the model's inputs need (`--preprocess`, or the data's default).
+    public var preprocess: PreprocessMode?
+    /// The loss the model was trained with and the optimizer (written as a `.h5`'s
+    /// `training_config`, so Keras's `load_model` compiles the model with them).
+    public var loss: LossConfig?
+    public var optimizer: OptimizerConfig?
+
+    public init(classNames: [String]? = nil, preprocess: PreprocessMode? = nil) {
+        self.classNames = classNames; self.preprocess = preprocess
+    }
+
+    /// The same with `optimizer` as the one to record.
+    public func compiled(with optimizer: OptimizerConfig) -> ModelMetadata {
+        var m = self
+        m.optimizer = optimizer
+        return m
+    }
+
+    /// As a JSON object (metadata.json's "xfer" entry).
+    var json: [String: Any] {
+        var o: [String: Any] = [:]
+        if let classNames, !classNames.isEmpty { o["class_names"] = classNames }
+        if let preprocess { o["preprocess"] = preprocess.rawValue }
+        return o
+    }
+}
+
+/// Writes a model in the format its path names.
+public enum ModelWriter {
+    /// Writes `model` to `path` in the format of its extension (`ModelFileFormat`), atomically.
+    /// `protecting` lists inputs never to overwrite; `trainingState` (for `--resume`) goes into
+    /// the Keras formats and is left out of ONNX, which is for inference.
+    public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+                             metadata: ModelMetadata = .init(), trainingState: TrainingState? = nil) throws {
+        switch try ModelFileFormat(outputPath: path, flag: "output") {
+        case .kerasH5:
+            try KerasH5Writer.write(model, to: path, protecting: inputs, classNames: metadata.classNames,
+                                    preprocess: metadata.preprocess, trainingState: trainingState,
+                                    compiled: metadata.loss.flatMap { l in metadata.optimizer.map { (l, $0) } })
+        case .keras:
+            try Keras3Writer.writeArchive(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
+        case .kerasWeights:
+            try Keras3Writer.writeWeights(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
+        case .onnx:
+            try ONNXWriter.write(model, to: path, protecting: inputs, metadata: metadata)
+        }
+    }
+}

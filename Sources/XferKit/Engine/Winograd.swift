@@ -1,0 +1,258 @@
+// The Winograd path for 3×3, stride-1, undilated convolutions: oneDNN's F(4×4, 3×3) kernel
+// (`jit_wino_4x3`, AVX-512), which needs 4× fewer multiplications in its GEMM stage than the
+// direct definition, behind COneDNN's `xfer_wino_*` calls.
+//
+// Which core runs a convolution is decided per layer by shape (`ConvolutionChoice`):
+//   - im2col + SGEMM (Conv2D.swift) stays the general core and the exact reference; it runs
+//     every other shape, and everything under `Convolution.path = .im2col` (`--conv im2col`).
+//   - `.auto` (the default) takes Winograd where it was measured faster on this project's
+//     machine (`Convolution.slowerOnWinograd`, BENCHMARKS.md "Winograd"): not on 3-channel
+//     inputs, 7×7 maps or narrowing layers, where the transforms cost more than they save.
+//   - `.winograd` takes it wherever oneDNN can run it, even where slower (tests, measurements).
+//   - Where oneDNN cannot (a CPU without AVX-512, a shape its kernel refuses), the layer falls
+//     back to im2col with the reason, which `--dry-run` shows.
+//
+// Numbers: Winograd rounds differently from the direct sum (its transforms add and subtract
+// scaled tile values), a relative error of a few 1e-6 on unit-scale activations; the parity
+// tests hold both paths to Keras at their stated tolerances (ForwardParityTests).
+//
+// Threads and memory: the batch is cut into chunks of samples, run as tasks on the engine's
+// pool, each oneDNN call on its worker thread alone (an OpenMP team of 1, as for the SGEMM), so
+// at most `ThreadPool.shared.threadCount` threads compute at any time and no OpenMP team spins
+// beside the pool. (A first version ran one call on an OpenMP team of the whole budget: between
+// calls the team's idle threads spun and took cores from the pool's, and ResNet50 ran slower
+// than on im2col.) The blocked copies of the activations that oneDNN's kernel works in are cut to at
+// most `chunkBytes` per call, and oneDNN's scratchpad (the transformed tiles and filters) is one
+// buffer per worker for all layers, so the scratch stays bounded whatever the batch size.
+// The kernels are reordered into oneDNN's blocked layout once per kernel version (once for a
+// frozen layer, after each optimizer step for a trainable one); the Winograd filter transform
+// itself runs inside each call (COneDNN/onednn.c says why: same time, a quarter of the memory).
+
+import COneDNN
+import Foundation
+
+/// Which convolution core runs the 3×3, stride-1 convolutions (`--conv`).
+public enum ConvolutionPath: String, Sendable, CaseIterable {
+    /// Winograd where it pays off by shape, im2col + SGEMM elsewhere (the default).
+    case auto
+    /// im2col + SGEMM everywhere: the general core and the exact reference.
+    case im2col
+    /// Winograd wherever oneDNN can run it, even where it is slower.
+    case winograd
+}
+
+/// The process-wide convolution settings.
+public enum Convolution {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var _path: ConvolutionPath = .auto
+
+    /// The core 3×3 stride-1 convolutions run on, for every network built or run after it is set.
+    ///
+    /// ```swift
+    /// Convolution.path = .im2col   // as `xfer finetune --conv im2col`
+    /// ```
+    public static var path: ConvolutionPath {
+        get { lock.withLock { _path } }
+        set { lock.withLock { _path = newValue } }
+    }
+
+    /// Why `.auto` keeps a 3×3 stride-1 shape on im2col, nil when Winograd is faster. Measured
+    /// layer by layer at batch 16 (`xfer-bench layers`, BENCHMARKS.md "Winograd"): Winograd was
+    /// slower with 3 input channels (VGG's first layer: 0.90× forward), on 7×7 maps (a 4×4-tile
+    /// transform pads 7 to 8 and has only 4 tiles per image: 0.87×) and with few outputs per
+    /// input channel (128 → 32, DenseNet's growth layers: 0.85×); faster everywhere else, from
+    /// 1.3× to 2.6× forward, including 16 and 32 channels at 28² and 56².
+    static func slowerOnWinograd(_ g: ConvGeometry) -> String? {
+        if g.c < 16 { return "fewer than 16 input channels" }
+        if min(g.oh, g.ow) < 12 { return "output smaller than 12×12" }
+        if g.o < min(g.c, 64) { return "fewer outputs than inputs" }
+        return nil
+    }
+    /// Bytes of one blocked activation copy per oneDNN call; the batch is run in chunks under it.
+    /// Measured the same speed from 8 to 32 MiB on VGG16 (a sample of block1 alone is 12.8 MB).
+    static let chunkBytes = 8 << 20
+}
+
+/// How one convolution layer runs, and why.
+struct ConvolutionChoice: Equatable {
+    let winograd: Bool
+    /// Why im2col runs (empty when Winograd does).
+    let reason: String
+
+    /// For a layer of geometry `g` under `path`.
+    init(_ g: ConvGeometry, path: ConvolutionPath = Convolution.path) {
+        func im2col(_ why: String) -> ConvolutionChoice { ConvolutionChoice(winograd: false, reason: why) }
+        self = {
+            if path == .im2col { return im2col("--conv im2col") }
+            guard g.kh == 3, g.kw == 3, g.sh == 1, g.sw == 1, g.dh == 1, g.dw == 1 else {
+                return im2col("not 3×3 stride 1")
+            }
+            if path == .auto, let why = Convolution.slowerOnWinograd(g) { return im2col(why) }
+            if let refusal = WinogradAvailability.shared.refusal(g) { return im2col(refusal) }
+            return ConvolutionChoice(winograd: true, reason: "")
+        }()
+    }
+
+    private init(winograd: Bool, reason: String) {
+        self.winograd = winograd
+        self.reason = reason
+    }
+
+    /// For `--dry-run`: "winograd" or "im2col (why)".
+    var description: String { winograd ? "winograd" : "im2col (\(reason))" }
+}
+
+/// Whether oneDNN runs a Winograd kernel for a shape on this CPU, asked once per shape.
+final class WinogradAvailability: @unchecked Sendable {
+    static let shared = WinogradAvailability()
+    private let lock = NSLock()
+    private var answers: [ShapeKey: String?] = [:]
+
+    struct ShapeKey: Hashable { let c, o, oh, ow, h, w, top, left: Int }
+
+    /// nil when it runs, else why not.
+    func refusal(_ g: ConvGeometry) -> String? {
+        let key = ShapeKey(c: g.c, o: g.o, oh: g.oh, ow: g.ow, h: g.h, w: g.w, top: g.padTop, left: g.padLeft)
+        if let known = lock.withLock({ answers[key] }) { return known }
+        var why = [CChar](repeating: 0, count: 160)
+        let handle = g.withWinogradShape(batch: 1) { n, h, w, c, o, oh, ow, t, l, b, r in
+            xfer_wino_create(0, n, h, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+        }
+        var answer: String?
+        if let handle {
+            // jit_wino_4x3 is oneDNN's only float32 Winograd kernel; anything else is a reference loop.
+            let implementation = String(cString: xfer_wino_implementation(handle))
+            if !implementation.contains("wino") { answer = "oneDNN offers \(implementation), not a Winograd kernel" }
+            xfer_wino_destroy(handle)
+        } else {
+            answer = String(decoding: why.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        lock.withLock { answers[key] = .some(answer) }
+        return answer
+    }
+}
+
+extension ConvGeometry {
+    /// The shape as oneDNN takes it: batch, input, output and the four paddings.
+    func withWinogradShape<R>(batch: Int, _ body: (Int64, Int64, Int64, Int64, Int64, Int64, Int64,
+                                                   Int64, Int64, Int64, Int64) -> R) -> R {
+        // Bottom/right padding: what the output size needs beyond the input and the top/left pad.
+        let bottom = oh - 1 + kh - h - padTop, right = ow - 1 + kw - w - padLeft
+        return body(Int64(batch), Int64(h), Int64(w), Int64(c), Int64(o), Int64(oh), Int64(ow),
+                    Int64(padTop), Int64(padLeft), Int64(bottom), Int64(right))
+    }
+}
+
+/// One layer's Winograd primitives: per chunk size, forward only or with the backward passes.
+final class WinogradConvolution {
+    let geometry: ConvGeometry
+    private struct Key: Hashable { let batch: Int; let backward: Bool }
+    private var handles: [Key: OpaquePointer] = [:]
+    /// The kernel version each handle holds.
+    private var loaded: [Key: Int] = [:]
+
+    /// Bytes of one blocked activation copy per oneDNN call (tests make it small to cut batches).
+    let chunkBytes: Int
+
+    init(_ g: ConvGeometry, chunkBytes: Int = Convolution.chunkBytes) {
+        geometry = g
+        self.chunkBytes = chunkBytes
+    }
+
+    deinit { for h in handles.values { xfer_wino_destroy(h) } }
+
+    /// Samples per oneDNN call: under `chunkBytes` per blocked copy, and at most an even share of
+    /// the batch per thread, so every worker gets a chunk.
+    func samplesPerCall(batch: Int, threads: Int = ThreadPool.shared.threadCount) -> Int {
+        let g = geometry
+        let perSample = 4 * max(g.h * g.w * g.c, g.oh * g.ow * g.o)
+        let share = (batch + max(threads, 1) - 1) / max(threads, 1)
+        return max(1, min(share, chunkBytes / max(perSample, 1)))
+    }
+
+    /// The handle for chunks of `batch` samples, its kernel at `version`. Called outside the
+    /// parallel section: making a handle and loading its kernel must not overlap its calls.
+    private func handle(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int) -> OpaquePointer {
+        let key = Key(batch: batch, backward: backward)
+        let h: OpaquePointer
+        if let existing = handles[key] {
+            h = existing
+        } else {
+            var why = [CChar](repeating: 0, count: 160)
+            guard let made = geometry.withWinogradShape(batch: batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
+                xfer_wino_create(backward ? 1 : 0, n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+            }) else {
+                // The availability check made the same shape at batch 1; a refusal now is oneDNN out of memory.
+                preconditionFailure("oneDNN Winograd convolution for \(geometry): \(String(cString: why))")
+            }
+            handles[key] = made
+            h = made
+        }
+        if loaded[key] != version {
+            var status: Int32 = 0
+            // On a worker index of the pool's own (the caller's), as every oneDNN call is made.
+            parallelFor(1) { _, worker in status = xfer_wino_set_kernel(h, kernel, Int32(worker)) }
+            precondition(status == 0, "oneDNN Winograd kernel transform failed (status \(status))")
+            loaded[key] = version
+        }
+        return h
+    }
+
+    /// Runs `body(handle, first sample, worker)` on each chunk of the batch, the chunks as tasks
+    /// on the thread pool.
+    private func eachChunk(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int,
+                           _ body: (OpaquePointer, Int, Int) -> Int32) {
+        let size = samplesPerCall(batch: batch)
+        let tasks = (batch + size - 1) / size
+        let full = handle(batch: size, backward: backward, kernel: kernel, version: version)
+        let last = batch % size == 0 ? full : handle(batch: batch % size, backward: backward, kernel: kernel, version: version)
+        var statuses = [Int32](repeating: 0, count: tasks)
+        statuses.withUnsafeMutableBufferPointer { st in
+            parallelFor(tasks) { t, worker in
+                st[t] = body(t == tasks - 1 ? last : full, t * size, worker)
+            }
+        }
+        if let bad = statuses.first(where: { $0 != 0 }) {
+            preconditionFailure("oneDNN Winograd convolution failed (status \(bad)) for \(geometry)")
+        }
+    }
+
+    /// y (N, OH, OW, O) = conv(x (N, H, W, C)), no bias.
+    func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
+                 backward: Bool, into y: UnsafeMutablePointer<Float>) {
+        let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
+        eachChunk(batch: batch, backward: backward, kernel: kernel, version: version) { h, first, worker in
+            xfer_wino_forward(h, x + first * inSample, y + first * outSample, Int32(worker))
+        }
+    }
+
+    /// dx (N, H, W, C) from dz (N, OH, OW, O).
+    func backwardData(_ dz: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
+                      into dx: UnsafeMutablePointer<Float>) {
+        let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first, worker in
+            xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, Int32(worker))
+        }
+    }
+
+    /// dKernel (3, 3, C, O) += Σ over the batch of x ⋆ dz. Each chunk writes its own partial and
+    /// the partials are added in chunk order, so the sum does not depend on which thread ran what.
+    func backwardWeights(_ x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int,
+                         kernel: UnsafePointer<Float>, version: Int, addingInto dKernel: UnsafeMutablePointer<Float>) {
+        let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
+        let count = g.k * g.o, size = samplesPerCall(batch: batch)
+        let chunks = (batch + size - 1) / size
+        let parts = UnsafeMutablePointer<Float>.allocate(capacity: chunks * count)
+        defer { parts.deallocate() }
+        eachChunk(batch: batch, backward: true, kernel: kernel, version: version) { h, first, worker in
+            xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, parts + first / size * count, Int32(worker))
+        }
+        let blocks = max(1, min(ThreadPool.shared.threadCount * 4, count / 4096))
+        parallelFor(blocks) { block, _ in
+            for c in 0..<chunks {
+                let part = parts + c * count
+                for i in chunk(block, of: blocks, total: count) { dKernel[i] += part[i] }
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+// Exporting a model as ONNX (`xfer export MODEL --to OUT.onnx`): the whole graph in inference
+// mode, opset 17, for onnxruntime and every other ONNX runtime.
+//
+// - Input `input`: float32 (batch, H, W, C), NHWC as the Keras model takes it; output `output`:
+//   what Keras's predict returns (the softmax/sigmoid head included, NHWC for an image output).
+// - Inside, images run NCHW, ONNX's layout: a Transpose after the input, and one back wherever a
+//   layer needs the channels last again (Flatten, which Keras flattens in (h, w, c) order; Dense
+//   on an image; the output). Each value's layout is tracked, so no Transpose is repeated.
+// - Kernels are rewritten once at export: Conv (KH, KW, C, O) → (O, C, KH, KW); Dense stays
+//   (in, units) for Gemm/MatMul. BatchNormalization is ONNX's own op with the moving statistics
+//   (inference). `same` padding becomes explicit pads with Keras's extra pixel at the bottom/right.
+//   Dropout is the identity.
+// - The metadata (`metadata_props`): `class_names` (a JSON array), `preprocess` (the
+//   `--preprocess` mode the inputs need), `input_layout` = NHWC, `keras_model`.
+// - A layer or setting without an ONNX mapping is an error naming every such layer (exit 3).
+//
+// The protobuf is swift-protobuf's, from the generated onnx.pb.swift beside this file.
+
+import Foundation
+import SwiftProtobuf
+
+public enum ONNXWriter {
+    /// The operator set the graph uses: every op here is in it, and runtimes have long supported it.
+    public static let opset: Int64 = 17
+    /// The IR version that goes with opset 17.
+    static let irVersion: Int64 = 8
+
+    /// Writes `model` as ONNX at `path`, atomically; `protecting` lists inputs never to overwrite.
+    ///
+    /// - Throws: ``XferError`` `.badInput` naming the layers ONNX export does not map.
+    public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+                             metadata: ModelMetadata = .init()) throws {
+        let bytes = try serialize(model, metadata: metadata)
+        try writeAtomically(path, protecting: inputs, contents: bytes)
+    }
+
+    /// Checks that every layer of `model` has an ONNX mapping, without writing anything (`finetune`
+    /// asks before training, so an `.onnx` output never fails after the work).
+    ///
+    /// - Throws: ``XferError`` `.badInput` naming the layers ONNX export does not map.
+    public static func checkExportable(_ model: ModelSpec) throws {
+        var builder = try GraphBuilder(model)
+        _ = try builder.build()
+    }
+
+    /// The ONNX model as bytes.
+    public static func serialize(_ model: ModelSpec, metadata: ModelMetadata = .init()) throws -> Data {
+        var builder = try GraphBuilder(model)
+        let graph = try builder.build()
+        var m = Onnx_ModelProto()
+        m.irVersion = irVersion
+        m.producerName = "xfer"
+        m.producerVersion = "1"
+        m.domain = "xfer"
+        m.modelVersion = 1
+        m.docString = "Keras model '\(model.name)' exported by xfer; input NHWC float32"
+        var operatorSet = Onnx_OperatorSetIdProto()
+        operatorSet.domain = ""
+        operatorSet.version = opset
+        m.opsetImport = [operatorSet]
+        m.graph = graph
+        var props: [(String, String)] = [("input_layout", "NHWC"), ("keras_model", model.name)]
+        if let names = metadata.classNames, !names.isEmpty,
+           let json = try? JSONSerialization.data(withJSONObject: names) {
+            props.append(("class_names", String(decoding: json, as: UTF8.self)))
+        }
+        if let p = metadata.preprocess { props.append(("preprocess", p.rawValue)) }
+        m.metadataProps = props.map { k, v in
+            var e = Onnx_StringStringEntryProto()
+            e.key = k; e.value = v
+            return e
+        }
+        do { return try m.serializedData() } catch {
+            throw XferError.runtime("ONNX", "cannot serialise the model (\(error))")
+        }
+    }
+}
+
+/// How a value is laid out in the ONNX graph.
+private enum Layout { case nchw, plain }
+
+/// Builds the ONNX graph of one model, node by node of its `ModelGraph`.
+private struct GraphBuilder {
+    let model: ModelSpec
+    let graph: ModelGraph
+    var nodes: [Onnx_NodeProto] = []
+    var initializers: [Onnx_TensorProto] = []
+    /// Per value of `graph`: its ONNX name and layout; per (value, layout) a converted copy.
+    var names: [Int: (name: String, layout: Layout)] = [:]
+    var converted: [String: String] = [:]
+    var used = Set<String>()
+    /// The layers without an ONNX mapping, all named in one error at the end. A box, so the
+    /// closure that records one does not hold the builder itself.
+    final class Unsupported { var list: [String] = [] }
+    let unsupported = Unsupported()
+
+    init(_ model: ModelSpec) throws {
+        self.model = model
+        graph = try ModelGraph(model)
+    }
+
+    /// The sample shape (no batch axis) of value `v`.
+    func shape(_ v: Int) -> [Int] { graph.valueShapes[v] }
+
+    mutating func unique(_ base: String) -> String {
+        var name = base, k = 1
+        while used.contains(name) { name = "\(base)_\(k)"; k += 1 }
+        used.insert(name)
+        return name
+    }
+
+    // MARK: Emitting
+
+    @discardableResult
+    mutating func node(_ op: String, _ inputs: [String], name: String, attributes: [Onnx_AttributeProto] = []) -> String {
+        let out = unique(name)
+        var n = Onnx_NodeProto()
+        n.opType = op
+        n.name = out
+        n.input = inputs
+        n.output = [out]
+        n.attribute = attributes
+        nodes.append(n)
+        return out
+    }
+
+    mutating func floats(_ name: String, _ values: [Float], dims: [Int]) -> String {
+        var t = Onnx_TensorProto()
+        t.name = unique(name)
+        t.dataType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+        t.dims = dims.map(Int64.init)
+        // Little-endian float32, as ONNX's raw_data is.
+        t.rawData = values.withUnsafeBufferPointer { Data(buffer: $0) }
+        initializers.append(t)
+        return t.name
+    }
+
+    mutating func int64s(_ name: String, _ values: [Int64]) -> String {
+        var t = Onnx_TensorProto()
+        t.name = unique(name)
+        t.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+        t.dims = [Int64(values.count)]
+        t.rawData = values.withUnsafeBufferPointer { Data(buffer: $0) }
+        initializers.append(t)
+        return t.name
+    }
+
+    mutating func scalar(_ name: String, _ value: Float) -> String { floats(name, [value], dims: []) }
+
+    static func ints(_ name: String, _ v: [Int]) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name; a.type = .ints; a.ints = v.map(Int64.init)
+        return a
+    }
+
+    static func int(_ name: String, _ v: Int) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name; a.type = .int; a.i = Int64(v)
+        return a
+    }
+
+    static func float(_ name: String, _ v: Float) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name; a.type = .float; a.f = v
+        return a
+    }
+
+    // MARK: Layouts
+
+    /// Value `v` in `layout` (a Transpose, made once per value).
+    mutating func value(_ v: Int, _ layout: Layout) -> String {
+        let (name, have) = names[v]!
+        if have == layout || shape(v).count != 3 { return name }
+        let key = "\(name)|\(layout)"
+        if let c = converted[key] { return c }
+        let perm = layout == .nchw ? [0, 3, 1, 2] : [0, 2, 3, 1]
+        let out = node("Transpose", [name], name: name + (layout == .nchw ? "_nchw" : "_nhwc"), attributes: [Self.ints("perm", perm)])
+        converted[key] = out
+        return out
+    }
+
+    /// The layout an image value runs in here.
+    func natural(_ v: Int) -> Layout { shape(v).count == 3 ? .nchw : .plain }
+
+    // MARK: The graph
+
+    mutating func build() throws -> Onnx_GraphProto {
+        let input = unique("input")
+        names[0] = (input, .plain)
+        for n in graph.nodes { try emit(n) }
+        if !unsupported.list.isEmpty {
+            throw XferError.badInput("model '\(model.name)'",
+                                     "ONNX export does not support " + unsupported.list.joined(separator: "; "),
+                                     hint: "the other formats (.keras, .h5) keep every layer xfer runs")
+        }
+        let last = value(graph.output, .plain)
+        // The output carries a fixed name: an Identity when the last node's own name differs.
+        let output = node("Identity", [last], name: "output")
+
+        var g = Onnx_GraphProto()
+        g.name = model.name
+        g.node = nodes
+        g.initializer = initializers
+        g.input = [Self.valueInfo(input, sample: graph.inputShape)]
+        g.output = [Self.valueInfo(output, sample: graph.outputShape)]
+        return g
+    }
+
+    static func valueInfo(_ name: String, sample: [Int]) -> Onnx_ValueInfoProto {
+        var shape = Onnx_TensorShapeProto()
+        var batch = Onnx_TensorShapeProto.Dimension()
+        batch.dimParam = "batch"
+        shape.dim = [batch] + sample.map { d in
+            var dim = Onnx_TensorShapeProto.Dimension()
+            if d < 0 { dim.dimParam = "?" } else { dim.dimValue = Int64(d) }
+            return dim
+        }
+        var tensor = Onnx_TypeProto.Tensor()
+        tensor.elemType = Int32(Onnx_TensorProto.DataType.float.rawValue)
+        tensor.shape = shape
+        var type = Onnx_TypeProto()
+        type.tensorType = tensor
+        var info = Onnx_ValueInfoProto()
+        info.name = name
+        info.type = type
+        return info
+    }
+
+    /// `same` padding of one axis as Keras pads it: the extra pixel goes after (bottom/right).
+    static func samePads(input: Int, kernel: Int, stride: Int, dilation: Int = 1) -> (Int, Int) {
+        let out = (input + stride - 1) / stride
+        let total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - input, 0)
+        return (total / 2, total - total / 2)
+    }
+
+    mutating func emit(_ n: GraphNode) throws {
+        let layer = n.layer
+        let name = n.path
+        let x = n.inputs.first ?? 0
+        let failures = unsupported
+        let fail: (String) -> Void = { why in failures.list.append("layer '\(n.path)' (\(layer.className)): \(why)") }
+        func set(_ out: String, _ layout: Layout) { names[n.output] = (out, layout) }
+        func weight(_ role: WeightRole) -> WeightSpec? { layer.weight(role) }
+        guard let op = layer.op else { fail("not a layer op"); return }
+
+        switch op {
+        case let c as Conv2DConfig:
+            guard let kernel = weight(.kernel) else { fail("no kernel"); return }
+            let (h, w, cin) = (n.inputShapes[0][0], n.inputShapes[0][1], n.inputShapes[0][2])
+            let (kh, kw, o) = (c.kernelSize.h, c.kernelSize.w, c.filters)
+            // (KH, KW, C, O) → (O, C, KH, KW).
+            var k = [Float](repeating: 0, count: kernel.values.count)
+            for u in 0..<kh { for v in 0..<kw { for ci in 0..<cin { for oi in 0..<o {
+                k[((oi * cin + ci) * kh + u) * kw + v] = kernel.values[((u * kw + v) * cin + ci) * o + oi]
+            } } } }
+            var inputs = [value(x, .nchw), floats(name + "/kernel", k, dims: [o, cin, kh, kw])]
+            if c.useBias, let b = weight(.bias) { inputs.append(floats(name + "/bias", b.values, dims: [o])) }
+            var pads = [0, 0, 0, 0]
+            if c.padding == .same {
+                let ph = Self.samePads(input: h, kernel: kh, stride: c.strides.h, dilation: c.dilation.h)
+                let pw = Self.samePads(input: w, kernel: kw, stride: c.strides.w, dilation: c.dilation.w)
+                pads = [ph.0, pw.0, ph.1, pw.1]
+            }
+            let conv = node("Conv", inputs, name: name, attributes: [
+                Self.ints("kernel_shape", [kh, kw]), Self.ints("strides", [c.strides.h, c.strides.w]),
+                Self.ints("dilations", [c.dilation.h, c.dilation.w]), Self.ints("pads", pads), Self.int("group", 1)])
+            guard let out = activation(c.activation, conv, layout: .nchw, rank: 3, name: name, fail: fail) else { return }
+            set(out, .nchw)
+
+        case let d as DenseConfig:
+            guard let kernel = weight(.kernel) else { fail("no kernel"); return }
+            let inputs = kernel.shape[0]
+            let xin = value(x, .plain)
+            let w = floats(name + "/kernel", kernel.values, dims: [inputs, d.units])
+            var y: String
+            if n.inputShapes[0].count == 1 {
+                var args = [xin, w]
+                if d.useBias, let b = weight(.bias) { args.append(floats(name + "/bias", b.values, dims: [d.units])) }
+                y = node("Gemm", args, name: name)
+            } else {
+                // Dense on the last axis of a higher-rank input: MatMul broadcasts over the rest.
+                y = node("MatMul", [xin, w], name: name)
+                if d.useBias, let b = weight(.bias) { y = node("Add", [y, floats(name + "/bias", b.values, dims: [d.units])], name: name + "/bias_add") }
+            }
+            guard let out = activation(d.activation, y, layout: .plain, rank: n.outputShape.count, name: name, fail: fail) else { return }
+            set(out, .plain)
+
+        case let b as BatchNormConfig:
+            let rank = n.inputShapes[0].count
+            guard rank == 1 || rank == 3 else { fail("normalising an input of rank \(rank) (ONNX normalises axis 1)"); return }
+            guard let mean = weight(.movingMean), let variance = weight(.movingVariance) else { fail("no moving statistics"); return }
+            let c = mean.values.count
+            let gamma = b.scale ? weight(.gamma)?.values ?? [] : [Float](repeating: 1, count: c)
+            let beta = b.center ? weight(.beta)?.values ?? [] : [Float](repeating: 0, count: c)
+            guard gamma.count == c, beta.count == c else { fail("weights of the wrong size"); return }
+            let out = node("BatchNormalization", [
+                value(x, natural(x)), floats(name + "/gamma", gamma, dims: [c]), floats(name + "/beta", beta, dims: [c]),
+                floats(name + "/moving_mean", mean.values, dims: [c]), floats(name + "/moving_variance", variance.values, dims: [c]),
+            ], name: name, attributes: [Self.float("epsilon", b.epsilon)])
+            set(out, natural(x))
+
+        case let p as MaxPooling2DConfig:
+            set(pool("MaxPool", p.pool, n), .nchw)
+
+        case let p as AveragePooling2DConfig:
+            set(pool("AveragePool", p.pool, n), .nchw)
+
+        case let g as GlobalAveragePooling2DConfig:
+            set(globalPool("GlobalAveragePool", keepdims: g.keepdims, n), g.keepdims ? .nchw : .plain)
+
+        case let g as GlobalMaxPooling2DConfig:
+            set(globalPool("GlobalMaxPool", keepdims: g.keepdims, n), g.keepdims ? .nchw : .plain)
+
+        case is FlattenConfig:
+            // Keras flattens channels last: (h, w, c) order.
+            set(node("Flatten", [value(x, .plain)], name: name, attributes: [Self.int("axis", 1)]), .plain)
+
+        case is DropoutConfig:
+            names[n.output] = names[x]   // the identity in inference
+
+        case let a as ActivationConfig:
+            let layout = names[x]!.layout
+            guard let out = activation(a.activation, names[x]!.name, layout: layout, rank: n.inputShapes[0].count,
+                                       name: name, fail: fail, always: true) else { return }
+            set(out, layout)
+
+        case let r as ReLUConfig:
+            let layout = names[x]!.layout
+            set(relu(r, names[x]!.name, name: name), layout)
+
+        case let r as RescalingConfig:
+            let layout = names[x]!.layout
+            var y = node("Mul", [names[x]!.name, scalar(name + "/scale", r.scale)], name: name)
+            if r.offset != 0 { y = node("Add", [y, scalar(name + "/offset", r.offset)], name: name + "/offset_add") }
+            set(y, layout)
+
+        case let z as ZeroPadding2DConfig:
+            let pads = int64s(name + "/pads", [0, 0, z.top, z.left, 0, 0, z.bottom, z.right].map(Int64.init))
+            set(node("Pad", [value(x, .nchw), pads], name: name, attributes: []), .nchw)
+
+        case let m as MergeOp:
+            merge(m, n, fail: fail)
+
+        default:
+            fail("no ONNX mapping")
+        }
+    }
+
+    mutating func pool(_ op: String, _ p: Pool2DConfig, _ n: GraphNode) -> String {
+        let (h, w) = (n.inputShapes[0][0], n.inputShapes[0][1])
+        var pads = [0, 0, 0, 0]
+        if p.padding == .same {
+            let ph = Self.samePads(input: h, kernel: p.poolSize.h, stride: p.strides.h)
+            let pw = Self.samePads(input: w, kernel: p.poolSize.w, stride: p.strides.w)
+            pads = [ph.0, pw.0, ph.1, pw.1]
+        }
+        var attributes = [Self.ints("kernel_shape", [p.poolSize.h, p.poolSize.w]),
+                          Self.ints("strides", [p.strides.h, p.strides.w]), Self.ints("pads", pads)]
+        // Keras averages over the real pixels of a window only, never the padding.
+        if op == "AveragePool" { attributes.append(Self.int("count_include_pad", 0)) }
+        return node(op, [value(n.inputs[0], .nchw)], name: n.path, attributes: attributes)
+    }
+
+    mutating func globalPool(_ op: String, keepdims: Bool, _ n: GraphNode) -> String {
+        let y = node(op, [value(n.inputs[0], .nchw)], name: n.path)
+        return keepdims ? y : node("Flatten", [y], name: n.path + "/squeeze", attributes: [Self.int("axis", 1)])
+    }
+
+    /// `activation` applied to `x`; nil (and the failure recorded) for one without a mapping.
+    /// Softmax runs over the channels: axis 1 of an NCHW image, the last axis otherwise.
+    mutating func activation(_ a: Activation, _ x: String, layout: Layout, rank: Int, name: String,
+                             fail: (String) -> Void, always: Bool = false) -> String? {
+        let n = always ? name : name + "/" + a.rawValue
+        switch a {
+        case .linear: return always ? node("Identity", [x], name: n) : x
+        case .relu: return node("Relu", [x], name: n)
+        case .relu6: return node("Clip", [x, scalar(n + "/min", 0), scalar(n + "/max", 6)], name: n)
+        case .sigmoid: return node("Sigmoid", [x], name: n)
+        case .tanh: return node("Tanh", [x], name: n)
+        case .softmax: return node("Softmax", [x], name: n, attributes: [Self.int("axis", layout == .nchw && rank == 3 ? 1 : -1)])
+        case .elu: return node("Elu", [x], name: n, attributes: [Self.float("alpha", 1)])
+        case .selu:
+            return node("Selu", [x], name: n, attributes: [Self.float("alpha", 1.6732632423543772848170429916717),
+                                                           Self.float("gamma", 1.0507009873554804934193349852946)])
+        case .softplus: return node("Softplus", [x], name: n)
+        case .softsign: return node("Softsign", [x], name: n)
+        case .silu: return node("Mul", [x, node("Sigmoid", [x], name: n + "/sigmoid")], name: n)
+        case .gelu:
+            // 0.5·x·(1 + erf(x/√2)), Keras's exact gelu (ONNX's Gelu op needs opset 20).
+            let e = node("Erf", [node("Mul", [x, scalar(n + "/rsqrt2", 0.70710678118654752440)], name: n + "/scaled")], name: n + "/erf")
+            let one = node("Add", [e, scalar(n + "/one", 1)], name: n + "/one_plus")
+            return node("Mul", [node("Mul", [x, scalar(n + "/half", 0.5)], name: n + "/half_x"), one], name: n)
+        }
+    }
+
+    /// Keras's `relu(x, negative_slope, max_value, threshold)`, as the engine computes it (ReLU.swift).
+    mutating func relu(_ c: ReLUConfig, _ x: String, name: String) -> String {
+        if c.threshold == 0 && c.maxValue == nil {
+            return c.negativeSlope == 0 ? node("Relu", [x], name: name)
+                : node("LeakyRelu", [x], name: name, attributes: [Self.float("alpha", c.negativeSlope)])
+        }
+        var p: String
+        if c.threshold != 0 {
+            let zero = scalar(name + "/zero", 0)
+            p = node("Where", [node("Greater", [x, scalar(name + "/threshold", c.threshold)], name: name + "/above"), x, zero], name: name + "/thresholded")
+        } else {
+            p = node("Relu", [x], name: name + "/relu")
+        }
+        if let top = c.maxValue { p = node("Clip", [p, scalar(name + "/min", 0), scalar(name + "/max", top)], name: name + "/clip") }
+        if c.negativeSlope != 0 {
+            let below = node("Relu", [node("Sub", [scalar(name + "/t", c.threshold), x], name: name + "/t_minus_x")], name: name + "/below")
+            p = node("Sub", [p, node("Mul", [below, scalar(name + "/slope", c.negativeSlope)], name: name + "/leak")], name: name + "/leaky")
+        }
+        return node("Identity", [p], name: name)
+    }
+
+    mutating func merge(_ m: MergeOp, _ n: GraphNode, fail: (String) -> Void) {
+        let rank = n.outputShape.count
+        let layout: Layout = rank == 3 ? .nchw : .plain
+        var inputs: [String] = []
+        for v in n.inputs {
+            let r = shape(v).count
+            if r == rank { inputs.append(value(v, layout)); continue }
+            // Keras expands a lower-rank input right after the batch axis: (C) against an image
+            // is (1, 1, C), which in NCHW is (C, 1, 1).
+            guard r == 1, rank == 3 else { fail("merging inputs of rank \(r) and \(rank)"); return }
+            inputs.append(node("Unsqueeze", [value(v, .plain), int64s(n.path + "/axes", [2, 3])], name: n.path + "/expand"))
+        }
+        let name = n.path
+        func chain(_ op: String) -> String {
+            var y = inputs[0]
+            for (i, other) in inputs.dropFirst().enumerated() {
+                y = node(op, [y, other], name: i == inputs.count - 2 ? name : "\(name)/\(op.lowercased())_\(i)")
+            }
+            return y
+        }
+        let out: String
+        switch m {
+        case .add: out = inputs.count == 1 ? node("Identity", inputs, name: name) : chain("Add")
+        case .multiply: out = inputs.count == 1 ? node("Identity", inputs, name: name) : chain("Mul")
+        case .subtract:
+            guard inputs.count == 2 else { fail("Subtract of \(inputs.count) inputs"); return }
+            out = node("Sub", inputs, name: name)
+        case .average: out = node("Mean", inputs, name: name)
+        case .maximum: out = node("Max", inputs, name: name)
+        case .minimum: out = node("Min", inputs, name: name)
+        case .concatenate(let axis):
+            // Keras counts the batch axis; an image's axes 1, 2, 3 (H, W, C) are NCHW's 2, 3, 1.
+            let k = axis < 0 ? axis + rank + 1 : axis
+            let onnxAxis = layout == .nchw ? [1: 2, 2: 3, 3: 1][k] ?? k : k
+            out = node("Concat", inputs, name: name, attributes: [Self.int("axis", onnxAxis)])
+        }
+        names[n.output] = (out, layout)
+    }
+}
