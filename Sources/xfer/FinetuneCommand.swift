@@ -387,7 +387,7 @@ struct FinetuneCommand: ParsableCommand {
             source = "--loss"
         } else if ownTop, let compiled = loaded.compiledLoss {
             config = compiled
-            source = loaded.format == .keras3Archive ? "the checkpoint's compile_config" : "the checkpoint's training_config"
+            source = "the checkpoint's \(loaded.compiledLossSource ?? "training_config")"
         } else if ownTop {
             config = impliedLoss(of: loaded.model)
             source = "implied by the model's last activation"

@@ -200,6 +200,23 @@ final class LossCLITests: XCTestCase {
         XCTAssertEqual(p.stdout.split(separator: "\n").first?.split(separator: "\t").count, 4, p.stdout)
     }
 
+    /// The loss travels with every Keras output: training_config of a .h5, xfer's record in a
+    /// .keras's metadata.json and a .weights.h5's attributes; --resume and evaluate read it back.
+    func testTheLossTravelsWithKerasOutputs() throws {
+        for (ext, extra, source) in [("h5", [String](), "training_config"), ("keras", [], "recorded loss"),
+                                     ("weights.h5", ["--config", fixture("huber.h5")], "recorded loss")] {
+            let out = path("huber.\(ext)")
+            let r = try CLI.run(["finetune", fixture("huber.h5"), "--data", fixture("huber_data.h5"), "--keep-top", "--freeze-until", "conv1",
+                                 "--epochs", "1", "--output", out])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let again = try CLI.run(["finetune", out, "--data", fixture("huber_data.h5"), "--keep-top", "--epochs", "1", "--dry-run"] + extra)
+            XCTAssertEqual(again.status, 0, again.stderr)
+            XCTAssertTrue(again.stdout.contains("Loss: huber(delta=0.5) (the checkpoint's \(source))"), "\(ext): \(again.stdout)")
+            let e = try CLI.run(["evaluate", out, "--data", fixture("huber_data.h5")] + extra)
+            XCTAssertTrue(e.stdout.contains(" - mae: "), "\(ext): \(e.stdout) \(e.stderr)")
+        }
+    }
+
     func testPredictTopK() throws {
         let r = try CLI.run(["predict", fixture("cce_smooth.h5"), "--data", fixture("cce_smooth_data.h5"), "--top-k", "2"])
         XCTAssertEqual(r.status, 0, r.stderr)

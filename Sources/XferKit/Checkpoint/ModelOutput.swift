@@ -61,7 +61,9 @@ public struct ModelMetadata: Sendable, Equatable {
     /// The preprocessing the model's inputs need (`--preprocess`, or the data's default).
     public var preprocess: PreprocessMode?
     /// The loss the model was trained with and the optimizer (written as a `.h5`'s
-    /// `training_config`, so Keras's `load_model` compiles the model with them).
+    /// `training_config`, so Keras's `load_model` compiles the model with them; the loss alone
+    /// as `xfer.loss` in a `.keras`'s metadata.json and the root attribute `loss` of a
+    /// `.weights.h5`, which Keras ignores and xfer reads back).
     public var loss: LossConfig?
     public var optimizer: OptimizerConfig?
 
@@ -81,6 +83,7 @@ public struct ModelMetadata: Sendable, Equatable {
         var o: [String: Any] = [:]
         if let classNames, !classNames.isEmpty { o["class_names"] = classNames }
         if let preprocess { o["preprocess"] = preprocess.rawValue }
+        if let loss { o["loss"] = loss.kerasConfig }
         return o
     }
 }
