@@ -123,6 +123,11 @@ final class LossParityTests: XCTestCase {
         XCTAssertThrowsError(try LossConfig.parse("mse:2"))
         let config = LossConfig.fromKeras(["class_name": "CategoricalCrossentropy", "config": ["from_logits": true, "label_smoothing": 0.2]])
         XCTAssertEqual(config, LossConfig(.categoricalCrossentropy, fromLogits: true, labelSmoothing: 0.2))
+        XCTAssertEqual(LossConfig.fromKeras(["module": "keras.losses", "class_name": "function", "config": "mean_absolute_error"]),
+                       LossConfig(.meanAbsoluteError))
+        XCTAssertEqual(LossConfig.fromKeras("binary_crossentropy"), LossConfig(.binaryCrossentropy))
+        XCTAssertNil(LossConfig.fromKeras(["output_1": "mse"]))  // several outputs' losses
+        XCTAssertNil(LossConfig.fromKeras(["class_name": "Huber", "config": ["delta": -1]]))
         // What xfer writes reads back the same.
         for l in [LossConfig(.huber, delta: 0.25), LossConfig(.binaryCrossentropy, fromLogits: true, labelSmoothing: 0.1),
                   LossConfig(.sparseCategoricalCrossentropy), LossConfig(.meanAbsoluteError)] {

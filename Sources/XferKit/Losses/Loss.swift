@@ -113,6 +113,8 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
     public static func fromKeras(_ loss: Any?) -> LossConfig? {
         if let name = loss as? String { return LossKind(kerasName: name).map { LossConfig($0) } }
         guard let object = loss as? [String: Any] else { return nil }
+        // Keras 3 serialises a loss function as {"class_name": "function", "config": "<its name>"}.
+        if let fn = object["config"] as? String { return LossKind(kerasName: fn).map { LossConfig($0) } }
         let config = object["config"] as? [String: Any] ?? [:]
         var name = object["class_name"] as? String ?? ""
         // A wrapped function (`LossFunctionWrapper`) names it in its config.
