@@ -122,8 +122,9 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
         guard let kind = LossKind(kerasName: name) else { return nil }
         var c = LossConfig(kind)
         c.fromLogits = config["from_logits"] as? Bool ?? false
-        if let ls = config["label_smoothing"] as? Double { c.labelSmoothing = Float(ls) }
-        if let d = config["delta"] as? Double { c.delta = Float(d) }
+        func number(_ v: Any?) -> Double? { (v as? Double) ?? (v as? Int).map(Double.init) ?? (v as? NSNumber)?.doubleValue }
+        if let ls = number(config["label_smoothing"]) { c.labelSmoothing = Float(ls) }
+        if let d = number(config["delta"]) { c.delta = Float(d) }
         // A file's values, checked as --label-smoothing and --loss huber:DELTA are: a damaged or
         // crafted config loses the default loss rather than training with a NaN.
         guard c.labelSmoothing >= 0 && c.labelSmoothing <= 1, c.delta > 0 && c.delta.isFinite else { return nil }
