@@ -4,7 +4,10 @@ For every loadable fixture: `xfer import FIXTURE --to OUT.h5`, then
 `tf_keras.models.load_model(OUT.h5)` predicts the fixture's input batch, and the
 result must equal what Keras predicted with the original checkpoint (X.io.h5)
 within 1e-4. Then a few `xfer finetune` runs: Keras loads each output and predicts
-what `xfer predict` predicts, within 1e-4. Usage: python check_keras_loads.py PATH/TO/xfer
+what `xfer predict` predicts, within 1e-4; for the binary, multi-label and regression
+heads (checkpoints/losses) Keras also compiles the output with the loss xfer trained
+(training_config) and its `evaluate` gives the loss `xfer evaluate` prints.
+Usage: python check_keras_loads.py PATH/TO/xfer
 """
 import json
 import os
@@ -86,6 +89,47 @@ with tempfile.TemporaryDirectory() as tmp:
         passed += ok
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} finetune {source} -> Keras predicts as xfer predict: max abs error {err:.2e}")
+
+    # Heads beyond softmax: the loss travels in training_config.
+    losses = os.path.join(here, "losses")
+    loss_runs = [
+        ("bce_sigmoid.h5", "bce_sigmoid_data.h5", ["--keep-top", "--epochs", "1"], "BinaryCrossentropy"),
+        ("multilabel.h5", "multilabel_data.h5", ["--keep-top", "--epochs", "1", "--optimizer", "adam"], "BinaryCrossentropy"),
+        ("mse.h5", "mse_data.h5", ["--loss", "mse", "--head", "flatten,dense:8:relu", "--epochs", "2", "--batch-size", "4"], "MeanSquaredError"),
+        ("huber.h5", "huber_data.h5", ["--keep-top", "--epochs", "1"], "Huber"),
+    ]
+    for source, data_file, args, loss_class in loss_runs:
+        data = os.path.join(losses, data_file)
+        out = os.path.join(tmp, "tuned-" + source)
+        pred = os.path.join(tmp, "pred-" + source)
+        r = subprocess.run([xfer, "finetune", source, "--data", data, *args, "--output", out], cwd=losses,
+                           capture_output=True, text=True)
+        r2 = r.returncode == 0 and subprocess.run([xfer, "predict", out, "--data", data, "--output", pred],
+                                                  capture_output=True, text=True)
+        r3 = r.returncode == 0 and subprocess.run([xfer, "evaluate", out, "--data", data, "--json"],
+                                                  capture_output=True, text=True)
+        if r.returncode != 0 or r2.returncode != 0 or r3.returncode != 0:
+            print(f"FAIL finetune {source}: {(r.stderr or r2.stderr or r3.stderr).strip()}")
+            failures += 1
+            continue
+        try:
+            model = tf_keras.models.load_model(out)
+        except Exception as e:  # noqa: BLE001
+            print(f"FAIL finetune {source}: tf_keras cannot load and compile xfer's output: {e}")
+            failures += 1
+            continue
+        with h5py.File(pred, "r") as f:
+            mine = f["predictions"][()]
+        with h5py.File(data, "r") as f:
+            x, y = f["x"][()], f["y"][()]
+        err = float(np.max(np.abs(model.predict(x, verbose=0) - mine)))
+        keras_loss = float(model.evaluate(x, y, verbose=0))
+        xfer_loss = json.loads(r3.stdout)["loss"]
+        ok = err <= 1e-4 and type(model.loss).__name__ == loss_class and abs(keras_loss - xfer_loss) <= 1e-4 * max(1, abs(keras_loss))
+        passed += ok
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} finetune {source} -> Keras compiles it with {type(model.loss).__name__}, "
+              f"predicts as xfer predict (max abs error {err:.2e}), evaluates loss {keras_loss:.6f} (xfer {xfer_loss:.6f})")
 
 print(f"{passed} passed, {failures} failed")
 sys.exit(1 if failures or passed == 0 else 0)

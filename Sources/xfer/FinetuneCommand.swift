@@ -39,7 +39,25 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Size of the new softmax head (default: the number of classes in DATA).")
     var classes: Int?
 
-    @Option(name: .long, help: ArgumentHelp("The new head, before its final softmax dense layer.", valueName: "SPEC"))
+    @Option(name: .long, help: ArgumentHelp(
+        "The loss: categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mse, mae, huber[:DELTA].",
+        discussion: "Default: with --keep-top or --resume the loss the checkpoint was compiled with (training_config / "
+            + "compile_config), else what its last activation implies; for a new head categorical_crossentropy, or "
+            + "binary_crossentropy when y holds multi-hot rows (regression needs --loss: a fractional y is refused, never "
+            + "taken for numbers). binary_crossentropy gives a new head one sigmoid unit (two classes, 0/1), or one per "
+            + "column of a multi-hot y; mse, mae and huber one linear unit per column of y.", valueName: "LOSS"))
+    var loss: String?
+
+    @Option(name: .long, help: ArgumentHelp("Keras label_smoothing of the cross-entropies.", valueName: "F"))
+    var labelSmoothing: Float?
+
+    @Flag(name: .long, help: "The head outputs logits (no softmax/sigmoid): Keras's from_logits=True.")
+    var fromLogits = false
+
+    @Option(name: .long, help: ArgumentHelp("Keras's class_weight: 'balanced' (N / (classes × count)) or a JSON map of class id (or name) to weight.", valueName: "balanced|JSON"))
+    var classWeight: String?
+
+    @Option(name: .long, help: ArgumentHelp("The new head, before its final dense layer (softmax, sigmoid or linear, as the loss implies).", valueName: "SPEC"))
     var head: String = Self.defaultHead
     static let defaultHead = "flatten,dense:256:relu,dropout:0.5"
 
@@ -82,7 +100,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Stop after this many epochs without improvement of --monitor and restore the best weights.", valueName: "PATIENCE"))
     var earlyStopping: Int?
 
-    @Option(name: .long, help: "Metric for --early-stopping and --reduce-lr-on-plateau: val_loss, val_accuracy, loss, accuracy (default val_loss with validation data, else loss).")
+    @Option(name: .long, help: "Metric for --early-stopping and --reduce-lr-on-plateau: loss, the loss's metric (accuracy, binary_accuracy, mae) and their val_ twins (default val_loss with validation data, else loss).")
     var monitor: String?
 
     @Option(name: .long, help: ArgumentHelp("Halve the learning rate after this many epochs without improvement of --monitor.", valueName: "PATIENCE"))
@@ -108,21 +126,25 @@ struct FinetuneCommand: ParsableCommand {
     var plot: String?
 
     var monitorName: String { monitor ?? ((validationData != nil || validationSplit != nil) ? Metric.valLoss : Metric.loss).rawValue }
-    /// The metric `--monitor` names (or the default); nil for an unknown name, which `validate()` refuses.
-    var monitorMetric: Metric? { Metric(rawValue: monitorName) }
+    /// The metric `--monitor` names (or the default).
+    var monitorMetric: Metric { Metric(rawValue: monitorName) }
+
+    /// Refuses a `--monitor` that training with `metric` will not log (exit 2, before any work).
+    func checkMonitor(_ metric: TrainingMetric) throws {
+        let metrics = Metric.available(metric, validation: validationData != nil || validationSplit != nil)
+        if (earlyStopping != nil || reduceLrOnPlateau != nil || saveBest != nil || monitor != nil) && !metrics.contains(monitorMetric) {
+            throw XferError.usage("--monitor", "\(monitorName) will not exist; available: \(metrics.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
 
     func validate() throws {
         if let f = validationSplit, !(f > 0 && f < 1) { throw ValidationError("--validation-split must be between 0 and 1") }
         if validationSplit != nil && validationData != nil { throw ValidationError("give --validation-data or --validation-split, not both") }
-        let metrics: [Metric] = [.loss, .accuracy] + ((validationData != nil || validationSplit != nil) ? [.valLoss, .valAccuracy] : [])
-        if (earlyStopping != nil || reduceLrOnPlateau != nil || saveBest != nil || monitor != nil)
-            && !(monitorMetric.map(metrics.contains) ?? false) {
-            throw ValidationError("--monitor \(monitorName) will not exist; available: \(metrics.map(\.rawValue).joined(separator: ", "))")
-        }
+        if let ls = labelSmoothing, !(ls >= 0 && ls <= 1) { throw ValidationError("--label-smoothing must be in [0, 1]") }
         if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
         if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop || classes != nil
-                      || head != Self.defaultHead) {
-            throw ValidationError("--resume keeps the freeze and head of the run it continues; drop --freeze-until/--freeze/--trainable/--keep-top/--classes/--head")
+                      || head != Self.defaultHead || loss != nil || fromLogits || labelSmoothing != nil) {
+            throw ValidationError("--resume keeps the freeze and head of the run it continues, and its loss; drop --freeze-until/--freeze/--trainable/--keep-top/--classes/--head/--loss")
         }
         if resume && (optimizer != nil || momentum != nil || nesterov) {
             throw ValidationError("--resume continues the run's optimizer (kind, momentum, state); drop --optimizer/--momentum/--nesterov (--lr may change the learning rate)")
@@ -151,9 +173,26 @@ struct FinetuneCommand: ParsableCommand {
         }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
-        let labels = try data.requireLabels(for: "fine-tuning")
-        try data.checkTrainable()
+        let ownTop = keepTop || resume
+        let (lossConfig, lossSource) = try chooseLoss(loaded, data: data, ownTop: ownTop)
+        let categorical = lossConfig.kind.isCategorical
+        if categorical {
+            _ = try data.requireClassLabels(for: "fine-tuning", loss: lossConfig)
+            try data.checkTrainable()
+        }
         let classCount = classes ?? data.classCount
+        // The new head's units: the classes of a softmax, one sigmoid unit (or one per label of a
+        // multi-hot y), one output per column of a regression y.
+        let headUnits: Int
+        switch lossConfig.kind {
+        case .categoricalCrossentropy, .sparseCategoricalCrossentropy: headUnits = classCount
+        case .binaryCrossentropy: headUnits = data.kind == .arrays ? data.targetWidth : 1
+        default: headUnits = data.targetWidth
+        }
+        if let classes, !categorical, !ownTop, classes != headUnits {
+            throw XferError.usage("--classes", "is \(classes) but a \(lossConfig.kind.shortName) head on \(dataOptions.data) has \(headUnits) output\(headUnits == 1 ? "" : "s")",
+                                  hint: "--classes sizes a softmax head; drop it")
+        }
         var state: TrainingState?
         if resume {
             guard let s = try TrainingState.read(checkpoint) else {
@@ -167,7 +206,8 @@ struct FinetuneCommand: ParsableCommand {
         }
         let seed = self.seed ?? state?.seed ?? 0
         var options = FreezeOptions(freezeUntil: freezeUntil, freeze: Self.names(freeze), trainable: Self.names(trainable),
-                                    keepTop: keepTop, head: try parseHead(head), classes: classCount, seed: seed)
+                                    keepTop: keepTop, head: try parseHead(head), classes: headUnits, seed: seed)
+        options.finalActivation = lossConfig.fromLogits ? .linear : lossConfig.activation
         options.keepFlags = resume
         let augmentations = try augment.map(parseAugmentations) ?? []
         if !augmentations.isEmpty && data.kind != .images {
@@ -182,42 +222,53 @@ struct FinetuneCommand: ParsableCommand {
         // Training and validation samples.
         var trainIndices = Array(0..<data.count)
         var validation: (data: DataSource, indices: [Int])?
+        // Stratified by class for a classifier with one class per sample; one stratum otherwise.
+        let splitClasses = categorical ? classCount : (lossConfig.kind == .binaryCrossentropy && headUnits == 1 ? 2 : 1)
         if let f = validationSplit {
-            let split = stratifiedSplit(labels: labels, classes: classCount, fraction: f, seed: seed)
+            let strata = splitClasses == 1 ? [Int](repeating: 0, count: data.count) : (data.targetClasses ?? [])
+            let split = stratifiedSplit(labels: strata, classes: splitClasses, fraction: f, seed: seed)
             trainIndices = split.training
             validation = (data, split.validation)
-            let names = data.classNames ?? (0..<classCount).map(String.init)
-            say("Validation split \(f) (stratified, seed \(seed)): " + split.perClass.enumerated().map { i, c in
-                "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
+            if splitClasses == 1 {
+                say("Validation split \(f) (seed \(seed)): \(split.training.count)/\(split.validation.count) (train/validation)")
+            } else {
+                let names = data.classNames ?? (0..<splitClasses).map(String.init)
+                say("Validation split \(f) (stratified, seed \(seed)): " + split.perClass.enumerated().map { i, c in
+                    "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
+            }
         } else if let path = validationData {
             let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
-            _ = try v.requireLabels(for: "validation")
+            if categorical { _ = try v.requireLabels(for: "validation") }
             validation = (v, Array(0..<v.count))
         }
-        printPlan(plan, data: data)
-        if dryRun { return }
         let outputs = plan.model.flattenedLayers().last.map { l -> Int in
             if let d = l.layer.op as? DenseConfig { return d.units }
             return classCount
         } ?? classCount
+        let trainingMetric = TrainingMetric.for(lossConfig, units: outputs)
+        try checkMonitor(trainingMetric)
+        printPlan(plan, data: data)
+        say("Loss: \(lossConfig) (\(lossSource)); head: \(headDescription(plan.model, lossConfig)); metric: \(trainingMetric.name)")
+        if dryRun { return }
         // DATA against the model, before any expensive work: its samples' shape, and its classes
         // against the softmax (Keras fails on a label at or above the units; fewer classes train,
         // but some outputs then never see a sample).
         try data.checkFits(inputShape: plan.model.inputShape)
-        let ownTop = keepTop || resume
         if keepTop, let classes, classes != outputs {
             throw XferError.usage("--classes", "is \(classes) but the kept top has \(outputs) outputs",
                                   hint: "--classes sizes a new head; drop it, or drop --keep-top")
         }
-        if let classes, !ownTop, data.highestLabel >= classes {
+        if let classes, !ownTop, categorical, data.highestLabel >= classes {
             throw XferError.usage("--classes", "\(classes) is fewer than the \(data.highestLabel + 1) classes of \(dataOptions.data)",
                                   hint: "give --classes \(data.highestLabel + 1) or more, or leave it out to use the data's")
         }
-        do { try data.checkLabels(below: outputs) } catch var e as XferError {
-            if keepTop { e.hint = "the kept top has \(outputs) outputs; drop --keep-top to train a new head of \(data.classCount) classes" }
+        do { try data.checkTargets(for: lossConfig, units: outputs, purpose: "fine-tuning") } catch var e as XferError {
+            if keepTop && categorical && e.message.contains("output") {
+                e.hint = "the kept top has \(outputs) outputs; drop --keep-top to train a new head of \(data.classCount) classes"
+            }
             throw e
         }
-        if data.classCount < outputs {
+        if categorical && data.classCount < outputs {
             let source = ownTop ? "the model's top has \(outputs) outputs" : "--classes is \(outputs)"
             warn("\(dataOptions.data): has \(data.classCount) classes but \(source): outputs \(data.classCount)..\(outputs - 1) "
                  + "get no samples and are only trained to be unlikely")
@@ -225,7 +276,7 @@ struct FinetuneCommand: ParsableCommand {
         if ownTop, let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
         if let v = validation?.data, v !== data {
             try v.checkFits(inputShape: plan.model.inputShape)
-            try v.checkLabels(below: outputs)
+            try v.checkTargets(for: lossConfig, units: outputs, purpose: "validation")
             if let note = v.classNamesDiffer(from: data.classNames, theirs: "those of \(dataOptions.data)") { warn(note) }
         }
 
@@ -241,8 +292,19 @@ struct FinetuneCommand: ParsableCommand {
         fit.seed = seed
         fit.useCache = !noCache
         fit.earlyStoppingPatience = earlyStopping
-        // validate() refused an unknown --monitor; the default is always a metric.
-        if let metric = monitorMetric { fit.monitor = metric }
+        fit.loss = lossConfig
+        fit.monitor = monitorMetric
+        if let text = classWeight {
+            guard categorical || (lossConfig.kind == .binaryCrossentropy && outputs == 1), let classOf = data.targetClasses else {
+                throw XferError.usage("--class-weight", "applies to a classifier with one class per sample, and the loss is \(lossConfig.kind.shortName) on \(outputs) output\(outputs == 1 ? "" : "s")")
+            }
+            let weights = try ClassWeights.parse(text, classes: categorical ? outputs : 2, names: data.classNames ?? loaded.classNames,
+                                                 classOf: trainIndices.map { classOf[$0] })
+            fit.classWeights = weights
+            let names = data.classNames ?? loaded.classNames
+            say("Class weights: " + weights.weights.enumerated().map { i, w in
+                "\(names.flatMap { i < $0.count ? $0[i] : nil } ?? String(i))=\(String(format: "%.4g", w))" }.joined(separator: ", "))
+        }
         if let p = reduceLrOnPlateau { fit.reduceLROnPlateau = (0.5, p, 0) }
         // A file xfer wrote records Keras 2; the run it continues used the checkpoint's own rule.
         let tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)
@@ -258,9 +320,11 @@ struct FinetuneCommand: ParsableCommand {
         let interrupted = InterruptFlag()
         tuner.stopRequested = { interrupted.isSet }
 
-        // What travels with the model: the classes, and the preprocessing its inputs had.
-        let metadata = ModelMetadata(classNames: data.classNames ?? loaded.classNames,
+        // What travels with the model: the classes, the preprocessing its inputs had, and the loss
+        // (with the optimizer as it ends, at each write).
+        var metadata = ModelMetadata(classNames: data.classNames ?? loaded.classNames,
                                      preprocess: dataOptions.preprocess ?? (data.kind == .images ? .caffe : loaded.preprocess))
+        metadata.loss = lossConfig
         let bar = ProgressBar("epoch")
         var caching: ProgressBar?
         let started = Date()
@@ -274,7 +338,7 @@ struct FinetuneCommand: ParsableCommand {
                 caching?.update(done, total)
                 if done == total { caching?.finish() }
             case .batch(let epoch, let done, let total, let loss, let acc):
-                bar.update(done, total, extra: String(format: "epoch %d - loss: %.4f - accuracy: %.4f", epoch, loss, acc))
+                bar.update(done, total, extra: String(format: "epoch %d - loss: %.4f - ", epoch, loss) + trainingMetric.name + String(format: ": %.4f", acc))
             case .epochEnd(let r):
                 bar.finish()
                 say(r.line(of: epochs))
@@ -283,7 +347,8 @@ struct FinetuneCommand: ParsableCommand {
             case .improved(let r):
                 guard let path = saveBest else { break }
                 do {
-                    try ModelWriter.write(tuner.network.exportModel(), to: path, protecting: inputs, metadata: metadata)
+                    try ModelWriter.write(tuner.network.exportModel(), to: path, protecting: inputs,
+                                          metadata: metadata.compiled(with: tuner.optimizer.config))
                     say("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
                 } catch { warn("\(path): could not save: \(error)") }
             }
@@ -298,7 +363,8 @@ struct FinetuneCommand: ParsableCommand {
                                             + "continue with --resume and a lower --lr")
         }
         let done = (state?.epochsDone ?? 0) + tuner.history.count
-        try ModelWriter.write(tuner.network.exportModel(), to: output, protecting: inputs, metadata: metadata,
+        try ModelWriter.write(tuner.network.exportModel(), to: output, protecting: inputs,
+                              metadata: metadata.compiled(with: tuner.optimizer.config),
                               trainingState: TrainingState(epochsDone: done, optimizer: tuner.optimizer, seed: seed))
         if let path = csvLog { try writeText(XferKit.csvLog(tuner.history), to: path) }
         if let plot { try writeText(svgPlot(tuner.history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)"), to: plot) }
@@ -308,6 +374,53 @@ struct FinetuneCommand: ParsableCommand {
             throw ExitCode(130)
         }
         say(String(format: "Wrote %@ (%.1f s)", output, Date().timeIntervalSince(started)))
+    }
+
+    /// The loss to train with and where it comes from: `--loss` (with `--from-logits` and
+    /// `--label-smoothing`); with the model's own top, the loss it was compiled with, else what its
+    /// last activation implies; for a new head, what DATA's targets imply.
+    func chooseLoss(_ loaded: Checkpoint, data: DataSource, ownTop: Bool) throws -> (LossConfig, String) {
+        var config: LossConfig
+        var source: String
+        if let text = loss {
+            config = try LossConfig.parse(text)
+            source = "--loss"
+        } else if ownTop, let compiled = loaded.compiledLoss {
+            config = compiled
+            source = "the checkpoint's \(loaded.compiledLossSource ?? "training_config")"
+        } else if ownTop {
+            config = impliedLoss(of: loaded.model)
+            source = "implied by the model's last activation"
+        } else if data.hasMultiHotTargets {
+            config = LossConfig(.binaryCrossentropy)
+            source = "y holds multi-hot rows"
+        } else {
+            config = .categorical
+            source = "the data's class labels"
+        }
+        if fromLogits {
+            guard !config.kind.isRegression else { throw XferError.usage("--from-logits", "applies to the cross-entropies, and the loss is \(config.kind.shortName)") }
+            config.fromLogits = true
+        }
+        if let ls = labelSmoothing {
+            guard !config.kind.isRegression && config.kind != .sparseCategoricalCrossentropy || ls == 0 else {
+                throw XferError.usage("--label-smoothing", "applies to categorical_crossentropy and binary_crossentropy, and the loss is \(config.kind.shortName)")
+            }
+            config.labelSmoothing = ls
+        }
+        return (config, source)
+    }
+
+    /// `predictions Dense(1, sigmoid): binary` — the final layer and the head kind it makes.
+    func headDescription(_ model: ModelSpec, _ loss: LossConfig) -> String {
+        guard let last = model.flattenedLayers().last?.layer, let head = headOf(model) else { return "the model's output" }
+        let kind: String
+        switch loss.kind {
+        case .categoricalCrossentropy, .sparseCategoricalCrossentropy: kind = "\(head.units)-class classifier"
+        case .binaryCrossentropy: kind = head.units == 1 ? "binary classifier" : "multi-label classifier (\(head.units) labels)"
+        default: kind = "regression (\(head.units) output\(head.units == 1 ? "" : "s"))"
+        }
+        return "\(last.name) \(last.className)(\(head.units), \(head.activation.rawValue)) — \(kind)"
     }
 
     var inputFiles: [CommandFile] {

@@ -84,6 +84,11 @@ func summaryJSON(_ c: Checkpoint, _ s: ModelSummary) throws -> String {
         "total_params": s.totalParams, "trainable_params": s.trainableParams, "non_trainable_params": s.nonTrainableParams,
         "layers": layers,
     ]
+    return try jsonText(object)
+}
+
+/// `object` as JSON text for `--json`, keys sorted.
+func jsonText(_ object: Any) throws -> String {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     // JSONSerialization escapes C0 controls but leaves DEL and C1 raw: escape them too, so the
     // JSON stays valid and no name from the file reaches the terminal as a control code.

@@ -142,7 +142,7 @@ final class TrainingParityTests: XCTestCase {
                             delta[path] = 1e-4 * (g.map { abs($0) }.max() ?? 0)
                         }
                     }
-                    let (loss, _) = net.trainStep(c.x, labels: c.labels, optimizer: optimizer)
+                    let loss = net.trainStep(c.x, labels: c.labels, optimizer: optimizer).loss
                     if config.kind != .sgd {
                         let t = Float(step)
                         let alpha = config.learningRate * (1 - powf(config.beta2, t)).squareRoot() / (1 - powf(config.beta1, t))

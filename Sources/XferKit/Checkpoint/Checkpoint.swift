@@ -79,6 +79,12 @@ public struct Checkpoint: Sendable {
     public var classNames: [String]?
     /// The preprocessing recorded with the model (`preprocess`, stored beside the class names).
     public var preprocess: PreprocessMode?
+    /// The loss the model was compiled with (`training_config` of a full-model .h5,
+    /// `compile_config` of a .keras archive, else the loss xfer records beside its outputs), when
+    /// it is one xfer knows.
+    public var compiledLoss: LossConfig?
+    /// Where ``compiledLoss`` was found: `training_config`, `compile_config`, or `recorded loss` (xfer's own record).
+    public var compiledLossSource: String?
 
     /// Reads and validates the checkpoint at `path`.
     public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
@@ -111,9 +117,16 @@ struct CheckpointReader {
             let root = file.exists("/model_weights") ? "/model_weights" : "/"
             let reader = LegacyWeightReader(file: file, root: root, values: options.values)
             try reader.assign(to: &model)
-            return Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
-                              nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
-                              preprocess: recordedPreprocess(file))
+            var c = Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
+                               nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
+                               preprocess: recordedPreprocess(file))
+            // A training_config that cannot be read only loses the default loss.
+            if let text = try? file.string("/", "training_config"),
+               let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
+                c.compiledLoss = LossConfig.fromKeras(json["loss"])
+                c.compiledLossSource = "training_config"
+            }
+            return c
         }
         if file.hasAttribute("/", "layer_names") || file.hasAttribute("/", "layer_names0") {
             let version = try file.string("/", "keras_version")
@@ -132,9 +145,15 @@ struct CheckpointReader {
             }
             let reader = Keras3WeightReader(file: file, values: options.values)
             try reader.assign(to: &model)
-            return Checkpoint(path: path, format: .keras3Weights, kerasVersion: nil, architecture: source, model: model,
-                              nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
-                              preprocess: recordedPreprocess(file))
+            var c = Checkpoint(path: path, format: .keras3Weights, kerasVersion: nil, architecture: source, model: model,
+                               nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
+                               preprocess: recordedPreprocess(file))
+            // The loss xfer records there (Keras3Writer); Keras ignores it.
+            if let text = try? file.string("/", "loss") {
+                c.compiledLoss = LossConfig.fromKeras(try? JSONSerialization.jsonObject(with: Data(text.utf8)))
+                c.compiledLossSource = "recorded loss"
+            }
+            return c
         }
         throw XferError.badInput(path, "is an HDF5 file but not a Keras checkpoint (no model_config, layer_names or layers/ group)",
                                  hint: "give a file written by Keras: model.save(...) or model.save_weights(...)")
@@ -261,6 +280,7 @@ struct CheckpointReader {
         var version: String?
         var classNames: [String]?
         var preprocess: PreprocessMode?
+        var recordedLoss: LossConfig?
         if archive["metadata.json"] != nil,
            let meta = try? JSONSerialization.jsonObject(with: try entry(archive, "metadata.json")) as? [String: Any] {
             version = meta["keras_version"] as? String
@@ -268,6 +288,7 @@ struct CheckpointReader {
             let own = meta["xfer"] as? [String: Any]
             classNames = own?["class_names"] as? [String]
             preprocess = (own?["preprocess"] as? String).flatMap(PreprocessMode.init(rawValue:))
+            recordedLoss = LossConfig.fromKeras(own?["loss"])
         }
         let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json", kerasVersion: version)
         var (model, source) = try architecture(own: own)
@@ -275,8 +296,17 @@ struct CheckpointReader {
                                         path: "\(path): model.weights.h5")
         let reader = Keras3WeightReader(file: weights, values: options.values)
         try reader.assign(to: &model)
-        return Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
-                          nonFiniteWeights: reader.nonFinite.paths, classNames: classNames, preprocess: preprocess)
+        var c = Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
+                           nonFiniteWeights: reader.nonFinite.paths, classNames: classNames, preprocess: preprocess)
+        // Keras's compile_config, else the loss xfer records in metadata.json.
+        c.compiledLoss = recordedLoss
+        c.compiledLossSource = "recorded loss"
+        if let json = try? JSONSerialization.jsonObject(with: try entry(archive, "config.json")) as? [String: Any],
+           let compile = json["compile_config"] as? [String: Any], let loss = LossConfig.fromKeras(compile["loss"]) {
+            c.compiledLoss = loss
+            c.compiledLossSource = "compile_config"
+        }
+        return c
     }
 
     /// The root attribute `preprocess` xfer writes, when it names a mode.

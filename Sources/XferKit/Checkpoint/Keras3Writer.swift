@@ -12,8 +12,8 @@
 //                 `{"args", "kwargs"}` inbound nodes with `__keras_tensor__` entries) and
 //                 model.weights.h5 (the layout above). `keras.models.load_model` opens it.
 //
-// What travels with the model and Keras ignores: class names and the preprocessing mode (root
-// attributes of the .weights.h5; an "xfer" object in metadata.json), and the training state for
+// What travels with the model and Keras ignores: class names, the preprocessing mode and the
+// loss (root attributes of the .weights.h5; an "xfer" object in metadata.json), and the training state for
 // `--resume` (the group /xfer_training_state beside the weights). A .keras archive keeps exactly
 // the three members, since Keras reads a fourth as assets.
 //
@@ -70,6 +70,10 @@ public enum Keras3Writer {
                                  trainingState: TrainingState?) throws {
         if let names = metadata.classNames, !names.isEmpty { try file.setStrings("/", "class_names", names) }
         if let p = metadata.preprocess { try file.setString("/", "preprocess", p.rawValue, utf8: true) }
+        if let loss = metadata.loss {
+            let json = try JSONSerialization.data(withJSONObject: loss.kerasConfig, options: [.sortedKeys])
+            try file.setString("/", "loss", String(decoding: json, as: UTF8.self), utf8: true)
+        }
         try writeVars(model, inner: "", to: file)
         if let trainingState { try trainingState.write(to: file) }
         try file.flush()

@@ -1,7 +1,9 @@
 // Writing a model as a Keras 2 full-model .h5 (`model.save("x.h5")` layout,
 // docs/KERAS-FORMATS.md A.2) that `tf_keras.models.load_model` opens:
 //
-//   /                 attrs model_config (JSON), keras_version, backend
+//   /                 attrs model_config (JSON), keras_version, backend, and (a trained model)
+//                     training_config: the loss and optimizer it was trained with, as tf-keras
+//                     `model.save` writes them, so `load_model` compiles it the same way
 //   /model_weights    attrs layer_names, keras_version, backend
 //     /<layer>        attr weight_names ["<layer>/kernel:0", ...]; datasets at /<layer>/<layer>/kernel:0
 //     /<nested>       weight_names of all inner layers, trainable first (A.1.5)
@@ -22,18 +24,45 @@ public enum KerasH5Writer {
     /// prints names with it).
     /// `preprocess` is stored as the root attribute `preprocess` (informative; Keras ignores it).
     /// `trainingState` (optional) lets `xfer finetune --resume` continue the run; Keras ignores it.
+    /// `compiled` (optional): the loss and optimizer, written as `training_config`.
     public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                              classNames: [String]? = nil, preprocess: PreprocessMode? = nil,
-                             trainingState: TrainingState? = nil) throws {
+                             trainingState: TrainingState? = nil,
+                             compiled: (loss: LossConfig, optimizer: OptimizerConfig)? = nil) throws {
         try writeAtomically(path, protecting: inputs, create: HDF5File.create) { file in
-            try writeFile(model, to: file, classNames: classNames, preprocess: preprocess, trainingState: trainingState)
+            try writeFile(model, to: file, classNames: classNames, preprocess: preprocess, trainingState: trainingState,
+                          compiled: compiled)
         }
     }
 
+    /// tf-keras's `training_config`: the loss, no metrics, and the optimizer by its registered
+    /// name and `get_config()` keys (docs/KERAS-FORMATS.md A.2).
+    static func trainingConfig(loss: LossConfig, optimizer o: OptimizerConfig) -> [String: Any] {
+        var config: [String: Any] = ["learning_rate": shortest(o.learningRate), "weight_decay": NSNull(), "clipnorm": NSNull(),
+                                     "global_clipnorm": NSNull(), "clipvalue": NSNull(), "use_ema": false, "ema_momentum": 0.99,
+                                     "ema_overwrite_frequency": NSNull(), "jit_compile": false, "is_legacy_optimizer": false]
+        let name: String
+        switch o.kind {
+        case .sgd: name = "SGD"; config["momentum"] = shortest(o.momentum); config["nesterov"] = o.nesterov
+        case .adam: name = "Adam"; config["beta_1"] = shortest(o.beta1); config["beta_2"] = shortest(o.beta2)
+            config["epsilon"] = shortest(o.epsilon); config["amsgrad"] = false
+        case .rmsprop: name = "RMSprop"; config["rho"] = shortest(o.rho); config["momentum"] = shortest(o.momentum)
+            config["epsilon"] = shortest(o.epsilon); config["centered"] = false
+        }
+        config["name"] = name
+        return ["loss": loss.kerasConfig, "metrics": NSNull(), "weighted_metrics": NSNull(), "loss_weights": NSNull(),
+                "optimizer_config": ["class_name": "Custom>\(name)", "config": config] as [String: Any]]
+    }
+
     private static func writeFile(_ model: ModelSpec, to file: HDF5File, classNames: [String]?, preprocess: PreprocessMode?,
-                                  trainingState: TrainingState?) throws {
+                                  trainingState: TrainingState?, compiled: (loss: LossConfig, optimizer: OptimizerConfig)?) throws {
         let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
         try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
+        if let compiled {
+            let training = try JSONSerialization.data(withJSONObject: trainingConfig(loss: compiled.loss, optimizer: compiled.optimizer),
+                                                      options: [.sortedKeys])
+            try file.setString("/", "training_config", String(decoding: training, as: UTF8.self), utf8: false)
+        }
         try file.setString("/", "keras_version", kerasVersion, utf8: true)
         try file.setString("/", "backend", "tensorflow", utf8: true)
         if let classNames, !classNames.isEmpty { try file.setStrings("/", "class_names", classNames) }

@@ -60,9 +60,22 @@ public struct ModelMetadata: Sendable, Equatable {
     public var classNames: [String]?
     /// The preprocessing the model's inputs need (`--preprocess`, or the data's default).
     public var preprocess: PreprocessMode?
+    /// The loss the model was trained with and the optimizer (written as a `.h5`'s
+    /// `training_config`, so Keras's `load_model` compiles the model with them; the loss alone
+    /// as `xfer.loss` in a `.keras`'s metadata.json and the root attribute `loss` of a
+    /// `.weights.h5`, which Keras ignores and xfer reads back).
+    public var loss: LossConfig?
+    public var optimizer: OptimizerConfig?
 
     public init(classNames: [String]? = nil, preprocess: PreprocessMode? = nil) {
         self.classNames = classNames; self.preprocess = preprocess
+    }
+
+    /// The same with `optimizer` as the one to record.
+    public func compiled(with optimizer: OptimizerConfig) -> ModelMetadata {
+        var m = self
+        m.optimizer = optimizer
+        return m
     }
 
     /// As a JSON object (metadata.json's "xfer" entry).
@@ -70,6 +83,7 @@ public struct ModelMetadata: Sendable, Equatable {
         var o: [String: Any] = [:]
         if let classNames, !classNames.isEmpty { o["class_names"] = classNames }
         if let preprocess { o["preprocess"] = preprocess.rawValue }
+        if let loss { o["loss"] = loss.kerasConfig }
         return o
     }
 }
@@ -84,7 +98,8 @@ public enum ModelWriter {
         switch try ModelFileFormat(outputPath: path, flag: "output") {
         case .kerasH5:
             try KerasH5Writer.write(model, to: path, protecting: inputs, classNames: metadata.classNames,
-                                    preprocess: metadata.preprocess, trainingState: trainingState)
+                                    preprocess: metadata.preprocess, trainingState: trainingState,
+                                    compiled: metadata.loss.flatMap { l in metadata.optimizer.map { (l, $0) } })
         case .keras:
             try Keras3Writer.writeArchive(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
         case .kerasWeights:

@@ -32,6 +32,15 @@ public final class DataSource: @unchecked Sendable {
     public let classCount: Int
     /// The width of `y` when it holds one-hot rows (a softmax must have exactly this many outputs).
     public let oneHotWidth: Int?
+    /// `y` as it is, as float32 rows of ``targetWidth`` values (class ids for an image folder):
+    /// what the binary, multi-label and regression losses train on. Nil without a numeric `y`,
+    /// and for a one-hot `y` (its rows are the labels', ``targetRows(_:)``).
+    public let targets: [Float]?
+    /// Values per sample in ``targets`` (1 for class ids or a single regression value).
+    public let targetWidth: Int
+    /// Keras's `sample_weight`: an HDF5 DATA file's dataset `sample_weight` (N numbers ≥ 0), each
+    /// multiplying its sample's training loss. Nil without one.
+    public let sampleWeights: [Float]?
 
     /// Opens DATA. `preprocess` applies to image folders only (`caffe` when nil); HDF5 arrays are
     /// used as they are unless a mode is given.
@@ -55,6 +64,9 @@ public final class DataSource: @unchecked Sendable {
             folder = f; file = nil; kind = .images
             count = f.samples.count
             labels = f.samples.map(\.label)
+            targets = f.samples.map { Float($0.label) }
+            targetWidth = 1
+            sampleWeights = nil
             labelProblem = nil
             classNames = f.classNames
             classCount = f.classNames.count
@@ -94,19 +106,52 @@ public final class DataSource: @unchecked Sendable {
         var names: [String]?
         if let stored = try? h.strings("/", "class_names"), !stored.isEmpty { names = stored }
         classNames = names
+        sampleWeights = try Self.readSampleWeights(h, path: path, samples: count)
+        var oneHot: Int?
         if h.kind("/y") == .dataset {
             switch Self.readLabels(h, path: path, samples: count, classNames: names) {
             case .success(let r):
-                labels = r.labels; labelProblem = nil; classCount = r.classes; oneHotWidth = r.width
+                labels = r.labels; labelProblem = nil; classCount = r.classes; oneHot = r.width
             case .failure(let problem):
-                labels = nil; labelProblem = problem; classCount = 0; oneHotWidth = nil
+                labels = nil; labelProblem = problem; classCount = 0
             }
         } else {
             labels = nil
             labelProblem = nil
             classCount = 0
-            oneHotWidth = nil
         }
+        oneHotWidth = oneHot
+        // y as it is, for the losses that do not take class labels. One-hot rows are rebuilt from
+        // the labels when asked for (`targetRows`), so a large one-hot y is never held twice; a y
+        // that cannot be read, or of more than 2^27 values, leaves them nil (labelProblem says why
+        // when it matters).
+        var raw: (shape: [Int], values: [Float])?
+        if oneHot == nil, h.kind("/y") == .dataset, let shape = try? h.shape("/y"), (1...2).contains(shape.count),
+           shape[0] == count, shape.count == 1 || (1...Self.maxClasses).contains(shape[1]),
+           shape.reduce(1, *) <= 1 << 27, let c = try? h.valueClass("/y"), c == .integer || c == .float {
+            raw = try? h.floats("/y")
+        }
+        targets = raw?.values
+        targetWidth = oneHot ?? raw.map { $0.shape.count == 2 ? $0.shape[1] : 1 } ?? 1
+    }
+
+    /// `sample_weight`, when the file has one: N (or N×1) finite numbers ≥ 0.
+    private static func readSampleWeights(_ h: HDF5File, path: String, samples: Int) throws -> [Float]? {
+        guard h.kind("/sample_weight") == .dataset else { return nil }
+        let hint = "sample_weight holds one number ≥ 0 per sample (Keras's fit(sample_weight=...))"
+        let shape = try h.shape("/sample_weight")
+        let c = try h.valueClass("/sample_weight")
+        guard c == .integer || c == .float, shape.count == 1 || (shape.count == 2 && shape[1] == 1) else {
+            throw XferError.badInput(path, "sample_weight has shape \(shapeText(shape)), expected (N) numbers", hint: hint)
+        }
+        guard shape[0] == samples else {
+            throw XferError.badInput(path, "x has \(samples) samples but sample_weight has \(shape[0]) weights", hint: hint)
+        }
+        let w = try h.floats("/sample_weight").values
+        if let bad = w.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+            throw XferError.badInput(path, "sample_weight[\(bad)] is \(w[bad]), not a weight ≥ 0", hint: hint)
+        }
+        return w
     }
 
     /// The most classes a label may name (labels are below this): a stray large value in `y`
@@ -206,10 +251,11 @@ public final class DataSource: @unchecked Sendable {
     /// decoded, resized to `height`×`width` and preprocessed (unreadable images are skipped with
     /// a warning, so fewer samples may come back); arrays must already have that shape.
     public func batch(_ indices: [Int], height: Int, width: Int, warning: @escaping (String) -> Void = { _ in })
-        throws -> (x: Tensor, labels: [Int], indices: [Int]) {
+        throws -> (x: Tensor, labels: [Int], indices: [Int], targets: Tensor) {
         if let folder {
             let b = folder.load(indices, height: height, width: width, preprocess: preprocess) { warning($0.description) }
-            return (Tensor(shape: [b.loaded.count, height, width, 3], values: b.pixels), b.loaded.labels, b.loaded.indices)
+            return (Tensor(shape: [b.loaded.count, height, width, 3], values: b.pixels), b.loaded.labels, b.loaded.indices,
+                    Tensor(shape: [b.loaded.count, 1], values: b.loaded.labels.map(Float.init)))
         }
         let h = file!
         let shape = sampleShape!
@@ -231,7 +277,21 @@ public final class DataSource: @unchecked Sendable {
         if preprocess != .none {
             values.withUnsafeMutableBufferPointer { preprocess.apply(to: $0) }
         }
-        return (Tensor(shape: [indices.count] + shape, values: values), indices.map { labels?[$0] ?? -1 }, indices)
+        return (Tensor(shape: [indices.count] + shape, values: values), indices.map { labels?[$0] ?? -1 }, indices,
+                targetRows(indices))
+    }
+
+    /// The target rows of samples `indices`, (n, ``targetWidth``): `y` as it is (one-hot rows
+    /// from the labels; zeros without a `y`).
+    public func targetRows(_ indices: [Int]) -> Tensor {
+        let w = targetWidth
+        var out = [Float](repeating: 0, count: indices.count * w)
+        if let targets {
+            for (k, i) in indices.enumerated() { out.replaceSubrange((k * w)..<((k + 1) * w), with: targets[(i * w)..<((i + 1) * w)]) }
+        } else if oneHotWidth != nil, let labels {
+            for (k, i) in indices.enumerated() { out[k * w + labels[i]] = 1 }
+        }
+        return Tensor(shape: [indices.count, w], values: out)
     }
 }
 

@@ -7,7 +7,8 @@
 //   padding/merge layers that directly follow it (a residual block ends in Add, ReLU). The top
 //   is everything after; on a graph the new head is a chain on the base's last output.
 // - Without `--keep-top`, the top is replaced by a new head (default
-//   `flatten,dense:256:relu,dropout:0.5`) ending in a softmax Dense of `classes` units,
+//   `flatten,dense:256:relu,dropout:0.5`) ending in a Dense of `classes` units whose activation
+//   the loss implies (softmax; sigmoid for binary/multi-label; linear for regression),
 //   initialised as Keras does: glorot-uniform kernels, zero biases (seeded).
 // - `--freeze-until NAME` freezes every layer before the first layer named NAME or starting
 //   with `NAME_` (layers inside a nested base count); without it the whole base is frozen.
@@ -25,8 +26,11 @@ public struct FreezeOptions: Sendable {
     public var trainable: [String]
     public var keepTop: Bool
     public var head: [HeadLayer]
-    /// Units of the final softmax layer of a new head.
+    /// Units of the final layer of a new head.
     public var classes: Int
+    /// Activation of the final layer of a new head: softmax (categorical cross-entropy),
+    /// sigmoid (binary, multi-label), linear (regression, or a loss from the logits).
+    public var finalActivation: Activation = .softmax
     public var seed: UInt64
     /// Keep the model as it is, trainable flags included (resuming a run xfer wrote).
     public var keepFlags = false
@@ -96,7 +100,7 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
             used.insert(name)
             return name
         }
-        let finalLayer = HeadLayer.dense(units: options.classes, activation: .softmax)
+        let finalLayer = HeadLayer.dense(units: options.classes, activation: options.finalActivation)
         for (i, h) in (options.head + [finalLayer]).enumerated() {
             let isFinal = i == options.head.count
             var layer: LayerSpec

@@ -1,68 +1,74 @@
-// Categorical cross-entropy on a softmax head, from the logits, as Keras's `fit` computes it
-// for `sparse_categorical_crossentropy` / `categorical_crossentropy` after a softmax Dense
-// (docs/KERAS-FORMATS.md B.6: TensorFlow fuses them into `softmax_cross_entropy_with_logits`,
-// no clipping):
+// Categorical cross-entropy (`categorical_crossentropy` with one-hot or soft rows,
+// `sparse_categorical_crossentropy` with class ids), as Keras's `fit` computes it
+// (docs/KERAS-FORMATS.md B.6):
 //
-//   loss_i = logsumexp(z_i) − z_i[label_i],  averaged over the batch
-//   ∂loss/∂z_i = (softmax(z_i) − onehot(label_i)) / N
-//
-// A sample is right when its largest logit is its label's (the first of tied maxima, as
-// `argmax` picks it).
+// From the logits z (a softmax head, its softmax stripped, or `from_logits`), TensorFlow's
+// `softmax_cross_entropy_with_logits`, no clipping:
+//   e = exp(z − max z), loss = Σⱼ yⱼ·(log Σe − (zⱼ − max z)), ∂loss/∂z = e/Σe·Σy − y
+//   (sparse: y is the class's one-hot row; a division by Σe, not a multiplication by its
+//   reciprocal, as TensorFlow's kernel — the Fashion job's numbers depend on it).
+// From probabilities p (an output that is not a softmax's): p ← p/Σp, p ← clip(p, 1e-7, 1 − 1e-7),
+//   loss = −Σⱼ yⱼ·log pⱼ.
+// Label smoothing (Keras): y ← y·(1 − ls) + ls/C, on the one-hot row of a class id too.
 
 import Foundation
 
-/// Softmax head, categorical cross-entropy from the logits, accuracy.
+/// Softmax head, categorical cross-entropy.
 public struct CategoricalCrossEntropy: Loss {
-    public init() {}
+    /// The inputs are logits (else probabilities).
+    public var fromLogits: Bool
+    public var labelSmoothing: Float
 
-    public var headActivation: Activation { .softmax }
-
-    public func outputUnits(classes: Int) -> Int { classes }
-
-    public func lossAndGradient(logits: Tensor, labels: [Int]) -> (loss: Double, correct: Int, dLogits: Tensor) {
-        let n = logits.shape[0], c = logits.count / max(n, 1)
-        precondition(labels.count == n)
-        var d = logits.values
-        var loss = 0.0, correct = 0
-        d.withUnsafeMutableBufferPointer { p in
-            for i in 0..<n {
-                let row = p.baseAddress! + i * c
-                let label = labels[i]
-                let z = logits.values[i * c + label]
-                if argmax(row, c) == label { correct += 1 }
-                // TensorFlow's SoftmaxCrossEntropyWithLogits: e = exp(z − max), loss = log Σe − (z − max),
-                // backprop = e / Σe − onehot (a division, not a multiplication by 1/Σe).
-                var m = -Float.infinity
-                for j in 0..<c { m = max(m, row[j]) }
-                var sum: Float = 0
-                for j in 0..<c { let e = expf(row[j] - m); row[j] = e; sum += e }
-                loss += Double(m + logf(sum) - z)
-                for j in 0..<c { row[j] = (row[j] / sum - (j == label ? 1 : 0)) / Float(n) }
-            }
-        }
-        return (loss / Double(max(n, 1)), correct, Tensor(shape: logits.shape, values: d))
+    public init(fromLogits: Bool = true, labelSmoothing: Float = 0) {
+        self.fromLogits = fromLogits; self.labelSmoothing = labelSmoothing
     }
 
-    public func loss(logits: Tensor, labels: [Int]) -> (loss: Double, correct: Int) {
-        let n = logits.shape[0], c = logits.count / max(n, 1)
-        var loss = 0.0, correct = 0
-        logits.values.withUnsafeBufferPointer { p in
-            for i in 0..<n {
-                let row = p.baseAddress! + i * c
-                if argmax(row, c) == labels[i] { correct += 1 }
-                loss += Double(logSumExp(row, c) - row[labels[i]])
-            }
-        }
-        return (loss / Double(max(n, 1)), correct)
-    }
+    public var outputActivation: Activation { fromLogits ? .softmax : .linear }
 
-    public func probabilities(logits: Tensor) -> Tensor {
-        var out = logits
-        let c = logits.shape.last ?? 1
-        out.values.withUnsafeMutableBufferPointer { p in
-            for i in 0..<(logits.count / max(c, 1)) { softmaxRow(p.baseAddress! + i * c, c) }
+    public func sampleLoss(_ z: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
+                           gradient g: UnsafeMutablePointer<Float>?) -> Float {
+        // The target as a row of C values: a class id's one-hot row, smoothed.
+        let sparse = targetWidth == 1 && c > 1
+        func y(_ j: Int) -> Float {
+            let raw: Float = sparse ? (Int(target[0]) == j ? 1 : 0) : target[j]
+            return labelSmoothing == 0 ? raw : raw * (1 - labelSmoothing) + labelSmoothing / Float(c)
         }
-        return out
+        if fromLogits {
+            var m = -Float.infinity
+            for j in 0..<c { m = max(m, z[j]) }
+            var sum: Float = 0
+            var e = [Float](repeating: 0, count: c)
+            for j in 0..<c { e[j] = expf(z[j] - m); sum += e[j] }
+            let logSum = logf(sum)
+            if sparse && labelSmoothing == 0 {
+                let label = Int(target[0])
+                if let g { for j in 0..<c { g[j] = e[j] / sum - (j == label ? 1 : 0) } }
+                return m + logSum - z[label]
+            }
+            var loss: Float = 0, total: Float = 0
+            for j in 0..<c { let t = y(j); loss += t * (logSum - (z[j] - m)); total += t }
+            if let g { for j in 0..<c { g[j] = e[j] / sum * total - y(j) } }
+            return loss
+        }
+        // Probabilities: renormalised, clipped.
+        var s: Float = 0
+        for j in 0..<c { s += z[j] }
+        var loss: Float = 0
+        var dq = [Float](repeating: 0, count: c)
+        for j in 0..<c {
+            let q = z[j] / s
+            let clipped = min(max(q, kerasEpsilon), 1 - kerasEpsilon)
+            let t = y(j)
+            loss -= t * logf(clipped)
+            dq[j] = (q >= kerasEpsilon && q <= 1 - kerasEpsilon) ? -t / clipped : 0
+        }
+        if let g {
+            // Through the renormalisation q = p/Σp.
+            var dot: Float = 0
+            for j in 0..<c { dot += dq[j] * z[j] }
+            for k in 0..<c { g[k] = dq[k] / s - dot / (s * s) }
+        }
+        return loss
     }
 }
 

@@ -30,33 +30,44 @@ public struct FineTuneOptions: Sendable {
     public var cacheMemoryLimit = 1 << 30
     /// Random augmentations of the training samples, on the fly (they turn the feature cache off).
     public var augmentations: [Augmentation] = []
+    /// What training minimises.
+    public var loss = LossConfig.categorical
+    /// Keras's `class_weight`: each training sample's loss and metric weighted by its class's.
+    public var classWeights: ClassWeights?
 
     public init() {}
 }
 
-/// A metric of an epoch, by its Keras name (`--monitor`).
-public enum Metric: String, Sendable, CaseIterable {
-    case loss
-    case accuracy
-    case valLoss = "val_loss"
-    case valAccuracy = "val_accuracy"
+/// A metric of an epoch, by its Keras name (`--monitor`): `loss`, the loss's metric
+/// (`accuracy`, `binary_accuracy`, `mae`), and the same of the validation data (`val_…`).
+public struct Metric: Sendable, Hashable, RawRepresentable {
+    public var rawValue: String
 
-    /// Whether a smaller value is an improvement (the losses), else a larger one.
-    public var lowerIsBetter: Bool {
-        switch self {
-        case .loss, .valLoss: return true
-        case .accuracy, .valAccuracy: return false
-        }
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let loss = Metric(rawValue: "loss")
+    public static let accuracy = Metric(rawValue: "accuracy")
+    public static let valLoss = Metric(rawValue: "val_loss")
+    public static let valAccuracy = Metric(rawValue: "val_accuracy")
+
+    /// The metrics an epoch of training with `metric` logs (validation ones with validation data).
+    public static func available(_ metric: TrainingMetric, validation: Bool) -> [Metric] {
+        let own = [Metric(rawValue: "loss"), Metric(rawValue: metric.name)]
+        return own + (validation ? own.map { Metric(rawValue: "val_" + $0.rawValue) } : [])
     }
 
-    /// The value of this metric in `record`; nil for a validation metric without validation data.
+    private var base: String { rawValue.hasPrefix("val_") ? String(rawValue.dropFirst(4)) : rawValue }
+
+    /// Whether a smaller value is an improvement (the losses, errors), else a larger one.
+    public var lowerIsBetter: Bool { base == "loss" || base == "mae" }
+
+    /// The value of this metric in `record`; nil for a validation metric without validation data,
+    /// or a metric the record does not log.
     public func value(in record: EpochRecord) -> Double? {
-        switch self {
-        case .loss: return record.loss
-        case .accuracy: return record.accuracy
-        case .valLoss: return record.valLoss
-        case .valAccuracy: return record.valAccuracy
-        }
+        let validation = rawValue.hasPrefix("val_")
+        if base == "loss" { return validation ? record.valLoss : record.loss }
+        guard base == record.metricName else { return nil }
+        return validation ? record.valAccuracy : record.accuracy
     }
 }
 
@@ -66,7 +77,7 @@ public enum TrainingEvent: Sendable {
     case plan(cached: Bool, featureFloats: Int)
     /// Filling the feature cache.
     case caching(done: Int, total: Int)
-    /// After each batch: running mean loss and accuracy of the epoch so far.
+    /// After each batch: running mean loss and metric (accuracy, or mae) of the epoch so far.
     case batch(epoch: Int, done: Int, total: Int, loss: Double, accuracy: Double)
     case epochEnd(EpochRecord)
     /// The monitored metric improved at the end of this epoch (for `--save-best`).
@@ -86,7 +97,7 @@ public final class FineTuner {
     public init(model: ModelSpec, kerasVersion: String? = nil, options: FineTuneOptions) throws {
         self.options = options
         network = try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed,
-                                      cacheAllowed: options.useCache && options.augmentations.isEmpty)
+                                      cacheAllowed: options.useCache && options.augmentations.isEmpty, loss: options.loss)
         optimizer = Optimizer(options.optimizer)
     }
 
@@ -94,17 +105,20 @@ public final class FineTuner {
     public var usesCache: Bool { network.plan.cached }
 
     /// Checks, before any work, that `data` can train (or, with `forTraining` false, validate)
-    /// this network: labels present, samples of the network's input shape, every label one of its
-    /// outputs, every index a sample; for training, samples of two or more classes.
+    /// this network: targets that fit the loss (class labels below the outputs, 0/1 for a binary
+    /// head, numbers for regression), samples of the network's input shape, every index a sample;
+    /// for training a classifier, samples of two or more classes.
     /// - Throws: ``XferError`` `.badInput` naming the data.
     public func checkData(_ data: DataSource, indices: [Int], forTraining: Bool) throws {
-        _ = try data.requireLabels(for: forTraining ? "training" : "validation")
+        try data.checkTargets(for: options.loss, units: network.outputCount, purpose: forTraining ? "training" : "validation")
         try data.checkFits(inputShape: network.inputShape)
-        try data.checkLabels(below: network.outputCount)
         if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
             throw XferError.badInput(data.path, "has \(data.count) samples, so sample \(bad) does not exist")
         }
-        if forTraining { try data.checkTrainable() }
+        // A classifier with one class per sample (a softmax, one sigmoid unit) needs two classes.
+        if forTraining && (options.loss.kind.isCategorical || (options.loss.kind == .binaryCrossentropy && network.outputCount == 1)) {
+            try data.checkTrainable()
+        }
     }
 
     /// Trains on `train` (samples `trainIndices`), validating on `validation` after each epoch.
@@ -123,11 +137,11 @@ public final class FineTuner {
         var trainCache: FeatureCache?
         var valCache: FeatureCache?
         if usesCache {
-            trainCache = try FeatureCache(network: network, data: train, indices: trainIndices,
+            trainCache = try FeatureCache(network: network, data: train, indices: trainIndices, targets: targets(of:),
                                           batchSize: options.batchSize, memoryLimit: options.cacheMemoryLimit,
                                           progress: { events(.caching(done: $0, total: $1)) }, warning: warning)
             if let validation {
-                valCache = try FeatureCache(network: network, data: validation.data, indices: validation.indices,
+                valCache = try FeatureCache(network: network, data: validation.data, indices: validation.indices, targets: targets(of:),
                                             batchSize: options.batchSize, memoryLimit: options.cacheMemoryLimit,
                                             progress: { _, _ in }, warning: warning)
             }
@@ -156,7 +170,7 @@ public final class FineTuner {
                 var rng = SeededRandom(seed: options.seed, stream: .shuffle(epoch: epoch))
                 order = rng.permutation(order.count).map { order[$0] }
             }
-            var lossSum = 0.0, correct = 0, seen = 0
+            var lossSum = 0.0, metricSum = 0.0, weightSum = 0.0, seen = 0
             let batches = (order.count + options.batchSize - 1) / options.batchSize
             func ids(_ b: Int) -> [Int] { Array(order[(b * options.batchSize)..<min(order.count, (b + 1) * options.batchSize)]) }
             // Without the cache, the next batch is decoded while this one trains (one batch ahead,
@@ -164,26 +178,30 @@ public final class FineTuner {
             var ahead: Prefetch? = trainCache == nil && batches > 0
                 ? Prefetch { try self.batch(ids(0), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
             for b in 0..<batches {
-                var (feed, labels): (TrainingNetwork.Feed, [Int])
+                var next: TrainingBatch
                 if let current = ahead {
-                    (feed, labels) = try current.value()
+                    next = try current.value()
                     ahead = b + 1 < batches
                         ? Prefetch { try self.batch(ids(b + 1), cache: nil, data: train, height: h, width: w, warning: warning) } : nil
                 } else {
-                    (feed, labels) = try batch(ids(b), cache: trainCache, data: train, height: h, width: w, warning: warning)
+                    next = try batch(ids(b), cache: trainCache, data: train, height: h, width: w, warning: warning)
                 }
-                if labels.isEmpty { continue }
+                var feed = next.feed
+                let targets = next.targets
+                let n = targets.shape[0]
+                if n == 0 { continue }
                 if !options.augmentations.isEmpty, case .input(var x) = feed {
                     augment(&x, options.augmentations, &augmentRandom)
                     feed = .input(x)
                 }
-                let r = network.trainStep(feed, labels: labels, optimizer: optimizer)
+                let r = network.trainStep(feed, targets: targets, weights: sampleWeights(next, data: train), optimizer: optimizer)
                 guard r.loss.isFinite else {
                     _ = try? ahead?.value()
                     throw stopDiverged(epoch + 1, b + 1, r.loss)
                 }
-                lossSum += r.loss * Double(labels.count); correct += r.correct; seen += labels.count
-                events(.batch(epoch: epoch + 1, done: b + 1, total: batches, loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
+                lossSum += r.loss * Double(n); metricSum += r.metricSum; weightSum += r.weightSum; seen += n
+                events(.batch(epoch: epoch + 1, done: b + 1, total: batches, loss: lossSum / Double(seen),
+                              accuracy: weightSum > 0 ? metricSum / weightSum : 0))
                 if stopRequested() { _ = try? ahead?.value(); break }
             }
             // The last update of the epoch can overflow a weight or a slot while every loss was
@@ -194,7 +212,8 @@ public final class FineTuner {
                 throw stopDiverged(epoch + 1, batches, .nan)
             }
             var record = EpochRecord(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)),
-                                     accuracy: Double(correct) / Double(max(seen, 1)), learningRate: optimizer.config.learningRate)
+                                     accuracy: weightSum > 0 ? metricSum / weightSum : 0, learningRate: optimizer.config.learningRate)
+            record.metricName = network.metric.name
             if let validation {
                 let v = try evaluate(validation.data, indices: validation.indices, cache: valCache, warning: warning)
                 record.valLoss = v.loss; record.valAccuracy = v.accuracy
@@ -240,39 +259,67 @@ public final class FineTuner {
         return history
     }
 
-    /// Loss and accuracy over `indices` of `data`, inference mode.
+    /// Loss and metric (accuracy, or mae) over `indices` of `data`, inference mode, unweighted
+    /// (Keras's validation ignores class weights).
     public func evaluate(_ data: DataSource, indices: [Int], cache: FeatureCache? = nil,
                          warning: @escaping (String) -> Void = { _ in }) throws -> (loss: Double, accuracy: Double) {
         let h = network.inputShape[0], w = network.inputShape[1]
-        var lossSum = 0.0, correct = 0, seen = 0
+        var lossSum = 0.0, metricSum = 0.0, weightSum = 0.0, seen = 0
         let order = cache?.indices ?? indices
         for startIndex in stride(from: 0, to: order.count, by: options.batchSize) {
             let ids = Array(order[startIndex..<min(order.count, startIndex + options.batchSize)])
-            let (feed, labels) = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
-            if labels.isEmpty { continue }
-            let r = network.evaluateBatch(feed, labels: labels)
-            lossSum += r.loss * Double(labels.count); correct += r.correct; seen += labels.count
+            let b = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
+            let n = b.targets.shape[0]
+            if n == 0 { continue }
+            let r = network.evaluateBatch(b.feed, targets: b.targets)
+            lossSum += r.loss * Double(n); metricSum += r.metricSum; weightSum += r.weightSum; seen += n
         }
-        return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
+        return (lossSum / Double(max(seen, 1)), weightSum > 0 ? metricSum / weightSum : 0)
+    }
+
+    /// The rows a batch trains on: class ids for the categorical losses (one-hot `y` as its
+    /// labels), `y` as it is for the others.
+    func targets(of b: (x: Tensor, labels: [Int], indices: [Int], targets: Tensor)) -> Tensor {
+        options.loss.kind.isCategorical ? TrainingNetwork.classTargets(b.labels) : b.targets
+    }
+
+    /// Each sample's weight in the loss: its class's weight (`--class-weight`) times its own
+    /// (DATA's `sample_weight`), as Keras multiplies `class_weight` and `sample_weight`; nil when
+    /// neither is given.
+    func sampleWeights(_ b: TrainingBatch, data: DataSource) -> [Float]? {
+        var w = options.classWeights?.sampleWeights(b.targets)
+        if let own = data.sampleWeights {
+            let mine = b.indices.map { own[$0] }
+            w = w.map { zip($0, mine).map { $0 * $1 } } ?? mine
+        }
+        return w
     }
 
     private func batch(_ ids: [Int], cache: FeatureCache?, data: DataSource, height: Int, width: Int,
-                       warning: @escaping (String) -> Void) throws -> (TrainingNetwork.Feed, [Int]) {
+                       warning: @escaping (String) -> Void) throws -> TrainingBatch {
         if let cache {
-            let (frontier, labels) = try cache.batch(ids)
-            return (.frontier(frontier), labels)
+            let (frontier, targets) = try cache.batch(ids)
+            return TrainingBatch(feed: .frontier(frontier), targets: targets, indices: ids)
         }
         let b = try data.batch(ids, height: height, width: width, warning: warning)
-        return (.input(b.x), b.labels)
+        return TrainingBatch(feed: .input(b.x), targets: targets(of: b), indices: b.indices)
     }
+}
+
+/// A batch as the epoch loop trains on it: its input (or cached frontier), target rows, and the
+/// indices of its samples (unreadable images left out).
+struct TrainingBatch {
+    var feed: TrainingNetwork.Feed
+    var targets: Tensor
+    var indices: [Int]
 }
 
 /// A batch being read on a background thread.
 final class Prefetch: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<(TrainingNetwork.Feed, [Int]), Error>?
+    private var result: Result<TrainingBatch, Error>?
 
-    init(_ load: @escaping () throws -> (TrainingNetwork.Feed, [Int])) {
+    init(_ load: @escaping () throws -> TrainingBatch) {
         DispatchQueue.global(qos: .userInitiated).async {
             self.result = Result { try load() }
             self.done.signal()
@@ -280,7 +327,7 @@ final class Prefetch: @unchecked Sendable {
     }
 
     /// Waits for the batch (once).
-    func value() throws -> (TrainingNetwork.Feed, [Int]) {
+    func value() throws -> TrainingBatch {
         done.wait()
         done.signal()
         return try result!.get()
@@ -312,12 +359,15 @@ public final class FeatureCache {
     let featureShapes: [[Int]]
     /// Samples that could be read, in the order given.
     public private(set) var indices: [Int] = []
-    private var labels: [Int: Int] = [:]
+    /// Per sample, its target row.
+    private var targets: [Int: [Float]] = [:]
+    private var targetWidth = 1
     private var row: [Int: Int] = [:]
     private var memory: [Float] = []
     private var file: FileHandle?
 
-    init(network: TrainingNetwork, data: DataSource, indices wanted: [Int], batchSize: Int, memoryLimit: Int,
+    init(network: TrainingNetwork, data: DataSource, indices wanted: [Int],
+         targets targetsOf: ((x: Tensor, labels: [Int], indices: [Int], targets: Tensor)) -> Tensor, batchSize: Int, memoryLimit: Int,
          progress: (Int, Int) -> Void, warning: @escaping (String) -> Void) throws {
         let h = network.inputShape[0], w = network.inputShape[1]
         featureShapes = network.plan.frontier.map { network.graph.valueShapes[$0] }
@@ -346,10 +396,12 @@ public final class FeatureCache {
                 }
                 offset += size
             }
+            let t = targetsOf(b)
+            targetWidth = t.count / max(b.indices.count, 1)
             for (k, index) in b.indices.enumerated() {
                 row[index] = indices.count
                 indices.append(index)
-                labels[index] = b.labels[k]
+                targets[index] = Array(t.values[(k * targetWidth)..<((k + 1) * targetWidth)])
             }
             if let file {
                 try rows.withUnsafeBytes { try file.write(contentsOf: Data($0)) }
@@ -361,8 +413,8 @@ public final class FeatureCache {
 
     deinit { try? file?.close() }
 
-    /// The frontier values of samples `ids` (one tensor per frontier value) and their labels.
-    func batch(_ ids: [Int]) throws -> ([Tensor], [Int]) {
+    /// The frontier values of samples `ids` (one tensor per frontier value) and their target rows.
+    func batch(_ ids: [Int]) throws -> ([Tensor], Tensor) {
         var rows = [Float](repeating: 0, count: ids.count * floatsPerSample)
         for (k, index) in ids.enumerated() {
             let r = row[index]!
@@ -390,6 +442,6 @@ public final class FeatureCache {
             out.append(Tensor(shape: [ids.count] + shape, values: values))
             offset += size
         }
-        return (out, ids.map { labels[$0]! })
+        return (out, Tensor(shape: [ids.count, targetWidth], values: ids.flatMap { targets[$0]! }))
     }
 }

@@ -8,28 +8,33 @@ import Foundation
 public struct EpochRecord: Sendable, Equatable {
     public var epoch: Int
     public var loss: Double
+    /// The loss's metric (``metricName``): accuracy for a classifier, mae for regression.
     public var accuracy: Double
     public var valLoss: Double?
     public var valAccuracy: Double?
     public var learningRate: Float
+    /// Keras's name of ``accuracy``'s metric: `accuracy`, `binary_accuracy` (multi-label), `mae`.
+    public var metricName = "accuracy"
 
     public init(epoch: Int, loss: Double, accuracy: Double, valLoss: Double? = nil, valAccuracy: Double? = nil, learningRate: Float) {
         self.epoch = epoch; self.loss = loss; self.accuracy = accuracy
         self.valLoss = valLoss; self.valAccuracy = valAccuracy; self.learningRate = learningRate
     }
 
-    /// `epoch 3/10 - loss: 0.4321 - accuracy: 0.8750 [- val_loss: ... - val_accuracy: ...]` (docs/CONTRACT.md).
+    /// `epoch 3/10 - loss: 0.4321 - accuracy: 0.8750 [- val_loss: ... - val_accuracy: ...]`
+    /// (docs/CONTRACT.md; `mae` or `binary_accuracy` in place of accuracy for those heads).
     public func line(of epochs: Int) -> String {
-        var s = String(format: "epoch %d/%d - loss: %.4f - accuracy: %.4f", epoch, epochs, loss, accuracy)
-        if let v = valLoss, let a = valAccuracy { s += String(format: " - val_loss: %.4f - val_accuracy: %.4f", v, a) }
+        var s = String(format: "epoch %d/%d - loss: %.4f - ", epoch, epochs, loss) + metricName + String(format: ": %.4f", accuracy)
+        if let v = valLoss, let a = valAccuracy { s += String(format: " - val_loss: %.4f - val_", v) + metricName + String(format: ": %.4f", a) }
         return s
     }
 }
 
 /// `epoch,loss,accuracy,val_loss,val_accuracy,lr` with one row per epoch (empty cells when there
-/// is no validation data).
+/// is no validation data; the metric's own name for `mae`/`binary_accuracy`).
 public func csvLog(_ history: [EpochRecord]) -> String {
-    var out = "epoch,loss,accuracy,val_loss,val_accuracy,lr\n"
+    let m = history.first?.metricName ?? "accuracy"
+    var out = "epoch,loss,\(m),val_loss,val_\(m),lr\n"
     for r in history {
         let v = r.valLoss.map { String($0) } ?? "", a = r.valAccuracy.map { String($0) } ?? ""
         out += "\(r.epoch),\(r.loss),\(r.accuracy),\(v),\(a),\(r.learningRate)\n"
@@ -77,7 +82,9 @@ public func svgPlot(_ history: [EpochRecord], title: String) -> String {
     svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     svg += "<text x=\"\(width / 2)\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">\(esc(title))</text>\n"
     svg += panel(margin, "loss", history.map(\.loss), history.map(\.valLoss), fixedMax: nil)
-    svg += panel(2 * margin + panelW, "accuracy", history.map(\.accuracy), history.map(\.valAccuracy), fixedMax: 1)
+    let metric = history.first?.metricName ?? "accuracy"
+    svg += panel(2 * margin + panelW, metric, history.map(\.accuracy), history.map(\.valAccuracy),
+                 fixedMax: metric.hasSuffix("accuracy") ? 1 : nil)
     let ly = height - 12
     svg += "<line x1=\"\(margin)\" y1=\"\(ly - 4)\" x2=\"\(margin + 24)\" y2=\"\(ly - 4)\" stroke=\"#1f77b4\" stroke-width=\"2\"/>"
     svg += "<text x=\"\(margin + 30)\" y=\"\(ly)\" font-size=\"11\">train</text>\n"

@@ -1,32 +1,29 @@
 // Running a model over DATA for `predict` and `evaluate`.
 //
-// When the model ends in a softmax (a Dense or Activation layer with
-// activation="softmax"), the network runs up to the logits and the softmax is
-// applied here, so the loss can be computed from the logits exactly as Keras's
-// `fit`/`evaluate` do (docs/KERAS-FORMATS.md B.6: `softmax_cross_entropy_with_logits`,
-// no clipping). Other outputs are treated as probabilities (renormalised, clipped
-// to [1e-7, 1 − 1e-7]).
+// The loss decides how the outputs are read (Losses/Loss.swift): when the model ends in the
+// loss's softmax/sigmoid (a Dense or Activation layer), the network runs up to the logits and
+// the activation is applied here, so the loss is computed from the logits exactly as Keras's
+// `evaluate` does (docs/KERAS-FORMATS.md B.6, no clipping); a `from_logits` loss takes the
+// outputs as logits; other outputs are probabilities (Keras's clipped formulas) or, for
+// regression, values.
 
 import Foundation
 
-public struct EvaluationResult: Sendable {
-    /// Mean categorical cross-entropy over the samples.
-    public var loss: Double
-    /// Fraction of samples whose top-1 class is the label.
-    public var accuracy: Double
-    public var count: Int
-}
-
 /// Model outputs over a data set, in sample order.
 public struct Predictions: Sendable {
-    /// (N, classes) probabilities.
+    /// (N, units) probabilities of a classifier (softmax/sigmoid applied), values of a regression.
     public var probabilities: Tensor
-    /// (N, classes) logits when the model ends in a softmax, else nil.
+    /// (N, units) what the network computed: the logits when the activation is applied here.
     public var logits: Tensor?
+    /// What Keras's `predict` returns for the model: the probabilities, or a `from_logits`
+    /// model's raw logits.
+    public var kerasOutputs: Tensor
     /// Sample indices (into the data) of the rows; unreadable images are left out.
     public var indices: [Int]
     /// The data's labels of those samples (-1 where there are none).
     public var labels: [Int]
+    /// The data's target rows of those samples (`y` as it is; class ids for image folders).
+    public var targets: Tensor
     /// The model's output shape for one sample, as Keras's `predict` gives it (a headless
     /// base: (1, 1, 512)); the rows above are those values flattened.
     public var sampleShape: [Int] = []
@@ -35,34 +32,39 @@ public struct Predictions: Sendable {
 public final class Predictor {
     public let network: Network
     public let model: ModelSpec
-    /// True when the final softmax is applied here, not by the network.
+    /// The loss `evaluate` reports, and that decides how outputs are read.
+    public let lossConfig: LossConfig
+    /// True when the final softmax/sigmoid is applied here, not by the network.
     public let appliesSoftmax: Bool
+    let loss: Loss
 
-    /// The loss `evaluate` reports (categorical cross-entropy); it applies the softmax.
-    let loss = CategoricalCrossEntropy()
-
-    public init(model: ModelSpec) throws {
+    /// `loss`: the checkpoint's compiled loss or the one asked for; nil: what the model's last
+    /// activation implies (``impliedLoss(of:)``).
+    public init(model: ModelSpec, loss: LossConfig? = nil) throws {
+        let config = loss ?? impliedLoss(of: model)
         var spec = model
         var strip = false
-        if let last = spec.layers.last, let logits = last.withoutActivation(loss.headActivation) {
+        if config.activation != .linear, !config.fromLogits, let last = spec.layers.last,
+           let logits = last.withoutActivation(config.activation) {
             spec.layers[spec.layers.count - 1] = logits
             strip = true
         }
         self.model = model
+        lossConfig = config
         appliesSoftmax = strip
+        self.loss = config.make(logits: strip || (config.fromLogits && config.activation != .linear))
         network = try Network(spec: spec)
     }
 
     /// The number of values the model outputs per sample (the classes of a classifier).
     public var outputCount: Int { network.outputShape.reduce(1, *) }
 
-    /// Checks, before any work, that `data` can be evaluated by this model: labels present,
-    /// samples of the model's input shape, every label one of its outputs.
+    /// Checks, before any work, that `data` can be evaluated by this model: targets that fit the
+    /// loss (labels below its outputs, 0/1, numbers), samples of the model's input shape.
     /// - Throws: ``XferError`` `.badInput` naming the data.
     public func checkEvaluable(_ data: DataSource) throws {
-        _ = try data.requireLabels(for: "evaluation")
+        try data.checkTargets(for: lossConfig, units: outputCount, purpose: "evaluation")
         try data.checkFits(inputShape: network.inputShape)
-        try data.checkLabels(below: outputCount)
     }
 
     /// Runs the model over every sample of `data`, `batchSize` at a time (after checking that the
@@ -78,7 +80,8 @@ public final class Predictor {
         var outputs: [Float] = []
         var indices: [Int] = []
         var labels: [Int] = []
-        var width = 0
+        var targets: [Float] = []
+        var width = 0, targetWidth = 1
         var sampleShape: [Int] = []
         for start in stride(from: 0, to: data.count, by: batchSize) {
             let wanted = Array(start..<min(data.count, start + batchSize))
@@ -91,40 +94,57 @@ public final class Predictor {
             outputs += y.values
             indices += b.indices
             labels += b.labels
+            let t = lossConfig.kind.isCategorical ? TrainingNetwork.classTargets(b.labels) : b.targets
+            targetWidth = t.count / b.indices.count
+            targets += t.values
         }
         guard !indices.isEmpty else { throw XferError.badInput(data.path, "holds no readable samples") }
         let raw = Tensor(shape: [indices.count, width], values: outputs)
-        if appliesSoftmax {
-            return Predictions(probabilities: loss.probabilities(logits: raw), logits: raw, indices: indices, labels: labels, sampleShape: sampleShape)
-        }
-        return Predictions(probabilities: raw, logits: nil, indices: indices, labels: labels, sampleShape: sampleShape)
+        let probabilities = loss.outputs(raw)
+        return Predictions(probabilities: probabilities, logits: appliesSoftmax ? raw : nil,
+                           kerasOutputs: appliesSoftmax ? probabilities : raw, indices: indices, labels: labels,
+                           targets: Tensor(shape: [indices.count, targetWidth], values: targets), sampleShape: sampleShape)
     }
 
-    /// Loss and accuracy as Keras's `evaluate` computes them for categorical cross-entropy.
-    public func evaluate(_ p: Predictions) throws -> EvaluationResult {
+    /// Loss and metrics as Keras's `evaluate` computes them for this loss (Metrics/Evaluation.swift).
+    public func evaluate(_ p: Predictions, classNames: [String]? = nil) throws -> EvaluationResult {
         let n = p.indices.count
         let classes = p.probabilities.shape[1]
-        guard p.labels.allSatisfy({ $0 >= 0 }) else {
-            throw XferError.badInput("data", "has no labels (y) to evaluate against")
+        if lossConfig.kind.isCategorical {
+            guard p.labels.allSatisfy({ $0 >= 0 }) else {
+                throw XferError.badInput("data", "has no labels (y) to evaluate against")
+            }
+            if let bad = p.labels.first(where: { $0 >= classes }) {
+                throw XferError.badInput("data", "holds label \(bad) but the model has \(classes) outputs",
+                                         hint: "the data's classes do not match the model's")
+            }
         }
-        if let bad = p.labels.first(where: { $0 >= classes }) {
-            throw XferError.badInput("data", "holds label \(bad) but the model has \(classes) outputs",
-                                     hint: "the data's classes do not match the model's")
-        }
-        if let logits = p.logits {
-            let r = loss.loss(logits: logits, labels: p.labels)
-            return EvaluationResult(loss: r.loss, accuracy: Double(r.correct) / Double(n), count: n)
-        }
-        // Outputs that are already probabilities: Keras's cross-entropy on them, renormalised and
-        // clipped to [1e-7, 1 − 1e-7].
-        var total = 0.0, correct = 0
-        for i in 0..<n {
-            let row = Array(p.probabilities.values[(i * classes)..<((i + 1) * classes)])
-            let label = p.labels[i]
-            let q = min(max(row[label] / row.reduce(0, +), 1e-7), 1 - 1e-7)
-            total -= Double(log(q))
-            if row.indices.max(by: { row[$0] < row[$1] }) == label { correct += 1 }
-        }
-        return EvaluationResult(loss: total / Double(n), accuracy: Double(correct) / Double(n), count: n)
+        let inputs = p.logits ?? (lossConfig.fromLogits ? p.kerasOutputs : p.probabilities)
+        let value = loss.batchLoss(inputs, targets: p.targets, gradient: false).loss
+        let m = evaluationMetrics(loss: lossConfig, outputs: p.probabilities, targets: p.targets, classNames: classNames)
+        return EvaluationResult(loss: value, lossName: lossConfig.kind.shortName, metrics: m.metrics,
+                                perClass: m.perClass, confusion: m.confusion, count: n)
     }
+}
+
+/// The loss a model's own top implies when it was not compiled with one: a softmax output
+/// categorical cross-entropy, a sigmoid binary cross-entropy (k units: multi-label), a linear
+/// output mean squared error.
+public func impliedLoss(of model: ModelSpec) -> LossConfig {
+    switch headOf(model)?.activation {
+    case .softmax?: return LossConfig(.categoricalCrossentropy)
+    case .sigmoid?: return LossConfig(.binaryCrossentropy)
+    case .linear?: return LossConfig(.meanSquaredError)
+    default: return .categorical
+    }
+}
+
+/// The final layer's units and activation (a Dense, or an Activation layer after one), nil when
+/// the model ends otherwise.
+public func headOf(_ model: ModelSpec) -> (units: Int, activation: Activation)? {
+    let layers = model.flattenedLayers().map(\.layer)
+    guard let last = layers.last else { return nil }
+    if let d = last.op as? DenseConfig { return (d.units, d.activation) }
+    if let a = last.op as? ActivationConfig, let d = layers.dropLast().last?.op as? DenseConfig { return (d.units, a.activation) }
+    return nil
 }

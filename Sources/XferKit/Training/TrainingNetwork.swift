@@ -3,7 +3,8 @@
 // it runs in training mode, and the training step written out top to bottom:
 //
 //   forward    every node, keeping what backward needs where a gradient flows
-//   loss       the Loss (categorical cross-entropy) from the logits, as Keras's `fit`
+//   loss       the Loss (Losses/: Keras's loss, from the logits under a softmax/sigmoid head,
+//              weighted by class weights), as Keras's `fit`
 //   backward   in reverse, summing a value's gradients over its readers, down to the frontier
 //   update     the optimizer on every trainable weight, in Keras's order
 //
@@ -14,16 +15,21 @@
 import Foundation
 
 public final class TrainingNetwork {
-    /// The model opened up: one node per layer call, nested models inlined, the final softmax
-    /// removed (the loss applies it, from the logits).
+    /// The model opened up: one node per layer call, nested models inlined, the final softmax or
+    /// sigmoid of a cross-entropy removed (the loss applies it, from the logits).
     public let graph: ModelGraph
     /// What each node runs (the `--dry-run` table and the feature cache read the same plan).
     public let plan: ExecutionPlan
     /// The model as planned (its weights are the initial ones); `exportModel` fills in the trained ones.
     public let model: ModelSpec
     public let inputShape: [Int]
-    /// What training minimises; it applies the head's activation itself, from the logits.
+    /// What training minimises (Keras's loss and its arguments).
+    public let lossConfig: LossConfig
+    /// The loss function, on what the graph outputs: the logits when the head's softmax/sigmoid
+    /// was stripped (or the loss is `from_logits`), else the model's outputs.
     public let loss: Loss
+    /// The metric logged beside the loss.
+    public let metric: TrainingMetric
     private let context = ForwardContext()
     private let executor: GraphExecutor
     /// Per node, its engine layer when it has one that trains or runs in a training mode.
@@ -34,22 +40,27 @@ public final class TrainingNetwork {
     /// (Keras 2's fused kernel uses n/(n−1), Keras 3 the biased variance); `seed` seeds Dropout.
     /// `cacheAllowed`: the caller may keep the frozen prefix's outputs (no augmentation).
     public init(model: ModelSpec, kerasVersion: String? = nil, seed: UInt64, cacheAllowed: Bool = true,
-                loss: Loss = CategoricalCrossEntropy()) throws {
+                loss: LossConfig = .categorical) throws {
         var sharedCalls: [Int: [TrainableLayer]] = [:]
         self.model = model
-        self.loss = loss
+        self.lossConfig = loss
         inputShape = model.inputShape
         var graph = try ModelGraph(model)
         guard let last = graph.nodes.last, last.output == graph.output else {
             throw XferError.badInput(model.name, "has no layers")
         }
-        // The head's activation is applied by the loss, from the logits.
-        guard let head = last.layer.withoutActivation(loss.headActivation) else {
-            throw XferError.badInput(model.name, "does not end in a \(loss.headActivation.rawValue), so it cannot be trained with this loss",
-                                     hint: "fine-tune with a new head (drop --keep-top)")
+        // A cross-entropy applies the head's softmax/sigmoid itself, from the logits (as Keras's
+        // `fit` finds them under the activation); `from_logits` takes the outputs as logits.
+        if loss.activation != .linear, !loss.fromLogits {
+            guard let head = last.layer.withoutActivation(loss.activation) else {
+                throw XferError.badInput(model.name, "does not end in a \(loss.activation.rawValue), so \(loss.kind.shortName) cannot train it",
+                                         hint: "a linear head trains with --from-logits; or fine-tune with a new head (drop --keep-top)")
+            }
+            graph.replaceLayer(ofNode: graph.nodes.count - 1, with: head)
         }
-        graph.replaceLayer(ofNode: graph.nodes.count - 1, with: head)
+        self.loss = loss.make(logits: loss.activation != .linear)
         self.graph = graph
+        metric = TrainingMetric.for(loss, units: graph.outputShape.reduce(1, *))
         plan = ExecutionPlan(graph: graph, cacheAllowed: cacheAllowed)
         executor = try GraphExecutor(graph: graph, context: context)
 
@@ -119,7 +130,8 @@ public final class TrainingNetwork {
     /// `path/role` of each trainable parameter, in the order the optimizer numbers them.
     public var parameterPaths: [String] { parameterSizes.map(\.path) }
 
-    /// The number of values each sample's output has (the classes of the final softmax).
+    /// The number of values each sample's output has (the classes of the final softmax, the
+    /// sigmoid units, the regression outputs).
     public var outputCount: Int { graph.outputShape.reduce(1, *) }
 
     /// `path/role` and number of values of each trainable parameter, in the order the optimizer
@@ -158,19 +170,35 @@ public final class TrainingNetwork {
 
     // MARK: The training step
 
-    /// One training step on a batch `x` (n, inputShape…) with integer `labels`: forward in
-    /// training mode, loss, backward, optimizer update. Returns the batch's mean loss (from before
-    /// the update, as Keras's `train_on_batch`) and how many samples were classified right.
-    @discardableResult
-    public func trainStep(_ x: Tensor, labels: [Int], optimizer: Optimizer) -> (loss: Double, correct: Int) {
-        trainStep(.input(x), labels: labels, optimizer: optimizer)
+    /// What a step reports: the batch's mean loss (Keras's, from before the update, as
+    /// `train_on_batch`), and the sum of the logged metric over the samples and their count
+    /// (unweighted: Keras weights only `weighted_metrics`, not `metrics`, by class weights).
+    public struct StepResult {
+        public var loss: Double
+        public var metricSum: Double
+        public var weightSum: Double
+        /// The metric over the batch (accuracy, or mae for regression).
+        public var metric: Double { weightSum > 0 ? metricSum / weightSum : 0 }
     }
 
-    /// One training step from `feed` (the input, or the cached frontier).
+    /// Targets of integer class labels: one class id per row.
+    static func classTargets(_ labels: [Int]) -> Tensor {
+        Tensor(shape: [labels.count, 1], values: labels.map(Float.init))
+    }
+
+    /// One training step on a batch `x` (n, inputShape…) with integer `labels`: forward in
+    /// training mode, loss, backward, optimizer update.
     @discardableResult
-    public func trainStep(_ feed: Feed, labels: [Int], optimizer: Optimizer) -> (loss: Double, correct: Int) {
-        guard plan.trains else { return evaluateBatch(feed, labels: labels) }
-        let (loss, correct) = forwardBackward(feed, labels: labels)
+    public func trainStep(_ x: Tensor, labels: [Int], optimizer: Optimizer) -> StepResult {
+        trainStep(.input(x), targets: Self.classTargets(labels), optimizer: optimizer)
+    }
+
+    /// One training step from `feed` (the input, or the cached frontier) on `targets` (n, width),
+    /// each sample's loss and metric weighted by `weights` (class weights) when given.
+    @discardableResult
+    public func trainStep(_ feed: Feed, targets: Tensor, weights: [Float]? = nil, optimizer: Optimizer) -> StepResult {
+        guard plan.trains else { return evaluateBatch(feed, targets: targets, weights: weights) }
+        let result = forwardBackward(feed, targets: targets, weights: weights)
         // update
         var k = 0
         for (i, t) in trainingLayers {
@@ -182,32 +210,36 @@ public final class TrainingNetwork {
             for other in sharedCalls[i] ?? [] { other.restoreWeights(t.currentWeights()) }
         }
         optimizer.finishStep()
-        return (loss, correct)
+        return result
     }
 
     /// Forward in training mode, keeping what backward needs where a gradient flows; the loss
-    /// from the logits; backward through every node whose output needs a gradient. Leaves the
-    /// weight gradients in the layers.
-    private func forwardBackward(_ feed: Feed, labels: [Int]) -> (loss: Double, correct: Int) {
+    /// from the graph's output; backward through every node whose output needs a gradient.
+    /// Leaves the weight gradients in the layers.
+    private func forwardBackward(_ feed: Feed, targets: Tensor, weights: [Float]?) -> StepResult {
         setModes(training: true)
         defer { setModes(training: false) }
         context.pool.beginPass()
         let (fed, run) = values(feed)
         let keep = graph.nodes.map { plan.needsGradient[$0.output] }
-        let logits = executor.forward(feed: fed, run: run, keep: keep, wanted: [graph.output])[0]
-        let (loss, correct, dLogits) = self.loss.lossAndGradient(logits: logits, labels: labels)
+        let out = executor.forward(feed: fed, run: run, keep: keep, wanted: [graph.output])[0]
+        let (value, gradient) = loss.batchLoss(out, targets: targets, weights: weights, gradient: true)
+        let m = metric.batchSums(outputs: loss.outputs(out), targets: targets, weights: nil)
         for (_, t) in trainable { t.zeroGradients() }
-        executor.backward(dLogits, plan: plan)
-        return (loss, correct)
+        executor.backward(gradient!, plan: plan)
+        return StepResult(loss: value, metricSum: m.sum, weightSum: m.weight)
     }
 
-    /// Loss and correct count of a batch in inference mode (validation, evaluation).
-    public func evaluateBatch(_ x: Tensor, labels: [Int]) -> (loss: Double, correct: Int) {
-        evaluateBatch(.input(x), labels: labels)
+    /// Loss and metric of a batch in inference mode (validation, evaluation).
+    public func evaluateBatch(_ x: Tensor, labels: [Int]) -> StepResult {
+        evaluateBatch(.input(x), targets: Self.classTargets(labels))
     }
 
-    public func evaluateBatch(_ feed: Feed, labels: [Int]) -> (loss: Double, correct: Int) {
-        loss.loss(logits: forwardLogits(feed), labels: labels)
+    public func evaluateBatch(_ feed: Feed, targets: Tensor, weights: [Float]? = nil) -> StepResult {
+        let out = forwardLogits(feed)
+        let value = loss.batchLoss(out, targets: targets, weights: weights, gradient: false).loss
+        let m = metric.batchSums(outputs: loss.outputs(out), targets: targets, weights: nil)
+        return StepResult(loss: value, metricSum: m.sum, weightSum: m.weight)
     }
 
     /// The logits for `feed`, every layer in inference mode.
@@ -231,8 +263,12 @@ public final class TrainingNetwork {
     /// The gradients of the mean loss on a batch w.r.t. every trainable weight, by `path/role`,
     /// without updating anything (for parity tests against Keras's GradientTape).
     public func gradients(_ x: Tensor, labels: [Int]) -> (loss: Double, gradients: [String: [Float]]) {
-        guard plan.trains else { return (evaluateBatch(x, labels: labels).loss, [:]) }
-        let (loss, _) = forwardBackward(.input(x), labels: labels)
+        gradients(x, targets: Self.classTargets(labels))
+    }
+
+    public func gradients(_ x: Tensor, targets: Tensor, weights: [Float]? = nil) -> (loss: Double, gradients: [String: [Float]]) {
+        guard plan.trains else { return (evaluateBatch(.input(x), targets: targets, weights: weights).loss, [:]) }
+        let loss = forwardBackward(.input(x), targets: targets, weights: weights).loss
         var out: [String: [Float]] = [:]
         for (i, t) in trainingLayers {
             withSummedParameters(i, t) { role, _, g in out["\(graph.nodes[i].path)/\(role.rawValue)"] = Array(g) }
@@ -274,7 +310,7 @@ public final class TrainingNetwork {
         }
     }
 
-    /// The planned model with the weights as they are now (softmax restored).
+    /// The planned model with the weights as they are now (the final activation restored).
     public func exportModel() -> ModelSpec {
         let now = currentWeights()
         func fill(_ m: ModelSpec, prefix: String) -> ModelSpec {
