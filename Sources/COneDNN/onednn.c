@@ -46,6 +46,8 @@ typedef struct {
 
 struct xfer_wino {
     int backward;
+    int with_bias;  // the forward adds the bias (XFER_WINO_BIAS)
+    dnnl_memory_desc_t b_md;
     dnnl_memory_desc_t x_md, y_md, w_md;  // the engine's layouts: NHWC, NHWC, HWIO
     // Forward.
     dnnl_primitive_desc_t fwd_pd;
@@ -214,7 +216,7 @@ static dnnl_status_t measure_regions(xfer_wino *cv) {
     return dnnl_success;
 }
 
-static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
+static dnnl_status_t create(xfer_wino *cv, int fuse, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
                             int64_t oh, int64_t ow, int64_t pt, int64_t pl, int64_t pb, int64_t pr) {
     dnnl_dims_t xd = {n, c, h, w}, wd = {o, c, 3, 3}, yd = {n, o, oh, ow};
     dnnl_dims_t strides = {1, 1}, pad_l = {pt, pl}, pad_r = {pb, pr};
@@ -232,10 +234,28 @@ static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int6
     // transformed, 4× their size (36 values per 3×3 filter), for every layer. Measured on VGG16's
     // 12 Winograd layers at batch 16 (BENCHMARKS.md, "Winograd"): the same time to 0.3 %, and
     // 170 MB less resident memory.
+    dnnl_dims_t bias_dims = {o};
+    TRY(dnnl_memory_desc_init_by_tag(&cv->b_md, 1, bias_dims, dnnl_f32, dnnl_x));
     TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                           dnnl_convolution_winograd, &any_x, &any_w, NULL, &any_y,
-                                           strides, pad_l, pad_r));
-    TRY(dnnl_primitive_desc_create(&cv->fwd_pd, &fd, user_scratchpad, engine, NULL));
+                                           dnnl_convolution_winograd, &any_x, &any_w, cv->with_bias ? &cv->b_md : NULL,
+                                           &any_y, strides, pad_l, pad_r));
+    // A fused ReLU runs in the kernel's output transform, so the output is written once.
+    dnnl_primitive_attr_t attr = user_scratchpad;
+    if (fuse & XFER_WINO_RELU) {
+        dnnl_post_ops_t ops;
+        TRY(dnnl_primitive_attr_clone(&attr, user_scratchpad));
+        TRY(dnnl_post_ops_create(&ops));
+        dnnl_status_t s = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, ops);
+        dnnl_post_ops_destroy(ops);
+        if (s != dnnl_success) {
+            dnnl_primitive_attr_destroy(attr);
+            return s;
+        }
+    }
+    dnnl_status_t made = dnnl_primitive_desc_create(&cv->fwd_pd, &fd, attr, engine, NULL);
+    if (attr != user_scratchpad) dnnl_primitive_attr_destroy(attr);
+    TRY(made);
     const char *impl = "";
     dnnl_primitive_desc_query(cv->fwd_pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(cv->implementation, sizeof cv->implementation, "%s", impl);
@@ -284,7 +304,7 @@ static dnnl_status_t create(xfer_wino *cv, int64_t n, int64_t h, int64_t w, int6
     return measure_regions(cv);
 }
 
-xfer_wino *xfer_wino_create(int backward, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
+xfer_wino *xfer_wino_create(int backward, int fuse, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
                             int64_t oh, int64_t ow, int64_t pad_top, int64_t pad_left,
                             int64_t pad_bottom, int64_t pad_right, char *why, int why_size) {
     pthread_once(&engine_once, make_engine);
@@ -295,7 +315,8 @@ xfer_wino *xfer_wino_create(int backward, int64_t n, int64_t h, int64_t w, int64
     xfer_wino *cv = calloc(1, sizeof *cv);
     if (!cv) return NULL;
     cv->backward = backward;
-    dnnl_status_t s = create(cv, n, h, w, c, o, oh, ow, pad_top, pad_left, pad_bottom, pad_right);
+    cv->with_bias = (fuse & XFER_WINO_BIAS) != 0;
+    dnnl_status_t s = create(cv, fuse, n, h, w, c, o, oh, ow, pad_top, pad_left, pad_bottom, pad_right);
     if (s != dnnl_success) {
         if (why) {
             if (s == dnnl_unimplemented) snprintf(why, why_size, "oneDNN has no Winograd kernel for this shape on this CPU");
@@ -372,18 +393,21 @@ int xfer_wino_set_kernel(xfer_wino *cv, const float *hwio, int worker_index, voi
     return (int)s;
 }
 
-static dnnl_status_t forward(worker_t *wk, xfer_wino *cv, const float *x, float *y) {
-    dnnl_memory_t src = NULL, dst = NULL;
+static dnnl_status_t forward(worker_t *wk, xfer_wino *cv, const float *x, const float *bias, float *y) {
+    dnnl_memory_t src = NULL, dst = NULL, b = NULL;
+    if (cv->with_bias && !(b = wrap(&cv->b_md, bias))) return dnnl_out_of_memory;
     dnnl_status_t s = bring_in(wk, &cv->fwd_src_in, &cv->x_md, &cv->fwd_src, x, 0, &src);
     if (s == dnnl_success) {
         dst = result_memory(wk, &cv->fwd_dst_out, &cv->y_md, &cv->fwd_dst, y, 1);
         if (!dst) s = dnnl_out_of_memory;
     }
     if (s == dnnl_success) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, cv->fwd_weights}, {DNNL_ARG_DST, dst}};
-        s = run(wk, cv->fwd, &cv->fwd_scratch, args, 3);
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, cv->fwd_weights}, {DNNL_ARG_DST, dst},
+                                   {DNNL_ARG_BIAS, b}};
+        s = run(wk, cv->fwd, &cv->fwd_scratch, args, b ? 4 : 3);
     }
     if (s == dnnl_success) s = take_out(wk, &cv->fwd_dst_out, &cv->y_md, dst, y);
+    if (b) dnnl_memory_destroy(b);
     if (src) dnnl_memory_destroy(src);
     if (dst) dnnl_memory_destroy(dst);
     return s;
@@ -428,9 +452,9 @@ static dnnl_status_t backward_weights(worker_t *wk, xfer_wino *cv, const float *
     return s;
 }
 
-int xfer_wino_forward(xfer_wino *cv, const float *x, float *y, int worker_index, void *scratch) {
+int xfer_wino_forward(xfer_wino *cv, const float *x, const float *bias, float *y, int worker_index, void *scratch) {
     worker_t *wk = worker(worker_index, cv, scratch);
-    return wk ? (int)forward(wk, cv, x, y) : (int)dnnl_invalid_arguments;
+    return wk ? (int)forward(wk, cv, x, bias, y) : (int)dnnl_invalid_arguments;
 }
 
 int xfer_wino_backward_data(xfer_wino *cv, const float *dy, float *dx, int worker_index, void *scratch) {

@@ -94,7 +94,7 @@ final class WinogradTests: XCTestCase {
             var dk = [Float](repeating: 0, count: conv.kernel.count)
             conv.kernel.withUnsafeBufferPointer { k in
                 x.values.withUnsafeBufferPointer { px in
-                    wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, version: 0, backward: true, workspace: workspace, into: &y)
+                    wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, bias: nil, version: 0, backward: true, workspace: workspace, into: &y)
                     wino.backwardWeights(px.baseAddress!, dz: dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, addingInto: &dk)
                 }
                 wino.backwardData(dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, into: &dx)

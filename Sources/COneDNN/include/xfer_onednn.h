@@ -27,10 +27,14 @@ typedef struct xfer_wino xfer_wino;
 
 #define XFER_WINO_MAX_WORKERS 256
 
+/// What the forward does after the convolution, fused into the kernel's output transform.
+enum { XFER_WINO_BIAS = 1, XFER_WINO_RELU = 2 };
+
 /// The shape: batch n, input h×w×c, o filters, output oh×ow, padding top/left/bottom/right.
-/// `backward` also makes the backward primitives. Returns NULL when oneDNN has no Winograd
-/// kernel for it on this CPU (the caller falls back); `why` (may be NULL) then gets a reason.
-xfer_wino *xfer_wino_create(int backward, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
+/// `backward` also makes the backward primitives; `fuse` is 0 or XFER_WINO_BIAS and/or
+/// XFER_WINO_RELU. Returns NULL when oneDNN has no Winograd kernel for it on this CPU (the
+/// caller falls back); `why` (may be NULL) then gets a reason.
+xfer_wino *xfer_wino_create(int backward, int fuse, int64_t n, int64_t h, int64_t w, int64_t c, int64_t o,
                             int64_t oh, int64_t ow, int64_t pad_top, int64_t pad_left,
                             int64_t pad_bottom, int64_t pad_right, char *why, int why_size);
 void xfer_wino_destroy(xfer_wino *conv);
@@ -42,8 +46,9 @@ const char *xfer_wino_implementation(const xfer_wino *conv);
 /// made once per kernel version). Call it again whenever the kernel changes. 0 on success.
 int xfer_wino_set_kernel(xfer_wino *conv, const float *hwio, int worker, void *scratch);
 
-/// y (n, oh, ow, o) = conv(x (n, h, w, c)), no bias.
-int xfer_wino_forward(xfer_wino *conv, const float *x, float *y, int worker, void *scratch);
+/// y (n, oh, ow, o) = conv(x (n, h, w, c)), + bias (o) and ReLU as the handle fuses them (`bias`
+/// is read only with XFER_WINO_BIAS).
+int xfer_wino_forward(xfer_wino *conv, const float *x, const float *bias, float *y, int worker, void *scratch);
 
 /// dx (n, h, w, c) from dy (n, oh, ow, o). Needs `backward`.
 int xfer_wino_backward_data(xfer_wino *conv, const float *dy, float *dx, int worker, void *scratch);

@@ -65,14 +65,15 @@ public enum Convolution {
     /// 1.3× to 2.6× forward, including 16 and 32 channels at 28² and 56².
     static func slowerOnWinograd(_ g: ConvGeometry) -> String? {
         if g.c < 16 { return "fewer than 16 input channels" }
-        if g.oh * g.ow > 128 * 128 && g.c <= 64 { return "large map with few channels" }
         if min(g.oh, g.ow) < 12 { return "output smaller than 12×12" }
         if g.o < min(g.c, 64) { return "fewer outputs than inputs" }
         return nil
     }
     /// Bytes of one blocked activation copy per oneDNN call; the batch is run in chunks under it.
-    /// Measured the same speed from 8 to 32 MiB on VGG16 (a sample of block1 alone is 12.8 MB).
-    static let chunkBytes = 8 << 20
+    /// Measured on VGG16's forward at batch 16 (2 threads): 2 MiB 0.736 s, 4 MiB 0.70 s, 8 MiB
+    /// 0.70 s, 16 MiB 0.662 s, 32 MiB 0.654 s; peak RSS 691, 687, 755, 804, 969 MB. 16 MiB keeps
+    /// nearly all the speed for 165 MB less than 32.
+    static let chunkBytes = 16 << 20
 }
 
 /// How one convolution layer runs, and why.
@@ -121,7 +122,7 @@ final class WinogradAvailability: @unchecked Sendable {
         if let known = lock.withLock({ answers[key] }) { return known }
         var why = [CChar](repeating: 0, count: 160)
         let handle = g.withWinogradShape(batch: 1) { n, h, w, c, o, oh, ow, t, l, b, r in
-            xfer_wino_create(0, n, h, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+            xfer_wino_create(0, 0, n, h, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
         }
         var answer: String?
         if let handle {
@@ -158,9 +159,14 @@ final class WinogradConvolution {
 
     /// Bytes of one blocked activation copy per oneDNN call (tests make it small to cut batches).
     let chunkBytes: Int
+    /// The forward adds the bias / applies ReLU inside oneDNN's output transform (one pass over
+    /// the output fewer: BENCHMARKS.md, "Winograd").
+    let fusesBias: Bool, fusesReLU: Bool
 
-    init(_ g: ConvGeometry, chunkBytes: Int = Convolution.chunkBytes) {
+    init(_ g: ConvGeometry, fusingBias: Bool = false, fusingReLU: Bool = false, chunkBytes: Int = Convolution.chunkBytes) {
         geometry = g
+        fusesBias = fusingBias
+        fusesReLU = fusingReLU
         self.chunkBytes = chunkBytes
     }
 
@@ -184,7 +190,8 @@ final class WinogradConvolution {
         } else {
             var why = [CChar](repeating: 0, count: 160)
             guard let made = geometry.withWinogradShape(batch: key.batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
-                xfer_wino_create(key.backward ? 1 : 0, n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
+                xfer_wino_create(key.backward ? 1 : 0, (fusesBias ? Int32(XFER_WINO_BIAS) : 0) | (fusesReLU ? Int32(XFER_WINO_RELU) : 0),
+                                 n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
             }) else {
                 // The availability check made the same shape at batch 1; a refusal now is oneDNN out of memory.
                 preconditionFailure("oneDNN Winograd convolution for \(geometry): \(String(cString: why))")
@@ -235,12 +242,13 @@ final class WinogradConvolution {
         }
     }
 
-    /// y (N, OH, OW, O) = conv(x (N, H, W, C)), no bias.
-    func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
-                 backward: Bool, workspace: Workspace, into y: UnsafeMutablePointer<Float>) {
+    /// y (N, OH, OW, O) = conv(x (N, H, W, C)), then + bias (O) and ReLU where this fuses them.
+    func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 version: Int, backward: Bool, workspace: Workspace, into y: UnsafeMutablePointer<Float>) {
+        precondition(!fusesBias || bias != nil)
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
         eachChunk(batch: batch, backward: backward, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
-            xfer_wino_forward(h, x + first * inSample, y + first * outSample, Int32(worker), scratch)
+            xfer_wino_forward(h, x + first * inSample, bias, y + first * outSample, Int32(worker), scratch)
         }
     }
 

@@ -142,10 +142,12 @@ public final class Conv2DLayer: TrainableLayer {
                     let pb = bias?.withUnsafeBufferPointer { $0.baseAddress! }
                     let act = keepPreActivation ? Activation.linear : activation
                     if let wino {
-                        wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, version: kernelVersion,
+                        wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb, version: kernelVersion,
                                      backward: context.keepForBackward, workspace: context.workspace, into: py.baseAddress!)
+                        // What oneDNN did not fuse: the activations other than ReLU.
+                        let rest = act == .relu && wino.fusesReLU ? Activation.linear : act
                         parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
-                                             bias: pb, act)
+                                             bias: wino.fusesBias ? nil : pb, rest)
                     } else {
                         conv2DForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
                                       act, into: py.baseAddress!, workspace: context.workspace)
@@ -216,7 +218,8 @@ public final class Conv2DLayer: TrainableLayer {
 
     private func winogradConvolution() -> WinogradConvolution {
         if let winograd { return winograd }
-        let made = WinogradConvolution(geometry)
+        // ReLU fuses into oneDNN's output transform; other activations run after it.
+        let made = WinogradConvolution(geometry, fusingBias: bias != nil, fusingReLU: config.activation == .relu)
         winograd = made
         return made
     }
