@@ -133,9 +133,10 @@ final class WinogradTests: XCTestCase {
         }
         XCTAssertTrue(choice(64, 64, .auto).winograd)
         XCTAssertTrue(choice(8, 8, .winograd).winograd)
-        XCTAssertEqual(choice(3, 64, .auto).description, "im2col (fewer than 16 input channels)")
-        XCTAssertEqual(choice(128, 32, .auto).description, "im2col (fewer outputs than inputs)")
+        XCTAssertEqual(choice(3, 64, .auto).description, "winograd (backward on im2col: fewer than 16 input channels)")
+        XCTAssertTrue(choice(128, 32, .auto).winograd && choice(128, 32, .auto).winogradBackward)
         XCTAssertTrue(choice(32, 32, .auto).winograd)
+        XCTAssertTrue(choice(3, 64, .winograd).winogradBackward)
         let small = ConvGeometry(input: [7, 7, 512], Conv2DConfig(filters: 512, kernelSize: (3, 3), padding: .same))!
         XCTAssertEqual(ConvolutionChoice(small, path: .auto).description, "im2col (output smaller than 12×12)")
         XCTAssertEqual(choice(64, 64, .im2col).description, "im2col (--conv im2col)")

@@ -186,7 +186,8 @@ final class ConvolutionPathCLITests: XCTestCase {
     func testDryRunNamesEachConvolutionsCore() throws {
         let auto = try CLI.run(fashion, cwd: checkpoints)
         XCTAssertEqual(auto.status, 0, auto.stderr)
-        XCTAssertTrue(auto.stdout.contains("block1_conv1 (Conv2D)") && auto.stdout.contains("im2col (fewer than 16 input channels)"), auto.stdout)
+        XCTAssertTrue(auto.stdout.contains("winograd (backward on im2col: fewer than 16 input channels)")
+                      && auto.stdout.contains("im2col (output smaller than 12×12)"), auto.stdout)
         let forced = try CLI.run(fashion + ["--conv", "im2col"], cwd: checkpoints)
         XCTAssertFalse(forced.stdout.contains("winograd"), forced.stdout)
         XCTAssertTrue(forced.stdout.contains("im2col (--conv im2col)"), forced.stdout)

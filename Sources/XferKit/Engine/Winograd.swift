@@ -6,8 +6,9 @@
 //   - im2col + SGEMM (Conv2D.swift) stays the general core and the exact reference; it runs
 //     every other shape, and everything under `Convolution.path = .im2col` (`--conv im2col`).
 //   - `.auto` (the default) takes Winograd where it was measured faster on this project's
-//     machine (`Convolution.slowerOnWinograd`, BENCHMARKS.md "Winograd"): not on 3-channel
-//     inputs, 7×7 maps or narrowing layers, where the transforms cost more than they save.
+//     machine, per pass (`Convolution.forwardSlowerOnWinograd`, `backwardSlowerOnWinograd`,
+//     BENCHMARKS.md "Winograd"): not on maps under 12×12, nor the backward of 3-channel inputs,
+//     where the transforms cost more than they save.
 //   - `.winograd` takes it wherever oneDNN can run it, even where slower (tests, measurements).
 //   - Where oneDNN cannot (a CPU without AVX-512, a shape its kernel refuses), the layer falls
 //     back to im2col with the reason, which `--dry-run` shows.
@@ -57,18 +58,23 @@ public enum Convolution {
         set { lock.withLock { _path = newValue } }
     }
 
-    /// Why `.auto` keeps a 3×3 stride-1 shape on im2col, nil when Winograd is faster. Measured
-    /// layer by layer at batch 16 (`xfer-bench layers`, BENCHMARKS.md "Winograd"): Winograd was
-    /// slower with 3 input channels (VGG's first layer: 0.90× forward), on 7×7 maps (a 4×4-tile
-    /// transform pads 7 to 8 and has only 4 tiles per image: 0.87×) and with few outputs per
-    /// input channel (128 → 32, DenseNet's growth layers: 0.85×); faster everywhere else, from
-    /// 1.3× to 2.6× forward, including 16 and 32 channels at 28² and 56².
-    static func slowerOnWinograd(_ g: ConvGeometry) -> String? {
-        if g.c < 16 { return "fewer than 16 input channels" }
-        if min(g.oh, g.ow) < 12 { return "output smaller than 12×12" }
-        if g.o < min(g.c, 64) { return "fewer outputs than inputs" }
-        return nil
+    /// Why `.auto` keeps a 3×3 stride-1 shape's forward pass on im2col, nil when Winograd is
+    /// faster. Measured layer by layer at batch 16 on a quiet machine (`xfer-bench layers`,
+    /// BENCHMARKS.md "Winograd"): Winograd's forward was faster on every shape tried, 1.08× to
+    /// 2.46× (3 input channels 1.13×, 16 channels 2.11×, 128 → 32 1.08×), except on 7×7 maps
+    /// (0.81× at 512 channels, 1.00× at 64): a 4×4-tile transform pads 7 to 8 and has only 4
+    /// tiles per image.
+    static func forwardSlowerOnWinograd(_ g: ConvGeometry) -> String? {
+        min(g.oh, g.ow) < 12 ? "output smaller than 12×12" : nil
     }
+
+    /// The same for the backward passes (input and weight gradients together): slower also with
+    /// 3 input channels (0.72×: the weight gradient's transforms dominate when C is tiny).
+    static func backwardSlowerOnWinograd(_ g: ConvGeometry) -> String? {
+        if let why = forwardSlowerOnWinograd(g) { return why }
+        return g.c < 16 ? "fewer than 16 input channels" : nil
+    }
+
     /// Bytes of one blocked activation copy per oneDNN call; the batch is run in chunks under it.
     /// Measured on VGG16's forward at batch 16 (2 threads): 2 MiB 0.736 s, 4 MiB 0.70 s, 8 MiB
     /// 0.70 s, 16 MiB 0.662 s, 32 MiB 0.654 s; peak RSS 691, 687, 755, 804, 969 MB. 16 MiB keeps
@@ -76,36 +82,53 @@ public enum Convolution {
     static let chunkBytes = 16 << 20
 }
 
-/// How one convolution layer runs, and why.
+/// How one convolution layer runs, forward and backward, and why.
 struct ConvolutionChoice: Equatable {
+    /// The forward pass runs on Winograd.
     let winograd: Bool
-    /// Why im2col runs (empty when Winograd does).
-    let reason: String
+    /// The backward passes (input and weight gradients) run on Winograd.
+    let winogradBackward: Bool
+    /// Why im2col runs the forward (empty when Winograd does), and the backward.
+    let reason: String, backwardReason: String
 
     /// For a layer of geometry `g` under `path`.
     init(_ g: ConvGeometry, path: ConvolutionPath = Convolution.path) {
-        func im2col(_ why: String) -> ConvolutionChoice { ConvolutionChoice(winograd: false, reason: why) }
+        func im2col(_ why: String) -> ConvolutionChoice {
+            ConvolutionChoice(winograd: false, winogradBackward: false, reason: why, backwardReason: why)
+        }
         self = {
             if path == .im2col { return im2col("--conv im2col") }
             guard g.kh == 3, g.kw == 3, g.sh == 1, g.sw == 1, g.dh == 1, g.dw == 1 else {
                 return im2col("not 3×3 stride 1")
             }
-            if path == .auto, let why = Convolution.slowerOnWinograd(g) { return im2col(why) }
             if ThreadPool.shared.threadCount > Int(XFER_WINO_MAX_WORKERS) {
                 return im2col("more than \(XFER_WINO_MAX_WORKERS) threads")
             }
+            let forward = path == .auto ? Convolution.forwardSlowerOnWinograd(g) : nil
+            let backward = path == .auto ? Convolution.backwardSlowerOnWinograd(g) : nil
+            if let forward, let backward, forward == backward { return im2col(forward) }
             if let refusal = WinogradAvailability.shared.refusal(g) { return im2col(refusal) }
-            return ConvolutionChoice(winograd: true, reason: "")
+            return ConvolutionChoice(winograd: forward == nil, winogradBackward: backward == nil,
+                                     reason: forward ?? "", backwardReason: backward ?? "")
         }()
     }
 
-    private init(winograd: Bool, reason: String) {
+    private init(winograd: Bool, winogradBackward: Bool, reason: String, backwardReason: String) {
         self.winograd = winograd
+        self.winogradBackward = winogradBackward
         self.reason = reason
+        self.backwardReason = backwardReason
     }
 
-    /// For `--dry-run`: "winograd" or "im2col (why)".
-    var description: String { winograd ? "winograd" : "im2col (\(reason))" }
+    /// For `--dry-run`: "winograd", "im2col (why)", or the two passes when they differ.
+    var description: String {
+        switch (winograd, winogradBackward) {
+        case (true, true): return "winograd"
+        case (false, false): return "im2col (\(reason))"
+        case (true, false): return "winograd (backward on im2col: \(backwardReason))"
+        case (false, true): return "im2col (\(reason); backward on winograd)"
+        }
+    }
 }
 
 /// Whether oneDNN runs a Winograd kernel for a shape on this CPU, asked once per shape.

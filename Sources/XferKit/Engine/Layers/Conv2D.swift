@@ -26,7 +26,8 @@
 // row. `conv2DBackwardNaive` is the seven-loop definition of the same three sums.
 //
 // 3×3 stride-1 layers may run on Winograd instead (Engine/Winograd.swift decides per layer by
-// shape; its forward and backward replace the three GEMM passes here, bias and activation stay).
+// shape): its forward and backward replace the three GEMM passes here; bias and ReLU fuse into
+// its output transform, other activations and all the gradients of the epilogue stay as here.
 //
 // The Keras kind, `Conv2DConfig` (end of file): its config as Keras reads and writes it, its
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
@@ -84,8 +85,6 @@ public final class Conv2DLayer: TrainableLayer {
     private(set) var kernelVersion = 0
     /// The Winograd primitives, made on first use of that path (Engine/Winograd.swift).
     var winograd: WinogradConvolution?
-    /// Whether the last forward ran on Winograd: its backward takes the same path.
-    private var forwardUsedWinograd = false
     /// (O), nil when `use_bias=False`.
     var bias: [Float]?
     /// (N, H, W, C): the last input, kept only when the context asks (backward needs it).
@@ -134,8 +133,8 @@ public final class Conv2DLayer: TrainableLayer {
         let activation = config.activation
         // silu/gelu derivatives need the pre-activation: stop before the activation.
         let keepPreActivation = context.keepForBackward && activationBackwardNeedsInput(activation)
-        let wino = ConvolutionChoice(geometry).winograd ? winogradConvolution() : nil
-        forwardUsedWinograd = wino != nil
+        let choice = ConvolutionChoice(geometry)
+        let wino = choice.winograd ? winogradConvolution() : nil
         x.values.withUnsafeBufferPointer { px in
             kernel.withUnsafeBufferPointer { pk in
                 y.values.withUnsafeMutableBufferPointer { py in
@@ -143,7 +142,8 @@ public final class Conv2DLayer: TrainableLayer {
                     let act = keepPreActivation ? Activation.linear : activation
                     if let wino {
                         wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb, version: kernelVersion,
-                                     backward: context.keepForBackward, workspace: context.workspace, into: py.baseAddress!)
+                                     backward: context.keepForBackward && choice.winogradBackward,
+                                     workspace: context.workspace, into: py.baseAddress!)
                         // What oneDNN did not fuse: the activations other than ReLU.
                         let rest = act == .relu && wino.fusesReLU ? Activation.linear : act
                         parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
@@ -194,7 +194,8 @@ public final class Conv2DLayer: TrainableLayer {
                 dz.values.withUnsafeBufferPointer { pz in
                     withStorage(&dKernel, if: trainable) { pdk in
                         withStorage(&dx, if: needInputGradient) { pdx in
-                            if forwardUsedWinograd, let wino = winograd {
+                            if ConvolutionChoice(geometry).winogradBackward {
+                                let wino = winogradConvolution()
                                 if let pdk {
                                     wino.backwardWeights(px.baseAddress!, dz: pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
                                                          version: kernelVersion, workspace: context.workspace, addingInto: pdk)
