@@ -14,18 +14,8 @@ public struct HuberLoss: Loss {
 
     public func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
                            gradient g: UnsafeMutablePointer<Float>?) -> Float {
-        precondition(targetWidth == c, "one target per output")
-        var sum: Float = 0
-        for j in 0..<c {
-            let e = x[j] - target[j]
-            if abs(e) <= delta {
-                sum += 0.5 * e * e
-                g?[j] = e / Float(c)
-            } else {
-                sum += delta * abs(e) - 0.5 * delta * delta
-                g?[j] = delta * (e > 0 ? 1 : -1) / Float(c)
-            }
+        meanOverUnits(x, units: c, target: target, targetWidth: targetWidth, gradient: g) { e in
+            abs(e) <= delta ? (0.5 * e * e, e) : (delta * abs(e) - 0.5 * delta * delta, delta * (e > 0 ? 1 : -1))
         }
-        return sum / Float(c)
     }
 }

@@ -177,6 +177,20 @@ public protocol Loss: Sendable {
                     gradient: UnsafeMutablePointer<Float>?) -> Float
 }
 
+/// The regression losses' shared form: the mean over the units of f(eⱼ), eⱼ = ŷⱼ − yⱼ, and
+/// into `gradient` f′(eⱼ)/units; `f` gives (f(e), f′(e)).
+func meanOverUnits(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
+                   gradient g: UnsafeMutablePointer<Float>?, _ f: (Float) -> (value: Float, slope: Float)) -> Float {
+    precondition(targetWidth == c, "one target per output")
+    var sum: Float = 0
+    for j in 0..<c {
+        let (value, slope) = f(x[j] - target[j])
+        sum += value
+        g?[j] = slope / Float(c)
+    }
+    return sum / Float(c)
+}
+
 extension Loss {
     /// The batch's loss (Keras's `sum_over_batch_size`: Σ wᵢ·lossᵢ / N) and, with `gradient`,
     /// its gradient with respect to the inputs. `targets` is (N, width); `weights` per sample or nil.

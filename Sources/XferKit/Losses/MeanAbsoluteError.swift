@@ -10,13 +10,8 @@ public struct MeanAbsoluteError: Loss {
 
     public func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
                            gradient g: UnsafeMutablePointer<Float>?) -> Float {
-        precondition(targetWidth == c, "one target per output")
-        var sum: Float = 0
-        for j in 0..<c {
-            let e = x[j] - target[j]
-            sum += abs(e)
-            g?[j] = (e > 0 ? 1 : e < 0 ? -1 : 0) / Float(c)
+        meanOverUnits(x, units: c, target: target, targetWidth: targetWidth, gradient: g) { e in
+            (abs(e), e > 0 ? 1 : e < 0 ? -1 : 0)
         }
-        return sum / Float(c)
     }
 }

@@ -10,13 +10,6 @@ public struct MeanSquaredError: Loss {
 
     public func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
                            gradient g: UnsafeMutablePointer<Float>?) -> Float {
-        precondition(targetWidth == c, "one target per output")
-        var sum: Float = 0
-        for j in 0..<c {
-            let e = x[j] - target[j]
-            sum += e * e
-            g?[j] = 2 * e / Float(c)
-        }
-        return sum / Float(c)
+        meanOverUnits(x, units: c, target: target, targetWidth: targetWidth, gradient: g) { e in (e * e, 2 * e) }
     }
 }
