@@ -94,10 +94,10 @@ final class WinogradTests: XCTestCase {
             var dk = [Float](repeating: 0, count: conv.kernel.count)
             conv.kernel.withUnsafeBufferPointer { k in
                 x.values.withUnsafeBufferPointer { px in
-                    wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, bias: nil, version: 0, backward: true, workspace: workspace, into: &y)
-                    wino.backwardWeights(px.baseAddress!, dz: dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, addingInto: &dk)
+                    _ = wino.forward(px.baseAddress!, batch: t.batch, kernel: k.baseAddress!, bias: nil, version: 0, backward: true, workspace: workspace, into: &y)
+                    _ = wino.backwardWeights(px.baseAddress!, dz: dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, addingInto: &dk)
                 }
-                wino.backwardData(dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, into: &dx)
+                _ = wino.backwardData(dz, batch: t.batch, kernel: k.baseAddress!, version: 0, workspace: workspace, into: &dx)
             }
             return (y, dx, dk)
         }
@@ -122,6 +122,30 @@ final class WinogradTests: XCTestCase {
             let y = conv.forward(x, ForwardContext())
             let want = conv2DForwardNaive(x, conv.geometry, kernel: conv.kernel, bias: conv.bias, .linear)
             XCTAssertLessThanOrEqual(scaled(y.values, want.values), 1e-5)
+        }
+    }
+
+    /// When oneDNN fails at run time (out of memory), the layer's passes run on im2col instead:
+    /// the same results, no crash.
+    func testARunTimeFailureFallsBackToIm2col() throws {
+        var rng = SeededRandom(seed: 305)
+        try with(.winograd) {
+            let t = Case(batch: 3, h: 14, w: 14, c: 32, o: 32, padding: .same, activation: .relu)
+            let conv = try layer(t, &rng)
+            let x = rng.tensor([t.batch, t.h, t.w, t.c])
+            _ = conv.forward(x, ForwardContext())
+            conv.winograd!.failed = true
+            let y = conv.forward(x, ForwardContext(keepForBackward: true))
+            let want = conv2DForwardNaive(x, conv.geometry, kernel: conv.kernel, bias: conv.bias, .relu)
+            XCTAssertLessThanOrEqual(scaled(y.values, want.values), 1e-5)
+            conv.trainable = true
+            conv.zeroGradients()
+            let r = rng.floats(y.count)
+            let dx = conv.backward(Tensor(shape: y.shape, values: r), ForwardContext(keepForBackward: true), needInputGradient: true)!
+            let dz = zip(r, y.values).map { g, v in v > 0 ? g : 0 }
+            let grads = conv2DBackwardNaive(x, conv.geometry, kernel: conv.kernel, dz: Tensor(shape: y.shape, values: dz))
+            XCTAssertLessThanOrEqual(scaled(dx.values, grads.dx.values), 1e-5)
+            XCTAssertLessThanOrEqual(scaled(conv.dKernel, grads.dKernel), 1e-5)
         }
     }
 

@@ -204,82 +204,85 @@ final class WinogradConvolution {
         return max(1, min(share, chunkBytes / max(perSample, 1)))
     }
 
-    /// The handle for chunks of `key.batch` samples. Called outside the parallel section: making
-    /// a handle and loading its kernel must not overlap its calls.
-    private func handle(_ key: Key) -> OpaquePointer {
-        let h: OpaquePointer
-        if let existing = handles[key] {
-            h = existing
-        } else {
-            var why = [CChar](repeating: 0, count: 160)
-            guard let made = geometry.withWinogradShape(batch: key.batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
-                xfer_wino_create(key.backward ? 1 : 0, (fusesBias ? Int32(XFER_WINO_BIAS) : 0) | (fusesReLU ? Int32(XFER_WINO_RELU) : 0),
-                                 n, hh, w, c, o, oh, ow, t, l, b, r, &why, Int32(why.count))
-            }) else {
-                // The availability check made the same shape at batch 1; a refusal now is oneDNN out of memory.
-                preconditionFailure("oneDNN Winograd convolution for \(geometry): \(String(cString: why))")
-            }
-            handles[key] = made
-            h = made
-        }
-        return h
+    /// Set when oneDNN failed to make or run a primitive (out of memory, say): every later call
+    /// returns false, and the layer runs on im2col from then on. (Tests set it to simulate that.)
+    var failed = false
+
+    /// The handle for chunks of `key.batch` samples, nil if oneDNN cannot make it. Called outside
+    /// the parallel section: making a handle and loading its kernel must not overlap its calls.
+    private func handle(_ key: Key) -> OpaquePointer? {
+        if let existing = handles[key] { return existing }
+        // The availability check made the same shape at batch 1: a refusal now is oneDNN out of memory.
+        guard let made = geometry.withWinogradShape(batch: key.batch, { n, hh, w, c, o, oh, ow, t, l, b, r in
+            xfer_wino_create(key.backward ? 1 : 0, (fusesBias ? Int32(XFER_WINO_BIAS) : 0) | (fusesReLU ? Int32(XFER_WINO_RELU) : 0),
+                             n, hh, w, c, o, oh, ow, t, l, b, r, nil, 0)
+        }) else { return nil }
+        handles[key] = made
+        return made
     }
 
     /// Loads the kernel at `version` into `h` if it holds another, with worker 0's scratch.
     private func load(_ h: OpaquePointer, key: Key, kernel: UnsafePointer<Float>, version: Int,
-                      scratch: UnsafeMutableRawPointer) {
-        guard loaded[key] != version else { return }
+                      scratch: UnsafeMutableRawPointer) -> Bool {
+        guard loaded[key] != version else { return true }
         var status: Int32 = 0
         // On a worker index of the pool's own (the caller's), as every oneDNN call is made.
         parallelFor(1) { _, worker in status = xfer_wino_set_kernel(h, kernel, Int32(worker), scratch) }
-        precondition(status == 0, "oneDNN Winograd kernel transform failed (status \(status))")
+        guard status == 0 else { return false }
         loaded[key] = version
+        return true
     }
 
     /// Runs `body(handle, first sample, worker, scratch)` on each chunk of the batch, the chunks as
     /// tasks on the thread pool, each with its worker's slice of `workspace` (the scratch the
-    /// pass's layers share, im2col's too).
+    /// pass's layers share, im2col's too). False when oneDNN failed (`failed` is then set).
     private func eachChunk(batch: Int, backward: Bool, kernel: UnsafePointer<Float>, version: Int, workspace: Workspace,
-                           _ body: (OpaquePointer, Int, Int, UnsafeMutableRawPointer) -> Int32) {
+                           _ body: (OpaquePointer, Int, Int, UnsafeMutableRawPointer) -> Int32) -> Bool {
+        guard !failed else { return false }
         let size = samplesPerCall(batch: batch)
         let tasks = (batch + size - 1) / size
         let fullKey = Key(batch: size, backward: backward), lastKey = Key(batch: batch % size, backward: backward)
-        let full = handle(fullKey)
-        let last = batch % size == 0 ? full : handle(lastKey)
+        guard let full = handle(fullKey), let last = batch % size == 0 ? full : handle(lastKey) else {
+            failed = true
+            return false
+        }
         // Floats per worker, rounded up to 64 bytes (and the base aligned) for oneDNN's vector loads.
         let floats = (max(xfer_wino_scratch_bytes(full), xfer_wino_scratch_bytes(last)) + 63) / 64 * 16
         workspace.reserve(workers: ThreadPool.shared.threadCount, floats: floats + 16)
         func slice(_ worker: Int) -> UnsafeMutableRawPointer {
             UnsafeMutableRawPointer(workspace.slice(worker)).alignedUp(toMultipleOf: 64)
         }
-        load(full, key: fullKey, kernel: kernel, version: version, scratch: slice(0))
-        if last != full { load(last, key: lastKey, kernel: kernel, version: version, scratch: slice(0)) }
+        guard load(full, key: fullKey, kernel: kernel, version: version, scratch: slice(0)),
+              last == full || load(last, key: lastKey, kernel: kernel, version: version, scratch: slice(0)) else {
+            failed = true
+            return false
+        }
         var statuses = [Int32](repeating: 0, count: tasks)
         statuses.withUnsafeMutableBufferPointer { st in
             parallelFor(tasks) { t, worker in
                 st[t] = body(t == tasks - 1 ? last : full, t * size, worker, slice(worker))
             }
         }
-        if let bad = statuses.first(where: { $0 != 0 }) {
-            preconditionFailure("oneDNN Winograd convolution failed (status \(bad)) for \(geometry)")
-        }
+        if statuses.contains(where: { $0 != 0 }) { failed = true }
+        return !failed
     }
 
     /// y (N, OH, OW, O) = conv(x (N, H, W, C)), then + bias (O) and ReLU where this fuses them.
+    /// False when oneDNN failed (y is then to be written by im2col), as for the backward passes.
     func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 version: Int, backward: Bool, workspace: Workspace, into y: UnsafeMutablePointer<Float>) {
+                 version: Int, backward: Bool, workspace: Workspace, into y: UnsafeMutablePointer<Float>) -> Bool {
         precondition(!fusesBias || bias != nil)
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, backward: backward, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
+        return eachChunk(batch: batch, backward: backward, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
             xfer_wino_forward(h, x + first * inSample, bias, y + first * outSample, Int32(worker), scratch)
         }
     }
 
     /// dx (N, H, W, C) from dz (N, OH, OW, O).
     func backwardData(_ dz: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, version: Int,
-                      workspace: Workspace, into dx: UnsafeMutablePointer<Float>) {
+                      workspace: Workspace, into dx: UnsafeMutablePointer<Float>) -> Bool {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
-        eachChunk(batch: batch, backward: true, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
+        return eachChunk(batch: batch, backward: true, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
             xfer_wino_backward_data(h, dz + first * outSample, dx + first * inSample, Int32(worker), scratch)
         }
     }
@@ -288,16 +291,17 @@ final class WinogradConvolution {
     /// the partials are added in chunk order, so the sum does not depend on which thread ran what.
     func backwardWeights(_ x: UnsafePointer<Float>, dz: UnsafePointer<Float>, batch: Int,
                          kernel: UnsafePointer<Float>, version: Int, workspace: Workspace,
-                         addingInto dKernel: UnsafeMutablePointer<Float>) {
+                         addingInto dKernel: UnsafeMutablePointer<Float>) -> Bool {
         let g = geometry, inSample = g.h * g.w * g.c, outSample = g.oh * g.ow * g.o
         let count = g.k * g.o, size = samplesPerCall(batch: batch)
         let chunks = (batch + size - 1) / size
         let parts = UnsafeMutablePointer<Float>.allocate(capacity: chunks * count)
         defer { parts.deallocate() }
-        eachChunk(batch: batch, backward: true, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
+        let done = eachChunk(batch: batch, backward: true, kernel: kernel, version: version, workspace: workspace) { h, first, worker, scratch in
             xfer_wino_backward_weights(h, x + first * inSample, dz + first * outSample, parts + first / size * count,
                                        Int32(worker), scratch)
         }
+        guard done else { return false }
         let blocks = max(1, min(ThreadPool.shared.threadCount * 4, count / 4096))
         parallelFor(blocks) { block, _ in
             for c in 0..<chunks {
@@ -305,5 +309,6 @@ final class WinogradConvolution {
                 for i in chunk(block, of: blocks, total: count) { dKernel[i] += part[i] }
             }
         }
+        return true
     }
 }

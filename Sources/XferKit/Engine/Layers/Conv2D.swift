@@ -140,10 +140,10 @@ public final class Conv2DLayer: TrainableLayer {
                 y.values.withUnsafeMutableBufferPointer { py in
                     let pb = bias?.withUnsafeBufferPointer { $0.baseAddress! }
                     let act = keepPreActivation ? Activation.linear : activation
-                    if let wino {
-                        wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb, version: kernelVersion,
-                                     backward: context.keepForBackward && choice.winogradBackward,
-                                     workspace: context.workspace, into: py.baseAddress!)
+                    // Where oneDNN fails at run time (out of memory), im2col does the work instead.
+                    if let wino, wino.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb, version: kernelVersion,
+                                              backward: context.keepForBackward && choice.winogradBackward,
+                                              workspace: context.workspace, into: py.baseAddress!) {
                         // What oneDNN did not fuse: the activations other than ReLU.
                         let rest = act == .relu && wino.fusesReLU ? Activation.linear : act
                         parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
@@ -194,19 +194,25 @@ public final class Conv2DLayer: TrainableLayer {
                 dz.values.withUnsafeBufferPointer { pz in
                     withStorage(&dKernel, if: trainable) { pdk in
                         withStorage(&dx, if: needInputGradient) { pdx in
+                            // Each pass on Winograd where it runs; what it could not do (oneDNN out of
+                            // memory) on im2col.
+                            var kernelDone = pdk == nil, inputDone = pdx == nil
                             if ConvolutionChoice(geometry).winogradBackward {
                                 let wino = winogradConvolution()
                                 if let pdk {
-                                    wino.backwardWeights(px.baseAddress!, dz: pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
-                                                         version: kernelVersion, workspace: context.workspace, addingInto: pdk)
+                                    kernelDone = wino.backwardWeights(px.baseAddress!, dz: pz.baseAddress!, batch: n,
+                                                                      kernel: pk.baseAddress!, version: kernelVersion,
+                                                                      workspace: context.workspace, addingInto: pdk)
                                 }
                                 if let pdx {
-                                    wino.backwardData(pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
-                                                      version: kernelVersion, workspace: context.workspace, into: pdx)
+                                    inputDone = wino.backwardData(pz.baseAddress!, batch: n, kernel: pk.baseAddress!,
+                                                                  version: kernelVersion, workspace: context.workspace, into: pdx)
                                 }
-                            } else {
-                                conv2DBackward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!,
-                                               dz: pz.baseAddress!, dKernel: pdk, dx: pdx, workspace: context.workspace)
+                            }
+                            if !kernelDone || !inputDone {
+                                conv2DBackward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, dz: pz.baseAddress!,
+                                               dKernel: kernelDone ? nil : pdk, dx: inputDone ? nil : pdx,
+                                               workspace: context.workspace)
                             }
                         }
                     }
