@@ -1,18 +1,19 @@
 // oneDNN behind the small interface of xfer_onednn.h: its SGEMM, and its Winograd convolution.
 //
-// Why oneDNN's kernel and not transforms of our own around the SGEMM: measured on VGG16's
-// shapes at batch 16 on this project's machine (BENCHMARKS.md, "Winograd"), oneDNN's
-// jit_wino_4x3 (AVX-512) fuses the input transform, the batched GEMMs and the output
-// transform per tile block so the transformed tiles stay in cache; transforms written out
-// around a GEMM call move every tile through memory twice.
+// Why oneDNN's kernel and not transforms of our own around the SGEMM: oneDNN's jit_wino_4x3
+// (AVX-512) fuses the input transform, the batched GEMMs and the output transform per tile
+// block so the transformed tiles stay in cache, where transforms written out around a GEMM
+// call would move every tile through memory twice; on VGG16 at batch 16 it runs the forward
+// pass at 158 % of the machine's FMA peak in direct-convolution FLOPs (BENCHMARKS.md,
+// "Winograd").
 //
 // Layouts: the engine keeps activations NHWC and kernels as Keras stores them (HWIO). The
 // Winograd kernel wants its own blocked layouts (nChw16c, blocked weights), which oneDNN
 // reports when asked with format `any`; every call reorders into them and back (oneDNN
 // reorders). The blocked activations and the primitives' scratchpad (the transformed tiles)
 // live in scratch memory the caller passes with each call (xfer_wino_scratch_bytes says how
-// much): the engine lends it from its pool of activation buffers, so it costs no memory of its
-// own, and bounds it by the chunk of the batch it passes (Engine/Winograd.swift).
+// much): the engine's Workspace, a slice per worker, bounded by the chunk of the batch it
+// passes (Engine/Winograd.swift).
 //
 // Threads: as for the SGEMM, each call runs on its calling thread alone (an OpenMP team of 1),
 // and the engine runs the chunks of a batch as tasks on its own pool, one per worker thread:
@@ -38,7 +39,7 @@ int xfer_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float 
 }
 
 // A reorder from one layout to another (NULL primitive when they are the same), with its
-// scratchpad's layout: reorders into the Winograd weights layout transform on a scratchpad too.
+// scratchpad's layout (some reorders need one).
 typedef struct {
     dnnl_primitive_t p;
     dnnl_memory_desc_t scratch;
@@ -72,8 +73,8 @@ struct xfer_wino {
 };
 
 static dnnl_engine_t engine;
-// Every convolution primitive takes its scratchpad (the transformed tiles) from the caller, so
-// the layers share one buffer, as large as the largest needs, instead of holding one each.
+// Every primitive takes its scratchpad (the transformed tiles) from the caller, so the layers
+// share one buffer per worker, as large as the largest needs, instead of holding one each.
 static dnnl_primitive_attr_t user_scratchpad;
 static dnnl_status_t engine_status = dnnl_runtime_error;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -118,7 +119,7 @@ static dnnl_status_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_mem
     return s;
 }
 
-// The shared scratchpad (scratch slot 2) as `md` says, or NULL when it needs none.
+// The worker's scratchpad region (2) as `md` says, or NULL when it needs none.
 static dnnl_status_t scratchpad(worker_t *wk, const dnnl_memory_desc_t *md, dnnl_memory_t *out) {
     *out = NULL;
     size_t bytes = dnnl_memory_desc_get_size(md);
@@ -128,8 +129,8 @@ static dnnl_status_t scratchpad(worker_t *wk, const dnnl_memory_desc_t *md, dnnl
     return dnnl_memory_create(out, md, engine, buffer);
 }
 
-// Runs `p` on `args` (`count` of them, room for one more) with the shared scratchpad, and waits:
-// the next primitive may reuse the scratchpad.
+// Runs `p` on `args` (`count` of them, room for one more) with the worker's scratchpad, and
+// waits: the worker's next primitive reuses the scratchpad.
 static dnnl_status_t run(worker_t *wk, dnnl_primitive_t p, const dnnl_memory_desc_t *scratch_md, dnnl_exec_arg_t *args, int count) {
     dnnl_memory_t pad;
     TRY(scratchpad(wk, scratch_md, &pad));
