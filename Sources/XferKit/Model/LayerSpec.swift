@@ -77,6 +77,12 @@ public enum WeightRole: String, Sendable, CaseIterable, CustomStringConvertible 
     case beta
     case movingMean = "moving_mean"
     case movingVariance = "moving_variance"
+    /// DepthwiseConv2D's and SeparableConv2D's per-channel kernel (KH, KW, C, M).
+    case depthwiseKernel = "depthwise_kernel"
+    /// SeparableConv2D's 1×1 kernel (1, 1, C·M, O).
+    case pointwiseKernel = "pointwise_kernel"
+    /// Normalization's state: per-feature mean and variance, and the number of samples seen.
+    case mean, variance, count
 
     public var description: String { rawValue }
 }

@@ -5,6 +5,8 @@
 /// Every layer kind, in the order `xfer import --help` lists them.
 let layerOpTypes: [any LayerOp.Type] = [
     Conv2DConfig.self,
+    DepthwiseConv2DConfig.self,
+    SeparableConv2DConfig.self,
     MaxPooling2DConfig.self,
     AveragePooling2DConfig.self,
     GlobalAveragePooling2DConfig.self,
