@@ -26,7 +26,7 @@ public final class DataSource: @unchecked Sendable {
 
     private let folder: ImageFolder?
     private let file: HDF5File?
-    private let preprocess: PreprocessMode
+    let preprocess: PreprocessMode
 
     /// Number of classes: the folder's classes, or max label + 1 (or the one-hot width).
     public let classCount: Int
