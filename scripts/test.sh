@@ -14,3 +14,6 @@ venv="$(scripts/keras-venv.sh)"
 # Damaged and hostile variants of the Keras-written fixtures against the error contract: a
 # short run (300 mutants, about a minute); the long run is `scripts/fuzz.sh --count 20000`.
 "$venv/bin/python" scripts/fuzz.py --xfer .build/debug/xfer --count "${XFER_FUZZ_COUNT:-300}" --seed "${XFER_FUZZ_SEED:-1}"
+# The README's Swift example, from a separate package that depends on XferKit by path (its own
+# build folder, .build-examples), and the one-photo example.
+scripts/examples.sh
