@@ -21,17 +21,17 @@ public struct XferError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var hint: String?
 
-    public init(_ kind: Kind, _ subject: String, _ message: String, hint: String? = nil) {
+    package init(_ kind: Kind, _ subject: String, _ message: String, hint: String? = nil) {
         self.kind = kind; self.subject = subject; self.message = message; self.hint = hint
     }
 
-    public static func badInput(_ subject: String, _ message: String, hint: String? = nil) -> XferError {
+    package static func badInput(_ subject: String, _ message: String, hint: String? = nil) -> XferError {
         XferError(.badInput, subject, message, hint: hint)
     }
-    public static func usage(_ subject: String, _ message: String, hint: String? = nil) -> XferError {
+    package static func usage(_ subject: String, _ message: String, hint: String? = nil) -> XferError {
         XferError(.usage, subject, message, hint: hint)
     }
-    public static func runtime(_ subject: String, _ message: String, hint: String? = nil) -> XferError {
+    package static func runtime(_ subject: String, _ message: String, hint: String? = nil) -> XferError {
         XferError(.runtime, subject, message, hint: hint)
     }
 
@@ -43,7 +43,7 @@ extension String {
     /// The text with every control character (C0, DEL, C1: newlines, escape sequences, carriage
     /// returns) written as a Swift-style escape, so text taken out of a file can neither add a
     /// line to xfer's output (a forged `hint:`) nor drive the terminal.
-    public var terminalSafe: String {
+    package var terminalSafe: String {
         guard unicodeScalars.contains(where: Self.isControl) else { return self }
         var out = ""
         for u in unicodeScalars {

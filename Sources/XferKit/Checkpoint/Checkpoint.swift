@@ -12,7 +12,7 @@ import Foundation
 import ZIPFoundation
 
 /// The kinds of checkpoint xfer reads.
-public enum CheckpointFormat: String, Sendable, Codable {
+package enum CheckpointFormat: String, Sendable, Codable {
     case keras2Weights = "Keras 2 weights-only HDF5 (save_weights .h5)"
     case keras2Model = "Keras 2 full model HDF5 (.h5)"
     case keras3LegacyModel = "Keras 3 full model HDF5 (legacy .h5)"
@@ -20,7 +20,7 @@ public enum CheckpointFormat: String, Sendable, Codable {
     case keras3Archive = "Keras 3 model archive (.keras)"
 
     /// Short identifier used in `--json`.
-    public var id: String {
+    package var id: String {
         switch self {
         case .keras2Weights: return "keras2-weights-h5"
         case .keras2Model: return "keras2-model-h5"
@@ -32,28 +32,28 @@ public enum CheckpointFormat: String, Sendable, Codable {
 }
 
 /// Where the architecture of a loaded checkpoint came from.
-public enum ArchitectureSource: Sendable, Equatable {
+package enum ArchitectureSource: Sendable, Equatable {
     case checkpoint
     case configFile(String)
     case inferredVGG
 }
 
 /// Options for reading a checkpoint (the CLI's `--input-shape` and `--config`).
-public struct CheckpointLoadOptions: Sendable {
+package struct CheckpointLoadOptions: Sendable {
     /// (H, W, C). For inferred architectures the default is 224×224×3.
-    public var inputShape: [Int]?
+    package var inputShape: [Int]?
     /// A Keras model JSON (`model.to_json()`) or another checkpoint that carries a configuration.
-    public var configPath: String?
+    package var configPath: String?
     /// What to do with the weight values.
-    public var values: WeightValues
+    package var values: WeightValues
 
-    public init(inputShape: [Int]? = nil, configPath: String? = nil, values: WeightValues = .load) {
+    package init(inputShape: [Int]? = nil, configPath: String? = nil, values: WeightValues = .load) {
         self.inputShape = inputShape; self.configPath = configPath; self.values = values
     }
 }
 
 /// How a checkpoint's weight values are read.
-public enum WeightValues: Sendable {
+package enum WeightValues: Sendable {
     /// Into memory, for running or writing the model.
     case load
     /// Every byte read through a small buffer and checked (readable, finite), then dropped:
@@ -64,30 +64,30 @@ public enum WeightValues: Sendable {
 }
 
 /// A Keras checkpoint, read and validated.
-public struct Checkpoint: Sendable {
-    public var path: String
-    public var format: CheckpointFormat
+package struct Checkpoint: Sendable {
+    package var path: String
+    package var format: CheckpointFormat
     /// The Keras version the file records (`keras_version`), if any.
-    public var kerasVersion: String?
-    public var architecture: ArchitectureSource
+    package var kerasVersion: String?
+    package var architecture: ArchitectureSource
     /// The model, weights included (values empty unless read with `.load`).
-    public var model: ModelSpec
+    package var model: ModelSpec
     /// Datasets holding NaN or infinite values (with `.load` or `.verify`).
-    public var nonFiniteWeights: [String] = []
+    package var nonFiniteWeights: [String] = []
     /// Class names stored by `xfer finetune` (root attribute `class_names` of an .h5 or
     /// .weights.h5, `xfer.class_names` in a .keras archive's metadata.json; ignored by Keras).
-    public var classNames: [String]?
+    package var classNames: [String]?
     /// The preprocessing recorded with the model (`preprocess`, stored beside the class names).
-    public var preprocess: PreprocessMode?
+    package var preprocess: PreprocessMode?
     /// The loss the model was compiled with (`training_config` of a full-model .h5,
     /// `compile_config` of a .keras archive, else the loss xfer records beside its outputs), when
     /// it is one xfer knows.
-    public var compiledLoss: LossConfig?
+    package var compiledLoss: LossConfig?
     /// Where ``compiledLoss`` was found: `training_config`, `compile_config`, or `recorded loss` (xfer's own record).
-    public var compiledLossSource: String?
+    package var compiledLossSource: String?
 
     /// Reads and validates the checkpoint at `path`.
-    public static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
+    package static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
         do {
             var checkpoint = try CheckpointReader(path: path, options: options).read()
             // The version travels with the model, so what trains it needs nothing else.

@@ -22,12 +22,12 @@
 import Foundation
 import ZIPFoundation
 
-public enum Keras3Writer {
+package enum Keras3Writer {
     /// The Keras version recorded in metadata.json: the Keras 3 the files are tested with.
-    public static let kerasVersion = "3.15.1"
+    package static let kerasVersion = "3.15.1"
 
     /// Writes `model` as a Keras 3 `.weights.h5` at `path`.
-    public static func writeWeights(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+    package static func writeWeights(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                                     metadata: ModelMetadata = .init(), trainingState: TrainingState? = nil) throws {
         try writeAtomically(path, protecting: inputs, create: HDF5File.create) { file in
             try writeWeightsFile(model, to: file, metadata: metadata, trainingState: trainingState)
@@ -35,7 +35,7 @@ public enum Keras3Writer {
     }
 
     /// Writes `model` as a Keras 3 `.keras` archive at `path`.
-    public static func writeArchive(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+    package static func writeArchive(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                                     metadata: ModelMetadata = .init(), trainingState: TrainingState? = nil) throws {
         let config = try JSONSerialization.data(withJSONObject: try Keras3ConfigWriter.model(model), options: [.sortedKeys])
         var meta: [String: Any] = ["keras_version": kerasVersion, "date_saved": dateSaved()]

@@ -15,7 +15,7 @@ typealias JSONObject = [String: Any]
 
 /// Parses a Keras model JSON. `source` names the file in errors; `kerasVersion`, the version
 /// that wrote it when the file records one (else the JSON's flavour decides).
-public func parseKerasModelConfig(_ json: Data, source: String, kerasVersion: String? = nil) throws -> ModelSpec {
+package func parseKerasModelConfig(_ json: Data, source: String, kerasVersion: String? = nil) throws -> ModelSpec {
     guard let top = try? JSONSerialization.jsonObject(with: json) as? JSONObject else {
         throw XferError.badInput(source, "the model configuration is not valid JSON",
                                  hint: "give a file written by Keras (model.to_json() or a saved model)")

@@ -15,9 +15,9 @@
 
 import Foundation
 
-public enum KerasH5Writer {
+package enum KerasH5Writer {
     /// The Keras version recorded in files xfer writes: the tf-keras whose reader they are tested with.
-    public static let kerasVersion = "2.21.0"
+    package static let kerasVersion = "2.21.0"
 
     /// Writes `model` to `path`. `protecting` lists input files that must never be overwritten.
     /// `classNames` is stored as the root attribute `class_names` (Keras ignores it; `xfer predict`
@@ -25,7 +25,7 @@ public enum KerasH5Writer {
     /// `preprocess` is stored as the root attribute `preprocess` (informative; Keras ignores it).
     /// `trainingState` (optional) lets `xfer finetune --resume` continue the run; Keras ignores it.
     /// `compiled` (optional): the loss and optimizer, written as `training_config`.
-    public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+    package static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                              classNames: [String]? = nil, preprocess: PreprocessMode? = nil,
                              trainingState: TrainingState? = nil,
                              compiled: (loss: LossConfig, optimizer: OptimizerConfig)? = nil) throws {

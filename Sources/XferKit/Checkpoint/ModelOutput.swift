@@ -12,17 +12,17 @@
 import Foundation
 
 /// A model file format xfer writes.
-public enum ModelFileFormat: String, Sendable, CaseIterable {
+package enum ModelFileFormat: String, Sendable, CaseIterable {
     case kerasH5 = ".h5"
     case keras = ".keras"
     case kerasWeights = ".weights.h5"
     case onnx = ".onnx"
 
     /// The extensions, as help texts and errors list them.
-    public static let extensionList = ".h5, .keras, .weights.h5, .onnx"
+    package static let extensionList = ".h5, .keras, .weights.h5, .onnx"
 
     /// The format an output path names by its extension (case-insensitive), nil for any other.
-    public init?(path: String) {
+    package init?(path: String) {
         let name = (path as NSString).lastPathComponent.lowercased()
         if name.hasSuffix(".weights.h5") && name.count > ".weights.h5".count { self = .kerasWeights }
         else if (name.hasSuffix(".h5") && name.count > 3) || (name.hasSuffix(".hdf5") && name.count > 5) { self = .kerasH5 }
@@ -32,7 +32,7 @@ public enum ModelFileFormat: String, Sendable, CaseIterable {
     }
 
     /// The format `path` names, or a usage error (exit 2) naming `flag` and the formats xfer writes.
-    public init(outputPath path: String, flag: String, allowed: [ModelFileFormat] = ModelFileFormat.allCases) throws {
+    package init(outputPath path: String, flag: String, allowed: [ModelFileFormat] = ModelFileFormat.allCases) throws {
         guard let format = ModelFileFormat(path: path), allowed.contains(format) else {
             let ext = (path as NSString).pathExtension
             let what = ext.isEmpty ? "has no extension naming a model format" : "names a .\(ext) file, which xfer cannot write"
@@ -44,7 +44,7 @@ public enum ModelFileFormat: String, Sendable, CaseIterable {
     }
 
     /// What the format is, for messages.
-    public var description: String {
+    package var description: String {
         switch self {
         case .kerasH5: return "Keras 2 full model (.h5)"
         case .keras: return "Keras 3 model archive (.keras)"
@@ -55,24 +55,24 @@ public enum ModelFileFormat: String, Sendable, CaseIterable {
 }
 
 /// What travels with a model besides its architecture and weights.
-public struct ModelMetadata: Sendable, Equatable {
+package struct ModelMetadata: Sendable, Equatable {
     /// The class of each output (the image folder's subfolder names), in output order.
-    public var classNames: [String]?
+    package var classNames: [String]?
     /// The preprocessing the model's inputs need (`--preprocess`, or the data's default).
-    public var preprocess: PreprocessMode?
+    package var preprocess: PreprocessMode?
     /// The loss the model was trained with and the optimizer (written as a `.h5`'s
     /// `training_config`, so Keras's `load_model` compiles the model with them; the loss alone
     /// as `xfer.loss` in a `.keras`'s metadata.json and the root attribute `loss` of a
     /// `.weights.h5`, which Keras ignores and xfer reads back).
-    public var loss: LossConfig?
-    public var optimizer: OptimizerConfig?
+    package var loss: LossConfig?
+    package var optimizer: OptimizerConfig?
 
-    public init(classNames: [String]? = nil, preprocess: PreprocessMode? = nil) {
+    package init(classNames: [String]? = nil, preprocess: PreprocessMode? = nil) {
         self.classNames = classNames; self.preprocess = preprocess
     }
 
     /// The same with `optimizer` as the one to record.
-    public func compiled(with optimizer: OptimizerConfig) -> ModelMetadata {
+    package func compiled(with optimizer: OptimizerConfig) -> ModelMetadata {
         var m = self
         m.optimizer = optimizer
         return m
@@ -89,11 +89,11 @@ public struct ModelMetadata: Sendable, Equatable {
 }
 
 /// Writes a model in the format its path names.
-public enum ModelWriter {
+package enum ModelWriter {
     /// Writes `model` to `path` in the format of its extension (`ModelFileFormat`), atomically.
     /// `protecting` lists inputs never to overwrite; `trainingState` (for `--resume`) goes into
     /// the Keras formats and is left out of ONNX, which is for inference.
-    public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+    package static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                              metadata: ModelMetadata = .init(), trainingState: TrainingState? = nil) throws {
         switch try ModelFileFormat(outputPath: path, flag: "output") {
         case .kerasH5:

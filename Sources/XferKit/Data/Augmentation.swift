@@ -7,12 +7,12 @@
 //          (a random zoom, as Create ML's crop)
 
 /// A named augmentation.
-public enum Augmentation: String, Sendable, CaseIterable {
+package enum Augmentation: String, Sendable, CaseIterable {
     case flip, crop
 }
 
 /// Parses `flip,crop`.
-public func parseAugmentations(_ text: String) throws -> [Augmentation] {
+package func parseAugmentations(_ text: String) throws -> [Augmentation] {
     try text.split(separator: ",").map { item in
         let name = item.trimmingCharacters(in: .whitespaces).lowercased()
         guard let a = Augmentation(rawValue: name) else {
@@ -24,7 +24,7 @@ public func parseAugmentations(_ text: String) throws -> [Augmentation] {
 }
 
 /// Applies `augmentations` to every sample of `x` (N, H, W, C) in place.
-public func augment(_ x: inout Tensor, _ augmentations: [Augmentation], _ random: inout SeededRandom) {
+package func augment(_ x: inout Tensor, _ augmentations: [Augmentation], _ random: inout SeededRandom) {
     guard x.rank == 4 else { return }
     let n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
     let per = h * w * c

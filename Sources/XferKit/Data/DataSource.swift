@@ -8,21 +8,21 @@ import Foundation
 
 /// Samples with labels, read a batch at a time.
 public final class DataSource: @unchecked Sendable {
-    public enum Kind: Sendable { case images, arrays }
+    package enum Kind: Sendable { case images, arrays }
 
     public let path: String
-    public let kind: Kind
+    package let kind: Kind
     /// Number of samples.
     public let count: Int
     /// Label of each sample (nil when the data has no labels).
-    public let labels: [Int]?
+    package let labels: [Int]?
     /// Why `y` could not be read as labels, when an HDF5 file holds a `y` that is not labels
     /// (`predict` does not need it; training and evaluation report this).
-    public let labelProblem: XferError?
+    package let labelProblem: XferError?
     /// Class names (image folders: the sorted subfolder names).
     public let classNames: [String]?
     /// For arrays: the (H, W, C) of one sample.
-    public let sampleShape: [Int]?
+    package let sampleShape: [Int]?
 
     private let folder: ImageFolder?
     private let file: HDF5File?
@@ -31,16 +31,16 @@ public final class DataSource: @unchecked Sendable {
     /// Number of classes: the folder's classes, or max label + 1 (or the one-hot width).
     public let classCount: Int
     /// The width of `y` when it holds one-hot rows (a softmax must have exactly this many outputs).
-    public let oneHotWidth: Int?
+    package let oneHotWidth: Int?
     /// `y` as it is, as float32 rows of ``targetWidth`` values (class ids for an image folder):
     /// what the binary, multi-label and regression losses train on. Nil without a numeric `y`,
     /// and for a one-hot `y` (its rows are the labels', ``targetRows(_:)``).
-    public let targets: [Float]?
+    package let targets: [Float]?
     /// Values per sample in ``targets`` (1 for class ids or a single regression value).
-    public let targetWidth: Int
+    package let targetWidth: Int
     /// Keras's `sample_weight`: an HDF5 DATA file's dataset `sample_weight` (N numbers ≥ 0), each
     /// multiplying its sample's training loss. Nil without one.
-    public let sampleWeights: [Float]?
+    package let sampleWeights: [Float]?
 
     /// Opens DATA. `preprocess` applies to image folders only (`caffe` when nil); HDF5 arrays are
     /// used as they are unless a mode is given.
@@ -50,7 +50,7 @@ public final class DataSource: @unchecked Sendable {
     /// present, holds one integer label in [0, ``maxClasses``) or one one-hot row per sample (when
     /// it does not, ``labels`` is nil and ``labelProblem`` says why). Image folders: a class
     /// folder without a readable image is named in a warning.
-    public init(path: String, preprocess: PreprocessMode? = nil, warning: @escaping (String) -> Void = { _ in }) throws {
+    package init(path: String, preprocess: PreprocessMode? = nil, warning: @escaping (String) -> Void = { _ in }) throws {
         self.path = path
         let dataHint = "--data takes an image folder (one subfolder per class) or an HDF5 file with x and y"
         switch PathKind(path) {
@@ -156,7 +156,7 @@ public final class DataSource: @unchecked Sendable {
 
     /// The most classes a label may name (labels are below this): a stray large value in `y`
     /// would otherwise make a softmax head of that many units.
-    public static let maxClasses = 1 << 20
+    package static let maxClasses = 1 << 20
 
     /// `y` as labels: (N) or (N, 1) integer labels, or (N, classes) one-hot rows.
     private static func readLabels(_ h: HDF5File, path: String, samples: Int, classNames: [String]?)
@@ -243,14 +243,14 @@ public final class DataSource: @unchecked Sendable {
     }
 
     /// How a sample is named in output: its path inside an image folder, else its index.
-    public func sampleName(_ index: Int) -> String {
+    package func sampleName(_ index: Int) -> String {
         folder.map { $0.samples[index].relativePath } ?? String(index)
     }
 
     /// The samples `indices` as one (n, H, W, C) tensor with their labels. Image folders are
     /// decoded, resized to `height`×`width` and preprocessed (unreadable images are skipped with
     /// a warning, so fewer samples may come back); arrays must already have that shape.
-    public func batch(_ indices: [Int], height: Int, width: Int, warning: @escaping (String) -> Void = { _ in })
+    package func batch(_ indices: [Int], height: Int, width: Int, warning: @escaping (String) -> Void = { _ in })
         throws -> (x: Tensor, labels: [Int], indices: [Int], targets: Tensor) {
         if let folder {
             let b = folder.load(indices, height: height, width: width, preprocess: preprocess) { warning($0.description) }
@@ -283,7 +283,7 @@ public final class DataSource: @unchecked Sendable {
 
     /// The target rows of samples `indices`, (n, ``targetWidth``): `y` as it is (one-hot rows
     /// from the labels; zeros without a `y`).
-    public func targetRows(_ indices: [Int]) -> Tensor {
+    package func targetRows(_ indices: [Int]) -> Tensor {
         let w = targetWidth
         var out = [Float](repeating: 0, count: indices.count * w)
         if let targets {
@@ -306,7 +306,7 @@ extension DataSource {
     /// needs a model that takes 3 channels. Call before any expensive work.
     ///
     /// - Throws: ``XferError`` `.badInput` naming this DATA.
-    public func checkFits(inputShape shape: [Int]) throws {
+    package func checkFits(inputShape shape: [Int]) throws {
         guard shape.count == 3 else {
             throw XferError.badInput(path, "holds images (H, W, C) but the model takes input \(shapeText(shape))")
         }
@@ -331,18 +331,18 @@ extension DataSource {
 
     /// The labels, for training and evaluation.
     /// - Throws: why `y` is not labels, or that there is none (`.badInput` naming this DATA).
-    public func requireLabels(for purpose: String) throws -> [Int] {
+    package func requireLabels(for purpose: String) throws -> [Int] {
         if let labels { return labels }
         throw labelProblem ?? XferError.badInput(path, "has no labels (dataset y)", hint: "\(purpose) needs labelled data")
     }
 
     /// The largest label (-1 without labels).
-    public var highestLabel: Int { labels?.max() ?? -1 }
+    package var highestLabel: Int { labels?.max() ?? -1 }
 
     /// Checks that every label names one of a model's `outputs` classes (Keras fails on a label
     /// at or above the units of the softmax, and on one-hot rows of another width).
     /// - Throws: ``XferError`` `.badInput` naming this DATA.
-    public func checkLabels(below outputs: Int) throws {
+    package func checkLabels(below outputs: Int) throws {
         if let w = oneHotWidth, w != outputs {
             throw XferError.badInput(path, "y has \(w) one-hot columns but the model has \(outputs) output\(outputs == 1 ? "" : "s")",
                                      hint: "one-hot rows have one column per output of the softmax")
@@ -359,7 +359,7 @@ extension DataSource {
     /// A warning when this DATA's class names and `other` are both known and differ: labels are
     /// positions in the sorted class names, so class i here is not class i there. `theirs` names
     /// the other side ("the model's").
-    public func classNamesDiffer(from other: [String]?, theirs: String) -> String? {
+    package func classNamesDiffer(from other: [String]?, theirs: String) -> String? {
         guard let mine = classNames, let other, mine != other else { return nil }
         func list(_ names: [String]) -> String {
             names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", ... (\(names.count))" : "")
@@ -371,7 +371,7 @@ extension DataSource {
     /// Checks that the data can teach a classifier: samples of at least two classes (a softmax
     /// over one class learns nothing, and samples of one class only teach it to answer that class).
     /// - Throws: ``XferError`` `.badInput` naming this DATA.
-    public func checkTrainable() throws {
+    package func checkTrainable() throws {
         if classCount < 2 {
             let which = classNames.map { " (\($0.joined(separator: ", ")))" } ?? ""
             throw XferError.badInput(path, "has only one class\(which): a softmax over one class learns nothing",

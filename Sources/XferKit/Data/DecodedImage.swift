@@ -6,13 +6,13 @@
 import Foundation
 
 /// An 8-bit RGB image as decoded from a JPEG or PNG file.
-public struct DecodedImage: Sendable, Equatable {
-    public var height: Int
-    public var width: Int
+package struct DecodedImage: Sendable, Equatable {
+    package var height: Int
+    package var width: Int
     /// Row-major RGB bytes. // (H, W, 3)
-    public var pixels: [UInt8]
+    package var pixels: [UInt8]
 
-    public init(height: Int, width: Int, pixels: [UInt8]) {
+    package init(height: Int, width: Int, pixels: [UInt8]) {
         precondition(pixels.count == height * width * 3, "pixels must hold height * width * 3 bytes")
         self.height = height; self.width = width; self.pixels = pixels
     }
@@ -26,7 +26,7 @@ public struct DecodedImage: Sendable, Equatable {
     /// - Throws: ``XferError`` (`.badInput`, subject = the file path) for a file that cannot be
     ///   read, is not a regular file (a FIFO or device is never opened for reading), is larger
     ///   than 256 MiB, is not a JPEG or PNG, or is damaged.
-    public init(contentsOf url: URL) throws {
+    package init(contentsOf url: URL) throws {
         let data: Data
         do { data = try readRegularFile(url.path) } catch let error as ImageDecodeError {
             throw XferError.badInput(url.relativePath, error.message)
@@ -35,7 +35,7 @@ public struct DecodedImage: Sendable, Equatable {
     }
 
     /// Decodes the bytes of a JPEG or PNG file; `name` is the error's subject.
-    public init(data: Data, name: String) throws {
+    package init(data: Data, name: String) throws {
         do {
             self = try data.withUnsafeBytes { try decodeImageBytes($0) }
         } catch let error as ImageDecodeError {

@@ -6,7 +6,7 @@
 import Foundation
 
 /// The largest image file xfer reads (256 MiB); larger files are refused.
-public let maxImageFileBytes = 256 << 20
+package let maxImageFileBytes = 256 << 20
 
 /// What a path is, from stat(2) (following symlinks) or lstat(2).
 enum PathKind: Equatable {

@@ -24,31 +24,31 @@ import Dispatch
 import Foundation
 
 /// A file of an image folder that was skipped, and why.
-public struct ImageWarning: Sendable, CustomStringConvertible {
+package struct ImageWarning: Sendable, CustomStringConvertible {
     /// The file or subfolder, as a path below the folder path the caller gave.
-    public var path: String
+    package var path: String
     /// What is wrong, ending in ", skipped".
-    public var message: String
+    package var message: String
     /// `<path>: <message>`; the CLI prints it as `xfer: warning: <path>: <message>`.
-    public var description: String { "\(path): \(message)" }
+    package var description: String { "\(path): \(message)" }
 }
 
 /// Which samples a batch holds, in buffer order (files that failed to decode are left out).
-public struct LoadedBatch: Sendable, Equatable {
+package struct LoadedBatch: Sendable, Equatable {
     /// Indices into ``ImageFolder/samples``.
-    public var indices: [Int]
+    package var indices: [Int]
     /// The class index of each image.
-    public var labels: [Int]
-    public var count: Int { indices.count }
+    package var labels: [Int]
+    package var count: Int { indices.count }
 }
 
 /// A batch of decoded, resized and preprocessed images.
-public struct ImageBatch: Sendable {
+package struct ImageBatch: Sendable {
     /// // (N, H, W, 3) float32, N = `loaded.count`
-    public var pixels: [Float]
-    public var height: Int
-    public var width: Int
-    public var loaded: LoadedBatch
+    package var pixels: [Float]
+    package var height: Int
+    package var width: Int
+    package var loaded: LoadedBatch
 }
 
 /// An image folder in the Keras `image_dataset_from_directory` layout: one subfolder per class.
@@ -60,29 +60,29 @@ public struct ImageBatch: Sendable {
 ///                         preprocess: .caffe) { print("xfer: warning: \($0)") }
 /// // batch.pixels: (batch.loaded.count, 224, 224, 3), batch.loaded.labels: class indices
 /// ```
-public struct ImageFolder: Sendable {
+package struct ImageFolder: Sendable {
     /// One image file and its class.
-    public struct Sample: Sendable, Equatable {
-        public var url: URL
+    package struct Sample: Sendable, Equatable {
+        package var url: URL
         /// The path below the folder, "/"-separated, e.g. `cat/1.jpg` (Keras's `file_paths`
         /// without the folder prefix).
-        public var relativePath: String
+        package var relativePath: String
         /// Index into ``ImageFolder/classNames``.
-        public var label: Int
+        package var label: Int
     }
 
     /// File name endings Keras lists (compared lowercased). GIF and BMP files are listed, as
     /// Keras does, but xfer skips them with a warning.
-    public static let imageExtensions = [".bmp", ".gif", ".jpeg", ".jpg", ".png"]
+    package static let imageExtensions = [".bmp", ".gif", ".jpeg", ".jpg", ".png"]
 
-    public let url: URL
+    package let url: URL
     /// Sorted subfolder names; a sample's label indexes this.
-    public let classNames: [String]
+    package let classNames: [String]
     /// Readable image files in Keras's order (without shuffling).
-    public let samples: [Sample]
+    package let samples: [Sample]
     /// Per class (indexed like ``classNames``): how many of ``samples`` it has. A class folder
     /// with no readable image has 0: its class exists (Keras counts it) but nothing teaches it.
-    public var samplesPerClass: [Int] {
+    package var samplesPerClass: [Int] {
         var counts = [Int](repeating: 0, count: classNames.count)
         for s in samples { counts[s.label] += 1 }
         return counts
@@ -95,7 +95,7 @@ public struct ImageFolder: Sendable {
     /// - Parameter warning: called, in file order, for each listed file that is skipped.
     /// - Throws: ``XferError`` `.badInput` (subject = the folder path) for a missing folder, a
     ///   folder without class subfolders, or one without any readable image.
-    public init(url: URL, warning: (ImageWarning) -> Void = { _ in }) throws {
+    package init(url: URL, warning: (ImageWarning) -> Void = { _ in }) throws {
         self.url = url
         var root = url.relativePath
         while root.count > 1, root.hasSuffix("/") { root.removeLast() }
@@ -154,7 +154,7 @@ public struct ImageFolder: Sendable {
     ///
     /// A file that cannot be decoded is reported through `warning` (once per folder), and the
     /// images after it move up, so the batch holds `LoadedBatch.count` images.
-    public func load(
+    package func load(
         _ indices: [Int], height: Int, width: Int, preprocess: PreprocessMode,
         into batch: UnsafeMutableBufferPointer<Float>, warning: (ImageWarning) -> Void = { _ in }
     ) -> LoadedBatch {
@@ -203,7 +203,7 @@ public struct ImageFolder: Sendable {
     }
 
     /// ``load(_:height:width:preprocess:into:warning:)`` into a new buffer.
-    public func load(
+    package func load(
         _ indices: [Int], height: Int, width: Int, preprocess: PreprocessMode,
         warning: (ImageWarning) -> Void = { _ in }
     ) -> ImageBatch {

@@ -52,7 +52,7 @@ func resizeBilinearForward(
 extension DecodedImage {
     /// The image resized to `height` x `width` like `tf.image.resize(..., method="bilinear")`,
     /// as float32 in 0...255. // (height, width, 3)
-    public func resized(height: Int, width: Int) -> [Float] {
+    package func resized(height: Int, width: Int) -> [Float] {
         precondition(height > 0 && width > 0, "resize target must be positive")
         var out = [Float](repeating: 0, count: height * width * 3)
         out.withUnsafeMutableBufferPointer { o in

@@ -20,7 +20,7 @@ public enum PreprocessMode: String, CaseIterable, Sendable {
     /// x.withUnsafeMutableBufferPointer { PreprocessMode.caffe.apply(to: $0) }
     /// // x == [0 - 103.939, 128 - 116.779, 255 - 123.68]
     /// ```
-    public func apply(to x: UnsafeMutableBufferPointer<Float>) {
+    package func apply(to x: UnsafeMutableBufferPointer<Float>) {
         precondition(x.count % 3 == 0, "pixels must have 3 channels")
         switch self {
         case .none:

@@ -3,20 +3,20 @@
 // a small class is never left out of validation and the two parts never overlap.
 
 /// Training and validation sample indices, both sorted.
-public struct DataSplit: Sendable, Equatable {
-    public var training: [Int]
-    public var validation: [Int]
+package struct DataSplit: Sendable, Equatable {
+    package var training: [Int]
+    package var validation: [Int]
     /// Per class: (training count, validation count).
-    public var perClass: [(train: Int, validation: Int)]
+    package var perClass: [(train: Int, validation: Int)]
 
-    public static func == (a: DataSplit, b: DataSplit) -> Bool {
+    package static func == (a: DataSplit, b: DataSplit) -> Bool {
         a.training == b.training && a.validation == b.validation
             && a.perClass.map(\.train) == b.perClass.map(\.train) && a.perClass.map(\.validation) == b.perClass.map(\.validation)
     }
 }
 
 /// Splits samples with `labels` into training and validation, `fraction` of each class to validation.
-public func stratifiedSplit(labels: [Int], classes: Int, fraction: Double, seed: UInt64) -> DataSplit {
+package func stratifiedSplit(labels: [Int], classes: Int, fraction: Double, seed: UInt64) -> DataSplit {
     var rng = SeededRandom(seed: seed, stream: .split)
     var byClass = [[Int]](repeating: [], count: classes)
     for (i, l) in labels.enumerated() where l >= 0 && l < classes { byClass[l].append(i) }

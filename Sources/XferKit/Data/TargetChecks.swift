@@ -13,7 +13,7 @@ import Foundation
 extension DataSource {
     /// Checks that the targets fit `loss` on a head of `units` outputs.
     /// - Throws: ``XferError`` `.badInput` naming this DATA.
-    public func checkTargets(for loss: LossConfig, units: Int, purpose: String) throws {
+    package func checkTargets(for loss: LossConfig, units: Int, purpose: String) throws {
         let name = loss.kind.shortName
         switch loss.kind {
         case .categoricalCrossentropy, .sparseCategoricalCrossentropy:
@@ -54,7 +54,7 @@ extension DataSource {
     /// The class labels a categorical loss trains on; when `y` holds numbers or multi-hot rows
     /// instead, the error says which loss would take them.
     /// - Throws: ``XferError`` `.badInput` naming this DATA.
-    public func requireClassLabels(for purpose: String, loss: LossConfig) throws -> [Int] {
+    package func requireClassLabels(for purpose: String, loss: LossConfig) throws -> [Int] {
         do { return try requireLabels(for: purpose) } catch var e as XferError {
             if targets != nil, e.message.contains("not an integer") || e.message.contains("negative") || e.message.contains("not one-hot") {
                 e.message += " (the loss is \(loss.kind.shortName), which takes class labels)"
@@ -70,14 +70,14 @@ extension DataSource {
     }
 
     /// Whether `y` holds rows of 0/1 that are not one-hot (multi-hot: several labels per sample).
-    public var hasMultiHotTargets: Bool {
+    package var hasMultiHotTargets: Bool {
         guard kind == .arrays, let targets, targetWidth > 1, targets.allSatisfy({ $0 == 0 || $0 == 1 }) else { return false }
         return stride(from: 0, to: targets.count, by: targetWidth).contains { s in targets[s..<(s + targetWidth)].reduce(0, +) != 1 }
     }
 
     /// The class of each sample for class weights, as Keras maps targets: the argmax of a row,
     /// else the rounded value. Nil without targets.
-    public var targetClasses: [Int]? {
+    package var targetClasses: [Int]? {
         if let labels { return labels }
         guard let targets else { return nil }
         let w = targetWidth

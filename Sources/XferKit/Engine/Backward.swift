@@ -11,7 +11,7 @@
 // - its trainable parameters with their gradients, in Keras's order
 //   (kernel, bias / gamma, beta), for the optimizer.
 
-public protocol TrainableLayer: Layer {
+package protocol TrainableLayer: Layer {
     /// Keras's `training` flag for the next forward passes.
     var training: Bool { get set }
     /// Whether the layer's weights train (gradients are accumulated and handed to the optimizer).
@@ -30,14 +30,14 @@ public protocol TrainableLayer: Layer {
 
 /// Weightless layers: nothing to train, no mode of their own.
 extension TrainableLayer {
-    public func zeroGradients() {}
-    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
-    public func currentWeights() -> [WeightRole: [Float]] { [:] }
+    package func zeroGradients() {}
+    package func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {}
+    package func currentWeights() -> [WeightRole: [Float]] { [:] }
 
     /// Through `withParameters`, so only the weights it gives: the trainable kinds (a layer gives
     /// them only while trainable). BatchNormalization overrides it to restore its moving
     /// statistics too.
-    public func restoreWeights(_ weights: [WeightRole: [Float]]) {
+    package func restoreWeights(_ weights: [WeightRole: [Float]]) {
         withParameters { role, value, _ in
             guard let v = weights[role], v.count == value.count else { return }
             _ = value.update(fromContentsOf: v)

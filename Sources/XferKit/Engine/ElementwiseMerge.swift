@@ -20,7 +20,7 @@
 // input of the output's shape gets dy itself.
 
 /// A binary op of an elementwise merge and its derivatives.
-public protocol ElementwiseMergeOp {
+package protocol ElementwiseMergeOp {
     /// The Keras class name, for messages.
     static var kind: String { get }
     /// The exact input count Keras requires (Subtract: 2), or nil: any count from 1.
@@ -41,17 +41,17 @@ public protocol ElementwiseMergeOp {
 }
 
 extension ElementwiseMergeOp {
-    public static var requiredInputCount: Int? { nil }
-    public static var passesGradientThrough: Bool { false }
-    public static func finish(_ s: Float, inputCount n: Int) -> Float { s }
-    public static func finishGradient(_ dy: Float, inputCount n: Int) -> Float { dy }
+    package static var requiredInputCount: Int? { nil }
+    package static var passesGradientThrough: Bool { false }
+    package static func finish(_ s: Float, inputCount n: Int) -> Float { s }
+    package static func finishGradient(_ dy: Float, inputCount n: Int) -> Float { dy }
 }
 
 /// A Keras elementwise merge layer (`AddLayer`, `MultiplyLayer`, …).
-public final class ElementwiseMergeLayer<Op: ElementwiseMergeOp>: MergeLayer {
-    public let name: String
-    public let inputShapes: [[Int]]
-    public let outputShape: [Int]
+package final class ElementwiseMergeLayer<Op: ElementwiseMergeOp>: MergeLayer {
+    package let name: String
+    package let inputShapes: [[Int]]
+    package let outputShape: [Int]
     /// The inputs of the last forward, when backward reads their values.
     private(set) var kept: [Tensor] = []
 
@@ -83,7 +83,7 @@ public final class ElementwiseMergeLayer<Op: ElementwiseMergeOp>: MergeLayer {
         ([n] + outputShape, inputShapes.map { [n] + leftPadded($0, toRank: outputShape.count) })
     }
 
-    public func forward(_ inputs: [Tensor], _ context: ForwardContext) -> Tensor {
+    package func forward(_ inputs: [Tensor], _ context: ForwardContext) -> Tensor {
         precondition(inputs.count == inputShapes.count, "\(name): \(inputs.count) inputs, \(inputShapes.count) expected")
         let n = inputs[0].shape[0]
         for (x, s) in zip(inputs, inputShapes) { precondition(x.shape == [n] + s, "\(name): input \(x.shape), expected \([n] + s)") }
@@ -100,7 +100,7 @@ public final class ElementwiseMergeLayer<Op: ElementwiseMergeOp>: MergeLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradients: [Bool]) -> [Tensor?] {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradients: [Bool]) -> [Tensor?] {
         precondition(needInputGradients.count == inputShapes.count, "\(name): \(needInputGradients.count) flags, \(inputShapes.count) inputs")
         let n = dy.shape[0]
         let shapes = batchShapes(n)

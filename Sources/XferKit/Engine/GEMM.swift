@@ -18,7 +18,7 @@
 import COneDNN
 
 /// Row-major single-precision GEMM: `C = alpha·op(A)·op(B) + beta·C`.
-public enum GEMM {
+package enum GEMM {
     /// Runs on the calling thread only. `op(A)` is M×K, `op(B)` is K×N, `C` is M×N;
     /// `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored.
     ///
@@ -29,7 +29,7 @@ public enum GEMM {
     /// GEMM.sgemm(m: 2, n: 2, k: 3, a: a, lda: 3, b: b, ldb: 2, c: &c, ldc: 2)
     /// // c == [4, 5, 10, 11]
     /// ```
-    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    package static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -41,7 +41,7 @@ public enum GEMM {
     }
 
     /// Array convenience for tests and small products.
-    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    package static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: [Float], lda: Int, b: [Float], ldb: Int,
                              beta: Float = 0, c: inout [Float], ldc: Int) {
         a.withUnsafeBufferPointer { pa in
@@ -56,7 +56,7 @@ public enum GEMM {
     }
 
     /// The same contract as `sgemm`, written out; sums in Double.
-    public static func naiveSgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    package static func naiveSgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                                   alpha: Float = 1, a: [Float], lda: Int, b: [Float], ldb: Int,
                                   beta: Float = 0, c: inout [Float], ldc: Int) {
         for i in 0..<m {

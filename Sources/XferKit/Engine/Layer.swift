@@ -6,7 +6,7 @@
 // only when the context asks for it, so inference holds no more than the activations in flight.
 
 /// One layer of a `Network`.
-public protocol Layer: AnyObject {
+package protocol Layer: AnyObject {
     /// The Keras layer name.
     var name: String { get }
     /// Shape of one input sample (no batch axis), e.g. (H, W, C).
@@ -18,13 +18,13 @@ public protocol Layer: AnyObject {
 }
 
 /// What a forward pass shares between its layers.
-public final class ForwardContext {
+package final class ForwardContext {
     /// Scratch memory (im2col tiles), one slice per worker thread.
     let workspace: Workspace
     /// Activation buffers passed from layer to layer.
     let pool = TensorPool()
     /// Keep what backward needs. Off for inference.
-    public var keepForBackward: Bool
+    package var keepForBackward: Bool
 
     /// A layer's new output, contents arbitrary: every element must be written. When backward
     /// keeps it, its buffer is about its own size (never one of the pass's largest, which
@@ -45,7 +45,7 @@ public final class ForwardContext {
         return nil
     }
 
-    public init(keepForBackward: Bool = false) {
+    package init(keepForBackward: Bool = false) {
         self.workspace = Workspace()
         self.keepForBackward = keepForBackward
     }

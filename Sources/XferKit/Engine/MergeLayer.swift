@@ -8,7 +8,7 @@
 // it was broadcast along.
 
 /// A layer of the graph with one or more inputs and no weights.
-public protocol MergeLayer: AnyObject {
+package protocol MergeLayer: AnyObject {
     /// The Keras layer name.
     var name: String { get }
     /// Shape of one sample of each input, in the order Keras lists the inputs.
@@ -49,13 +49,13 @@ func parallelRanges(_ units: Int, elements: Int, _ body: (_ range: Range<Int>) -
 // MARK: The Keras kinds
 
 /// Keras's merge layers: one output from several inputs (MergeLayer, Engine/Layers/).
-public enum MergeOp: Sendable, Equatable {
+package enum MergeOp: Sendable, Equatable {
     case add, subtract, multiply, average, maximum, minimum
     /// Keras `Concatenate(axis=)`, the axis counting the batch axis (−1: the last).
     case concatenate(axis: Int)
 
     /// The Keras class name.
-    public var className: String {
+    package var className: String {
         switch self {
         case .add: return "Add"
         case .subtract: return "Subtract"
@@ -69,11 +69,11 @@ public enum MergeOp: Sendable, Equatable {
 }
 
 extension MergeOp: LayerOp {
-    public static var kerasClassNames: [String] {
+    package static var kerasClassNames: [String] {
         ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]
     }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         switch k.className {
         case "Add": self = .add
         case "Subtract": self = .subtract
@@ -88,16 +88,16 @@ extension MergeOp: LayerOp {
         }
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         if case .concatenate(let axis) = self { c["axis"] = axis }
     }
 
-    public var kerasClassName: String { className }
-    public var takesSeveralInputs: Bool { true }
+    package var kerasClassName: String { className }
+    package var takesSeveralInputs: Bool { true }
 
     /// Keras's merge shapes, by the merge layer's own rule (Engine/Layers/): elementwise merges
     /// broadcast their inputs, Concatenate sums the sizes along its axis.
-    public func outputShape(inputs: [[Int]], layer: String) throws -> [Int] {
+    package func outputShape(inputs: [[Int]], layer: String) throws -> [Int] {
         do {
             switch self {
             case .add: return try AddLayer.outputShape(name: layer, inputShapes: inputs)
@@ -113,9 +113,9 @@ extension MergeOp: LayerOp {
         }
     }
 
-    public var finishesBlock: Bool { true }
+    package var finishesBlock: Bool { true }
 
-    public func makeKernel(_ spec: LayerSpec, inputShapes: [[Int]]) throws -> NodeKernel {
+    package func makeKernel(_ spec: LayerSpec, inputShapes: [[Int]]) throws -> NodeKernel {
         try spec.onlyWeights([])
         return .merge(try makeLayer(name: spec.name, inputShapes: inputShapes))
     }

@@ -16,20 +16,20 @@ import Foundation
 /// let x = Tensor(shape: [8, 224, 224, 3], repeating: 0)
 /// let y = try network.predict(x, batchSize: 16)     // (8,) + network.outputShape
 /// ```
-public final class Network {
-    public let name: String
+package final class Network {
+    package let name: String
     /// One input sample, (H, W, C).
-    public let inputShape: [Int]
+    package let inputShape: [Int]
     /// One output sample, e.g. (7, 7, 512) or (classes).
-    public let outputShape: [Int]
+    package let outputShape: [Int]
     /// The model opened up (nested models inlined), as it runs.
-    public let graph: ModelGraph
+    package let graph: ModelGraph
 
     private let context = ForwardContext(workspace: Workspace())
     private let executor: GraphExecutor
     private let lock = NSLock()
 
-    public init(spec: ModelSpec) throws {
+    package init(spec: ModelSpec) throws {
         guard !spec.inputShape.isEmpty, spec.inputShape.allSatisfy({ $0 > 0 }) else {
             throw XferError.badInput("model '\(spec.name)'", "input shape \(spec.inputShape) is not fully known",
                                      hint: "give the input shape explicitly")
@@ -42,7 +42,7 @@ public final class Network {
     }
 
     /// Runs the model on `x` (N, inputShape…), `batchSize` samples at a time; returns (N, outputShape…).
-    public func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {
+    package func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {
         guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
             throw XferError.usage("model '\(name)'",
                                   "input has shape \(x.shape), expected (N, \(inputShape.map(String.init).joined(separator: ", ")))")
@@ -84,7 +84,7 @@ public final class Network {
 
     /// The GEMMs one forward pass over `batch` samples makes in its convolutions, as
     /// (M, N, K, number of calls), for the current thread count.
-    public func convolutionGEMMs(batch: Int) -> [(m: Int, n: Int, k: Int, count: Int)] {
+    package func convolutionGEMMs(batch: Int) -> [(m: Int, n: Int, k: Int, count: Int)] {
         executor.layers.flatMap { _, layer -> [(m: Int, n: Int, k: Int, count: Int)] in
             guard let conv = layer as? Conv2DLayer else { return [] }
             return conv.gemmShapes(batch: batch, workspace: context.workspace, threads: ThreadPool.shared.threadCount)
@@ -92,7 +92,7 @@ public final class Network {
     }
 
     /// Bytes of scratch memory the forward passes have used so far.
-    public var workspaceBytes: Int { context.workspace.bytes }
+    package var workspaceBytes: Int { context.workspace.bytes }
 
     /// The engine layer of a single-input layer (its op's, Engine/Layers/), its weights checked.
     static func build(_ spec: LayerSpec, inputShape shape: [Int]) throws -> Layer {

@@ -38,19 +38,19 @@ public struct Tensor: Sendable, Equatable {
     public var rank: Int { shape.count }
 
     /// The same values under another shape of the same element count.
-    public func reshaped(_ newShape: [Int]) -> Tensor {
+    package func reshaped(_ newShape: [Int]) -> Tensor {
         Tensor(shape: newShape, values: values)
     }
 
     /// Samples `range` of the first axis, copied.
-    public func samples(_ range: Range<Int>) -> Tensor {
+    package func samples(_ range: Range<Int>) -> Tensor {
         let per = shape.dropFirst().reduce(1, *)
         return Tensor(shape: [range.count] + shape.dropFirst(),
                       values: Array(values[range.lowerBound * per ..< range.upperBound * per]))
     }
 
     /// Largest |a − b| over all elements; the shapes must agree.
-    public func maxAbsDifference(_ other: Tensor) -> Float {
+    package func maxAbsDifference(_ other: Tensor) -> Float {
         precondition(shape == other.shape, "shapes \(shape) and \(other.shape) differ")
         var m: Float = 0
         for i in 0..<values.count { m = Swift.max(m, abs(values[i] - other.values[i])) }

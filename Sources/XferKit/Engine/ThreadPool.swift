@@ -29,9 +29,9 @@ import Foundation
 ///     parallelFor(8) { i, _ in s[i] = Float(i * i) }   // tasks 0..<8 on up to 2 threads
 /// }
 /// ```
-public final class ThreadPool: @unchecked Sendable {
+package final class ThreadPool: @unchecked Sendable {
     /// The pool every engine computation uses.
-    public static let shared = ThreadPool()
+    package static let shared = ThreadPool()
 
     // Heap-allocated: pthread objects must not move.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -61,14 +61,14 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Threads a `parallelFor` uses, the caller included. Default: the active
     /// processor count. Settable at any time between computations.
-    public var threadCount: Int {
+    package var threadCount: Int {
         get { lock(); defer { unlock() }; return wanted }
         set { lock(); wanted = max(1, newValue); unlock() }
     }
 
     /// Runs `body(index, worker)` for every index in 0..<count on at most
     /// `min(threadCount, maxThreads)` threads; returns when all ran.
-    public func parallelFor(_ count: Int, maxThreads: Int = .max,
+    package func parallelFor(_ count: Int, maxThreads: Int = .max,
                             _ body: (_ index: Int, _ worker: Int) -> Void) {
         guard count > 0 else { return }
         lock()
@@ -147,7 +147,7 @@ public final class ThreadPool: @unchecked Sendable {
 }
 
 /// `ThreadPool.shared.parallelFor`.
-public func parallelFor(_ count: Int, maxThreads: Int = .max, _ body: (_ index: Int, _ worker: Int) -> Void) {
+package func parallelFor(_ count: Int, maxThreads: Int = .max, _ body: (_ index: Int, _ worker: Int) -> Void) {
     ThreadPool.shared.parallelFor(count, maxThreads: maxThreads, body)
 }
 

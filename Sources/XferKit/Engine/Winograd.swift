@@ -34,7 +34,7 @@ import COneDNN
 import Foundation
 
 /// Which convolution core runs the 3×3, stride-1 convolutions (`--conv`).
-public enum ConvolutionPath: String, Sendable, CaseIterable {
+package enum ConvolutionPath: String, Sendable, CaseIterable {
     /// Winograd where it pays off by shape, im2col + SGEMM elsewhere (the default).
     case auto
     /// im2col + SGEMM everywhere: the general core and the exact reference.
@@ -44,7 +44,7 @@ public enum ConvolutionPath: String, Sendable, CaseIterable {
 }
 
 /// The process-wide convolution settings.
-public enum Convolution {
+package enum Convolution {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var _path: ConvolutionPath = .auto
 
@@ -53,7 +53,7 @@ public enum Convolution {
     /// ```swift
     /// Convolution.path = .im2col   // as `xfer finetune --conv im2col`
     /// ```
-    public static var path: ConvolutionPath {
+    package static var path: ConvolutionPath {
         get { lock.withLock { _path } }
         set { lock.withLock { _path = newValue } }
     }

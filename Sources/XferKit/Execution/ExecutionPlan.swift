@@ -13,7 +13,7 @@
 // active in training.
 
 /// What a layer runs during training.
-public enum LayerWork: String, Sendable {
+package enum LayerWork: String, Sendable {
     /// Frozen and fed by nothing that trains: forward only.
     case forwardOnly = "forward only"
     /// Like `forwardOnly`, and its output is computed once per sample and reused every epoch.
@@ -27,26 +27,26 @@ public enum LayerWork: String, Sendable {
 }
 
 /// Per node of a `ModelGraph`, what runs in a training step.
-public struct ExecutionPlan: Sendable {
+package struct ExecutionPlan: Sendable {
     /// Per node.
-    public let work: [LayerWork]
+    package let work: [LayerWork]
     /// Per node: runs in training mode during a training step.
-    public let trainingMode: [Bool]
+    package let trainingMode: [Bool]
     /// Per value: a trainable weight lies on a path into it.
-    public let needsGradient: [Bool]
+    package let needsGradient: [Bool]
     /// The values the frozen prefix hands to the trainable part, in value order.
-    public let frontier: [Int]
+    package let frontier: [Int]
     /// Whether the prefix runs once per sample (its outputs kept as features).
-    public let cached: Bool
+    package let cached: Bool
 
     /// Whether anything trains.
-    public var trains: Bool { needsGradient.contains(true) }
+    package var trains: Bool { needsGradient.contains(true) }
 
     /// Per node: part of the frozen prefix (its output needs no gradient).
-    public func inPrefix(_ node: Int, of graph: ModelGraph) -> Bool { !needsGradient[graph.nodes[node].output] }
+    package func inPrefix(_ node: Int, of graph: ModelGraph) -> Bool { !needsGradient[graph.nodes[node].output] }
 
     /// Plans `graph`. `cacheAllowed`: the caller can keep features (no augmentation, cache not off).
-    public init(graph: ModelGraph, cacheAllowed: Bool) {
+    package init(graph: ModelGraph, cacheAllowed: Bool) {
         var needs = [Bool](repeating: false, count: graph.valueShapes.count)
         var mode: [Bool] = []
         for node in graph.nodes {

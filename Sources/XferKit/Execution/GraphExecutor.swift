@@ -11,11 +11,11 @@
 import Foundation
 
 /// What a graph node runs as: an engine layer, or a merge layer taking several inputs.
-public enum NodeKernel {
+package enum NodeKernel {
     case layer(Layer)
     case merge(MergeLayer)
 
-    public var name: String {
+    package var name: String {
         switch self {
         case .layer(let l): return l.name
         case .merge(let m): return m.name

@@ -20,22 +20,22 @@
 import Foundation
 
 /// What `xfer finetune` was asked to do with the layers.
-public struct FreezeOptions: Sendable {
-    public var freezeUntil: String?
-    public var freeze: [String]
-    public var trainable: [String]
-    public var keepTop: Bool
-    public var head: [HeadLayer]
+package struct FreezeOptions: Sendable {
+    package var freezeUntil: String?
+    package var freeze: [String]
+    package var trainable: [String]
+    package var keepTop: Bool
+    package var head: [HeadLayer]
     /// Units of the final layer of a new head.
-    public var classes: Int
+    package var classes: Int
     /// Activation of the final layer of a new head: softmax (categorical cross-entropy),
     /// sigmoid (binary, multi-label), linear (regression, or a loss from the logits).
-    public var finalActivation: Activation = .softmax
-    public var seed: UInt64
+    package var finalActivation: Activation = .softmax
+    package var seed: UInt64
     /// Keep the model as it is, trainable flags included (resuming a run xfer wrote).
-    public var keepFlags = false
+    package var keepFlags = false
 
-    public init(freezeUntil: String? = nil, freeze: [String] = [], trainable: [String] = [], keepTop: Bool = false,
+    package init(freezeUntil: String? = nil, freeze: [String] = [], trainable: [String] = [], keepTop: Bool = false,
                 head: [HeadLayer] = [.flatten, .dense(units: 256, activation: .relu), .dropout(rate: 0.5)],
                 classes: Int, seed: UInt64 = 0) {
         self.freezeUntil = freezeUntil; self.freeze = freeze; self.trainable = trainable
@@ -44,21 +44,21 @@ public struct FreezeOptions: Sendable {
 }
 
 /// The planned model and, per executed layer (nested models flattened), what it runs.
-public struct FreezePlan: Sendable {
-    public var model: ModelSpec
+package struct FreezePlan: Sendable {
+    package var model: ModelSpec
     /// Per layer call (nested models opened up, in the order they run), what runs: from the
     /// model's `ExecutionPlan`, which the trainer and the feature cache follow too.
-    public var work: [(name: String, work: LayerWork)]
+    package var work: [(name: String, work: LayerWork)]
     /// Index (in `work`) of the first layer whose weights train, nil if nothing trains.
-    public var lowestTrainable: Int?
+    package var lowestTrainable: Int?
     /// BatchNormalization layers that are frozen and so run in inference mode.
-    public var frozenBatchNorms: [String]
+    package var frozenBatchNorms: [String]
     /// Forward FLOPs per sample of the frozen prefix (what needs no gradient), and of all layers.
-    public var prefixFLOPs: Double = 0
-    public var totalFLOPs: Double = 0
+    package var prefixFLOPs: Double = 0
+    package var totalFLOPs: Double = 0
     /// Per convolution layer, the core it runs on under the current `Convolution.path`:
     /// "winograd", or "im2col (why)".
-    public var convolutionPaths: [String: String] = [:]
+    package var convolutionPaths: [String: String] = [:]
 }
 
 extension ModelSpec {
@@ -66,7 +66,7 @@ extension ModelSpec {
     /// model's own entry is not listed), each trainable by its own flag and `enclosingTrainable`
     /// (the top model's). A nested model's own flag does not reach into its layers, as in
     /// Keras (`ModelSpec.weightCounts`).
-    public func flattenedLayers(enclosingTrainable: Bool = true) -> [(layer: LayerSpec, trainable: Bool)] {
+    package func flattenedLayers(enclosingTrainable: Bool = true) -> [(layer: LayerSpec, trainable: Bool)] {
         layers.flatMap { l -> [(layer: LayerSpec, trainable: Bool)] in
             if case .model(let m) = l.kind { return m.flattenedLayers(enclosingTrainable: enclosingTrainable) }
             return [(l, enclosingTrainable && l.trainable)]
@@ -74,7 +74,7 @@ extension ModelSpec {
     }
 
     /// Every layer name, nested ones included, in order (for `--freeze-until` and error messages).
-    public var allLayerNames: [String] {
+    package var allLayerNames: [String] {
         layers.flatMap { l -> [String] in
             if case .model(let m) = l.kind { return [l.name] + m.allLayerNames }
             return [l.name]
@@ -83,7 +83,7 @@ extension ModelSpec {
 }
 
 /// Plans fine-tuning of `model`: freezes, replaces the top, and says what runs.
-public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAllowed: Bool = true) throws -> FreezePlan {
+package func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAllowed: Bool = true) throws -> FreezePlan {
     var model = source
     // 1. Base and top.
     let baseEnd = try baseEndIndex(model)

@@ -12,7 +12,7 @@ public enum HeadLayer: Sendable, Equatable {
 }
 
 /// Parses `flatten,dense:256:relu,dropout:0.5` (also `gap`/`global_average_pooling`, `gmp`).
-public func parseHead(_ text: String) throws -> [HeadLayer] {
+package func parseHead(_ text: String) throws -> [HeadLayer] {
     if text.trimmingCharacters(in: .whitespaces).isEmpty || text == "none" { return [] }
     return try text.split(separator: ",").map { item -> HeadLayer in
         let parts = item.split(separator: ":").map { String($0).trimmingCharacters(in: .whitespaces) }

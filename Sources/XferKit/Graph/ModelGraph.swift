@@ -14,40 +14,40 @@
 // - a layer inside a nested model called with `training=False` always runs in inference mode.
 
 /// One call of one layer.
-public struct GraphNode: Sendable {
+package struct GraphNode: Sendable {
     /// `name`, or `outer/inner` for a layer of a nested model: the key of its weights.
-    public var path: String
-    public var layer: LayerSpec
+    package var path: String
+    package var layer: LayerSpec
     /// Which call of the layer this is (a shared layer is called more than once).
-    public var call: Int
+    package var call: Int
     /// The values it reads, in the order Keras passes them.
-    public var inputs: [Int]
+    package var inputs: [Int]
     /// The value it writes (its index + 1).
-    public var output: Int
-    public var inputShapes: [[Int]]
-    public var outputShape: [Int]
+    package var output: Int
+    package var inputShapes: [[Int]]
+    package var outputShape: [Int]
     /// Its weights train (Keras's rule, see the file header); false for weightless layers.
-    public var trainable: Bool
+    package var trainable: Bool
     /// Inside a nested model called with `training=False`: inference mode always.
-    public var inferenceOnly: Bool
+    package var inferenceOnly: Bool
 }
 
 /// A model as the engine runs it.
-public struct ModelGraph: Sendable {
-    public private(set) var nodes: [GraphNode] = []
+package struct ModelGraph: Sendable {
+    package private(set) var nodes: [GraphNode] = []
     /// Shape of each value (value 0: the input).
-    public private(set) var valueShapes: [[Int]]
+    package private(set) var valueShapes: [[Int]]
     /// The value the model outputs.
-    public private(set) var output = 0
+    package private(set) var output = 0
     /// Per layer path (nested models included, under their own path): the input and output
     /// shapes of its first call, for weight layouts and the summary table.
-    public private(set) var layerShapes: [String: (inputs: [[Int]], output: [Int])] = [:]
+    package private(set) var layerShapes: [String: (inputs: [[Int]], output: [Int])] = [:]
 
-    public var inputShape: [Int] { valueShapes[0] }
-    public var outputShape: [Int] { valueShapes[output] }
+    package var inputShape: [Int] { valueShapes[0] }
+    package var outputShape: [Int] { valueShapes[output] }
 
     /// Opens up `model`; `source` names the file in errors.
-    public init(_ model: ModelSpec, source: String? = nil) throws {
+    package init(_ model: ModelSpec, source: String? = nil) throws {
         valueShapes = [model.inputShape]
         output = try inline(model, input: 0, prefix: "", enclosingTrainable: model.trainable, inference: false,
                             source: source ?? "model '\(model.name)'")
@@ -57,7 +57,7 @@ public struct ModelGraph: Sendable {
     mutating func replaceLayer(ofNode i: Int, with layer: LayerSpec) { nodes[i].layer = layer }
 
     /// The consumers of each value, by node index.
-    public func consumers() -> [[Int]] {
+    package func consumers() -> [[Int]] {
         var c = [[Int]](repeating: [], count: valueShapes.count)
         for (i, n) in nodes.enumerated() { for v in n.inputs { c[v].append(i) } }
         return c

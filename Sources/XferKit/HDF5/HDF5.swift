@@ -51,15 +51,15 @@ func hdf5LastMessage() -> String? {
 }
 
 /// What an HDF5 path names.
-public enum HDF5ObjectKind: Sendable { case group, dataset }
+package enum HDF5ObjectKind: Sendable { case group, dataset }
 
 /// The element kind of a dataset or attribute.
-public enum HDF5ValueClass: Sendable { case integer, float, string, other }
+package enum HDF5ValueClass: Sendable { case integer, float, string, other }
 
 /// An open HDF5 file. Reading is by absolute object path.
-public final class HDF5File {
+package final class HDF5File {
     /// The path the user gave, used in every error.
-    public let path: String
+    package let path: String
     let id: hid_t
     /// Keeps an in-memory file image alive while libhdf5 reads it.
     private let image: Data?
@@ -83,7 +83,7 @@ public final class HDF5File {
     /// plain messages; then has the probe (CXferGuard) read the whole structure in a child process,
     /// so a file that makes libhdf5 crash, abort, hang or reach outside itself is refused before
     /// libhdf5 runs in this process.
-    public static func open(_ path: String) throws -> HDF5File {
+    package static func open(_ path: String) throws -> HDF5File {
         _ = silenced
         try checkRegularFile(path, what: "HDF5 file", hint: "give the checkpoint file itself (.h5, .weights.h5 or .keras)")
         try probe(path, image: nil)
@@ -181,7 +181,7 @@ public final class HDF5File {
 
     /// Opens an HDF5 file held in memory (e.g. `model.weights.h5` inside a `.keras` zip).
     /// `path` names it in errors.
-    public static func open(image: Data, path: String) throws -> HDF5File {
+    package static func open(image: Data, path: String) throws -> HDF5File {
         _ = silenced
         try probe(path, image: image)
         return try withHDF5(path) {
@@ -205,7 +205,7 @@ public final class HDF5File {
     }
 
     /// Creates (truncates) a file for writing. Callers write to a temporary path and rename.
-    public static func create(_ path: String) throws -> HDF5File {
+    package static func create(_ path: String) throws -> HDF5File {
         _ = silenced
         return try withHDF5(path) {
             let id = H5Fcreate(path, xfer_H5F_ACC_TRUNC(), xfer_H5P_DEFAULT(), xfer_H5P_DEFAULT())
@@ -219,7 +219,7 @@ public final class HDF5File {
 
     /// Creates a file in memory only (libhdf5's core driver, nothing on disk): `fileImage()` gives
     /// its bytes (`fileImage()`), e.g. for `model.weights.h5` inside a `.keras` zip. `path` names it in errors.
-    public static func createInMemory(path: String) throws -> HDF5File {
+    package static func createInMemory(path: String) throws -> HDF5File {
         _ = silenced
         return try withHDF5(path) {
             let fapl = H5Pcreate(xfer_H5P_FILE_ACCESS())
@@ -234,7 +234,7 @@ public final class HDF5File {
     }
 
     /// The bytes of the whole file as it stands (flushed first).
-    public func fileImage() throws -> Data {
+    package func fileImage() throws -> Data {
         try flush()
         return try withHDF5(path) {
             let size = H5Fget_file_image(id, nil, 0)
@@ -247,7 +247,7 @@ public final class HDF5File {
     }
 
     /// Writes everything to disk; called before renaming a finished output into place.
-    public func flush() throws {
+    package func flush() throws {
         try withHDF5(path) {
             if H5Fflush(id, H5F_SCOPE_GLOBAL) < 0 {
                 throw XferError.runtime(path, "cannot write (\(hdf5LastMessage() ?? "?"))", hint: "is the disk full?")
@@ -267,7 +267,7 @@ public final class HDF5File {
     // MARK: Navigating
 
     /// True if every component of `objectPath` exists.
-    public func exists(_ objectPath: String) -> Bool {
+    package func exists(_ objectPath: String) -> Bool {
         withHDF5(path) {
             let parts = objectPath.split(separator: "/", omittingEmptySubsequences: true)
             var current = ""
@@ -279,7 +279,7 @@ public final class HDF5File {
         }
     }
 
-    public func kind(_ objectPath: String) -> HDF5ObjectKind? {
+    package func kind(_ objectPath: String) -> HDF5ObjectKind? {
         guard exists(objectPath) else { return nil }
         return withHDF5(path) {
             let obj = H5Oopen(id, objectPath, xfer_H5P_DEFAULT())
@@ -294,7 +294,7 @@ public final class HDF5File {
     }
 
     /// Names of a group's members, in libhdf5's name order.
-    public func children(_ groupPath: String) throws -> [String] {
+    package func children(_ groupPath: String) throws -> [String] {
         try withHDF5(path) {
             let g = H5Gopen2(id, groupPath, xfer_H5P_DEFAULT())
             guard g >= 0 else { throw fail(groupPath, "cannot open group") }
@@ -315,7 +315,7 @@ public final class HDF5File {
 
     // MARK: Attributes
 
-    public func hasAttribute(_ objectPath: String, _ name: String) -> Bool {
+    package func hasAttribute(_ objectPath: String, _ name: String) -> Bool {
         withHDF5(path) {
             let r = H5Aexists_by_name(id, objectPath, name, xfer_H5P_DEFAULT())
             if r < 0 { _ = hdf5LastMessage() }
@@ -326,7 +326,7 @@ public final class HDF5File {
     /// A string-list attribute in any form Keras files hold: variable- or fixed-length, ASCII or
     /// UTF-8, scalar or array; an empty numeric array (Keras's `weight_names` of a weightless
     /// layer) reads as `[]`. A list chunked as `name0`, `name1`, ... (over 64 KB) is joined.
-    public func strings(_ objectPath: String, _ name: String) throws -> [String]? {
+    package func strings(_ objectPath: String, _ name: String) throws -> [String]? {
         if hasAttribute(objectPath, name) { return try readStringAttribute(objectPath, name) }
         guard hasAttribute(objectPath, "\(name)0") else { return nil }
         var all: [String] = []
@@ -339,7 +339,7 @@ public final class HDF5File {
     }
 
     /// A single string attribute (scalar, or the first element of an array).
-    public func string(_ objectPath: String, _ name: String) throws -> String? {
+    package func string(_ objectPath: String, _ name: String) throws -> String? {
         guard hasAttribute(objectPath, name) else { return nil }
         return try readStringAttribute(objectPath, name).first
     }
@@ -394,7 +394,7 @@ public final class HDF5File {
 
     // MARK: Datasets
 
-    public func shape(_ datasetPath: String) throws -> [Int] {
+    package func shape(_ datasetPath: String) throws -> [Int] {
         try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
@@ -426,7 +426,7 @@ public final class HDF5File {
         return dims.prefix(rank).map { Int($0) }
     }
 
-    public func valueClass(_ datasetPath: String) throws -> HDF5ValueClass {
+    package func valueClass(_ datasetPath: String) throws -> HDF5ValueClass {
         try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
@@ -443,21 +443,21 @@ public final class HDF5File {
     }
 
     /// Reads a numeric dataset of any integer or float type as float32 (libhdf5 converts).
-    public func floats(_ datasetPath: String) throws -> (shape: [Int], values: [Float]) {
+    package func floats(_ datasetPath: String) throws -> (shape: [Int], values: [Float]) {
         try read(datasetPath, memType: xfer_H5T_NATIVE_FLOAT(), zero: Float(0))
     }
 
-    public func doubles(_ datasetPath: String) throws -> (shape: [Int], values: [Double]) {
+    package func doubles(_ datasetPath: String) throws -> (shape: [Int], values: [Double]) {
         try read(datasetPath, memType: xfer_H5T_NATIVE_DOUBLE(), zero: Double(0))
     }
 
-    public func int64s(_ datasetPath: String) throws -> (shape: [Int], values: [Int64]) {
+    package func int64s(_ datasetPath: String) throws -> (shape: [Int], values: [Int64]) {
         try read(datasetPath, memType: xfer_H5T_NATIVE_INT64(), zero: Int64(0))
     }
 
     /// Reads `rows` rows starting at `first` of a dataset whose first axis is the sample axis,
     /// as float32; memory stays bounded by the slice.
-    public func floats(_ datasetPath: String, rows first: Int, count rows: Int) throws -> [Float] {
+    package func floats(_ datasetPath: String, rows first: Int, count rows: Int) throws -> [Float] {
         try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
             guard ds >= 0 else { throw fail(datasetPath, "cannot open dataset") }
@@ -486,7 +486,7 @@ public final class HDF5File {
     /// the dataset is stored as Keras stores weights: contiguous, unfiltered, little-endian float32.
     /// Returns nil (and calls nothing) for any other layout. Throws if the data lies outside the
     /// file (a truncated file).
-    public func withContiguousFloats<R>(_ datasetPath: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R? {
+    package func withContiguousFloats<R>(_ datasetPath: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R? {
         guard image == nil else { return nil }
         let extent: (offset: Int, count: Int)? = try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
@@ -537,7 +537,7 @@ public final class HDF5File {
 
     /// Reads a numeric dataset as float32 through a bounded buffer (about `bufferBytes`), handing
     /// each piece to `body`; memory stays small whatever the dataset's size.
-    public func scanFloats(_ datasetPath: String, bufferBytes: Int = 256 << 10,
+    package func scanFloats(_ datasetPath: String, bufferBytes: Int = 256 << 10,
                            _ body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
         try withHDF5(path) {
             let ds = H5Dopen2(id, datasetPath, xfer_H5P_DEFAULT())
@@ -605,7 +605,7 @@ public final class HDF5File {
     // MARK: Writing (files xfer creates)
 
     /// Creates a group and any missing parents.
-    public func createGroup(_ groupPath: String) throws {
+    package func createGroup(_ groupPath: String) throws {
         try withHDF5(path) {
             if H5Lexists(id, groupPath, xfer_H5P_DEFAULT()) > 0 { return }
             _ = hdf5LastMessage()
@@ -627,12 +627,12 @@ public final class HDF5File {
     }
 
     /// Writes a float32 dataset (contiguous, like h5py's `create_dataset`); parents are created.
-    public func write(_ datasetPath: String, shape: [Int], floats values: [Float]) throws {
+    package func write(_ datasetPath: String, shape: [Int], floats values: [Float]) throws {
         precondition(shape.reduce(1, *) == values.count)
         try write(datasetPath, shape: shape, fileType: H5T_IEEE_F32LE_g, memType: xfer_H5T_NATIVE_FLOAT(), values)
     }
 
-    public func write(_ datasetPath: String, shape: [Int], int64s values: [Int64]) throws {
+    package func write(_ datasetPath: String, shape: [Int], int64s values: [Int64]) throws {
         try write(datasetPath, shape: shape, fileType: H5T_STD_I64LE_g, memType: xfer_H5T_NATIVE_INT64(), values)
     }
 
@@ -657,7 +657,7 @@ public final class HDF5File {
     /// A string-list attribute as h5py 3 writes Keras's lists of `bytes`: a 1-D array of
     /// variable-length ASCII strings. An empty list becomes a float64 array of shape (0,),
     /// as Keras writes it (`np.asarray([])`). Lists over 64 KB are chunked as Keras does.
-    public func setStrings(_ objectPath: String, _ name: String, _ list: [String]) throws {
+    package func setStrings(_ objectPath: String, _ name: String, _ list: [String]) throws {
         if list.isEmpty {
             try withHDF5(path) {
                 let dims: [hsize_t] = [0]
@@ -695,7 +695,7 @@ public final class HDF5File {
     }
 
     /// A scalar string attribute: variable-length, ASCII (Keras's `bytes`) or UTF-8 (`str`).
-    public func setString(_ objectPath: String, _ name: String, _ value: String, utf8: Bool) throws {
+    package func setString(_ objectPath: String, _ name: String, _ value: String, utf8: Bool) throws {
         try writeStringAttribute(objectPath, name, [value], variable: true, utf8: utf8, scalar: true)
     }
 

@@ -13,17 +13,17 @@
 import Foundation
 
 /// Sigmoid head(s), binary cross-entropy.
-public struct BinaryCrossEntropy: Loss {
-    public var fromLogits: Bool
-    public var labelSmoothing: Float
+package struct BinaryCrossEntropy: Loss {
+    package var fromLogits: Bool
+    package var labelSmoothing: Float
 
-    public init(fromLogits: Bool = true, labelSmoothing: Float = 0) {
+    package init(fromLogits: Bool = true, labelSmoothing: Float = 0) {
         self.fromLogits = fromLogits; self.labelSmoothing = labelSmoothing
     }
 
-    public var outputActivation: Activation { fromLogits ? .sigmoid : .linear }
+    package var outputActivation: Activation { fromLogits ? .sigmoid : .linear }
 
-    public func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
+    package func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
                            gradient g: UnsafeMutablePointer<Float>?) -> Float {
         precondition(targetWidth == c, "one target per sigmoid unit")
         var sum: Float = 0

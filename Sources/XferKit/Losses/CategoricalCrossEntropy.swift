@@ -14,18 +14,18 @@
 import Foundation
 
 /// Softmax head, categorical cross-entropy.
-public struct CategoricalCrossEntropy: Loss {
+package struct CategoricalCrossEntropy: Loss {
     /// The inputs are logits (else probabilities).
-    public var fromLogits: Bool
-    public var labelSmoothing: Float
+    package var fromLogits: Bool
+    package var labelSmoothing: Float
 
-    public init(fromLogits: Bool = true, labelSmoothing: Float = 0) {
+    package init(fromLogits: Bool = true, labelSmoothing: Float = 0) {
         self.fromLogits = fromLogits; self.labelSmoothing = labelSmoothing
     }
 
-    public var outputActivation: Activation { fromLogits ? .softmax : .linear }
+    package var outputActivation: Activation { fromLogits ? .softmax : .linear }
 
-    public func sampleLoss(_ z: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
+    package func sampleLoss(_ z: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
                            gradient g: UnsafeMutablePointer<Float>?) -> Float {
         // The target as a row of C values: a class id's one-hot row, smoothed.
         let sparse = targetWidth == 1 && c > 1

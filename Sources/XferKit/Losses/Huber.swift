@@ -6,13 +6,13 @@
 import Foundation
 
 /// Regression, Huber loss.
-public struct HuberLoss: Loss {
-    public var delta: Float
+package struct HuberLoss: Loss {
+    package var delta: Float
 
-    public init(delta: Float = 1) { self.delta = delta }
-    public var outputActivation: Activation { .linear }
+    package init(delta: Float = 1) { self.delta = delta }
+    package var outputActivation: Activation { .linear }
 
-    public func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
+    package func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
                            gradient g: UnsafeMutablePointer<Float>?) -> Float {
         meanOverUnits(x, units: c, target: target, targetWidth: targetWidth, gradient: g) { e in
             abs(e) <= delta ? (0.5 * e * e, e) : (delta * abs(e) - 0.5 * delta * delta, delta * (e > 0 ? 1 : -1))

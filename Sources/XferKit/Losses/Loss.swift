@@ -25,7 +25,7 @@ public enum LossKind: String, Sendable, CaseIterable {
     case huber = "huber"
 
     /// Keras's names and aliases (functions, classes, short names): `mse`, `MeanSquaredError`, `huber_loss`, ...
-    public init?(kerasName: String) {
+    package init?(kerasName: String) {
         let key = kerasName.lowercased().replacingOccurrences(of: "_", with: "")
         switch key {
         case "categoricalcrossentropy": self = .categoricalCrossentropy
@@ -39,7 +39,7 @@ public enum LossKind: String, Sendable, CaseIterable {
     }
 
     /// The short name xfer prints (`mse`, `mae`; the others as Keras spells them).
-    public var shortName: String {
+    package var shortName: String {
         switch self {
         case .meanSquaredError: return "mse"
         case .meanAbsoluteError: return "mae"
@@ -48,8 +48,8 @@ public enum LossKind: String, Sendable, CaseIterable {
     }
 
     /// Classifier losses (softmax or sigmoid heads) as opposed to regression.
-    public var isRegression: Bool { [.meanSquaredError, .meanAbsoluteError, .huber].contains(self) }
-    public var isCategorical: Bool { self == .categoricalCrossentropy || self == .sparseCategoricalCrossentropy }
+    package var isRegression: Bool { [.meanSquaredError, .meanAbsoluteError, .huber].contains(self) }
+    package var isCategorical: Bool { self == .categoricalCrossentropy || self == .sparseCategoricalCrossentropy }
 }
 
 /// A loss with its Keras arguments.
@@ -66,11 +66,11 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
         self.kind = kind; self.fromLogits = fromLogits; self.labelSmoothing = labelSmoothing; self.delta = delta
     }
 
-    public static let categorical = LossConfig(.categoricalCrossentropy)
+    package static let categorical = LossConfig(.categoricalCrossentropy)
 
     /// The activation the loss goes with: the cross-entropies' softmax or sigmoid (applied from the
     /// logits), none for regression.
-    public var activation: Activation {
+    package var activation: Activation {
         switch kind {
         case .categoricalCrossentropy, .sparseCategoricalCrossentropy: return .softmax
         case .binaryCrossentropy: return .sigmoid
@@ -88,7 +88,7 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Parses `--loss`: a Keras name, optionally `huber:DELTA`.
-    public static func parse(_ text: String) throws -> LossConfig {
+    package static func parse(_ text: String) throws -> LossConfig {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let names = "categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mse, mae, huber[:DELTA]"
         guard let kind = LossKind(kerasName: parts[0]) else {
@@ -110,7 +110,7 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
     /// `compile_config` (Keras 3 .keras) `loss` — a name, or `{"class_name", "config"}` with
     /// `from_logits`, `label_smoothing`, `delta`. Nil for a loss xfer does not train with
     /// (or several outputs' losses).
-    public static func fromKeras(_ loss: Any?) -> LossConfig? {
+    package static func fromKeras(_ loss: Any?) -> LossConfig? {
         if let name = loss as? String { return LossKind(kerasName: name).map { LossConfig($0) } }
         guard let object = loss as? [String: Any] else { return nil }
         // Keras 3 serialises a loss function as {"class_name": "function", "config": "<its name>"}.
@@ -132,7 +132,7 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The Keras 2 `training_config` `loss` entry for this loss (written with a model xfer trained).
-    public var kerasConfig: [String: Any] {
+    package var kerasConfig: [String: Any] {
         let className: String
         var config: [String: Any] = ["reduction": "sum_over_batch_size", "name": kind.rawValue]
         switch kind {
@@ -152,7 +152,7 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
 
     /// The loss function, for inputs that are the logits (`logits` true: the head's softmax or
     /// sigmoid stripped, or `from_logits`) or the model's outputs as they are.
-    public func make(logits: Bool) -> Loss {
+    package func make(logits: Bool) -> Loss {
         switch kind {
         case .categoricalCrossentropy, .sparseCategoricalCrossentropy:
             return CategoricalCrossEntropy(fromLogits: logits, labelSmoothing: labelSmoothing)
@@ -166,7 +166,7 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A loss function: per sample, from one row of inputs (logits or outputs) and its target row.
-public protocol Loss: Sendable {
+package protocol Loss: Sendable {
     /// What maps the inputs to the model's outputs (probabilities): softmax/sigmoid for a
     /// cross-entropy from the logits, else nothing (`.linear`).
     var outputActivation: Activation { get }
@@ -194,7 +194,7 @@ func meanOverUnits(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointe
 extension Loss {
     /// The batch's loss (Keras's `sum_over_batch_size`: Σ wᵢ·lossᵢ / N) and, with `gradient`,
     /// its gradient with respect to the inputs. `targets` is (N, width); `weights` per sample or nil.
-    public func batchLoss(_ x: Tensor, targets: Tensor, weights: [Float]? = nil, gradient wanted: Bool)
+    package func batchLoss(_ x: Tensor, targets: Tensor, weights: [Float]? = nil, gradient wanted: Bool)
         -> (loss: Double, gradient: Tensor?) {
         let n = x.shape[0], c = x.count / max(n, 1)
         let tw = targets.count / max(n, 1)
@@ -227,7 +227,7 @@ extension Loss {
     }
 
     /// The model's outputs (probabilities for a classifier) from the inputs.
-    public func outputs(_ x: Tensor) -> Tensor {
+    package func outputs(_ x: Tensor) -> Tensor {
         var out = x
         let c = x.shape.count > 1 ? x.count / max(x.shape[0], 1) : max(x.count, 1)
         switch outputActivation {

@@ -4,11 +4,11 @@
 import Foundation
 
 /// Regression, mean absolute error.
-public struct MeanAbsoluteError: Loss {
-    public init() {}
-    public var outputActivation: Activation { .linear }
+package struct MeanAbsoluteError: Loss {
+    package init() {}
+    package var outputActivation: Activation { .linear }
 
-    public func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
+    package func sampleLoss(_ x: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int,
                            gradient g: UnsafeMutablePointer<Float>?) -> Float {
         meanOverUnits(x, units: c, target: target, targetWidth: targetWidth, gradient: g) { e in
             (abs(e), e > 0 ? 1 : e < 0 ? -1 : 0)

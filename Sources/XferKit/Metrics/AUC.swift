@@ -8,7 +8,7 @@
 import Foundation
 
 /// Area under the ROC curve of `scores` (probabilities) against 0/1 `truth`, as Keras's `AUC()`.
-public func kerasAUC(scores: [Float], truth: [Float], thresholds count: Int = 200) -> Double {
+package func kerasAUC(scores: [Float], truth: [Float], thresholds count: Int = 200) -> Double {
     precondition(scores.count == truth.count && count >= 2)
     var thresholds: [Float] = [0 - kerasEpsilon]
     for i in 1..<(count - 1) { thresholds.append(Float(Double(i) / Double(count - 1))) }

@@ -36,7 +36,7 @@ public struct ClassMetrics: Sendable, Equatable {
 }
 
 /// Per-class precision, recall, F1 and the confusion matrix from true and predicted classes.
-public func perClassMetrics(truth: [Int], predicted: [Int], classes: Int, names: [String]) -> (rows: [ClassMetrics], confusion: [[Int]]) {
+package func perClassMetrics(truth: [Int], predicted: [Int], classes: Int, names: [String]) -> (rows: [ClassMetrics], confusion: [[Int]]) {
     var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
     for (t, p) in zip(truth, predicted) where t < classes && p < classes { confusion[t][p] += 1 }
     var rows: [ClassMetrics] = []
@@ -53,7 +53,7 @@ public func perClassMetrics(truth: [Int], predicted: [Int], classes: Int, names:
 
 /// Per label of a multi-label head: precision, recall and F1 at p > 0.5. `outputs` and
 /// `targets` are (N, labels) row-major.
-public func perLabelMetrics(outputs: [Float], targets: [Float], labels: Int, names: [String]?) -> [ClassMetrics] {
+package func perLabelMetrics(outputs: [Float], targets: [Float], labels: Int, names: [String]?) -> [ClassMetrics] {
     (0..<labels).map { j in
         var tp = 0.0, fp = 0.0, fn = 0.0, support = 0
         for i in stride(from: j, to: outputs.count, by: labels) {

@@ -36,7 +36,7 @@ public struct EvaluationResult: Sendable {
 
 /// The metrics of `outputs` (N, units: probabilities for a classifier, values for regression)
 /// against `targets` (N, width: class ids for a categorical loss, `y` as it is otherwise).
-public func evaluationMetrics(loss: LossConfig, outputs: Tensor, targets: Tensor, classNames: [String]?)
+package func evaluationMetrics(loss: LossConfig, outputs: Tensor, targets: Tensor, classNames: [String]?)
     -> (metrics: [(name: String, value: Double)], perClass: [ClassMetrics]?, confusion: [[Int]]?) {
     let n = outputs.shape[0], c = outputs.count / max(n, 1), tw = targets.count / max(n, 1)
     let y = outputs.values, t = targets.values

@@ -4,7 +4,7 @@
 import Foundation
 
 /// (mae, mse, rmse) of `outputs` against `targets` (same count).
-public func regressionMetrics(outputs: [Float], targets: [Float]) -> (mae: Double, mse: Double, rmse: Double) {
+package func regressionMetrics(outputs: [Float], targets: [Float]) -> (mae: Double, mse: Double, rmse: Double) {
     precondition(outputs.count == targets.count)
     var a = 0.0, s = 0.0
     for (y, t) in zip(outputs, targets) {

@@ -12,19 +12,19 @@
 import Foundation
 
 /// The per-epoch metric of a loss.
-public enum TrainingMetric: Sendable, Equatable {
+package enum TrainingMetric: Sendable, Equatable {
     case categoricalAccuracy
     case binaryAccuracy(multiLabel: Bool)
     case meanAbsoluteError
 
-    public static func `for`(_ loss: LossConfig, units: Int) -> TrainingMetric {
+    package static func `for`(_ loss: LossConfig, units: Int) -> TrainingMetric {
         if loss.kind.isRegression { return .meanAbsoluteError }
         if loss.kind == .binaryCrossentropy { return .binaryAccuracy(multiLabel: units > 1) }
         return .categoricalAccuracy
     }
 
     /// Its Keras name, as `fit` logs it (and `--monitor` takes it).
-    public var name: String {
+    package var name: String {
         switch self {
         case .categoricalAccuracy: return "accuracy"
         case .binaryAccuracy(let multi): return multi ? "binary_accuracy" : "accuracy"
@@ -33,11 +33,11 @@ public enum TrainingMetric: Sendable, Equatable {
     }
 
     /// Whether a larger value is better.
-    public var higherIsBetter: Bool { self != .meanAbsoluteError }
+    package var higherIsBetter: Bool { self != .meanAbsoluteError }
 
     /// The metric of one sample: `y` its `units` outputs (probabilities, or regression values),
     /// `target` its target row (a class id when `targetWidth` is 1 and there are several units).
-    public func sampleValue(_ y: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int) -> Float {
+    package func sampleValue(_ y: UnsafePointer<Float>, units c: Int, target: UnsafePointer<Float>, targetWidth: Int) -> Float {
         switch self {
         case .categoricalAccuracy:
             let truth = targetWidth == 1 ? Int(target[0]) : argmax(target, targetWidth)
@@ -54,7 +54,7 @@ public enum TrainingMetric: Sendable, Equatable {
     }
 
     /// Σ wᵢ·mᵢ and Σ wᵢ over a batch of `outputs` (N, units) and `targets` (N, width).
-    public func batchSums(outputs: Tensor, targets: Tensor, weights: [Float]?) -> (sum: Double, weight: Double) {
+    package func batchSums(outputs: Tensor, targets: Tensor, weights: [Float]?) -> (sum: Double, weight: Double) {
         let n = outputs.shape[0], c = outputs.count / max(n, 1), tw = targets.count / max(n, 1)
         var sum = 0.0, weight = 0.0
         outputs.values.withUnsafeBufferPointer { y in

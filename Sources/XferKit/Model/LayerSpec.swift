@@ -10,7 +10,7 @@
 //   BatchNormalization gamma, beta, moving_mean, moving_variance, each (C)
 
 /// Keras `padding`.
-public enum Padding: String, Sendable, Codable {
+package enum Padding: String, Sendable, Codable {
     case valid, same
 }
 
@@ -18,7 +18,7 @@ public enum Padding: String, Sendable, Codable {
 public enum Activation: String, Sendable, Codable, CaseIterable {
     case linear, relu, relu6, sigmoid, tanh, softmax, elu, selu, softplus, softsign, silu, gelu
     /// Keras spells `silu` also `swish`.
-    public init?(kerasName: String) {
+    package init?(kerasName: String) {
         if kerasName == "swish" { self = .silu; return }
         self.init(rawValue: kerasName)
     }
@@ -27,13 +27,13 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
 /// What a layer computes: an InputLayer, a nested Sequential/Functional model used as one
 /// layer, or one of the kinds of Ops/Registry.swift, whose op (its config) knows everything
 /// about it. Code that needs one kind asks `op as? DenseConfig`.
-public enum LayerKind: Sendable {
+package enum LayerKind: Sendable {
     case input
     case op(any LayerOp)
     case model(ModelSpec)
 
     /// The op of a layer kind; nil for an InputLayer and a nested model.
-    public var op: (any LayerOp)? {
+    package var op: (any LayerOp)? {
         if case .op(let o) = self { return o }
         return nil
     }
@@ -41,36 +41,36 @@ public enum LayerKind: Sendable {
 
 // Shorthands for building a spec in code (the head, inferred VGG models, tests).
 extension LayerKind {
-    public static func conv2D(_ c: Conv2DConfig) -> LayerKind { .op(c) }
-    public static func maxPooling2D(_ p: Pool2DConfig) -> LayerKind { .op(MaxPooling2DConfig(p)) }
-    public static func averagePooling2D(_ p: Pool2DConfig) -> LayerKind { .op(AveragePooling2DConfig(p)) }
-    public static func globalAveragePooling2D(keepdims: Bool) -> LayerKind { .op(GlobalAveragePooling2DConfig(keepdims: keepdims)) }
-    public static func globalMaxPooling2D(keepdims: Bool) -> LayerKind { .op(GlobalMaxPooling2DConfig(keepdims: keepdims)) }
-    public static var flatten: LayerKind { .op(FlattenConfig()) }
-    public static func dense(_ d: DenseConfig) -> LayerKind { .op(d) }
-    public static func dropout(_ d: DropoutConfig) -> LayerKind { .op(d) }
-    public static func batchNormalization(_ b: BatchNormConfig) -> LayerKind { .op(b) }
-    public static func activation(_ a: Activation) -> LayerKind { .op(ActivationConfig(a)) }
-    public static func relu(_ r: ReLUConfig) -> LayerKind { .op(r) }
-    public static func zeroPadding2D(_ p: ZeroPadding2DConfig) -> LayerKind { .op(p) }
+    package static func conv2D(_ c: Conv2DConfig) -> LayerKind { .op(c) }
+    package static func maxPooling2D(_ p: Pool2DConfig) -> LayerKind { .op(MaxPooling2DConfig(p)) }
+    package static func averagePooling2D(_ p: Pool2DConfig) -> LayerKind { .op(AveragePooling2DConfig(p)) }
+    package static func globalAveragePooling2D(keepdims: Bool) -> LayerKind { .op(GlobalAveragePooling2DConfig(keepdims: keepdims)) }
+    package static func globalMaxPooling2D(keepdims: Bool) -> LayerKind { .op(GlobalMaxPooling2DConfig(keepdims: keepdims)) }
+    package static var flatten: LayerKind { .op(FlattenConfig()) }
+    package static func dense(_ d: DenseConfig) -> LayerKind { .op(d) }
+    package static func dropout(_ d: DropoutConfig) -> LayerKind { .op(d) }
+    package static func batchNormalization(_ b: BatchNormConfig) -> LayerKind { .op(b) }
+    package static func activation(_ a: Activation) -> LayerKind { .op(ActivationConfig(a)) }
+    package static func relu(_ r: ReLUConfig) -> LayerKind { .op(r) }
+    package static func zeroPadding2D(_ p: ZeroPadding2DConfig) -> LayerKind { .op(p) }
     /// Keras `Rescaling`: x · scale + offset.
-    public static func rescaling(scale: Float, offset: Float) -> LayerKind { .op(RescalingConfig(scale: scale, offset: offset)) }
-    public static func merge(_ m: MergeOp) -> LayerKind { .op(m) }
+    package static func rescaling(scale: Float, offset: Float) -> LayerKind { .op(RescalingConfig(scale: scale, offset: offset)) }
+    package static func merge(_ m: MergeOp) -> LayerKind { .op(m) }
 }
 
 /// A tensor of a Functional model: output `tensor` of call `node` of the layer named `layer`
 /// (Keras's inbound-node triple, `keras_history` in Keras 3).
-public struct TensorRef: Sendable, Hashable {
-    public var layer: String
-    public var node: Int
-    public var tensor: Int
-    public init(layer: String, node: Int = 0, tensor: Int = 0) {
+package struct TensorRef: Sendable, Hashable {
+    package var layer: String
+    package var node: Int
+    package var tensor: Int
+    package init(layer: String, node: Int = 0, tensor: Int = 0) {
         self.layer = layer; self.node = node; self.tensor = tensor
     }
 }
 
 /// What a weight is to its layer; the raw value is Keras's name (`block1_conv1/kernel:0`).
-public enum WeightRole: String, Sendable, CaseIterable, CustomStringConvertible {
+package enum WeightRole: String, Sendable, CaseIterable, CustomStringConvertible {
     case kernel
     case bias
     case gamma
@@ -84,66 +84,66 @@ public enum WeightRole: String, Sendable, CaseIterable, CustomStringConvertible 
     /// Normalization's state: per-feature mean and variance, and the number of samples seen.
     case mean, variance, count
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }
 
 /// One stored tensor of a layer, in Keras's layout.
-public struct WeightSpec: Sendable {
+package struct WeightSpec: Sendable {
     /// Role inside the layer.
-    public var role: WeightRole
+    package var role: WeightRole
     /// Name as stored in the file (`weight_names` entry or `vars/<i>` path); informative only.
-    public var storedName: String
-    public var shape: [Int]
-    public var values: [Float]
+    package var storedName: String
+    package var shape: [Int]
+    package var values: [Float]
     /// False for BatchNormalization's moving statistics, whatever the layer's flag.
-    public var isTrainableKind: Bool
+    package var isTrainableKind: Bool
 
-    public init(role: WeightRole, storedName: String = "", shape: [Int], values: [Float], isTrainableKind: Bool = true) {
+    package init(role: WeightRole, storedName: String = "", shape: [Int], values: [Float], isTrainableKind: Bool = true) {
         self.role = role; self.storedName = storedName; self.shape = shape
         self.values = values; self.isTrainableKind = isTrainableKind
     }
 
-    public var count: Int { shape.reduce(1, *) }
+    package var count: Int { shape.reduce(1, *) }
 }
 
 /// One layer of a model, as Keras's `model.layers` lists it.
-public struct LayerSpec: Sendable {
-    public var name: String
+package struct LayerSpec: Sendable {
+    package var name: String
     /// Keras class name as the file spells it (`Conv2D`, `Functional`, ...).
-    public var className: String
-    public var kind: LayerKind
+    package var className: String
+    package var kind: LayerKind
     /// Keras `layer.trainable`. For a nested model, applies on top of its layers' own flags.
-    public var trainable: Bool
+    package var trainable: Bool
     /// In legacy order: trainable-kind weights first as Keras creates them (kernel, bias / gamma, beta),
     /// then moving statistics. Empty for weightless layers and for `.model` (its layers hold them).
-    public var weights: [WeightSpec]
+    package var weights: [WeightSpec]
     /// For a layer fed by a nested model call with `training=False` (Keras's fine-tuning recipe):
     /// everything inside runs in inference mode.
-    public var callTrainingFalse: Bool
+    package var callTrainingFalse: Bool
     /// In a Functional model, the inputs of each call of this layer (Keras `inbound_nodes`; a
     /// shared layer has several calls). Empty for an InputLayer and for a Sequential model's
     /// layers, each of which takes the previous layer's output.
-    public var calls: [[TensorRef]]
+    package var calls: [[TensorRef]]
 
-    public init(name: String, className: String, kind: LayerKind, trainable: Bool = true,
+    package init(name: String, className: String, kind: LayerKind, trainable: Bool = true,
                 weights: [WeightSpec] = [], callTrainingFalse: Bool = false, calls: [[TensorRef]] = []) {
         self.name = name; self.className = className; self.kind = kind; self.trainable = trainable
         self.weights = weights; self.callTrainingFalse = callTrainingFalse; self.calls = calls
     }
 
     /// A layer of kind `op`, of the op's Keras class.
-    public init(name: String, op: any LayerOp, trainable: Bool = true, weights: [WeightSpec] = []) {
+    package init(name: String, op: any LayerOp, trainable: Bool = true, weights: [WeightSpec] = []) {
         self.init(name: name, className: op.kerasClassName, kind: .op(op), trainable: trainable, weights: weights)
     }
 
-    public func weight(_ role: WeightRole) -> WeightSpec? { weights.first { $0.role == role } }
+    package func weight(_ role: WeightRole) -> WeightSpec? { weights.first { $0.role == role } }
 
     /// The op of this layer's kind (nil for an InputLayer and a nested model).
-    public var op: (any LayerOp)? { kind.op }
+    package var op: (any LayerOp)? { kind.op }
 
     /// This layer with `activation` taken off (a Dense layer's or an Activation layer's), so it
     /// outputs logits; nil when the layer does not end in that activation.
-    public func withoutActivation(_ activation: Activation) -> LayerSpec? {
+    package func withoutActivation(_ activation: Activation) -> LayerSpec? {
         var l = self
         if var d = op as? DenseConfig, d.activation == activation {
             d.activation = .linear; l.kind = .op(d)
@@ -159,28 +159,28 @@ public struct LayerSpec: Sendable {
 /// A Keras model: Sequential (a chain of layers), or Functional (a graph: each layer's `calls`
 /// name the tensors it takes; `output` is the model's output). Nested models are layers.
 /// `ModelGraph` opens it up into the nodes the engine runs.
-public struct ModelSpec: Sendable {
-    public var name: String
+package struct ModelSpec: Sendable {
+    package var name: String
     /// `Sequential` or `Functional` (old files: `Model`).
-    public var className: String
+    package var className: String
     /// (H, W, C) of one input sample.
-    public var inputShape: [Int]
+    package var inputShape: [Int]
     /// In Keras `model.layers` order. A Functional model lists its InputLayer; a Sequential does not.
-    public var layers: [LayerSpec]
-    public var trainable: Bool
+    package var layers: [LayerSpec]
+    package var trainable: Bool
     /// A Functional model's output tensor (Keras `output_layers`); nil: the last layer's output,
     /// and every layer takes the previous one's (a Sequential model, or a model built as a chain).
-    public var output: TensorRef?
+    package var output: TensorRef?
     /// The Keras version that wrote the model (the file's `keras_version`), when it says: it
     /// decides details Keras 2 and 3 compute differently (BatchNormalization's moving variance).
-    public var kerasVersion: String?
+    package var kerasVersion: String?
 
-    public init(name: String, className: String, inputShape: [Int], layers: [LayerSpec], trainable: Bool = true,
+    package init(name: String, className: String, inputShape: [Int], layers: [LayerSpec], trainable: Bool = true,
                 output: TensorRef? = nil, kerasVersion: String? = nil) {
         self.name = name; self.className = className; self.inputShape = inputShape
         self.layers = layers; self.trainable = trainable; self.output = output; self.kerasVersion = kerasVersion
     }
 
     /// Whether the layers are wired as a graph (`calls`, `output`) rather than as a chain.
-    public var isGraph: Bool { output != nil }
+    package var isGraph: Bool { output != nil }
 }

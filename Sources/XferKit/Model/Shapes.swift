@@ -6,7 +6,7 @@
 import Foundation
 
 /// Output size of a convolution or pooling window along one axis.
-public func windowOutputSize(input: Int, kernel: Int, stride: Int, dilation: Int = 1, padding: Padding) -> Int {
+package func windowOutputSize(input: Int, kernel: Int, stride: Int, dilation: Int = 1, padding: Padding) -> Int {
     switch padding {
     case .valid: return (input - dilation * (kernel - 1) - 1) / stride + 1
     case .same: return (input - 1) / stride + 1
@@ -14,16 +14,16 @@ public func windowOutputSize(input: Int, kernel: Int, stride: Int, dilation: Int
 }
 
 /// The window of a pooling layer (MaxPooling2D, AveragePooling2D); strides default to the pool size.
-public struct Pool2DConfig: Sendable, Equatable {
-    public var poolSize: (h: Int, w: Int)
-    public var strides: (h: Int, w: Int)
-    public var padding: Padding
+package struct Pool2DConfig: Sendable, Equatable {
+    package var poolSize: (h: Int, w: Int)
+    package var strides: (h: Int, w: Int)
+    package var padding: Padding
 
-    public init(poolSize: (h: Int, w: Int) = (2, 2), strides: (h: Int, w: Int)? = nil, padding: Padding = .valid) {
+    package init(poolSize: (h: Int, w: Int) = (2, 2), strides: (h: Int, w: Int)? = nil, padding: Padding = .valid) {
         self.poolSize = poolSize; self.strides = strides ?? poolSize; self.padding = padding
     }
 
-    public static func == (a: Pool2DConfig, b: Pool2DConfig) -> Bool {
+    package static func == (a: Pool2DConfig, b: Pool2DConfig) -> Bool {
         a.poolSize == b.poolSize && a.strides == b.strides && a.padding == b.padding
     }
 
@@ -54,7 +54,7 @@ public struct Pool2DConfig: Sendable, Equatable {
 
 extension LayerSpec {
     /// The output shape (no batch axis) for an input of `input`, or an error naming the layer.
-    public func outputShape(input: [Int]) throws -> [Int] {
+    package func outputShape(input: [Int]) throws -> [Int] {
         switch kind {
         case .input:
             return input
@@ -71,7 +71,7 @@ extension LayerSpec {
     }
 
     /// The output shape for the inputs of one call: merge layers take several, the others one.
-    public func outputShape(inputs: [[Int]]) throws -> [Int] {
+    package func outputShape(inputs: [[Int]]) throws -> [Int] {
         if let op, op.takesSeveralInputs { return try op.outputShape(inputs: inputs, layer: name) }
         guard inputs.count == 1 else {
             throw XferError.badInput(name, "\(className) takes one input but is given \(inputs.count)")
@@ -83,12 +83,12 @@ extension LayerSpec {
 extension LayerSpec {
     /// The weights this layer must have for an input of `input`: role, shape, trainable kind.
     /// Nested models return [] (their layers hold their weights).
-    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+    package func expectedWeights(input: [Int]) -> [ExpectedWeight] {
         op?.expectedWeights(input: input) ?? []
     }
 
     /// Whether this layer (or, for a nested model, anything inside it) holds weights.
-    public var hasWeights: Bool {
+    package var hasWeights: Bool {
         switch kind {
         case .input: return false
         case .op(let op): return op.hasWeights
@@ -100,18 +100,18 @@ extension LayerSpec {
 extension ModelSpec {
     /// Input shape of every layer (of its first call; the first input of a merge), in `layers`
     /// order; an InputLayer's is the model's input.
-    public func layerInputShapes() throws -> [[Int]] {
+    package func layerInputShapes() throws -> [[Int]] {
         let shapes = try ModelGraph(self).layerShapes
         return layers.map { shapes[$0.name]?.inputs.first ?? inputShape }
     }
 
     /// Output shape of every layer's first call, in `layers` order.
-    public func layerOutputShapes() throws -> [[Int]] {
+    package func layerOutputShapes() throws -> [[Int]] {
         let shapes = try ModelGraph(self).layerShapes
         return layers.map { shapes[$0.name]?.output ?? inputShape }
     }
 
-    public func outputShape() throws -> [Int] { try outputShape(input: inputShape) }
+    package func outputShape() throws -> [Int] { try outputShape(input: inputShape) }
 
     /// The output for an input of `input` (a nested model given the sizes it leaves open).
     func outputShape(input: [Int]) throws -> [Int] {
@@ -139,7 +139,7 @@ extension ModelSpec {
     /// sample would need more memory than the machine has: one line saying how much. Returns the
     /// number of weight values the model's layers expect.
     @discardableResult
-    public func checkFitsInMemory(source: String, memory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws -> Int {
+    package func checkFitsInMemory(source: String, memory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws -> Int {
         var weightValues = 0, largest = (values: 0, layer: "")
         guard !inputShape.contains(where: { $0 < 0 }) else { return 0 }
         let graph = try ModelGraph(self, source: source)
@@ -175,7 +175,7 @@ extension ModelSpec {
 }
 
 /// `(None, 32, 32, 3)` as Keras prints shapes.
-public func shapeText(_ shape: [Int], batch: Bool = false) -> String {
+package func shapeText(_ shape: [Int], batch: Bool = false) -> String {
     let parts = (batch ? ["None"] : []) + shape.map { $0 < 0 ? "None" : String($0) }
     return "(" + parts.joined(separator: ", ") + (parts.count == 1 && !batch ? ",)" : ")")
 }
@@ -183,7 +183,7 @@ public func shapeText(_ shape: [Int], batch: Bool = false) -> String {
 extension LayerSpec {
     /// Floating-point operations (a multiply-add counts 2) of this layer's forward pass on one
     /// sample of shape `input`: convolutions and dense products only, the rest is noise beside them.
-    public func forwardFLOPs(input: [Int]) -> Double {
+    package func forwardFLOPs(input: [Int]) -> Double {
         switch kind {
         case .input:
             return 0
@@ -200,20 +200,20 @@ extension LayerSpec {
 
 /// What GlobalAveragePooling2D and GlobalMaxPooling2D share: Keras's `keepdims`, its config and
 /// the shape rule, (H, W, C) → (C) or (1, 1, C).
-public protocol GlobalPooling2DOp: SingleInputOp {
+package protocol GlobalPooling2DOp: SingleInputOp {
     var keepdims: Bool { get }
     init(keepdims: Bool)
 }
 
 extension GlobalPooling2DOp {
-    public init(keras k: KerasLayerConfig) throws { self.init(keepdims: k.bool("keepdims", default: false)) }
+    package init(keras k: KerasLayerConfig) throws { self.init(keepdims: k.bool("keepdims", default: false)) }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         c["data_format"] = "channels_last"
         c["keepdims"] = keepdims
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+    package func outputShape(input: [Int], layer: String) throws -> [Int] {
         let (_, _, ch) = try spatialInput(input, layer: layer)
         return keepdims ? [1, 1, ch] : [ch]
     }

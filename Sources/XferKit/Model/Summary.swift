@@ -6,18 +6,18 @@
 import Foundation
 
 /// One row of the summary: a layer, or a layer inside a nested model (`parent` set).
-public struct SummaryRow: Sendable, Encodable, Equatable {
-    public var name: String
-    public var type: String
+package struct SummaryRow: Sendable, Encodable, Equatable {
+    package var name: String
+    package var type: String
     /// With the batch axis as `nil`.
-    public var outputShape: [Int?]
-    public var params: Int
-    public var trainableParams: Int
-    public var nonTrainableParams: Int
-    public var trainable: Bool
-    public var parent: String?
+    package var outputShape: [Int?]
+    package var params: Int
+    package var trainableParams: Int
+    package var nonTrainableParams: Int
+    package var trainable: Bool
+    package var parent: String?
     /// Nesting depth, 0 for top-level layers.
-    public var depth: Int
+    package var depth: Int
 
     enum CodingKeys: String, CodingKey {
         case name, type, params, trainable, parent
@@ -28,14 +28,14 @@ public struct SummaryRow: Sendable, Encodable, Equatable {
 }
 
 /// What `xfer import` prints: rows and the three totals.
-public struct ModelSummary: Sendable {
-    public var modelName: String
-    public var rows: [SummaryRow]
-    public var totalParams: Int
-    public var trainableParams: Int
-    public var nonTrainableParams: Int
+package struct ModelSummary: Sendable {
+    package var modelName: String
+    package var rows: [SummaryRow]
+    package var totalParams: Int
+    package var trainableParams: Int
+    package var nonTrainableParams: Int
 
-    public init(_ model: ModelSpec) throws {
+    package init(_ model: ModelSpec) throws {
         modelName = model.name
         rows = []
         let (t, n) = try ModelSummary.collect(model, enclosingTrainable: model.trainable, parent: nil, depth: 0, into: &rows)
@@ -75,7 +75,7 @@ public struct ModelSummary: Sendable {
 
     /// The Keras-style table with a Trainable column, then the three `... params:` lines.
     /// `extra` adds a last column (`title`, and a cell per layer name).
-    public func render(title: String? = nil, extra: (title: String, cells: [String: String])? = nil) -> String {
+    package func render(title: String? = nil, extra: (title: String, cells: [String: String])? = nil) -> String {
         // Names come out of the file: escaped, so a name cannot break the table or drive the terminal.
         let nameCells = rows.map { String(repeating: "  ", count: $0.depth) + "\($0.name) (\($0.type))".terminalSafe }
         let shapeCells = rows.map { r in "(" + r.outputShape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")" }
@@ -115,7 +115,7 @@ extension LayerSpec {
     /// (trainable, non-trainable) parameter counts of this layer taken alone, as Keras's
     /// `layer.trainable_weights` / `non_trainable_weights`: nothing trainable when the layer
     /// (or a nested model) is itself frozen.
-    public func ownCounts(enclosingTrainable: Bool = true) -> (Int, Int) {
+    package func ownCounts(enclosingTrainable: Bool = true) -> (Int, Int) {
         let effective = enclosingTrainable && trainable
         if case .model(let inner) = kind {
             let c = inner.weightCounts()
@@ -134,7 +134,7 @@ extension ModelSpec {
     /// flag, as an enclosing model's `trainable_weights` sees them: Keras 3 keeps the flag on
     /// each variable (`base.trainable = False` then `block5_conv3.trainable = True` trains
     /// block5_conv3), and tf-keras drops a nested model's own flag when it loads a file.
-    public func weightCounts() -> (Int, Int) {
+    package func weightCounts() -> (Int, Int) {
         var c = (0, 0)
         for l in layers {
             let s: (Int, Int)
@@ -146,7 +146,7 @@ extension ModelSpec {
 }
 
 /// 1050 → "1,050", as Keras prints counts.
-public func formatCount(_ n: Int) -> String {
+package func formatCount(_ n: Int) -> String {
     let digits = String(n)
     var out = ""
     for (i, ch) in digits.reversed().enumerated() {

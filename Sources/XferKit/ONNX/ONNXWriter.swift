@@ -19,16 +19,16 @@
 import Foundation
 import SwiftProtobuf
 
-public enum ONNXWriter {
+package enum ONNXWriter {
     /// The operator set the graph uses: every op here is in it, and runtimes have long supported it.
-    public static let opset: Int64 = 17
+    package static let opset: Int64 = 17
     /// The IR version that goes with opset 17.
     static let irVersion: Int64 = 8
 
     /// Writes `model` as ONNX at `path`, atomically; `protecting` lists inputs never to overwrite.
     ///
     /// - Throws: ``XferError`` `.badInput` naming the layers ONNX export does not map.
-    public static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+    package static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                              metadata: ModelMetadata = .init()) throws {
         let bytes = try serialize(model, metadata: metadata)
         try writeAtomically(path, protecting: inputs, contents: bytes)
@@ -38,13 +38,13 @@ public enum ONNXWriter {
     /// asks before training, so an `.onnx` output never fails after the work).
     ///
     /// - Throws: ``XferError`` `.badInput` naming the layers ONNX export does not map.
-    public static func checkExportable(_ model: ModelSpec) throws {
+    package static func checkExportable(_ model: ModelSpec) throws {
         var builder = try GraphBuilder(model)
         _ = try builder.build()
     }
 
     /// The ONNX model as bytes.
-    public static func serialize(_ model: ModelSpec, metadata: ModelMetadata = .init()) throws -> Data {
+    package static func serialize(_ model: ModelSpec, metadata: ModelMetadata = .init()) throws -> Data {
         var builder = try GraphBuilder(model)
         let graph = try builder.build()
         var m = Onnx_ModelProto()

@@ -11,10 +11,10 @@
 import Foundation
 
 /// One weight a layer expects: its role, its shape, whether it is of a trainable kind.
-public typealias ExpectedWeight = (role: WeightRole, shape: [Int], trainableKind: Bool)
+package typealias ExpectedWeight = (role: WeightRole, shape: [Int], trainableKind: Bool)
 
 /// A Keras layer kind with one or more inputs, other than `InputLayer` and nested models.
-public protocol LayerOp: Sendable {
+package protocol LayerOp: Sendable {
     /// The Keras class names shown as supported (`xfer import --help`, the error hint).
     static var kerasClassNames: [String] { get }
     /// Other spellings Keras also reads as this kind (`Convolution2D`, `MaxPool2D`, ...).
@@ -54,19 +54,19 @@ public protocol LayerOp: Sendable {
 }
 
 extension LayerOp {
-    public static var kerasAliases: [String] { [] }
-    public var kerasClassName: String { Self.kerasClassNames[0] }
-    public var takesSeveralInputs: Bool { false }
-    public func expectedWeights(input: [Int]) -> [ExpectedWeight] { [] }
-    public var hasWeights: Bool { false }
-    public func forwardFLOPs(input: [Int]) -> Double { 0 }
-    public var isFeature: Bool { false }
-    public var finishesBlock: Bool { false }
-    public var isRandomInTraining: Bool { false }
+    package static var kerasAliases: [String] { [] }
+    package var kerasClassName: String { Self.kerasClassNames[0] }
+    package var takesSeveralInputs: Bool { false }
+    package func expectedWeights(input: [Int]) -> [ExpectedWeight] { [] }
+    package var hasWeights: Bool { false }
+    package func forwardFLOPs(input: [Int]) -> Double { 0 }
+    package var isFeature: Bool { false }
+    package var finishesBlock: Bool { false }
+    package var isRandomInTraining: Bool { false }
 }
 
 /// A kind with one input: its shape rule and its engine layer.
-public protocol SingleInputOp: LayerOp {
+package protocol SingleInputOp: LayerOp {
     func outputShape(input: [Int], layer: String) throws -> [Int]
     /// The engine layer for an input of `inputShape`; the weights of `spec` are checked
     /// (weightless kinds: by `makeKernel`, which refuses any).
@@ -74,11 +74,11 @@ public protocol SingleInputOp: LayerOp {
 }
 
 extension SingleInputOp {
-    public func outputShape(inputs: [[Int]], layer: String) throws -> [Int] {
+    package func outputShape(inputs: [[Int]], layer: String) throws -> [Int] {
         try outputShape(input: inputs[0], layer: layer)
     }
 
-    public func makeKernel(_ spec: LayerSpec, inputShapes: [[Int]]) throws -> NodeKernel {
+    package func makeKernel(_ spec: LayerSpec, inputShapes: [[Int]]) throws -> NodeKernel {
         if !hasWeights { try spec.onlyWeights([]) }
         return .layer(try makeLayer(spec, inputShape: inputShapes[0]))
     }
@@ -97,13 +97,13 @@ func spatialInput(_ input: [Int], layer: String) throws -> (h: Int, w: Int, c: I
 /// One layer's Keras config as an op reads it: the raw values, and accessors that check them
 /// (sizes bounded by `maximumSize`, finite numbers in range, whole numbers written without a
 /// fraction), each error naming the file and the layer.
-public struct KerasLayerConfig {
+package struct KerasLayerConfig {
     /// The file, for errors.
     let source: String
     /// The class name as the file spells it.
-    public let className: String
+    package let className: String
     /// The layer's name.
-    public let name: String
+    package let name: String
     /// The `config` object.
     let values: [String: Any]
 

@@ -35,4 +35,4 @@ let layerOpsByClassName: [String: any LayerOp.Type] = {
 }()
 
 /// The Keras layer classes xfer reads (besides Sequential/Functional models of them).
-public let supportedLayerClasses = ["InputLayer"] + layerOpTypes.flatMap { $0.kerasClassNames }
+package let supportedLayerClasses = ["InputLayer"] + layerOpTypes.flatMap { $0.kerasClassNames }

@@ -14,12 +14,12 @@ import CXferGuard
 import Foundation
 
 /// A file a command reads or writes, with the flag (or argument name) that gave it, for errors.
-public struct CommandFile: Sendable, Equatable {
+package struct CommandFile: Sendable, Equatable {
     /// `--output`, `--data`, ..., or `CHECKPOINT` for the positional argument.
-    public var flag: String
-    public var path: String
+    package var flag: String
+    package var path: String
 
-    public init(_ flag: String, _ path: String) {
+    package init(_ flag: String, _ path: String) {
         self.flag = flag; self.path = path
     }
 
@@ -32,7 +32,7 @@ public struct CommandFile: Sendable, Equatable {
 /// from every input and every other output (compared by resolved real path, and by device and
 /// inode, so symlinks and hard links count). Throws a usage error (exit 2) naming the flag and
 /// the path. `inputs` that do not exist are compared by path only (their own error comes later).
-public func checkOutputs(_ outputs: [CommandFile], inputs: [CommandFile]) throws {
+package func checkOutputs(_ outputs: [CommandFile], inputs: [CommandFile]) throws {
     let inputIDs = inputs.map { ($0, FileIdentity($0.path)) }
     var seen: [(CommandFile, FileIdentity)] = []
     for output in outputs {
@@ -57,7 +57,7 @@ public func checkOutputs(_ outputs: [CommandFile], inputs: [CommandFile]) throws
 /// as it was; the error names `path` and fits on one line. Refuses (usage error) to write over
 /// any of `inputs`, or to a target that is not a regular file. An existing symlink is written
 /// through. The file is closed when `body` returns and the last reference to it goes.
-public func writeAtomically<File>(_ path: String, protecting inputs: [String] = [],
+package func writeAtomically<File>(_ path: String, protecting inputs: [String] = [],
                                   create: (String) throws -> File, _ body: (File) throws -> Void) throws {
     let target = try OutputTarget(path, subject: path)
     let id = FileIdentity(target.path)
@@ -95,12 +95,12 @@ public func writeAtomically<File>(_ path: String, protecting inputs: [String] = 
 /// The earlier form: `body` gets the temporary path, already created empty, and opens it itself
 /// (truncating, never creating it anew). Prefer `create:`, which also covers the opening call
 /// against a second Ctrl-C arriving in between.
-public func writeAtomically(_ path: String, protecting inputs: [String] = [], _ body: (String) throws -> Void) throws {
+package func writeAtomically(_ path: String, protecting inputs: [String] = [], _ body: (String) throws -> Void) throws {
     try writeAtomically(path, protecting: inputs, create: { $0 }, body)
 }
 
 /// `writeAtomically` for bytes already in memory (CSV, SVG, ...).
-public func writeAtomically(_ path: String, protecting inputs: [String] = [], contents: Data) throws {
+package func writeAtomically(_ path: String, protecting inputs: [String] = [], contents: Data) throws {
     try writeAtomically(path, protecting: inputs, create: { temp -> Int32 in
         let fd = open(temp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 { throw XferError.runtime(path, "cannot write (\(String(cString: strerror(errno))))") }

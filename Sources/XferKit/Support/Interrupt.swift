@@ -4,22 +4,22 @@
 import CXferGuard
 
 /// Installs the crash guard for damaged files (see CXferGuard). For command-line programs.
-public func installDamagedFileGuard() {
+package func installDamagedFileGuard() {
     xfer_guard_install()
 }
 
 /// Takes Ctrl-C on a thread of its own (see CXferGuard). For command-line programs, first thing
 /// in `main`, before any other thread starts.
-public func installInterruptHandler() {
+package func installInterruptHandler() {
     xfer_interrupt_install()
 }
 
 /// From now on the first Ctrl-C only sets `interruptRequested()`; a second one exits.
-public func armInterrupt() {
+package func armInterrupt() {
     xfer_interrupt_arm()
 }
 
 /// Whether Ctrl-C was pressed since `armInterrupt()`.
-public func interruptRequested() -> Bool {
+package func interruptRequested() -> Bool {
     xfer_interrupt_count() > 0
 }

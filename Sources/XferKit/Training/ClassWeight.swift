@@ -9,15 +9,15 @@
 import Foundation
 
 /// Weights per class.
-public struct ClassWeights: Sendable, Equatable {
-    public var weights: [Float]
+package struct ClassWeights: Sendable, Equatable {
+    package var weights: [Float]
 
-    public init(_ weights: [Float]) { self.weights = weights }
+    package init(_ weights: [Float]) { self.weights = weights }
 
     /// Parses `--class-weight`: `balanced`, or a JSON object from class id (or class name, with
     /// `names`) to weight. `classes` is the number of classes the head has (2 for one sigmoid
     /// unit); `classOf` the training samples' classes (for `balanced`).
-    public static func parse(_ text: String, classes: Int, names: [String]?, classOf: [Int]) throws -> ClassWeights {
+    package static func parse(_ text: String, classes: Int, names: [String]?, classOf: [Int]) throws -> ClassWeights {
         let flag = "--class-weight"
         if text == "balanced" {
             var counts = [Int](repeating: 0, count: classes)
@@ -55,7 +55,7 @@ public struct ClassWeights: Sendable, Equatable {
     }
 
     /// The weight of each of `targets`' rows (n, width).
-    public func sampleWeights(_ targets: Tensor) -> [Float] {
+    package func sampleWeights(_ targets: Tensor) -> [Float] {
         let n = targets.shape[0], w = targets.count / max(n, 1)
         return (0..<n).map { i in
             let row = targets.values[(i * w)..<((i + 1) * w)]

@@ -12,30 +12,30 @@
 import Foundation
 
 /// How to train.
-public struct FineTuneOptions: Sendable {
-    public var epochs: Int = 10
-    public var batchSize: Int = 32
-    public var optimizer: OptimizerConfig = OptimizerConfig(kind: .sgd)
-    public var shuffle = true
-    public var seed: UInt64 = 0
+package struct FineTuneOptions: Sendable {
+    package var epochs: Int = 10
+    package var batchSize: Int = 32
+    package var optimizer: OptimizerConfig = OptimizerConfig(kind: .sgd)
+    package var shuffle = true
+    package var seed: UInt64 = 0
     /// Use the frozen-feature cache when the plan allows it.
-    public var useCache = true
+    package var useCache = true
     /// Stop after this many epochs without improvement of `monitor`, restoring the best weights.
-    public var earlyStoppingPatience: Int?
+    package var earlyStoppingPatience: Int?
     /// The metric the callbacks (early stopping, learning-rate reduction, `--save-best`) watch.
-    public var monitor = Metric.valLoss
+    package var monitor = Metric.valLoss
     /// Multiply the learning rate by `factor` after `patience` epochs without improvement.
-    public var reduceLROnPlateau: (factor: Float, patience: Int, minLR: Float)?
+    package var reduceLROnPlateau: (factor: Float, patience: Int, minLR: Float)?
     /// Memory the feature cache may use before it spills to a temporary file.
-    public var cacheMemoryLimit = 1 << 30
+    package var cacheMemoryLimit = 1 << 30
     /// Random augmentations of the training samples, on the fly (they turn the feature cache off).
-    public var augmentations: [Augmentation] = []
+    package var augmentations: [Augmentation] = []
     /// What training minimises.
-    public var loss = LossConfig.categorical
+    package var loss = LossConfig.categorical
     /// Keras's `class_weight`: each training sample's loss and metric weighted by its class's.
-    public var classWeights: ClassWeights?
+    package var classWeights: ClassWeights?
 
-    public init() {}
+    package init() {}
 }
 
 /// A metric of an epoch, by its Keras name (`--monitor`): `loss`, the loss's metric
@@ -51,7 +51,7 @@ public struct Metric: Sendable, Hashable, RawRepresentable {
     public static let valAccuracy = Metric(rawValue: "val_accuracy")
 
     /// The metrics an epoch of training with `metric` logs (validation ones with validation data).
-    public static func available(_ metric: TrainingMetric, validation: Bool) -> [Metric] {
+    package static func available(_ metric: TrainingMetric, validation: Bool) -> [Metric] {
         let own = [Metric(rawValue: "loss"), Metric(rawValue: metric.name)]
         return own + (validation ? own.map { Metric(rawValue: "val_" + $0.rawValue) } : [])
     }
@@ -59,11 +59,11 @@ public struct Metric: Sendable, Hashable, RawRepresentable {
     private var base: String { rawValue.hasPrefix("val_") ? String(rawValue.dropFirst(4)) : rawValue }
 
     /// Whether a smaller value is an improvement (the losses, errors), else a larger one.
-    public var lowerIsBetter: Bool { base == "loss" || base == "mae" }
+    package var lowerIsBetter: Bool { base == "loss" || base == "mae" }
 
     /// The value of this metric in `record`; nil for a validation metric without validation data,
     /// or a metric the record does not log.
-    public func value(in record: EpochRecord) -> Double? {
+    package func value(in record: EpochRecord) -> Double? {
         let validation = rawValue.hasPrefix("val_")
         if base == "loss" { return validation ? record.valLoss : record.loss }
         guard base == record.metricName else { return nil }
@@ -72,7 +72,7 @@ public struct Metric: Sendable, Hashable, RawRepresentable {
 }
 
 /// What the loop reports while it runs.
-public enum TrainingEvent: Sendable {
+package enum TrainingEvent: Sendable {
     /// Before training: whether the frozen prefix is cached (and its size per sample).
     case plan(cached: Bool, featureFloats: Int)
     /// Filling the feature cache.
@@ -85,16 +85,16 @@ public enum TrainingEvent: Sendable {
     case message(String)
 }
 
-public final class FineTuner {
-    public let network: TrainingNetwork
-    public let options: FineTuneOptions
-    public let optimizer: Optimizer
-    public private(set) var history: [EpochRecord] = []
+package final class FineTuner {
+    package let network: TrainingNetwork
+    package let options: FineTuneOptions
+    package let optimizer: Optimizer
+    package private(set) var history: [EpochRecord] = []
     /// Set (e.g. from a signal handler) to stop after the current batch.
-    public var stopRequested: @Sendable () -> Bool = { false }
+    package var stopRequested: @Sendable () -> Bool = { false }
 
     /// `kerasVersion`: the Keras that wrote the model, when it is not the model's own `kerasVersion`.
-    public init(model: ModelSpec, kerasVersion: String? = nil, options: FineTuneOptions) throws {
+    package init(model: ModelSpec, kerasVersion: String? = nil, options: FineTuneOptions) throws {
         self.options = options
         network = try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed,
                                       cacheAllowed: options.useCache && options.augmentations.isEmpty, loss: options.loss)
@@ -102,14 +102,14 @@ public final class FineTuner {
     }
 
     /// Whether the frozen prefix runs once per sample, its frontier kept (the network's plan).
-    public var usesCache: Bool { network.plan.cached }
+    package var usesCache: Bool { network.plan.cached }
 
     /// Checks, before any work, that `data` can train (or, with `forTraining` false, validate)
     /// this network: targets that fit the loss (class labels below the outputs, 0/1 for a binary
     /// head, numbers for regression), samples of the network's input shape, every index a sample;
     /// for training a classifier, samples of two or more classes.
     /// - Throws: ``XferError`` `.badInput` naming the data.
-    public func checkData(_ data: DataSource, indices: [Int], forTraining: Bool) throws {
+    package func checkData(_ data: DataSource, indices: [Int], forTraining: Bool) throws {
         try data.checkTargets(for: options.loss, units: network.outputCount, purpose: forTraining ? "training" : "validation")
         try data.checkFits(inputShape: network.inputShape)
         if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
@@ -127,7 +127,7 @@ public final class FineTuner {
     /// The data are checked first (``checkData(_:indices:forTraining:)``). When the loss becomes
     /// NaN or infinite (or a weight does), it throws ``TrainingDiverged`` and the network and the
     /// optimizer hold the weights and state of the last finished epoch (finite, as they were).
-    public func fit(train: DataSource, trainIndices: [Int], validation: (data: DataSource, indices: [Int])? = nil,
+    package func fit(train: DataSource, trainIndices: [Int], validation: (data: DataSource, indices: [Int])? = nil,
                     startEpoch: Int = 0, events: (TrainingEvent) -> Void = { _ in },
                     warning: @escaping (String) -> Void = { _ in }) throws -> [EpochRecord] {
         try checkData(train, indices: trainIndices, forTraining: true)
@@ -261,7 +261,7 @@ public final class FineTuner {
 
     /// Loss and metric (accuracy, or mae) over `indices` of `data`, inference mode, unweighted
     /// (Keras's validation ignores class weights).
-    public func evaluate(_ data: DataSource, indices: [Int], cache: FeatureCache? = nil,
+    package func evaluate(_ data: DataSource, indices: [Int], cache: FeatureCache? = nil,
                          warning: @escaping (String) -> Void = { _ in }) throws -> (loss: Double, accuracy: Double) {
         let h = network.inputShape[0], w = network.inputShape[1]
         var lossSum = 0.0, metricSum = 0.0, weightSum = 0.0, seen = 0
@@ -345,20 +345,20 @@ func allFinite(_ values: [Float]) -> Bool {
 
 /// The loss became NaN or infinite; the network and its optimizer hold the weights and state of
 /// the last finished epoch.
-public struct TrainingDiverged: Error, Sendable {
-    public var epoch: Int
-    public var batch: Int
-    public var loss: Double
+package struct TrainingDiverged: Error, Sendable {
+    package var epoch: Int
+    package var batch: Int
+    package var loss: Double
 }
 
 /// The frozen prefix's frontier values for every sample, computed once (`ExecutionPlan`):
 /// one tensor per frontier value, kept side by side per sample.
-public final class FeatureCache {
-    public let floatsPerSample: Int
+package final class FeatureCache {
+    package let floatsPerSample: Int
     /// Per frontier value, the shape of one sample.
     let featureShapes: [[Int]]
     /// Samples that could be read, in the order given.
-    public private(set) var indices: [Int] = []
+    package private(set) var indices: [Int] = []
     /// Per sample, its target row.
     private var targets: [Int: [Float]] = [:]
     private var targetWidth = 1

@@ -16,7 +16,7 @@ public struct EpochRecord: Sendable, Equatable {
     /// Keras's name of ``accuracy``'s metric: `accuracy`, `binary_accuracy` (multi-label), `mae`.
     public var metricName = "accuracy"
 
-    public init(epoch: Int, loss: Double, accuracy: Double, valLoss: Double? = nil, valAccuracy: Double? = nil, learningRate: Float) {
+    package init(epoch: Int, loss: Double, accuracy: Double, valLoss: Double? = nil, valAccuracy: Double? = nil, learningRate: Float) {
         self.epoch = epoch; self.loss = loss; self.accuracy = accuracy
         self.valLoss = valLoss; self.valAccuracy = valAccuracy; self.learningRate = learningRate
     }
@@ -32,7 +32,7 @@ public struct EpochRecord: Sendable, Equatable {
 
 /// `epoch,loss,accuracy,val_loss,val_accuracy,lr` with one row per epoch (empty cells when there
 /// is no validation data; the metric's own name for `mae`/`binary_accuracy`).
-public func csvLog(_ history: [EpochRecord]) -> String {
+package func csvLog(_ history: [EpochRecord]) -> String {
     let m = history.first?.metricName ?? "accuracy"
     var out = "epoch,loss,\(m),val_loss,val_\(m),lr\n"
     for r in history {
@@ -43,7 +43,7 @@ public func csvLog(_ history: [EpochRecord]) -> String {
 }
 
 /// Two panels side by side, loss and accuracy against epoch, train solid and validation dashed.
-public func svgPlot(_ history: [EpochRecord], title: String) -> String {
+package func svgPlot(_ history: [EpochRecord], title: String) -> String {
     let panelW = 420.0, panelH = 280.0, margin = 50.0
     let width = 2 * panelW + 3 * margin, height = panelH + 2 * margin + 30
     func esc(_ s: String) -> String {

@@ -18,7 +18,7 @@ public enum OptimizerKind: String, Sendable, CaseIterable {
     case sgd, adam, rmsprop
 
     /// Keras's default learning rate.
-    public var defaultLearningRate: Float {
+    package var defaultLearningRate: Float {
         switch self {
         case .sgd: return 0.01
         case .adam, .rmsprop: return 0.001
@@ -49,20 +49,20 @@ public struct OptimizerConfig: Sendable, Equatable {
 
 /// An optimizer and its state: one set of slots per parameter, created on first use (Keras
 /// builds its optimizer from the trainable variables only, so frozen weights never get slots).
-public final class Optimizer {
-    public var config: OptimizerConfig
+package final class Optimizer {
+    package var config: OptimizerConfig
     /// Completed steps (Keras `optimizer.iterations`).
-    public private(set) var iterations: Int = 0
+    package private(set) var iterations: Int = 0
     /// Per parameter: the first slot (Adam m, RMSprop velocity, SGD momentum), the second
     /// (Adam v, RMSprop momentum). Owned here, freed in deinit.
     private var state: [[UnsafeMutableBufferPointer<Float>]] = []
 
-    public init(_ config: OptimizerConfig) { self.config = config }
+    package init(_ config: OptimizerConfig) { self.config = config }
 
     deinit { state.joined().forEach { $0.deallocate() } }
 
     /// A copy of the slots, per parameter (for saving the optimizer).
-    public var slots: [[[Float]]] { state.map { $0.map { Array($0) } } }
+    package var slots: [[[Float]]] { state.map { $0.map { Array($0) } } }
 
     /// Slot arrays each parameter needs.
     var slotCount: Int {
@@ -75,7 +75,7 @@ public final class Optimizer {
 
     /// Updates parameter number `i` (the same number for the same parameter every step) from its
     /// gradient `g`. After every parameter of the step, call `finishStep()`.
-    public func update(_ i: Int, _ theta: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
+    package func update(_ i: Int, _ theta: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
         precondition(theta.count == g.count)
         while state.count <= i { state.append([]) }
         if state[i].isEmpty && slotCount > 0 {
@@ -127,10 +127,10 @@ public final class Optimizer {
     }
 
     /// Ends a step: Keras increments `iterations` after updating every variable.
-    public func finishStep() { iterations += 1 }
+    package func finishStep() { iterations += 1 }
 
     /// Restores saved state (`--resume`).
-    public func restore(iterations: Int, slots: [[[Float]]]) {
+    package func restore(iterations: Int, slots: [[[Float]]]) {
         state.joined().forEach { $0.deallocate() }
         state = slots.map { $0.map { values in
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: values.count)

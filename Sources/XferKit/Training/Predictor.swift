@@ -10,37 +10,37 @@
 import Foundation
 
 /// Model outputs over a data set, in sample order.
-public struct Predictions: Sendable {
+package struct Predictions: Sendable {
     /// (N, units) probabilities of a classifier (softmax/sigmoid applied), values of a regression.
-    public var probabilities: Tensor
+    package var probabilities: Tensor
     /// (N, units) what the network computed: the logits when the activation is applied here.
-    public var logits: Tensor?
+    package var logits: Tensor?
     /// What Keras's `predict` returns for the model: the probabilities, or a `from_logits`
     /// model's raw logits.
-    public var kerasOutputs: Tensor
+    package var kerasOutputs: Tensor
     /// Sample indices (into the data) of the rows; unreadable images are left out.
-    public var indices: [Int]
+    package var indices: [Int]
     /// The data's labels of those samples (-1 where there are none).
-    public var labels: [Int]
+    package var labels: [Int]
     /// The data's target rows of those samples (`y` as it is; class ids for image folders).
-    public var targets: Tensor
+    package var targets: Tensor
     /// The model's output shape for one sample, as Keras's `predict` gives it (a headless
     /// base: (1, 1, 512)); the rows above are those values flattened.
-    public var sampleShape: [Int] = []
+    package var sampleShape: [Int] = []
 }
 
-public final class Predictor {
-    public let network: Network
-    public let model: ModelSpec
+package final class Predictor {
+    package let network: Network
+    package let model: ModelSpec
     /// The loss `evaluate` reports, and that decides how outputs are read.
-    public let lossConfig: LossConfig
+    package let lossConfig: LossConfig
     /// True when the final softmax/sigmoid is applied here, not by the network.
-    public let appliesSoftmax: Bool
+    package let appliesSoftmax: Bool
     let loss: Loss
 
     /// `loss`: the checkpoint's compiled loss or the one asked for; nil: what the model's last
     /// activation implies (``impliedLoss(of:)``).
-    public init(model: ModelSpec, loss: LossConfig? = nil) throws {
+    package init(model: ModelSpec, loss: LossConfig? = nil) throws {
         let config = loss ?? impliedLoss(of: model)
         var spec = model
         var strip = false
@@ -57,19 +57,19 @@ public final class Predictor {
     }
 
     /// The number of values the model outputs per sample (the classes of a classifier).
-    public var outputCount: Int { network.outputShape.reduce(1, *) }
+    package var outputCount: Int { network.outputShape.reduce(1, *) }
 
     /// Checks, before any work, that `data` can be evaluated by this model: targets that fit the
     /// loss (labels below its outputs, 0/1, numbers), samples of the model's input shape.
     /// - Throws: ``XferError`` `.badInput` naming the data.
-    public func checkEvaluable(_ data: DataSource) throws {
+    package func checkEvaluable(_ data: DataSource) throws {
         try data.checkTargets(for: lossConfig, units: outputCount, purpose: "evaluation")
         try data.checkFits(inputShape: network.inputShape)
     }
 
     /// Runs the model over every sample of `data`, `batchSize` at a time (after checking that the
     /// samples have the model's input shape).
-    public func predict(_ data: DataSource, batchSize: Int = 32,
+    package func predict(_ data: DataSource, batchSize: Int = 32,
                         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
                         warning: @escaping (String) -> Void = { _ in }) throws -> Predictions {
         let shape = network.inputShape
@@ -107,7 +107,7 @@ public final class Predictor {
     }
 
     /// Loss and metrics as Keras's `evaluate` computes them for this loss (Metrics/Evaluation.swift).
-    public func evaluate(_ p: Predictions, classNames: [String]? = nil) throws -> EvaluationResult {
+    package func evaluate(_ p: Predictions, classNames: [String]? = nil) throws -> EvaluationResult {
         let n = p.indices.count
         let classes = p.probabilities.shape[1]
         if lossConfig.kind.isCategorical {
@@ -130,7 +130,7 @@ public final class Predictor {
 /// The loss a model's own top implies when it was not compiled with one: a softmax output
 /// categorical cross-entropy, a sigmoid binary cross-entropy (k units: multi-label), a linear
 /// output mean squared error.
-public func impliedLoss(of model: ModelSpec) -> LossConfig {
+package func impliedLoss(of model: ModelSpec) -> LossConfig {
     switch headOf(model)?.activation {
     case .softmax?: return LossConfig(.categoricalCrossentropy)
     case .sigmoid?: return LossConfig(.binaryCrossentropy)
@@ -141,7 +141,7 @@ public func impliedLoss(of model: ModelSpec) -> LossConfig {
 
 /// The final layer's units and activation (a Dense, or an Activation layer after one), nil when
 /// the model ends otherwise.
-public func headOf(_ model: ModelSpec) -> (units: Int, activation: Activation)? {
+package func headOf(_ model: ModelSpec) -> (units: Int, activation: Activation)? {
     let layers = model.flattenedLayers().map(\.layer)
     guard let last = layers.last else { return nil }
     if let d = last.op as? DenseConfig { return (d.units, d.activation) }

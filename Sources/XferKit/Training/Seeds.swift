@@ -4,11 +4,11 @@
 
 /// SplitMix64: a small, seeded, portable generator for head initialisation, the validation split,
 /// shuffling, dropout and augmentation (each from its `SeedStream`).
-public struct SeededRandom: Sendable {
+package struct SeededRandom: Sendable {
     private var state: UInt64
-    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    package init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
 
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -17,13 +17,13 @@ public struct SeededRandom: Sendable {
     }
 
     /// Uniform in [lo, hi).
-    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
+    package mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
         let u = Float(next() >> 40) / Float(1 << 24)
         return lo + (hi - lo) * u
     }
 
     /// A permutation of 0..<n (Fisher–Yates).
-    public mutating func permutation(_ n: Int) -> [Int] {
+    package mutating func permutation(_ n: Int) -> [Int] {
         var p = Array(0..<n)
         if n < 2 { return p }
         for i in stride(from: n - 1, to: 0, by: -1) {
@@ -35,7 +35,7 @@ public struct SeededRandom: Sendable {
 }
 
 /// What a generator derived from a run's seed is for; each stream has its own derived seed.
-public enum SeedStream: Sendable, Equatable {
+package enum SeedStream: Sendable, Equatable {
     /// The kernels of a new head (glorot-uniform).
     case headInit
     /// The stratified training/validation split (`--validation-split`).
@@ -48,7 +48,7 @@ public enum SeedStream: Sendable, Equatable {
     case dropout(index: Int)
 
     /// The seed of this stream for a run seeded with `seed`.
-    public func seed(from seed: UInt64) -> UInt64 {
+    package func seed(from seed: UInt64) -> UInt64 {
         switch self {
         case .headInit:
             return seed
@@ -69,7 +69,7 @@ public enum SeedStream: Sendable, Equatable {
 
 extension SeededRandom {
     /// The generator of `stream` for a run seeded with `seed`.
-    public init(seed: UInt64, stream: SeedStream) {
+    package init(seed: UInt64, stream: SeedStream) {
         self.init(seed: stream.seed(from: seed))
     }
 }

@@ -14,22 +14,22 @@
 
 import Foundation
 
-public final class TrainingNetwork {
+package final class TrainingNetwork {
     /// The model opened up: one node per layer call, nested models inlined, the final softmax or
     /// sigmoid of a cross-entropy removed (the loss applies it, from the logits).
-    public let graph: ModelGraph
+    package let graph: ModelGraph
     /// What each node runs (the `--dry-run` table and the feature cache read the same plan).
-    public let plan: ExecutionPlan
+    package let plan: ExecutionPlan
     /// The model as planned (its weights are the initial ones); `exportModel` fills in the trained ones.
-    public let model: ModelSpec
-    public let inputShape: [Int]
+    package let model: ModelSpec
+    package let inputShape: [Int]
     /// What training minimises (Keras's loss and its arguments).
-    public let lossConfig: LossConfig
+    package let lossConfig: LossConfig
     /// The loss function, on what the graph outputs: the logits when the head's softmax/sigmoid
     /// was stripped (or the loss is `from_logits`), else the model's outputs.
-    public let loss: Loss
+    package let loss: Loss
     /// The metric logged beside the loss.
-    public let metric: TrainingMetric
+    package let metric: TrainingMetric
     private let context = ForwardContext()
     private let executor: GraphExecutor
     /// Per node, its engine layer when it has one that trains or runs in a training mode.
@@ -39,7 +39,7 @@ public final class TrainingNetwork {
     /// BatchNormalization's moving-variance update
     /// (Keras 2's fused kernel uses n/(n−1), Keras 3 the biased variance); `seed` seeds Dropout.
     /// `cacheAllowed`: the caller may keep the frozen prefix's outputs (no augmentation).
-    public init(model: ModelSpec, kerasVersion: String? = nil, seed: UInt64, cacheAllowed: Bool = true,
+    package init(model: ModelSpec, kerasVersion: String? = nil, seed: UInt64, cacheAllowed: Bool = true,
                 loss: LossConfig = .categorical) throws {
         var sharedCalls: [Int: [TrainableLayer]] = [:]
         self.model = model
@@ -123,20 +123,20 @@ public final class TrainingNetwork {
     }
 
     /// Whether the weights of the layer at `path` (or of `path/role`) train.
-    public func isTrainable(_ path: String) -> Bool {
+    package func isTrainable(_ path: String) -> Bool {
         graph.nodes.contains { $0.trainable && (path == $0.path || path.hasPrefix($0.path + "/")) }
     }
 
     /// `path/role` of each trainable parameter, in the order the optimizer numbers them.
-    public var parameterPaths: [String] { parameterSizes.map(\.path) }
+    package var parameterPaths: [String] { parameterSizes.map(\.path) }
 
     /// The number of values each sample's output has (the classes of the final softmax, the
     /// sigmoid units, the regression outputs).
-    public var outputCount: Int { graph.outputShape.reduce(1, *) }
+    package var outputCount: Int { graph.outputShape.reduce(1, *) }
 
     /// `path/role` and number of values of each trainable parameter, in the order the optimizer
     /// numbers them (what a resumed optimizer state must match).
-    public var parameterSizes: [(path: String, count: Int)] {
+    package var parameterSizes: [(path: String, count: Int)] {
         var out: [(path: String, count: Int)] = []
         for (i, t) in trainingLayers {
             t.withParameters { role, value, _ in out.append(("\(graph.nodes[i].path)/\(role)", value.count)) }
@@ -152,7 +152,7 @@ public final class TrainingNetwork {
 
     /// What a training step starts from: the model's input, or the frozen prefix's frontier
     /// values (`plan.frontier`, in that order) taken from the feature cache.
-    public enum Feed {
+    package enum Feed {
         case input(Tensor)
         case frontier([Tensor])
     }
@@ -173,12 +173,12 @@ public final class TrainingNetwork {
     /// What a step reports: the batch's mean loss (Keras's, from before the update, as
     /// `train_on_batch`), and the sum of the logged metric over the samples and their count
     /// (unweighted: Keras weights only `weighted_metrics`, not `metrics`, by class weights).
-    public struct StepResult {
-        public var loss: Double
-        public var metricSum: Double
-        public var weightSum: Double
+    package struct StepResult {
+        package var loss: Double
+        package var metricSum: Double
+        package var weightSum: Double
         /// The metric over the batch (accuracy, or mae for regression).
-        public var metric: Double { weightSum > 0 ? metricSum / weightSum : 0 }
+        package var metric: Double { weightSum > 0 ? metricSum / weightSum : 0 }
     }
 
     /// Targets of integer class labels: one class id per row.
@@ -189,14 +189,14 @@ public final class TrainingNetwork {
     /// One training step on a batch `x` (n, inputShape…) with integer `labels`: forward in
     /// training mode, loss, backward, optimizer update.
     @discardableResult
-    public func trainStep(_ x: Tensor, labels: [Int], optimizer: Optimizer) -> StepResult {
+    package func trainStep(_ x: Tensor, labels: [Int], optimizer: Optimizer) -> StepResult {
         trainStep(.input(x), targets: Self.classTargets(labels), optimizer: optimizer)
     }
 
     /// One training step from `feed` (the input, or the cached frontier) on `targets` (n, width),
     /// each sample's loss and metric weighted by `weights` (class weights) when given.
     @discardableResult
-    public func trainStep(_ feed: Feed, targets: Tensor, weights: [Float]? = nil, optimizer: Optimizer) -> StepResult {
+    package func trainStep(_ feed: Feed, targets: Tensor, weights: [Float]? = nil, optimizer: Optimizer) -> StepResult {
         guard plan.trains else { return evaluateBatch(feed, targets: targets, weights: weights) }
         let result = forwardBackward(feed, targets: targets, weights: weights)
         // update
@@ -231,11 +231,11 @@ public final class TrainingNetwork {
     }
 
     /// Loss and metric of a batch in inference mode (validation, evaluation).
-    public func evaluateBatch(_ x: Tensor, labels: [Int]) -> StepResult {
+    package func evaluateBatch(_ x: Tensor, labels: [Int]) -> StepResult {
         evaluateBatch(.input(x), targets: Self.classTargets(labels))
     }
 
-    public func evaluateBatch(_ feed: Feed, targets: Tensor, weights: [Float]? = nil) -> StepResult {
+    package func evaluateBatch(_ feed: Feed, targets: Tensor, weights: [Float]? = nil) -> StepResult {
         let out = forwardLogits(feed)
         let value = loss.batchLoss(out, targets: targets, weights: weights, gradient: false).loss
         let m = metric.batchSums(outputs: loss.outputs(out), targets: targets, weights: nil)
@@ -243,7 +243,7 @@ public final class TrainingNetwork {
     }
 
     /// The logits for `feed`, every layer in inference mode.
-    public func forwardLogits(_ feed: Feed) -> Tensor {
+    package func forwardLogits(_ feed: Feed) -> Tensor {
         setModes(training: false)
         context.pool.beginPass()
         let (fed, run) = values(feed)
@@ -253,7 +253,7 @@ public final class TrainingNetwork {
     /// The frozen prefix's frontier values for `x`, for the feature cache, each in its own
     /// storage. The prefix is frozen and deterministic, so inference mode gives what training
     /// mode would.
-    public func frontierValues(_ x: Tensor) -> [Tensor] {
+    package func frontierValues(_ x: Tensor) -> [Tensor] {
         setModes(training: false)
         context.pool.beginPass()
         let run = graph.nodes.map { !plan.needsGradient[$0.output] }
@@ -262,11 +262,11 @@ public final class TrainingNetwork {
 
     /// The gradients of the mean loss on a batch w.r.t. every trainable weight, by `path/role`,
     /// without updating anything (for parity tests against Keras's GradientTape).
-    public func gradients(_ x: Tensor, labels: [Int]) -> (loss: Double, gradients: [String: [Float]]) {
+    package func gradients(_ x: Tensor, labels: [Int]) -> (loss: Double, gradients: [String: [Float]]) {
         gradients(x, targets: Self.classTargets(labels))
     }
 
-    public func gradients(_ x: Tensor, targets: Tensor, weights: [Float]? = nil) -> (loss: Double, gradients: [String: [Float]]) {
+    package func gradients(_ x: Tensor, targets: Tensor, weights: [Float]? = nil) -> (loss: Double, gradients: [String: [Float]]) {
         guard plan.trains else { return (evaluateBatch(.input(x), targets: targets, weights: weights).loss, [:]) }
         let loss = forwardBackward(.input(x), targets: targets, weights: weights).loss
         var out: [String: [Float]] = [:]
@@ -277,7 +277,7 @@ public final class TrainingNetwork {
     }
 
     /// Every weight now, by `path/role` (moving statistics included).
-    public func currentWeights() -> [String: [Float]] {
+    package func currentWeights() -> [String: [Float]] {
         var out: [String: [Float]] = [:]
         for node in graph.nodes { for w in node.layer.weights { out["\(node.path)/\(w.role.rawValue)"] = w.values } }
         for (i, t) in trainable { for (role, v) in t.currentWeights() { out["\(graph.nodes[i].path)/\(role.rawValue)"] = v } }
@@ -286,7 +286,7 @@ public final class TrainingNetwork {
 
     /// The weights that training can change (trainable layers, and BatchNormalization layers that
     /// run in training mode), by `path/role`: what a snapshot of the training state needs.
-    public func changingWeights() -> [String: [Float]] {
+    package func changingWeights() -> [String: [Float]] {
         var out: [String: [Float]] = [:]
         for (i, t) in trainable {
             let node = graph.nodes[i]
@@ -299,7 +299,7 @@ public final class TrainingNetwork {
 
     /// Puts back weights taken with `currentWeights()` or `changingWeights()` (early stopping's
     /// best epoch, the last good epoch after a diverged batch), through each layer's `restoreWeights`.
-    public func restore(_ weights: [String: [Float]]) {
+    package func restore(_ weights: [String: [Float]]) {
         for (i, t) in trainable {
             let path = graph.nodes[i].path
             var own: [WeightRole: [Float]] = [:]
@@ -311,7 +311,7 @@ public final class TrainingNetwork {
     }
 
     /// The planned model with the weights as they are now (the final activation restored).
-    public func exportModel() -> ModelSpec {
+    package func exportModel() -> ModelSpec {
         let now = currentWeights()
         func fill(_ m: ModelSpec, prefix: String) -> ModelSpec {
             var m = m

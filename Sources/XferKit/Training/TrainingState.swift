@@ -10,17 +10,17 @@
 
 import Foundation
 
-public struct TrainingState: Sendable {
-    public var epochsDone: Int
-    public var optimizer: OptimizerConfig
-    public var iterations: Int
+package struct TrainingState: Sendable {
+    package var epochsDone: Int
+    package var optimizer: OptimizerConfig
+    package var iterations: Int
     /// Per trainable parameter, its optimizer slots.
-    public var slots: [[[Float]]]
-    public var seed: UInt64
+    package var slots: [[[Float]]]
+    package var seed: UInt64
     /// The file the state was read from ("" for a state made in memory); errors name it.
-    public var path = ""
+    package var path = ""
 
-    public init(epochsDone: Int, optimizer: Optimizer, seed: UInt64) {
+    package init(epochsDone: Int, optimizer: Optimizer, seed: UInt64) {
         self.epochsDone = epochsDone; self.optimizer = optimizer.config
         iterations = optimizer.iterations; slots = optimizer.slots; self.seed = seed
     }
@@ -50,7 +50,7 @@ public struct TrainingState: Sendable {
     ///
     /// - Throws: ``XferError`` `.badInput` (subject = `path`) naming the field that is missing,
     ///   of the wrong type, out of range or not finite.
-    public static func read(_ path: String) throws -> TrainingState? {
+    package static func read(_ path: String) throws -> TrainingState? {
         // A .keras archive keeps the state in its model.weights.h5 (Keras3Writer).
         let file = try isZip(path) ? CheckpointReader(path: path, options: .init(values: .skip)).archiveWeights() : HDF5File.open(path)
         guard file.exists(group) else { return nil }
@@ -150,7 +150,7 @@ public struct TrainingState: Sendable {
     /// Checks that the slots fit `network`'s trainable parameters (their number and sizes) and
     /// the optimizer `config` that will use them.
     /// - Throws: ``XferError`` `.badInput` naming the file and the slot.
-    public func check(against network: TrainingNetwork, config: OptimizerConfig) throws {
+    package func check(against network: TrainingNetwork, config: OptimizerConfig) throws {
         func bad(_ field: String, _ what: String) -> XferError {
             XferError.badInput(path, "training state \(field) \(what)",
                                hint: "the training state is not this model's; fine-tune it without --resume to start a new run")

@@ -6,22 +6,22 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Activation` layer.
-public final class ActivationLayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
+package final class ActivationLayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
     /// (N, …): the last output, and input when f′ needs it; kept only for backward.
     var savedOutput: Tensor?
     var savedInput: Tensor?
-    public let name: String
-    public let inputShape: [Int]
-    public var outputShape: [Int] { inputShape }
+    package let name: String
+    package let inputShape: [Int]
+    package var outputShape: [Int] { inputShape }
     let activation: Activation
 
     init(name: String, activation: Activation, inputShape: [Int]) {
         self.name = name; self.activation = activation; self.inputShape = inputShape
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         if context.keepForBackward && activationBackwardNeedsInput(activation) { savedInput = copy x }
         var y = x
         activate(&y, activation)
@@ -29,7 +29,7 @@ public final class ActivationLayer: TrainableLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient, let y = savedOutput else { return nil }
         var dx = dy
         let cols = inputShape.last ?? 1
@@ -49,13 +49,13 @@ public final class ActivationLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `Activation`, and `Softmax` (over the last axis) read as `Activation("softmax")`.
-public struct ActivationConfig: SingleInputOp, Equatable {
-    public var activation: Activation
-    public init(_ activation: Activation) { self.activation = activation }
+package struct ActivationConfig: SingleInputOp, Equatable {
+    package var activation: Activation
+    package init(_ activation: Activation) { self.activation = activation }
 
-    public static var kerasClassNames: [String] { ["Activation", "Softmax"] }
+    package static var kerasClassNames: [String] { ["Activation", "Softmax"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         if k.className == "Softmax" {
             let axis = k["axis"] as? Int ?? (k["axis"] as? [Int]).flatMap { $0.count == 1 ? $0[0] : nil } ?? -1
             guard axis == -1 else { throw k.unsupported("softmax over axis \(axis) is not supported (the last axis only)") }
@@ -65,14 +65,14 @@ public struct ActivationConfig: SingleInputOp, Equatable {
         }
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         if className == "Softmax" { c["axis"] = -1 } else { c["activation"] = activation.rawValue }
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
-    public var finishesBlock: Bool { true }
+    package func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+    package var finishesBlock: Bool { true }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         ActivationLayer(name: spec.name, activation: activation, inputShape: inputShape)
     }
 }

@@ -7,12 +7,12 @@
 // `_AddGrad` (math_grad.py).
 
 /// A Keras `Add` layer.
-public typealias AddLayer = ElementwiseMergeLayer<AddOp>
+package typealias AddLayer = ElementwiseMergeLayer<AddOp>
 
-public enum AddOp: ElementwiseMergeOp {
-    public static let kind = "Add"
-    public static func apply(_ a: Float, _ b: Float) -> Float { a + b }
-    public static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g, g) }
-    public static let backpropReadsValues = false
-    public static let passesGradientThrough = true
+package enum AddOp: ElementwiseMergeOp {
+    package static let kind = "Add"
+    package static func apply(_ a: Float, _ b: Float) -> Float { a + b }
+    package static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g, g) }
+    package static let backpropReadsValues = false
+    package static let passesGradientThrough = true
 }

@@ -7,13 +7,13 @@
 // TensorFlow's `_RealDivGrad` (grad / n) then `_AddGrad`.
 
 /// A Keras `Average` layer.
-public typealias AverageLayer = ElementwiseMergeLayer<AverageOp>
+package typealias AverageLayer = ElementwiseMergeLayer<AverageOp>
 
-public enum AverageOp: ElementwiseMergeOp {
-    public static let kind = "Average"
-    public static func apply(_ a: Float, _ b: Float) -> Float { a + b }
-    public static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g, g) }
-    public static let backpropReadsValues = false
-    public static func finish(_ s: Float, inputCount n: Int) -> Float { s / Float(n) }
-    public static func finishGradient(_ dy: Float, inputCount n: Int) -> Float { dy / Float(n) }
+package enum AverageOp: ElementwiseMergeOp {
+    package static let kind = "Average"
+    package static func apply(_ a: Float, _ b: Float) -> Float { a + b }
+    package static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g, g) }
+    package static let backpropReadsValues = false
+    package static func finish(_ s: Float, inputCount n: Int) -> Float { s / Float(n) }
+    package static func finishGradient(_ dy: Float, inputCount n: Int) -> Float { dy / Float(n) }
 }

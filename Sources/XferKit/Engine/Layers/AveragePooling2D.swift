@@ -9,15 +9,15 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `AveragePooling2D` layer.
-public final class AveragePooling2DLayer: TrainableLayer {
-    public let name: String
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+package final class AveragePooling2DLayer: TrainableLayer {
+    package let name: String
+    package let inputShape: [Int]
+    package let outputShape: [Int]
     let geometry: PoolGeometry
 
-    public var training = false
+    package var training = false
     /// No weights: nothing trains.
-    public var trainable = false
+    package var trainable = false
 
     init(name: String, config: Pool2DConfig, inputShape: [Int]) throws {
         geometry = try poolGeometry(config, inputShape: inputShape, layer: name, kind: "AveragePooling2D")
@@ -25,7 +25,7 @@ public final class AveragePooling2DLayer: TrainableLayer {
         outputShape = [geometry.oh, geometry.ow, geometry.c]
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0]
         var y = context.output([n] + outputShape)
         x.values.withUnsafeBufferPointer { px in
@@ -37,7 +37,7 @@ public final class AveragePooling2DLayer: TrainableLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient else { return nil }
         let n = dy.shape[0]
         precondition(dy.shape == [n] + outputShape, "layer '\(name)': dy has shape \(dy.shape), expected (N, \(outputShape))")
@@ -99,19 +99,19 @@ func averagePool2DBackward(_ dy: UnsafePointer<Float>, batch: Int, _ g: PoolGeom
 // MARK: The Keras kind
 
 /// Keras `AveragePooling2D`.
-public struct AveragePooling2DConfig: SingleInputOp, Equatable {
-    public var pool: Pool2DConfig
-    public init(_ pool: Pool2DConfig = Pool2DConfig()) { self.pool = pool }
+package struct AveragePooling2DConfig: SingleInputOp, Equatable {
+    package var pool: Pool2DConfig
+    package init(_ pool: Pool2DConfig = Pool2DConfig()) { self.pool = pool }
 
-    public static var kerasClassNames: [String] { ["AveragePooling2D"] }
-    public static var kerasAliases: [String] { ["AvgPool2D"] }
+    package static var kerasClassNames: [String] { ["AveragePooling2D"] }
+    package static var kerasAliases: [String] { ["AvgPool2D"] }
 
-    public init(keras k: KerasLayerConfig) throws { self.init(try Pool2DConfig(keras: k)) }
-    public func writeKeras(_ c: inout [String: Any], className: String) { pool.writeKeras(&c) }
-    public func outputShape(input: [Int], layer: String) throws -> [Int] { try pool.outputShape(input: input, layer: layer) }
-    public var isFeature: Bool { true }
+    package init(keras k: KerasLayerConfig) throws { self.init(try Pool2DConfig(keras: k)) }
+    package func writeKeras(_ c: inout [String: Any], className: String) { pool.writeKeras(&c) }
+    package func outputShape(input: [Int], layer: String) throws -> [Int] { try pool.outputShape(input: input, layer: layer) }
+    package var isFeature: Bool { true }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try AveragePooling2DLayer(name: spec.name, config: pool, inputShape: inputShape)
     }
 }

@@ -29,10 +29,10 @@ import Darwin
 #endif
 
 /// A Keras `BatchNormalization` layer (axis −1).
-public final class BatchNormalizationLayer: TrainableLayer {
-    public let name: String
-    public let inputShape: [Int]
-    public var outputShape: [Int] { inputShape }
+package final class BatchNormalizationLayer: TrainableLayer {
+    package let name: String
+    package let inputShape: [Int]
+    package var outputShape: [Int] { inputShape }
     let config: BatchNormConfig
     /// (C) each; gamma/beta nil when the layer has no such weight.
     var gamma: [Float]?, beta: [Float]?, movingMean: [Float], movingVariance: [Float]
@@ -43,12 +43,12 @@ public final class BatchNormalizationLayer: TrainableLayer {
 
     /// Batch statistics and moving updates (Keras's `training`). The network leaves a
     /// frozen layer in inference mode, as Keras does.
-    public var training = false
+    package var training = false
     /// γ and β take gradients and are handed to the optimizer.
-    public var trainable = false
+    package var trainable = false
     /// The moving variance takes the unbiased batch variance σ²·n/(n−1) (tf-keras's fused
     /// kernel, the Keras 2 path for 4-D input); false: the biased σ² (Keras 3).
-    public var besselCorrection = false
+    package var besselCorrection = false
 
     /// (C) each: gradients of γ and β, allocated when the layer first trains.
     private(set) var dGamma: [Float] = [], dBeta: [Float] = []
@@ -100,7 +100,7 @@ public final class BatchNormalizationLayer: TrainableLayer {
         return (scale, (0..<channels).map { i in (beta?[i] ?? 0) - mean[i] * scale[i] })
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let map: (scale: [Float], shift: [Float])
         if training {
             let (mean, variance) = batchMoments(x)
@@ -231,7 +231,7 @@ public final class BatchNormalizationLayer: TrainableLayer {
         }
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         let learns = trainable && (gamma != nil || beta != nil)
         guard learns || needInputGradient else { return nil }
         guard let x = savedInput else {
@@ -290,13 +290,13 @@ public final class BatchNormalizationLayer: TrainableLayer {
         return dx
     }
 
-    public func zeroGradients() {
+    package func zeroGradients() {
         if !dGamma.isEmpty { dGamma.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
         if !dBeta.isEmpty { dBeta.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
     }
 
     /// `.gamma` then `.beta` (those the layer has), when the layer is trainable.
-    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    package func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard trainable else { return }
         let c = channels
         if gamma != nil {
@@ -309,7 +309,7 @@ public final class BatchNormalizationLayer: TrainableLayer {
         }
     }
 
-    public func currentWeights() -> [WeightRole: [Float]] {
+    package func currentWeights() -> [WeightRole: [Float]] {
         var weights: [WeightRole: [Float]] = [.movingMean: movingMean, .movingVariance: movingVariance]
         if let gamma { weights[.gamma] = gamma }
         if let beta { weights[.beta] = beta }
@@ -319,7 +319,7 @@ public final class BatchNormalizationLayer: TrainableLayer {
     /// Every weight `currentWeights` gives, moving statistics included (as Keras's `set_weights`
     /// restores them): early stopping's best epoch and the roll-back after a diverged batch put
     /// back the statistics that went with those weights.
-    public func restoreWeights(_ weights: [WeightRole: [Float]]) {
+    package func restoreWeights(_ weights: [WeightRole: [Float]]) {
         func put(_ role: WeightRole, _ target: inout [Float]) {
             if let v = weights[role], v.count == target.count { target = v }
         }
@@ -334,21 +334,21 @@ public final class BatchNormalizationLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `BatchNormalization` over the last axis (renormalisation refused).
-public struct BatchNormConfig: SingleInputOp, Equatable {
-    public var momentum: Float
-    public var epsilon: Float
-    public var center: Bool
-    public var scale: Bool
+package struct BatchNormConfig: SingleInputOp, Equatable {
+    package var momentum: Float
+    package var epsilon: Float
+    package var center: Bool
+    package var scale: Bool
     /// The normalised axis as Keras records it: −1, or an index counting the batch axis
     /// (tf-keras writes `[3]` after images, `[1]` after a Dense layer). Only the last axis runs.
-    public var axis: Int
-    public init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, axis: Int = -1) {
+    package var axis: Int
+    package init(momentum: Float = 0.99, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, axis: Int = -1) {
         self.momentum = momentum; self.epsilon = epsilon; self.center = center; self.scale = scale; self.axis = axis
     }
 
-    public static var kerasClassNames: [String] { ["BatchNormalization"] }
+    package static var kerasClassNames: [String] { ["BatchNormalization"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         if k["renorm"] as? Bool == true { throw k.unsupported("batch renormalization is not supported") }
         // `synchronized`: the same math on one device.
         // Whether the axis is the last one is checked against the input's rank (outputShape).
@@ -364,7 +364,7 @@ public struct BatchNormConfig: SingleInputOp, Equatable {
                   center: k.bool("center", default: true), scale: k.bool("scale", default: true), axis: axis)
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         c["axis"] = -1
         c["momentum"] = Double(momentum)
         c["epsilon"] = Double(epsilon)
@@ -372,7 +372,7 @@ public struct BatchNormConfig: SingleInputOp, Equatable {
         c["scale"] = scale
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+    package func outputShape(input: [Int], layer: String) throws -> [Int] {
         // Keras counts the batch axis: the last axis of (N, H, W, C) is 3, of (N, F) is 1.
         guard axis == -1 || axis == input.count else {
             throw XferError.badInput(layer, "BatchNormalization over axis \(axis) of an input \(shapeText(input)) is not supported (the last axis only)",
@@ -381,7 +381,7 @@ public struct BatchNormConfig: SingleInputOp, Equatable {
         return input
     }
 
-    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+    package func expectedWeights(input: [Int]) -> [ExpectedWeight] {
         let c = input.last ?? 0
         var w: [ExpectedWeight] = []
         if scale { w.append((.gamma, [c], true)) }
@@ -391,10 +391,10 @@ public struct BatchNormConfig: SingleInputOp, Equatable {
         return w
     }
 
-    public var hasWeights: Bool { true }
-    public var finishesBlock: Bool { true }
+    package var hasWeights: Bool { true }
+    package var finishesBlock: Bool { true }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try BatchNormalizationLayer(spec: spec, config: self, inputShape: inputShape)
     }
 }

@@ -14,10 +14,10 @@
 // TensorFlow's `_ConcatGradV2` (array_grad.py: slices of the gradient).
 
 /// A Keras `Concatenate` layer.
-public final class ConcatenateLayer: MergeLayer {
-    public let name: String
-    public let inputShapes: [[Int]]
-    public let outputShape: [Int]
+package final class ConcatenateLayer: MergeLayer {
+    package let name: String
+    package let inputShapes: [[Int]]
+    package let outputShape: [Int]
     /// The concatenation axis in a per-sample shape (Keras's `axis`, normalised, minus 1).
     let sampleAxis: Int
 
@@ -68,7 +68,7 @@ public final class ConcatenateLayer: MergeLayer {
         (n * outputShape[..<sampleAxis].reduce(1, *), outputShape[(sampleAxis + 1)...].reduce(1, *))
     }
 
-    public func forward(_ inputs: [Tensor], _ context: ForwardContext) -> Tensor {
+    package func forward(_ inputs: [Tensor], _ context: ForwardContext) -> Tensor {
         precondition(inputs.count == inputShapes.count, "\(name): \(inputs.count) inputs, \(inputShapes.count) expected")
         let n = inputs[0].shape[0]
         for (x, s) in zip(inputs, inputShapes) { precondition(x.shape == [n] + s, "\(name): input \(x.shape), expected \([n] + s)") }
@@ -84,7 +84,7 @@ public final class ConcatenateLayer: MergeLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradients: [Bool]) -> [Tensor?] {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradients: [Bool]) -> [Tensor?] {
         precondition(needInputGradients.count == inputShapes.count, "\(name): \(needInputGradients.count) flags, \(inputShapes.count) inputs")
         let n = dy.shape[0]
         precondition(dy.shape == [n] + outputShape, "\(name): dy \(dy.shape), expected \([n] + outputShape)")

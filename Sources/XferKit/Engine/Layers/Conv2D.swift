@@ -70,10 +70,10 @@ struct ConvGeometry: Equatable {
 }
 
 /// A Keras `Conv2D` layer.
-public final class Conv2DLayer: TrainableLayer {
-    public let name: String
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+package final class Conv2DLayer: TrainableLayer {
+    package let name: String
+    package let inputShape: [Int]
+    package let outputShape: [Int]
     let config: Conv2DConfig
     let geometry: ConvGeometry
     /// (KH, KW, C, O) — read by the GEMM as K×O.
@@ -94,8 +94,8 @@ public final class Conv2DLayer: TrainableLayer {
     var savedActivation: Tensor?
 
     /// Keras's `training` flag (a convolution computes the same either way).
-    public var training = false
-    public var trainable = false
+    package var training = false
+    package var trainable = false
     /// (KH, KW, C, O) and (O): gradients, allocated when the layer first trains.
     private(set) var dKernel: [Float] = []
     private(set) var dBias: [Float] = []
@@ -127,7 +127,7 @@ public final class Conv2DLayer: TrainableLayer {
         try self.init(name: spec.name, config: config, inputShape: inputShape, kernel: kernel, bias: bias)
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0]
         var y = context.output([n] + outputShape)
         let activation = config.activation
@@ -165,7 +165,7 @@ public final class Conv2DLayer: TrainableLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard trainable || needInputGradient else { return nil }
         guard let x = savedInput else {
             preconditionFailure("layer '\(name)': backward without a forward that kept its input (keepForBackward)")
@@ -239,7 +239,7 @@ public final class Conv2DLayer: TrainableLayer {
         if let bias, dBias.isEmpty { dBias = [Float](repeating: 0, count: bias.count) }
     }
 
-    public func zeroGradients() {
+    package func zeroGradients() {
         if dKernel.isEmpty {
             if trainable { allocateGradients() }
             return
@@ -249,7 +249,7 @@ public final class Conv2DLayer: TrainableLayer {
     }
 
     /// `.kernel` then `.bias`, when the layer is trainable (Keras: a frozen layer has no trainable weights).
-    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    package func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard trainable else { return }
         allocateGradients()
         dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
@@ -258,7 +258,7 @@ public final class Conv2DLayer: TrainableLayer {
         }
     }
 
-    public func currentWeights() -> [WeightRole: [Float]] {
+    package func currentWeights() -> [WeightRole: [Float]] {
         var weights: [WeightRole: [Float]] = [.kernel: kernel]
         if let bias { weights[.bias] = bias }
         return weights
@@ -646,16 +646,16 @@ func conv2DBackwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], dz: Te
 // MARK: The Keras kind
 
 /// Keras `Conv2D` (also read as `Convolution2D`); groups of 1 only.
-public struct Conv2DConfig: SingleInputOp, Equatable {
-    public var filters: Int
-    public var kernelSize: (h: Int, w: Int)
-    public var strides: (h: Int, w: Int)
-    public var padding: Padding
-    public var dilation: (h: Int, w: Int)
-    public var useBias: Bool
-    public var activation: Activation
+package struct Conv2DConfig: SingleInputOp, Equatable {
+    package var filters: Int
+    package var kernelSize: (h: Int, w: Int)
+    package var strides: (h: Int, w: Int)
+    package var padding: Padding
+    package var dilation: (h: Int, w: Int)
+    package var useBias: Bool
+    package var activation: Activation
 
-    public init(filters: Int, kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int) = (1, 1),
+    package init(filters: Int, kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int) = (1, 1),
                 padding: Padding = .valid, dilation: (h: Int, w: Int) = (1, 1),
                 useBias: Bool = true, activation: Activation = .linear) {
         self.filters = filters; self.kernelSize = kernelSize; self.strides = strides
@@ -663,16 +663,16 @@ public struct Conv2DConfig: SingleInputOp, Equatable {
         self.activation = activation
     }
 
-    public static func == (a: Conv2DConfig, b: Conv2DConfig) -> Bool {
+    package static func == (a: Conv2DConfig, b: Conv2DConfig) -> Bool {
         a.filters == b.filters && a.kernelSize == b.kernelSize && a.strides == b.strides
             && a.padding == b.padding && a.dilation == b.dilation && a.useBias == b.useBias
             && a.activation == b.activation
     }
 
-    public static var kerasClassNames: [String] { ["Conv2D"] }
-    public static var kerasAliases: [String] { ["Convolution2D"] }
+    package static var kerasClassNames: [String] { ["Conv2D"] }
+    package static var kerasAliases: [String] { ["Convolution2D"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         if let g = k["groups"], exactInt(g) != 1 { throw k.unsupported("grouped convolution (groups=\(describe(g)))") }
         self.init(filters: try k.int("filters"),
                   kernelSize: try k.pair("kernel_size"),
@@ -683,7 +683,7 @@ public struct Conv2DConfig: SingleInputOp, Equatable {
                   activation: try k.activation())
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         c["filters"] = filters
         c["kernel_size"] = [kernelSize.h, kernelSize.w]
         c["strides"] = [strides.h, strides.w]
@@ -695,7 +695,7 @@ public struct Conv2DConfig: SingleInputOp, Equatable {
         c["use_bias"] = useBias
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+    package func outputShape(input: [Int], layer: String) throws -> [Int] {
         let (h, w, _) = try spatialInput(input, layer: layer)
         let oh = windowOutputSize(input: h, kernel: kernelSize.h, stride: strides.h, dilation: dilation.h, padding: padding)
         let ow = windowOutputSize(input: w, kernel: kernelSize.w, stride: strides.w, dilation: dilation.w, padding: padding)
@@ -706,21 +706,21 @@ public struct Conv2DConfig: SingleInputOp, Equatable {
         return [oh, ow, filters]
     }
 
-    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+    package func expectedWeights(input: [Int]) -> [ExpectedWeight] {
         var w: [ExpectedWeight] = [(.kernel, [kernelSize.h, kernelSize.w, input.last ?? 0, filters], true)]
         if useBias { w.append((.bias, [filters], true)) }
         return w
     }
 
-    public var hasWeights: Bool { true }
-    public var isFeature: Bool { true }
+    package var hasWeights: Bool { true }
+    package var isFeature: Bool { true }
 
-    public func forwardFLOPs(input: [Int]) -> Double {
+    package func forwardFLOPs(input: [Int]) -> Double {
         guard let out = try? outputShape(input: input, layer: ""), out.count == 3, let cin = input.last else { return 0 }
         return 2 * Double(out[0] * out[1] * filters) * Double(kernelSize.h * kernelSize.w * cin)
     }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try Conv2DLayer(spec: spec, config: self, inputShape: inputShape)
     }
 }

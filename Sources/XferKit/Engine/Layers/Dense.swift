@@ -9,9 +9,9 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Dense` layer.
-public final class DenseLayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
+package final class DenseLayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
     /// (in, units) and (units): gradients, allocated on the first backward.
     var dKernel: [Float] = []
     var dBias: [Float] = []
@@ -19,9 +19,9 @@ public final class DenseLayer: TrainableLayer {
     var savedOutput: Tensor?
     /// The last input before the activation, only for silu/gelu.
     var savedPreActivation: Tensor?
-    public let name: String
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+    package let name: String
+    package let inputShape: [Int]
+    package let outputShape: [Int]
     let activation: Activation
     /// (in, units)
     var kernel: [Float]
@@ -50,7 +50,7 @@ public final class DenseLayer: TrainableLayer {
         try self.init(name: spec.name, config: config, inputShape: inputShape, kernel: kernel, bias: bias)
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let inputs = inputShape.last!, units = outputShape.last!
         let rows = x.count / inputs
         var y = context.output([x.shape[0]] + outputShape)
@@ -75,7 +75,7 @@ public final class DenseLayer: TrainableLayer {
     }
 
     /// dz = dy·act′; dW += xᵀ·dz; db += Σ dz; dx = dz·Wᵀ.
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard let x = savedInput, let y = savedOutput else { return nil }
         let inputs = inputShape.last!, units = outputShape.last!
         let rows = dy.count / units
@@ -116,12 +116,12 @@ public final class DenseLayer: TrainableLayer {
         return dx
     }
 
-    public func zeroGradients() {
+    package func zeroGradients() {
         for i in dKernel.indices { dKernel[i] = 0 }
         for i in dBias.indices { dBias[i] = 0 }
     }
 
-    public func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+    package func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
         dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
         if bias != nil {
@@ -130,7 +130,7 @@ public final class DenseLayer: TrainableLayer {
         }
     }
 
-    public func currentWeights() -> [WeightRole: [Float]] {
+    package func currentWeights() -> [WeightRole: [Float]] {
         var w: [WeightRole: [Float]] = [.kernel: kernel]
         if let bias { w[.bias] = bias }
         return w
@@ -170,45 +170,45 @@ func denseForward(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, units: Int,
 // MARK: The Keras kind
 
 /// Keras `Dense`.
-public struct DenseConfig: SingleInputOp, Equatable {
-    public var units: Int
-    public var useBias: Bool
-    public var activation: Activation
-    public init(units: Int, useBias: Bool = true, activation: Activation = .linear) {
+package struct DenseConfig: SingleInputOp, Equatable {
+    package var units: Int
+    package var useBias: Bool
+    package var activation: Activation
+    package init(units: Int, useBias: Bool = true, activation: Activation = .linear) {
         self.units = units; self.useBias = useBias; self.activation = activation
     }
 
-    public static var kerasClassNames: [String] { ["Dense"] }
+    package static var kerasClassNames: [String] { ["Dense"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         self.init(units: try k.int("units"), useBias: k.bool("use_bias", default: true), activation: try k.activation())
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         c["units"] = units
         c["activation"] = activation.rawValue
         c["use_bias"] = useBias
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+    package func outputShape(input: [Int], layer: String) throws -> [Int] {
         guard !input.isEmpty else { throw XferError.badInput(layer, "has an empty input shape") }
         return Array(input.dropLast()) + [units]
     }
 
-    public func expectedWeights(input: [Int]) -> [ExpectedWeight] {
+    package func expectedWeights(input: [Int]) -> [ExpectedWeight] {
         var w: [ExpectedWeight] = [(.kernel, [input.last ?? 0, units], true)]
         if useBias { w.append((.bias, [units], true)) }
         return w
     }
 
-    public var hasWeights: Bool { true }
+    package var hasWeights: Bool { true }
 
-    public func forwardFLOPs(input: [Int]) -> Double {
+    package func forwardFLOPs(input: [Int]) -> Double {
         let rows = input.dropLast().reduce(1, *)
         return 2 * Double(rows) * Double(input.last ?? 0) * Double(units)
     }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try DenseLayer(spec: spec, config: self, inputShape: inputShape)
     }
 }

@@ -9,16 +9,16 @@
 import Foundation
 
 /// A Keras `Dropout` layer.
-public final class DropoutLayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
+package final class DropoutLayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
     /// The generator of the masks; the training network seeds it.
-    public var random = SeededRandom(seed: 0)
+    package var random = SeededRandom(seed: 0)
     /// (N, …): the last mask as scale factors (0 or 1/(1 − rate)).
     var mask: [Float]?
-    public let name: String
-    public let inputShape: [Int]
-    public var outputShape: [Int] { inputShape }
+    package let name: String
+    package let inputShape: [Int]
+    package var outputShape: [Int] { inputShape }
     let rate: Float
 
     init(name: String, config: DropoutConfig, inputShape: [Int]) throws {
@@ -28,7 +28,7 @@ public final class DropoutLayer: TrainableLayer {
         self.name = name; self.inputShape = inputShape; rate = config.rate
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         guard training && rate > 0 else { mask = nil; return x }
         var y = x
         let scale: Float = rate >= 1 ? 0 : 1 / (1 - rate)
@@ -45,7 +45,7 @@ public final class DropoutLayer: TrainableLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient else { return nil }
         guard let m = mask else { return dy }
         var dx = dy
@@ -59,30 +59,30 @@ public final class DropoutLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `Dropout`: a rate in [0, 1), an optional seed.
-public struct DropoutConfig: SingleInputOp, Equatable {
-    public var rate: Float
-    public var seed: Int?
-    public init(rate: Float, seed: Int? = nil) { self.rate = rate; self.seed = seed }
+package struct DropoutConfig: SingleInputOp, Equatable {
+    package var rate: Float
+    package var seed: Int?
+    package init(rate: Float, seed: Int? = nil) { self.rate = rate; self.seed = seed }
 
-    public static var kerasClassNames: [String] { ["Dropout"] }
+    package static var kerasClassNames: [String] { ["Dropout"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         // Keras: "rate must be a float in the range [0, 1)".
         let rate = try k.double("rate", in: 0...1)
         guard rate < 1 else { throw k.fail("layer '\(k.name)': Dropout rate 1 drops everything; it must be below 1") }
         self.init(rate: Float(rate), seed: exactInt(k["seed"]))
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         c["rate"] = Double(rate)
         c["noise_shape"] = NSNull()
         c["seed"] = seed.map { $0 as Any } ?? NSNull()
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
-    public var isRandomInTraining: Bool { rate > 0 }
+    package func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+    package var isRandomInTraining: Bool { rate > 0 }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try DropoutLayer(name: spec.name, config: self, inputShape: inputShape)
     }
 }

@@ -5,12 +5,12 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `GlobalAveragePooling2D` layer.
-public final class GlobalAveragePooling2DLayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
-    public let name: String
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+package final class GlobalAveragePooling2DLayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
+    package let name: String
+    package let inputShape: [Int]
+    package let outputShape: [Int]
 
     init(name: String, keepdims: Bool, inputShape: [Int]) throws {
         try requireRank(inputShape, 3, layer: name, kind: "GlobalAveragePooling2D")
@@ -18,7 +18,7 @@ public final class GlobalAveragePooling2DLayer: TrainableLayer {
         outputShape = keepdims ? [1, 1, inputShape[2]] : [inputShape[2]]
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0], pixels = inputShape[0] * inputShape[1], c = inputShape[2]
         var y = context.output([n] + outputShape)
         x.values.withUnsafeBufferPointer { px in
@@ -41,7 +41,7 @@ public final class GlobalAveragePooling2DLayer: TrainableLayer {
     }
 
     /// Each pixel gets dy / (H·W) of its channel.
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient else { return nil }
         let n = dy.shape[0], pixels = inputShape[0] * inputShape[1], c = inputShape[2]
         var dx = Tensor(shape: [n] + inputShape, repeating: 0)
@@ -62,14 +62,14 @@ public final class GlobalAveragePooling2DLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `GlobalAveragePooling2D`.
-public struct GlobalAveragePooling2DConfig: GlobalPooling2DOp, Equatable {
-    public var keepdims: Bool
-    public init(keepdims: Bool = false) { self.keepdims = keepdims }
+package struct GlobalAveragePooling2DConfig: GlobalPooling2DOp, Equatable {
+    package var keepdims: Bool
+    package init(keepdims: Bool = false) { self.keepdims = keepdims }
 
-    public static var kerasClassNames: [String] { ["GlobalAveragePooling2D"] }
-    public static var kerasAliases: [String] { ["GlobalAvgPool2D"] }
+    package static var kerasClassNames: [String] { ["GlobalAveragePooling2D"] }
+    package static var kerasAliases: [String] { ["GlobalAvgPool2D"] }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try GlobalAveragePooling2DLayer(name: spec.name, keepdims: keepdims, inputShape: inputShape)
     }
 }

@@ -5,15 +5,15 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `GlobalMaxPooling2D` layer.
-public final class GlobalMaxPooling2DLayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
+package final class GlobalMaxPooling2DLayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
     /// (N, H, W, C) and (N, C): the last input and output, kept only for backward.
     var savedInput: Tensor?
     var savedOutput: Tensor?
-    public let name: String
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+    package let name: String
+    package let inputShape: [Int]
+    package let outputShape: [Int]
 
     init(name: String, keepdims: Bool, inputShape: [Int]) throws {
         try requireRank(inputShape, 3, layer: name, kind: "GlobalMaxPooling2D")
@@ -24,7 +24,7 @@ public final class GlobalMaxPooling2DLayer: TrainableLayer {
         outputShape = keepdims ? [1, 1, inputShape[2]] : [inputShape[2]]
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0], pixels = inputShape[0] * inputShape[1], c = inputShape[2]
         var y = context.output([n] + outputShape)
         x.values.withUnsafeBufferPointer { px in
@@ -47,7 +47,7 @@ public final class GlobalMaxPooling2DLayer: TrainableLayer {
 
     /// dy goes to the maximum of each channel; tied maxima share it equally, as TensorFlow's
     /// gradient of `reduce_max` does.
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient, let x = savedInput, let y = savedOutput else { return nil }
         let n = dy.shape[0], pixels = inputShape[0] * inputShape[1], c = inputShape[2]
         var dx = Tensor(shape: [n] + inputShape, repeating: 0)
@@ -76,14 +76,14 @@ public final class GlobalMaxPooling2DLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `GlobalMaxPooling2D`.
-public struct GlobalMaxPooling2DConfig: GlobalPooling2DOp, Equatable {
-    public var keepdims: Bool
-    public init(keepdims: Bool = false) { self.keepdims = keepdims }
+package struct GlobalMaxPooling2DConfig: GlobalPooling2DOp, Equatable {
+    package var keepdims: Bool
+    package init(keepdims: Bool = false) { self.keepdims = keepdims }
 
-    public static var kerasClassNames: [String] { ["GlobalMaxPooling2D"] }
-    public static var kerasAliases: [String] { ["GlobalMaxPool2D"] }
+    package static var kerasClassNames: [String] { ["GlobalMaxPooling2D"] }
+    package static var kerasAliases: [String] { ["GlobalMaxPool2D"] }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try GlobalMaxPooling2DLayer(name: spec.name, keepdims: keepdims, inputShape: inputShape)
     }
 }

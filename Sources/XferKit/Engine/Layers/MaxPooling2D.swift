@@ -11,10 +11,10 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `MaxPooling2D` layer.
-public final class MaxPooling2DLayer: TrainableLayer {
-    public let name: String
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+package final class MaxPooling2DLayer: TrainableLayer {
+    package let name: String
+    package let inputShape: [Int]
+    package let outputShape: [Int]
     let geometry: PoolGeometry
     /// (N, OH, OW, C): where in its sample's (H, W, C) input each output came from, as a
     /// flat offset; valid after a forward that kept for backward.
@@ -22,9 +22,9 @@ public final class MaxPooling2DLayer: TrainableLayer {
     /// Batch size of the forward that filled `argmax`, nil when it kept nothing.
     private var savedBatch: Int?
 
-    public var training = false
+    package var training = false
     /// No weights: nothing trains.
-    public var trainable = false
+    package var trainable = false
 
     init(name: String, config: Pool2DConfig, inputShape: [Int]) throws {
         geometry = try poolGeometry(config, inputShape: inputShape, layer: name, kind: "MaxPooling2D")
@@ -35,7 +35,7 @@ public final class MaxPooling2DLayer: TrainableLayer {
         outputShape = [geometry.oh, geometry.ow, geometry.c]
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0]
         var y = context.output([n] + outputShape)
         savedBatch = nil
@@ -61,7 +61,7 @@ public final class MaxPooling2DLayer: TrainableLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient else { return nil }
         guard let n = savedBatch else {
             preconditionFailure("layer '\(name)': backward without a forward that kept its argmax (keepForBackward)")
@@ -144,19 +144,19 @@ func maxPool2DBackward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
 // MARK: The Keras kind
 
 /// Keras `MaxPooling2D`.
-public struct MaxPooling2DConfig: SingleInputOp, Equatable {
-    public var pool: Pool2DConfig
-    public init(_ pool: Pool2DConfig = Pool2DConfig()) { self.pool = pool }
+package struct MaxPooling2DConfig: SingleInputOp, Equatable {
+    package var pool: Pool2DConfig
+    package init(_ pool: Pool2DConfig = Pool2DConfig()) { self.pool = pool }
 
-    public static var kerasClassNames: [String] { ["MaxPooling2D"] }
-    public static var kerasAliases: [String] { ["MaxPool2D"] }
+    package static var kerasClassNames: [String] { ["MaxPooling2D"] }
+    package static var kerasAliases: [String] { ["MaxPool2D"] }
 
-    public init(keras k: KerasLayerConfig) throws { self.init(try Pool2DConfig(keras: k)) }
-    public func writeKeras(_ c: inout [String: Any], className: String) { pool.writeKeras(&c) }
-    public func outputShape(input: [Int], layer: String) throws -> [Int] { try pool.outputShape(input: input, layer: layer) }
-    public var isFeature: Bool { true }
+    package init(keras k: KerasLayerConfig) throws { self.init(try Pool2DConfig(keras: k)) }
+    package func writeKeras(_ c: inout [String: Any], className: String) { pool.writeKeras(&c) }
+    package func outputShape(input: [Int], layer: String) throws -> [Int] { try pool.outputShape(input: input, layer: layer) }
+    package var isFeature: Bool { true }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try MaxPooling2DLayer(name: spec.name, config: pool, inputShape: inputShape)
     }
 }

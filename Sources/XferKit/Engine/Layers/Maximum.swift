@@ -14,11 +14,11 @@
 // `greater_equal`).
 
 /// A Keras `Maximum` layer.
-public typealias MaximumLayer = ElementwiseMergeLayer<MaximumOp>
+package typealias MaximumLayer = ElementwiseMergeLayer<MaximumOp>
 
-public enum MaximumOp: ElementwiseMergeOp {
-    public static let kind = "Maximum"
-    public static func apply(_ a: Float, _ b: Float) -> Float { a >= b || a.isNaN ? a : b }
-    public static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { a >= b ? (g, 0) : (0, g) }
-    public static let backpropReadsValues = true
+package enum MaximumOp: ElementwiseMergeOp {
+    package static let kind = "Maximum"
+    package static func apply(_ a: Float, _ b: Float) -> Float { a >= b || a.isNaN ? a : b }
+    package static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { a >= b ? (g, 0) : (0, g) }
+    package static let backpropReadsValues = true
 }

@@ -13,11 +13,11 @@
 // `less_equal`).
 
 /// A Keras `Minimum` layer.
-public typealias MinimumLayer = ElementwiseMergeLayer<MinimumOp>
+package typealias MinimumLayer = ElementwiseMergeLayer<MinimumOp>
 
-public enum MinimumOp: ElementwiseMergeOp {
-    public static let kind = "Minimum"
-    public static func apply(_ a: Float, _ b: Float) -> Float { a <= b || a.isNaN ? a : b }
-    public static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { a <= b ? (g, 0) : (0, g) }
-    public static let backpropReadsValues = true
+package enum MinimumOp: ElementwiseMergeOp {
+    package static let kind = "Minimum"
+    package static func apply(_ a: Float, _ b: Float) -> Float { a <= b || a.isNaN ? a : b }
+    package static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { a <= b ? (g, 0) : (0, g) }
+    package static let backpropReadsValues = true
 }

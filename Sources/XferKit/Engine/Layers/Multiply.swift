@@ -10,11 +10,11 @@
 // TensorFlow's `_MulGrad` (math_grad.py: gx = grad · y, gy = x · grad).
 
 /// A Keras `Multiply` layer.
-public typealias MultiplyLayer = ElementwiseMergeLayer<MultiplyOp>
+package typealias MultiplyLayer = ElementwiseMergeLayer<MultiplyOp>
 
-public enum MultiplyOp: ElementwiseMergeOp {
-    public static let kind = "Multiply"
-    public static func apply(_ a: Float, _ b: Float) -> Float { a * b }
-    public static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g * b, a * g) }
-    public static let backpropReadsValues = true
+package enum MultiplyOp: ElementwiseMergeOp {
+    package static let kind = "Multiply"
+    package static func apply(_ a: Float, _ b: Float) -> Float { a * b }
+    package static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g * b, a * g) }
+    package static let backpropReadsValues = true
 }

@@ -14,21 +14,21 @@
 import Foundation
 
 /// A Keras `ReLU` layer.
-public final class ReLULayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
+package final class ReLULayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
     /// (N, …): the last input, kept only for backward.
     var savedInput: Tensor?
-    public let name: String
-    public let inputShape: [Int]
-    public var outputShape: [Int] { inputShape }
+    package let name: String
+    package let inputShape: [Int]
+    package var outputShape: [Int] { inputShape }
     let config: ReLUConfig
 
     init(name: String, config: ReLUConfig, inputShape: [Int]) {
         self.name = name; self.config = config; self.inputShape = inputShape
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         if context.keepForBackward { savedInput = copy x }
         var y = x
         let n = y.count, parts = min(n, ThreadPool.shared.threadCount * 4)
@@ -44,7 +44,7 @@ public final class ReLULayer: TrainableLayer {
 }
 
 extension ReLULayer {
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient, let x = savedInput else { return nil }
         var dx = dy
         let cfg = config
@@ -88,17 +88,17 @@ func relu(_ x: Float, _ c: ReLUConfig) -> Float {
 
 /// Keras `ReLU` (`max_value`, `negative_slope`, `threshold`), and `LeakyReLU` read as a ReLU
 /// with a negative slope.
-public struct ReLUConfig: SingleInputOp, Equatable {
-    public var maxValue: Float?
-    public var negativeSlope: Float
-    public var threshold: Float
-    public init(maxValue: Float? = nil, negativeSlope: Float = 0, threshold: Float = 0) {
+package struct ReLUConfig: SingleInputOp, Equatable {
+    package var maxValue: Float?
+    package var negativeSlope: Float
+    package var threshold: Float
+    package init(maxValue: Float? = nil, negativeSlope: Float = 0, threshold: Float = 0) {
         self.maxValue = maxValue; self.negativeSlope = negativeSlope; self.threshold = threshold
     }
 
-    public static var kerasClassNames: [String] { ["ReLU", "LeakyReLU"] }
+    package static var kerasClassNames: [String] { ["ReLU", "LeakyReLU"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         if k.className == "LeakyReLU" {
             // x, or slope·x below 0: ReLU with a negative slope (tf-keras `alpha`, Keras 3 `negative_slope`).
             let slope = try k.double(k["negative_slope"] != nil ? "negative_slope" : "alpha", default: 0.3)
@@ -110,7 +110,7 @@ public struct ReLUConfig: SingleInputOp, Equatable {
                   threshold: Float(try k.double("threshold", default: 0)))
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         if className == "LeakyReLU" {
             c["alpha"] = Double(negativeSlope)
             return
@@ -120,10 +120,10 @@ public struct ReLUConfig: SingleInputOp, Equatable {
         c["threshold"] = Double(threshold)
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
-    public var finishesBlock: Bool { true }
+    package func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+    package var finishesBlock: Bool { true }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         ReLULayer(name: spec.name, config: self, inputShape: inputShape)
     }
 }

@@ -6,12 +6,12 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `Rescaling` layer (one scale and one offset for every value).
-public final class RescalingLayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
-    public let name: String
-    public let inputShape: [Int]
-    public var outputShape: [Int] { inputShape }
+package final class RescalingLayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
+    package let name: String
+    package let inputShape: [Int]
+    package var outputShape: [Int] { inputShape }
     let scale: Float
     let offset: Float
 
@@ -19,7 +19,7 @@ public final class RescalingLayer: TrainableLayer {
         self.name = name; self.scale = scale; self.offset = offset; self.inputShape = inputShape
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         var y = x
         let s = scale, o = offset
         y.values.withUnsafeMutableBufferPointer { p in
@@ -28,7 +28,7 @@ public final class RescalingLayer: TrainableLayer {
         return y
     }
 
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient else { return nil }
         var dx = dy
         let s = scale
@@ -42,14 +42,14 @@ public final class RescalingLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `Rescaling`: x · scale + offset, one number each.
-public struct RescalingConfig: SingleInputOp, Equatable {
-    public var scale: Float
-    public var offset: Float
-    public init(scale: Float, offset: Float = 0) { self.scale = scale; self.offset = offset }
+package struct RescalingConfig: SingleInputOp, Equatable {
+    package var scale: Float
+    package var offset: Float
+    package init(scale: Float, offset: Float = 0) { self.scale = scale; self.offset = offset }
 
-    public static var kerasClassNames: [String] { ["Rescaling"] }
+    package static var kerasClassNames: [String] { ["Rescaling"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         guard let scale = k["scale"] as? Double, scale.isFinite else {
             throw k.unsupported("a per-channel scale (\(k["scale"] ?? "none")) is not supported (one number only)")
         }
@@ -59,14 +59,14 @@ public struct RescalingConfig: SingleInputOp, Equatable {
         self.init(scale: Float(scale), offset: Float(offset))
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         c["scale"] = Double(scale)
         c["offset"] = Double(offset)
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] { input }
+    package func outputShape(input: [Int], layer: String) throws -> [Int] { input }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         RescalingLayer(name: spec.name, scale: scale, offset: offset, inputShape: inputShape)
     }
 }

@@ -7,12 +7,12 @@
 // gradient is TensorFlow's `_SubGrad` (math_grad.py).
 
 /// A Keras `Subtract` layer.
-public typealias SubtractLayer = ElementwiseMergeLayer<SubtractOp>
+package typealias SubtractLayer = ElementwiseMergeLayer<SubtractOp>
 
-public enum SubtractOp: ElementwiseMergeOp {
-    public static let kind = "Subtract"
-    public static var requiredInputCount: Int? { 2 }
-    public static func apply(_ a: Float, _ b: Float) -> Float { a - b }
-    public static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g, -g) }
-    public static let backpropReadsValues = false
+package enum SubtractOp: ElementwiseMergeOp {
+    package static let kind = "Subtract"
+    package static var requiredInputCount: Int? { 2 }
+    package static func apply(_ a: Float, _ b: Float) -> Float { a - b }
+    package static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g, -g) }
+    package static let backpropReadsValues = false
 }

@@ -4,12 +4,12 @@
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
 
 /// A Keras `ZeroPadding2D` layer.
-public final class ZeroPadding2DLayer: TrainableLayer {
-    public var training = false
-    public var trainable = false
-    public let name: String
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+package final class ZeroPadding2DLayer: TrainableLayer {
+    package var training = false
+    package var trainable = false
+    package let name: String
+    package let inputShape: [Int]
+    package let outputShape: [Int]
     let padding: ZeroPadding2DConfig
 
     init(name: String, config: ZeroPadding2DConfig, inputShape: [Int]) throws {
@@ -22,7 +22,7 @@ public final class ZeroPadding2DLayer: TrainableLayer {
                        config.left + inputShape[1] + config.right, inputShape[2]]
     }
 
-    public func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+    package func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
         let n = x.shape[0], h = inputShape[0], w = inputShape[1], c = inputShape[2]
         let ow = outputShape[1], oh = outputShape[0]
         var y = context.output([n] + outputShape)
@@ -42,7 +42,7 @@ public final class ZeroPadding2DLayer: TrainableLayer {
     }
 
     /// dx is dy without the padded border.
-    public func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
+    package func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
         guard needInputGradient else { return nil }
         let n = dy.shape[0], h = inputShape[0], w = inputShape[1], c = inputShape[2]
         let ow = outputShape[1], oh = outputShape[0]
@@ -64,15 +64,15 @@ public final class ZeroPadding2DLayer: TrainableLayer {
 // MARK: The Keras kind
 
 /// Keras `ZeroPadding2D`: one size, (rows, columns), or ((top, bottom), (left, right)).
-public struct ZeroPadding2DConfig: SingleInputOp, Equatable {
-    public var top: Int, bottom: Int, left: Int, right: Int
-    public init(top: Int, bottom: Int, left: Int, right: Int) {
+package struct ZeroPadding2DConfig: SingleInputOp, Equatable {
+    package var top: Int, bottom: Int, left: Int, right: Int
+    package init(top: Int, bottom: Int, left: Int, right: Int) {
         self.top = top; self.bottom = bottom; self.left = left; self.right = right
     }
 
-    public static var kerasClassNames: [String] { ["ZeroPadding2D"] }
+    package static var kerasClassNames: [String] { ["ZeroPadding2D"] }
 
-    public init(keras k: KerasLayerConfig) throws {
+    package init(keras k: KerasLayerConfig) throws {
         let value = k["padding"] ?? 1
         if let l = value as? [Any], l.count == 2 {
             if l[0] is [Any] || l[1] is [Any] {
@@ -89,19 +89,19 @@ public struct ZeroPadding2DConfig: SingleInputOp, Equatable {
         self.init(top: v, bottom: v, left: v, right: v)
     }
 
-    public func writeKeras(_ c: inout [String: Any], className: String) {
+    package func writeKeras(_ c: inout [String: Any], className: String) {
         c["padding"] = [[top, bottom], [left, right]]
         c["data_format"] = "channels_last"
     }
 
-    public func outputShape(input: [Int], layer: String) throws -> [Int] {
+    package func outputShape(input: [Int], layer: String) throws -> [Int] {
         let (h, w, ch) = try spatialInput(input, layer: layer)
         return [h + top + bottom, w + left + right, ch]
     }
 
-    public var finishesBlock: Bool { true }
+    package var finishesBlock: Bool { true }
 
-    public func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try ZeroPadding2DLayer(name: spec.name, config: self, inputShape: inputShape)
     }
 }
