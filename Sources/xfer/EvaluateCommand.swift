@@ -28,8 +28,7 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
-        let config = try loss.map(LossConfig.parse) ?? loaded.compiledLoss
-        let predictor = try Predictor(model: loaded.model, loss: config)
+        let predictor = try KerasModel(loaded).withLoss(try loss.map(LossConfig.parse)).predictor()
         try predictor.checkEvaluable(data)
         if let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
         let bar = ProgressBar("evaluate")

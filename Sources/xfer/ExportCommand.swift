@@ -36,10 +36,9 @@ struct ExportCommand: ParsableCommand {
         for dataset in loaded.nonFiniteWeights {
             warn("\(checkpoint): \(dataset) holds NaN or infinite values")
         }
-        let metadata = ModelMetadata(classNames: loaded.classNames, preprocess: preprocess ?? loaded.preprocess)
-        try namingCheckpoint(checkpoint) {
-            try ModelWriter.write(loaded.model, to: to, protecting: inputs.map(\.path), metadata: metadata)
-        }
+        var model = KerasModel(loaded)
+        model.preprocess = preprocess ?? loaded.preprocess
+        try model.write(to: to, protecting: inputs.map(\.path), trainingState: nil, caller: "--to")
         say("Wrote \(to) (\(ModelFileFormat(path: to)!.description))")
     }
 }

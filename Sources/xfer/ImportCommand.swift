@@ -43,10 +43,8 @@ struct ImportCommand: ParsableCommand {
         }
         let summary = try ModelSummary(loaded.model)
         if let to {
-            try namingCheckpoint(checkpoint) {
-                try ModelWriter.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []),
-                                      metadata: ModelMetadata(classNames: loaded.classNames, preprocess: loaded.preprocess))
-            }
+            try KerasModel(loaded).write(to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []),
+                                         trainingState: nil, caller: "--to")
         }
         if json {
             print(try summaryJSON(loaded, summary))

@@ -46,7 +46,7 @@ struct PredictCommand: ParsableCommand {
         if let output { try checkOutputs([CommandFile("--output", output)], inputs: inputs) }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open()
-        let predictor = try Predictor(model: loaded.model, loss: try loss.map(LossConfig.parse) ?? loaded.compiledLoss)
+        let predictor = try KerasModel(loaded).withLoss(try loss.map(LossConfig.parse)).predictor()
         let kind = predictor.lossConfig.kind
         if topK != nil, !kind.isCategorical || predictor.outputCount < 2 {
             let n = predictor.outputCount

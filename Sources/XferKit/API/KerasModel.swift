@@ -103,6 +103,13 @@ public struct KerasModel: Sendable {
         loss = checkpoint.compiledLoss ?? impliedLoss(of: checkpoint.model)
     }
 
+    /// The same model read with `loss` (nil: its own), as `xfer predict --loss` / `evaluate --loss` read it.
+    package func withLoss(_ loss: LossConfig?) -> KerasModel {
+        var m = self
+        if let loss { m.loss = loss }
+        return m
+    }
+
     /// The model's name (Keras's `model.name`).
     public var name: String { spec.name }
 
