@@ -17,3 +17,5 @@ venv="$(scripts/keras-venv.sh)"
 # The README's Swift example, from a separate package that depends on XferKit by path (its own
 # build folder, .build-examples), and the one-photo example.
 scripts/examples.sh
+# The DocC documentation (every public symbol, the tutorial) builds without a warning (.build-docs).
+scripts/docs.sh

@@ -4,7 +4,20 @@
 //   hint: <hint>
 // and exits with the code of `kind` (docs/CONTRACT.md, "Exit codes and errors").
 
+/// An error of xfer: what it concerns (a file, a layer, an argument), what is wrong, and what to do.
+///
+/// Its `localizedDescription` is the line the `xfer` command prints after `xfer: error: `, and its
+/// `recoverySuggestion` the `hint:` line.
+///
+/// ```swift
+/// do {
+///     _ = try KerasModel(contentsOf: "checkpoints/fixtures/not_keras.h5")
+/// } catch let error as XferError {
+///     print(error.kind, error.localizedDescription, error.recoverySuggestion ?? "")
+/// }
+/// ```
 public struct XferError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure it is; its raw value is the exit code the `xfer` command gives.
     public enum Kind: Int32, Sendable {
         /// The work failed at run time (NaN loss, disk full, ...). Exit 1.
         case runtime = 1
@@ -15,10 +28,13 @@ public struct XferError: Error, CustomStringConvertible, Sendable {
         case badInput = 3
     }
 
+    /// What kind of failure it is.
     public var kind: Kind
     /// The file, flag or layer the error is about.
     public var subject: String
+    /// What is wrong.
     public var message: String
+    /// What to do about it, when there is something to say.
     public var hint: String?
 
     package init(_ kind: Kind, _ subject: String, _ message: String, hint: String? = nil) {

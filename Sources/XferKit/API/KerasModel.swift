@@ -52,7 +52,7 @@ public struct KerasModel: Sendable {
     /// on an image folder (its subfolder names).
     public var classNames: [String]?
     /// The preprocessing the model's images need (`preprocess_input` mode), when the checkpoint
-    /// records it or training set it; ``predict(image:)`` uses it (``PreprocessMode/caffe`` when nil).
+    /// records it or training set it; ``predict(image:)-(String)`` uses it (``PreprocessMode/caffe`` when nil).
     public var preprocess: PreprocessMode?
     /// The loss: what training minimises and how ``evaluate(_:batchSize:)`` and `predict` read the
     /// outputs. As read: the loss the checkpoint was compiled with, else what its last
@@ -68,6 +68,7 @@ public struct KerasModel: Sendable {
     /// ```
     ///
     /// - Parameters:
+    ///   - path: the checkpoint file.
     ///   - inputShape: (height, width, channels) for a checkpoint without an architecture (a VGG
     ///     weights file: default 224, 224, 3) or whose input size is open (`Input((None, None, 3))`).
     ///   - architecture: for a weights-only file of another network, a Keras model JSON

@@ -37,7 +37,7 @@ public struct Prediction: Sendable, CustomStringConvertible {
     ///
     /// ```swift
     /// let model = try KerasModel(contentsOf: "checkpoints/fashion/fashion_vgg.h5")
-    /// for (name, p) in try model.predict(image: "checkpoints/fashion/test/6_shirt/test_00004.png").top(3) {
+    /// for (name, p) in try model.predict(image: "checkpoints/fashion/test/6_shirt/test_00411.png").top(3) {
     ///     print(name, p)
     /// }
     /// ```
@@ -145,7 +145,7 @@ extension KerasModel {
     ///
     /// ```swift
     /// let model = try KerasModel(contentsOf: "checkpoints/fashion/fashion_vgg.h5")
-    /// let p = try model.predict(image: "checkpoints/fashion/test/7_sneaker/test_00009.png")
+    /// let p = try model.predict(image: "checkpoints/fashion/test/7_sneaker/test_00112.png")
     /// print(p.className ?? String(p.classIndex!), p.probability!)
     /// ```
     /// - Throws: ``XferError`` (`.badInput`) naming the file when it is not a readable image or
@@ -158,7 +158,7 @@ extension KerasModel {
     ///
     /// ```swift
     /// let model = try KerasModel(contentsOf: "checkpoints/fashion/fashion_vgg.h5")
-    /// print(try model.predict(image: URL(fileURLWithPath: "checkpoints/fashion/test/8_bag/test_00030.png")))
+    /// print(try model.predict(image: URL(fileURLWithPath: "checkpoints/fashion/test/8_bag/test_00031.png")))
     /// ```
     public func predict(image url: URL) throws -> Prediction { try predict(image: url.path) }
 

@@ -10,6 +10,7 @@ import Foundation
 public final class DataSource: @unchecked Sendable {
     package enum Kind: Sendable { case images, arrays }
 
+    /// The folder or file, as given.
     public let path: String
     package let kind: Kind
     /// Number of samples.

@@ -10,10 +10,12 @@
 /// x.shape[3]   // 3 channels
 /// ```
 public struct Tensor: Sendable, Equatable {
+    /// The size of each axis (N, H, W, C for a batch of images).
     public private(set) var shape: [Int]
     /// Values in row-major order; `values.count == shape.reduce(1, *)`.
     public var values: [Float]
 
+    /// A tensor of `shape` holding `values` in row-major order (their count must be the shape's product).
     public init(shape: [Int], values: [Float]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         precondition(values.count == shape.reduce(1, *),
@@ -22,6 +24,7 @@ public struct Tensor: Sendable, Equatable {
         self.values = values
     }
 
+    /// A tensor of `shape` with every value `value`.
     public init(shape: [Int], repeating value: Float = 0) {
         self.init(shape: shape, values: [Float](repeating: value, count: shape.reduce(1, *)))
     }
@@ -34,7 +37,9 @@ public struct Tensor: Sendable, Equatable {
         self.values = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
     }
 
+    /// The number of values.
     public var count: Int { values.count }
+    /// The number of axes.
     public var rank: Int { shape.count }
 
     /// The same values under another shape of the same element count.

@@ -4,10 +4,15 @@ import Foundation
 
 /// One layer of a new head (`--head`).
 public enum HeadLayer: Sendable, Equatable {
+    /// Keras's `Flatten()`: the base's output as one vector per sample.
     case flatten
+    /// Keras's `GlobalAveragePooling2D()`: the mean of each channel.
     case globalAveragePooling
+    /// Keras's `GlobalMaxPooling2D()`: the largest value of each channel.
     case globalMaxPooling
+    /// Keras's `Dense(units, activation)`; in code, ``dense(_:activation:)``.
     case dense(units: Int, activation: Activation)
+    /// Keras's `Dropout(rate)`, active while training only; in code, ``dropout(_:)``.
     case dropout(rate: Float)
 }
 

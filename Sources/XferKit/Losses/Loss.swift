@@ -17,11 +17,17 @@ import Foundation
 
 /// A Keras loss, by kind.
 public enum LossKind: String, Sendable, CaseIterable {
+    /// Keras's `categorical_crossentropy`: a softmax over class labels or one-hot rows.
     case categoricalCrossentropy = "categorical_crossentropy"
+    /// Keras's `sparse_categorical_crossentropy`: a softmax over integer class labels.
     case sparseCategoricalCrossentropy = "sparse_categorical_crossentropy"
+    /// Keras's `binary_crossentropy`: one sigmoid per 0/1 label.
     case binaryCrossentropy = "binary_crossentropy"
+    /// Keras's `mse`: a regression.
     case meanSquaredError = "mean_squared_error"
+    /// Keras's `mae`: a regression.
     case meanAbsoluteError = "mean_absolute_error"
+    /// Keras's `Huber(delta)`: a regression.
     case huber = "huber"
 
     /// Keras's names and aliases (functions, classes, short names): `mse`, `MeanSquaredError`, `huber_loss`, ...
@@ -54,6 +60,7 @@ public enum LossKind: String, Sendable, CaseIterable {
 
 /// A loss with its Keras arguments.
 public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
+    /// Which loss.
     public var kind: LossKind
     /// Keras `from_logits`: the model's outputs are logits (a linear head).
     public var fromLogits = false
@@ -62,6 +69,11 @@ public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
     /// Keras `Huber(delta=...)`.
     public var delta: Float = 1
 
+    /// A loss with Keras's arguments (`from_logits`, `label_smoothing`, Huber's `delta`).
+    ///
+    /// ```swift
+    /// let loss = LossConfig(.categoricalCrossentropy, labelSmoothing: 0.1)
+    /// ```
     public init(_ kind: LossKind, fromLogits: Bool = false, labelSmoothing: Float = 0, delta: Float = 1) {
         self.kind = kind; self.fromLogits = fromLogits; self.labelSmoothing = labelSmoothing; self.delta = delta
     }

@@ -27,9 +27,13 @@ func inTopK(_ row: ArraySlice<Float>, truth: Int, k: Int) -> Bool {
 
 /// One class's row of `xfer evaluate --per-class`.
 public struct ClassMetrics: Sendable, Equatable {
+    /// The class (or label) name.
     public var name: String
+    /// Of the samples predicted as this class, the share that are.
     public var precision: Double
+    /// Of the samples of this class, the share predicted as it.
     public var recall: Double
+    /// The harmonic mean of precision and recall.
     public var f1: Double
     /// Samples of this class.
     public var support: Int

@@ -23,6 +23,7 @@ public struct EvaluationResult: Sendable {
     public var perClass: [ClassMetrics]?
     /// Rows: true class, columns: predicted class (nil for multi-label).
     public var confusion: [[Int]]?
+    /// The number of samples evaluated.
     public var count: Int
 
     /// The accuracy metric (NaN when the loss has none, as for regression).

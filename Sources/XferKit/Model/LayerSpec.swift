@@ -15,8 +15,35 @@ package enum Padding: String, Sendable, Codable {
 }
 
 /// Keras activation functions that xfer runs (`activation=` on Conv2D/Dense, or an `Activation` layer).
+///
+/// ```swift
+/// let head: [HeadLayer] = [.flatten, .dense(128, activation: .relu)]
+/// ```
 public enum Activation: String, Sendable, Codable, CaseIterable {
-    case linear, relu, relu6, sigmoid, tanh, softmax, elu, selu, softplus, softsign, silu, gelu
+    /// no activation (logits)
+    case linear
+    /// max(x, 0)
+    case relu
+    /// min(max(x, 0), 6)
+    case relu6
+    /// 1 / (1 + e^−x)
+    case sigmoid
+    /// tanh(x)
+    case tanh
+    /// a probability distribution over the last axis
+    case softmax
+    /// Keras's `elu`
+    case elu
+    /// Keras's `selu`
+    case selu
+    /// log(1 + e^x)
+    case softplus
+    /// x / (1 + |x|)
+    case softsign
+    /// x · sigmoid(x), also `swish`
+    case silu
+    /// Keras's `gelu` (exact, erf)
+    case gelu
     /// Keras spells `silu` also `swish`.
     package init?(kerasName: String) {
         if kerasName == "swish" { self = .silu; return }

@@ -45,9 +45,13 @@ public struct Metric: Sendable, Hashable, RawRepresentable {
 
     public init(rawValue: String) { self.rawValue = rawValue }
 
+    /// The training loss.
     public static let loss = Metric(rawValue: "loss")
+    /// The training accuracy.
     public static let accuracy = Metric(rawValue: "accuracy")
+    /// The loss on the validation data.
     public static let valLoss = Metric(rawValue: "val_loss")
+    /// The accuracy on the validation data.
     public static let valAccuracy = Metric(rawValue: "val_accuracy")
 
     /// The metrics an epoch of training with `metric` logs (validation ones with validation data).

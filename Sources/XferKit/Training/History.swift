@@ -6,12 +6,17 @@ import Foundation
 
 /// One epoch's metrics (Keras `History.history` entries).
 public struct EpochRecord: Sendable, Equatable {
+    /// The epoch, from 1.
     public var epoch: Int
+    /// The epoch's mean training loss.
     public var loss: Double
     /// The loss's metric (``metricName``): accuracy for a classifier, mae for regression.
     public var accuracy: Double
+    /// The validation loss, with validation data.
     public var valLoss: Double?
+    /// The validation metric (``metricName`` of the validation data), with validation data.
     public var valAccuracy: Double?
+    /// The learning rate the epoch ran with.
     public var learningRate: Float
     /// Keras's name of ``accuracy``'s metric: `accuracy`, `binary_accuracy` (multi-label), `mae`.
     public var metricName = "accuracy"

@@ -15,7 +15,12 @@ import Foundation
 
 /// The optimizers of docs/CONTRACT.md `--optimizer`, with Keras's defaults.
 public enum OptimizerKind: String, Sendable, CaseIterable {
-    case sgd, adam, rmsprop
+    /// Keras's `SGD`, with momentum and Nesterov.
+    case sgd
+    /// Keras's `Adam`.
+    case adam
+    /// Keras's `RMSprop`.
+    case rmsprop
 
     /// Keras's default learning rate.
     package var defaultLearningRate: Float {
@@ -26,19 +31,31 @@ public enum OptimizerKind: String, Sendable, CaseIterable {
     }
 }
 
+/// An optimizer and its hyperparameters, with Keras's update rules and defaults.
+///
+/// ```swift
+/// let optimizer: OptimizerConfig = .sgd(learningRate: 0.01, momentum: 0.9)
+/// let adam = OptimizerConfig(kind: .adam, learningRate: 1e-4)
+/// ```
 public struct OptimizerConfig: Sendable, Equatable {
+    /// SGD, Adam or RMSprop.
     public var kind: OptimizerKind
+    /// The step size (Keras's `learning_rate`).
     public var learningRate: Float
     /// SGD and RMSprop momentum.
     public var momentum: Float = 0
+    /// Nesterov momentum (SGD).
     public var nesterov = false
+    /// Adam's β1.
     public var beta1: Float = 0.9
+    /// Adam's β2.
     public var beta2: Float = 0.999
     /// Adam and RMSprop ε (Keras: 1e-7).
     public var epsilon: Float = 1e-7
     /// RMSprop ρ.
     public var rho: Float = 0.9
 
+    /// An optimizer of `kind`; `learningRate` nil: Keras's default (0.01 for SGD, 0.001 for Adam and RMSprop).
     public init(kind: OptimizerKind, learningRate: Float? = nil, momentum: Float = 0, nesterov: Bool = false) {
         self.kind = kind
         self.learningRate = learningRate ?? kind.defaultLearningRate
