@@ -18,6 +18,12 @@
 /// ```
 public struct XferError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure it is; its raw value is the exit code the `xfer` command gives.
+    ///
+    /// ```swift
+    /// do { _ = try KerasModel(contentsOf: "checkpoints/fixtures/unsupported_layer.h5") } catch let e as XferError {
+    ///     print(e.kind, e.kind.rawValue)   // badInput 3
+    /// }
+    /// ```
     public enum Kind: Int32, Sendable {
         /// The work failed at run time (NaN loss, disk full, ...). Exit 1.
         case runtime = 1

@@ -12,6 +12,12 @@ import Foundation
 
 /// Held-out data that `fit` evaluates after each epoch (Keras's `validation_split` and
 /// `validation_data`).
+///
+/// ```swift
+/// var model = try KerasModel(contentsOf: "checkpoints/fixtures/k2_vgg_full.h5")
+/// let data = try DataSource(contentsOf: "checkpoints/training/fit_plain.h5")
+/// try await model.fit(data, epochs: 1, batchSize: 4, validation: .data(data))
+/// ```
 public enum Validation: Sendable {
     /// Hold out this fraction of each class of the training data (seeded by `fit`'s seed),
     /// as `xfer finetune --validation-split`.
@@ -21,6 +27,14 @@ public enum Validation: Sendable {
 }
 
 /// What `fit` does at the end of each epoch, on the monitored metric (Keras's callbacks).
+///
+/// ```swift
+/// var model = try KerasModel(contentsOf: "checkpoints/fixtures/k2_vgg_full.h5")
+/// let data = try DataSource(contentsOf: "checkpoints/training/fit_plain.h5")
+/// try await model.fit(data, epochs: 5, batchSize: 4, validation: .data(data),
+///                     callbacks: [.earlyStopping(patience: 2), .reduceLROnPlateau(patience: 1),
+///                                 .saveBest(to: "/tmp/best.keras")])
+/// ```
 public enum Callback: Sendable {
     /// Stop after `patience` epochs without improvement of `monitor` and restore the best
     /// weights (`EarlyStopping(patience, restore_best_weights=True)`, `--early-stopping`).

@@ -123,6 +123,11 @@ public struct KerasModel: Sendable {
     // MARK: - Layers and freezing
 
     /// One layer as Keras's `model.summary()` lists it.
+    ///
+    /// ```swift
+    /// let model = try KerasModel(contentsOf: "checkpoints/fixtures/k2_transfer_nested.h5")
+    /// for layer in model.layers { print(layer.parent ?? "-", layer.name, layer.type, layer.parameters, layer.trainable) }
+    /// ```
     public struct LayerInfo: Sendable, Equatable {
         /// The layer's name (`block1_conv1`).
         public var name: String

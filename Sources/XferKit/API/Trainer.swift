@@ -22,10 +22,18 @@ public struct Batch: @unchecked Sendable {
 
     /// A batch of preprocessed inputs (N, height, width, channels) with one class label each
     /// (the categorical losses, a binary head's 0/1).
+    ///
+    /// ```swift
+    /// let batch = Batch(inputs: Tensor(shape: [2, 32, 32, 3], repeating: 0.1), labels: [0, 4])
+    /// ```
     public init(inputs: Tensor, labels: [Int]) { storage = .tensors(inputs: inputs, labels: labels, targets: nil) }
 
     /// A batch of preprocessed inputs with target rows (N, width): multi-hot rows of a
     /// multi-label head, the values of a regression.
+    ///
+    /// ```swift
+    /// let batch = Batch(inputs: Tensor(shape: [2, 6, 6, 2], repeating: 0.1), targets: Tensor(shape: [2, 1], values: [0.5, 2]))
+    /// ```
     public init(inputs: Tensor, targets: Tensor) { storage = .tensors(inputs: inputs, labels: nil, targets: targets) }
 
     /// Samples `indices` of `data`, read when a step takes them.
@@ -110,6 +118,12 @@ public final class Trainer: @unchecked Sendable {
 
     /// What one step reports: the batch's mean loss before the update (as Keras's
     /// `train_on_batch`) and its metric (accuracy; mae for regression).
+    ///
+    /// ```swift
+    /// let trainer = try Trainer(model: try KerasModel(contentsOf: "checkpoints/fixtures/k2_vgg_full.h5"))
+    /// let step = try trainer.step(Batch(inputs: Tensor(shape: [2, 32, 32, 3], repeating: 0.1), labels: [0, 4]))
+    /// print(step.loss, step.metric)
+    /// ```
     public struct StepResult: Sendable, Equatable {
         /// The batch's mean loss.
         public var loss: Double

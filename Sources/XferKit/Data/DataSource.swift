@@ -7,6 +7,12 @@
 import Foundation
 
 /// Samples with labels, read a batch at a time.
+///
+/// ```swift
+/// let train = try DataSource(contentsOf: "checkpoints/fashion/train")        // an image folder
+/// let arrays = try DataSource(contentsOf: "checkpoints/training/fit_plain.h5")  // x and y in HDF5
+/// print(train.count, train.classCount, train.classNames!, arrays.count)
+/// ```
 public final class DataSource: @unchecked Sendable {
     package enum Kind: Sendable { case images, arrays }
 

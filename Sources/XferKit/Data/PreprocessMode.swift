@@ -2,6 +2,10 @@
 // 0...255, channels last. Same float32 operations as Keras, so results agree to rounding.
 
 /// How pixels are scaled before they enter the network (`--preprocess`).
+///
+/// ```swift
+/// let photos = try DataSource(contentsOf: "checkpoints/fashion/test", preprocess: .tf)
+/// ```
 public enum PreprocessMode: String, CaseIterable, Sendable {
     /// Pixels stay in 0...255.
     case none

@@ -16,6 +16,10 @@ public struct Tensor: Sendable, Equatable {
     public var values: [Float]
 
     /// A tensor of `shape` holding `values` in row-major order (their count must be the shape's product).
+    ///
+    /// ```swift
+    /// let x = Tensor(shape: [1, 2], values: [0.25, 0.75])
+    /// ```
     public init(shape: [Int], values: [Float]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         precondition(values.count == shape.reduce(1, *),
@@ -25,6 +29,10 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// A tensor of `shape` with every value `value`.
+    ///
+    /// ```swift
+    /// let zeros = Tensor(shape: [4, 32, 32, 3])
+    /// ```
     public init(shape: [Int], repeating value: Float = 0) {
         self.init(shape: shape, values: [Float](repeating: value, count: shape.reduce(1, *)))
     }

@@ -3,6 +3,11 @@
 import Foundation
 
 /// One layer of a new head (`--head`).
+///
+/// ```swift
+/// var model = try KerasModel(contentsOf: "checkpoints/fashion/fashion_vgg.h5")
+/// try model.replaceTop(with: [.globalAveragePooling, .dense(128, activation: .relu), .dropout(0.3)], classes: 5)
+/// ```
 public enum HeadLayer: Sendable, Equatable {
     /// Keras's `Flatten()`: the base's output as one vector per sample.
     case flatten

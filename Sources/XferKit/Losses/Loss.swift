@@ -16,6 +16,11 @@
 import Foundation
 
 /// A Keras loss, by kind.
+///
+/// ```swift
+/// let model = try KerasModel(contentsOf: "checkpoints/losses/mse.h5")
+/// print(model.loss.kind)   // meanSquaredError, the loss the checkpoint was compiled with
+/// ```
 public enum LossKind: String, Sendable, CaseIterable {
     /// Keras's `categorical_crossentropy`: a softmax over class labels or one-hot rows.
     case categoricalCrossentropy = "categorical_crossentropy"
@@ -59,6 +64,11 @@ public enum LossKind: String, Sendable, CaseIterable {
 }
 
 /// A loss with its Keras arguments.
+///
+/// ```swift
+/// var model = try KerasModel(contentsOf: "checkpoints/fashion/fashion_vgg.h5")
+/// try model.replaceTop(with: [.flatten], classes: 5, loss: LossConfig(.categoricalCrossentropy, labelSmoothing: 0.1))
+/// ```
 public struct LossConfig: Sendable, Equatable, CustomStringConvertible {
     /// Which loss.
     public var kind: LossKind

@@ -26,6 +26,12 @@ func inTopK(_ row: ArraySlice<Float>, truth: Int, k: Int) -> Bool {
 }
 
 /// One class's row of `xfer evaluate --per-class`.
+///
+/// ```swift
+/// let model = try KerasModel(contentsOf: "checkpoints/losses/cce_smooth.h5")
+/// let result = try model.evaluate(try DataSource(contentsOf: "checkpoints/losses/cce_smooth_data.h5"))
+/// for c in result.perClass ?? [] { print(c.name, c.precision, c.recall, c.f1, c.support) }
+/// ```
 public struct ClassMetrics: Sendable, Equatable {
     /// The class (or label) name.
     public var name: String

@@ -12,6 +12,12 @@
 import Foundation
 
 /// Loss and metrics of a model on labelled data.
+///
+/// ```swift
+/// let model = try KerasModel(contentsOf: "checkpoints/losses/mse.h5")
+/// let result = try model.evaluate(try DataSource(contentsOf: "checkpoints/losses/mse_data.h5"))
+/// print(result.loss, result.metrics.map(\.name))   // mse, and mae, mse, root_mean_squared_error
+/// ```
 public struct EvaluationResult: Sendable {
     /// The loss (Keras's, with the checkpoint's or the chosen loss).
     public var loss: Double

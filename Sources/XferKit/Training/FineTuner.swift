@@ -40,9 +40,20 @@ package struct FineTuneOptions: Sendable {
 
 /// A metric of an epoch, by its Keras name (`--monitor`): `loss`, the loss's metric
 /// (`accuracy`, `binary_accuracy`, `mae`), and the same of the validation data (`val_…`).
+///
+/// ```swift
+/// let stopEarly: Callback = .earlyStopping(patience: 3, monitor: .valAccuracy)
+/// let byMAE: Callback = .earlyStopping(patience: 3, monitor: Metric(rawValue: "val_mae"))
+/// ```
 public struct Metric: Sendable, Hashable, RawRepresentable {
+    /// The metric's Keras name (`val_loss`, `mae`, ...).
     public var rawValue: String
 
+    /// The metric of that Keras name.
+    ///
+    /// ```swift
+    /// let monitor = Metric(rawValue: "val_mae")
+    /// ```
     public init(rawValue: String) { self.rawValue = rawValue }
 
     /// The training loss.

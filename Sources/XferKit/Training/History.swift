@@ -5,6 +5,13 @@
 import Foundation
 
 /// One epoch's metrics (Keras `History.history` entries).
+///
+/// ```swift
+/// var model = try KerasModel(contentsOf: "checkpoints/fixtures/k2_vgg_full.h5")
+/// let data = try DataSource(contentsOf: "checkpoints/training/fit_plain.h5")
+/// let history = try await model.fit(data, epochs: 2, batchSize: 4)
+/// print(history.map(\.loss), history.last!.metricName, history.last!.accuracy)
+/// ```
 public struct EpochRecord: Sendable, Equatable {
     /// The epoch, from 1.
     public var epoch: Int
@@ -28,6 +35,12 @@ public struct EpochRecord: Sendable, Equatable {
 
     /// `epoch 3/10 - loss: 0.4321 - accuracy: 0.8750 [- val_loss: ... - val_accuracy: ...]`
     /// (docs/CONTRACT.md; `mae` or `binary_accuracy` in place of accuracy for those heads).
+    ///
+    /// ```swift
+    /// var model = try KerasModel(contentsOf: "checkpoints/fixtures/k2_vgg_full.h5")
+    /// let history = try await model.fit(try DataSource(contentsOf: "checkpoints/training/fit_plain.h5"), epochs: 2, batchSize: 4)
+    /// print(history[0].line(of: 2))   // epoch 1/2 - loss: ... - accuracy: ...
+    /// ```
     public func line(of epochs: Int) -> String {
         var s = String(format: "epoch %d/%d - loss: %.4f - ", epoch, epochs, loss) + metricName + String(format: ": %.4f", accuracy)
         if let v = valLoss, let a = valAccuracy { s += String(format: " - val_loss: %.4f - val_", v) + metricName + String(format: ": %.4f", a) }

@@ -14,6 +14,10 @@
 import Foundation
 
 /// The optimizers of docs/CONTRACT.md `--optimizer`, with Keras's defaults.
+///
+/// ```swift
+/// let optimizer = OptimizerConfig(kind: .rmsprop, learningRate: 1e-3)
+/// ```
 public enum OptimizerKind: String, Sendable, CaseIterable {
     /// Keras's `SGD`, with momentum and Nesterov.
     case sgd
@@ -56,6 +60,10 @@ public struct OptimizerConfig: Sendable, Equatable {
     public var rho: Float = 0.9
 
     /// An optimizer of `kind`; `learningRate` nil: Keras's default (0.01 for SGD, 0.001 for Adam and RMSprop).
+    ///
+    /// ```swift
+    /// let sgd = OptimizerConfig(kind: .sgd, learningRate: 0.05, momentum: 0.9, nesterov: true)
+    /// ```
     public init(kind: OptimizerKind, learningRate: Float? = nil, momentum: Float = 0, nesterov: Bool = false) {
         self.kind = kind
         self.learningRate = learningRate ?? kind.defaultLearningRate
