@@ -470,6 +470,44 @@ final class KerasModelTests: XCTestCase {
         return m
     }
 
+    /// `Trainer.evaluate` on all of DATA as one batch is Keras's `evaluate` loss
+    /// (checkpoints/losses/expected.json), and changes nothing; the learning rate can be set.
+    func testTrainerEvaluateAndLearningRate() throws {
+        struct Case: Decodable { var evaluate: [String: Double] }
+        let dir = Fixtures.root.appendingPathComponent("checkpoints/losses")
+        let cases = try JSONDecoder().decode([String: Case].self, from: Data(contentsOf: dir.appendingPathComponent("expected.json")))
+        let model = try KerasModel(contentsOf: dir.appendingPathComponent("mse.h5"))
+        let data = try DataSource(contentsOf: dir.appendingPathComponent("mse_data.h5"))
+        let trainer = try Trainer(model: model, optimizer: .adam(learningRate: 0.01))
+        let all = data.batches(size: data.count)[0]
+        let r = try trainer.evaluate(all)
+        let keras = cases["mse"]!.evaluate
+        XCTAssertEqual(r.loss, keras["loss"]!, accuracy: 1e-5 * max(1, keras["loss"]!))
+        XCTAssertEqual(r.metric, keras["mae"]!, accuracy: 1e-5 * max(1, keras["mae"]!))
+        XCTAssertEqual(try trainer.evaluate(all), r, "evaluate takes no step")
+        XCTAssertEqual(trainer.learningRate, 0.01)
+        trainer.learningRate = 0.001
+        XCTAssertEqual(trainer.learningRate, 0.001)
+        try trainer.step(all)
+        XCTAssertLessThan(try trainer.evaluate(all).loss, r.loss)
+    }
+
+    /// The URL spellings reach the same files; a multi-label head's labels are the outputs above the threshold.
+    func testURLsAndLabels() throws {
+        let model = try KerasModel(contentsOf: repo("checkpoints/fashion/fashion_vgg.h5"))
+        let folder = URL(fileURLWithPath: repo("checkpoints/fashion/test/8_bag"))
+        XCTAssertEqual(try model.predict(folder: folder).map(\.outputs), try model.predict(folder: folder.path).map(\.outputs))
+        let out = try temporaryFolder().appendingPathComponent("m.onnx")
+        try model.export(to: out)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.path))
+        let multi = try KerasModel(contentsOf: repo("checkpoints/losses/multilabel.h5"))
+        let rows = try multi.predict(try DataSource(contentsOf: repo("checkpoints/losses/multilabel_data.h5")))
+        for p in rows {
+            XCTAssertNil(p.classIndex)
+            XCTAssertEqual(p.labels(above: 0.5).map(\.probability), p.outputs.filter { $0 > 0.5 })
+        }
+    }
+
     /// A loop of `step`s over DATA's batches in order is `fit` without shuffling: Keras's fit.
     func testTrainerLoopEqualsKerasFit() throws {
         var model = try KerasModel(contentsOf: Fixtures.path("k2_vgg_full.h5"))
