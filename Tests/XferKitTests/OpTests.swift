@@ -12,6 +12,23 @@ final class OpTests: XCTestCase {
         conv2DForwardNaive(x[0], ConvGeometry(input: Array(x[0].shape.dropFirst()), c)!, kernel: w["kernel"]!, bias: w["bias"], c.activation).values
     }
 
+    /// DepthwiseConv2D by the definition's loops (depthwiseForwardNaive), linear activation.
+    let depthwiseOracle: OpOracle<DepthwiseConv2DConfig> = { c, x, w, _ in
+        let d = DepthwiseGeometry(input: Array(x[0].shape.dropFirst()), kernelSize: c.kernelSize, strides: c.strides,
+                                  padding: c.padding, dilation: c.dilation, multiplier: c.depthMultiplier)!
+        return depthwiseForwardNaive(x[0], d, kernel: w["depthwise_kernel"]!, bias: w["bias"]).values
+    }
+
+    /// SeparableConv2D: the naive depthwise, then the naive 1×1 convolution with the bias.
+    let separableOracle: OpOracle<SeparableConv2DConfig> = { c, x, w, _ in
+        let d = DepthwiseGeometry(input: Array(x[0].shape.dropFirst()), kernelSize: c.kernelSize, strides: c.strides,
+                                  padding: c.padding, dilation: c.dilation, multiplier: c.depthMultiplier)!
+        let t = depthwiseForwardNaive(x[0], d, kernel: w["depthwise_kernel"]!, bias: nil)
+        let pointwise = Conv2DConfig(filters: c.filters, kernelSize: (1, 1), activation: c.activation)
+        return conv2DForwardNaive(t, ConvGeometry(input: Array(t.shape.dropFirst()), pointwise)!, kernel: w["pointwise_kernel"]!,
+                                  bias: w["bias"], c.activation).values
+    }
+
     /// Dense: y = act(x·W + b) on the last axis, summed in Double (linear activation only).
     let denseOracle: OpOracle<DenseConfig> = { _, x, w, out in
         let units = out.last!, fanIn = x[0].shape.last!, rows = x[0].count / fanIn
@@ -36,6 +53,9 @@ final class OpTests: XCTestCase {
 
     func testConv2D() throws { try checkOp(Conv2DConfig(filters: 3, kernelSize: (2, 3), strides: (1, 2), padding: .same, activation: .tanh), inputs: [[4, 5, 2]], output: [4, 3, 3], oracle: convOracle) }
     func testConv2DDilatedValidNoBias() throws { try checkOp(Conv2DConfig(filters: 2, kernelSize: (3, 3), padding: .valid, dilation: (2, 1), useBias: false), className: "Convolution2D", inputs: [[6, 4, 2]], output: [2, 2, 2], oracle: convOracle) }
+    func testDepthwiseConv2D() throws { try checkOp(DepthwiseConv2DConfig(kernelSize: (3, 3), strides: (2, 2), padding: .same), inputs: [[5, 4, 3]], output: [3, 2, 3], oracle: depthwiseOracle) }
+    func testDepthwiseConv2DMultiplierDilated() throws { try checkOp(DepthwiseConv2DConfig(kernelSize: (2, 3), padding: .valid, depthMultiplier: 2, dilation: (2, 1), useBias: false), inputs: [[5, 4, 2]], output: [3, 2, 4], oracle: depthwiseOracle) }
+    func testSeparableConv2D() throws { try checkOp(SeparableConv2DConfig(filters: 3, kernelSize: (3, 3), strides: (1, 2), padding: .same, depthMultiplier: 2), className: "SeparableConvolution2D", inputs: [[4, 5, 2]], output: [4, 3, 3], oracle: separableOracle) }
     func testMaxPooling2D() throws { try checkOp(MaxPooling2DConfig(Pool2DConfig(poolSize: (2, 2), strides: (1, 2), padding: .same)), inputs: [[3, 4, 2]], output: [3, 2, 2]) }
     func testAveragePooling2D() throws { try checkOp(AveragePooling2DConfig(Pool2DConfig(poolSize: (3, 2), padding: .same)), className: "AvgPool2D", inputs: [[4, 5, 2]], output: [2, 3, 2]) }
     func testGlobalAveragePooling2D() throws { try checkOp(GlobalAveragePooling2DConfig(keepdims: true), inputs: [[3, 4, 2]], output: [1, 1, 2]) }
@@ -61,10 +81,40 @@ final class OpTests: XCTestCase {
     func testConcatenate() throws { try checkOp(MergeOp.concatenate(axis: -1), inputs: [[2, 2, 3], [2, 2, 1]], output: [2, 2, 4], oracle: concatenateOracle) }
     func testConcatenateRows() throws { try checkOp(MergeOp.concatenate(axis: 1), inputs: [[1, 3], [2, 3]], output: [3, 3], oracle: concatenateOracle) }
 
+    /// The fast depthwise backward (per-sample runs, dKernel partials) against the loops of its definition.
+    func testDepthwiseBackwardMatchesTheDefinition() {
+        var rng = XferKit.SeededRandom(seed: 11)
+        for (multiplier, strides, padding) in [(1, (1, 1), Padding.same), (3, (2, 2), .valid), (2, (2, 1), .same)] {
+            let d = DepthwiseGeometry(input: [7, 6, 4], kernelSize: (3, 3), strides: strides, padding: padding,
+                                      dilation: (1, 1), multiplier: multiplier)!
+            let n = 3
+            let x = Tensor(shape: [n, 7, 6, 4], values: (0..<(n * 7 * 6 * 4)).map { _ in rng.uniform(-1, 1) })
+            let kernel = (0..<(9 * 4 * multiplier)).map { _ in rng.uniform(-1, 1) }
+            let dz = Tensor(shape: [n, d.conv.oh, d.conv.ow, d.conv.o], values: (0..<(n * d.conv.oh * d.conv.ow * d.conv.o)).map { _ in rng.uniform(-1, 1) })
+            let want = depthwiseBackwardNaive(x, d, kernel: kernel, dz: dz)
+            var dk = [Float](repeating: 0, count: kernel.count)
+            var dx = [Float](repeating: 0, count: x.count)
+            x.values.withUnsafeBufferPointer { px in
+                kernel.withUnsafeBufferPointer { pk in
+                    dz.values.withUnsafeBufferPointer { pz in
+                        dk.withUnsafeMutableBufferPointer { pdk in
+                            dx.withUnsafeMutableBufferPointer { pdx in
+                                depthwiseBackward(px.baseAddress!, batch: n, d, kernel: pk.baseAddress!, dz: pz.baseAddress!,
+                                                  dKernel: pdk.baseAddress!, dx: pdx.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertLessThan(zip(dk, want.dKernel).map { abs($0 - $1) }.max()!, 1e-4, "dKernel, multiplier \(multiplier)")
+            XCTAssertLessThan(zip(dx, want.dx.values).map { abs($0 - $1) }.max()!, 1e-4, "dx, multiplier \(multiplier)")
+        }
+    }
+
     /// A kind added to the registry needs its line above.
     func testEveryRegisteredKindIsChecked() {
         let checked: [any LayerOp.Type] = [
-            Conv2DConfig.self, MaxPooling2DConfig.self, AveragePooling2DConfig.self, GlobalAveragePooling2DConfig.self,
+            Conv2DConfig.self, DepthwiseConv2DConfig.self, SeparableConv2DConfig.self, MaxPooling2DConfig.self, AveragePooling2DConfig.self, GlobalAveragePooling2DConfig.self,
             GlobalMaxPooling2DConfig.self, FlattenConfig.self, DenseConfig.self, DropoutConfig.self, BatchNormConfig.self,
             ActivationConfig.self, ReLUConfig.self, RescalingConfig.self, ZeroPadding2DConfig.self, MergeOp.self,
         ]

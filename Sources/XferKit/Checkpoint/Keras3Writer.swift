@@ -191,6 +191,9 @@ enum Keras3ConfigWriter {
                 // frozen base with one layer unfrozen trains that layer), as Keras writes them.
                 return serialize(inner, graph: graph, prefix: prefix + l.name + "/", inputShape: s.inputs[0],
                                  trainable: inner.trainable)
+            case .op(let t as TensorOpConfig):
+                return ["module": "keras.src.ops.numpy", "class_name": t.keras3ClassName, "config": ["name": l.name],
+                        "registered_name": t.keras3ClassName]
             case .op(let op):
                 let cls = className(l)
                 var c: [String: Any] = ["name": l.name, "trainable": l.trainable, "dtype": dtypePolicy]
@@ -250,7 +253,12 @@ enum Keras3ConfigWriter {
                 let several = l.op?.takesSeveralInputs ?? false
                 let kwargs: [String: Any] = l.callTrainingFalse ? ["training": false] : [:]
                 e["inbound_nodes"] = (calls[l.name] ?? []).map { refs -> [String: Any] in
-                    let args: [Any] = several ? [refs.map(tensor)] : refs.map(tensor)
+                    var args: [Any] = several ? [refs.map(tensor)] : refs.map(tensor)
+                    if let t = l.op as? TensorOpConfig {
+                        // The constant is the call's other argument (Keras 3 operations).
+                        let c = t.constantArgument(keras3: true, rank: shapes(l).inputs[0].count + 1)
+                        args.append(c)
+                    }
                     return ["args": args, "kwargs": kwargs]
                 }
             }

@@ -187,6 +187,10 @@ enum KerasConfigWriter {
                 config["name"] = l.name
                 entry["config"] = config
                 entry["inbound_nodes"] = [Any]()
+            } else if let t = l.op as? TensorOpConfig {
+                // tf-keras's TFOpLambda: the call is the tensor itself with the constant in its kwargs.
+                entry["class_name"] = t.kerasClassName
+                entry["inbound_nodes"] = l.calls.map { call in call.map { [$0.layer, node($0), 0, t.tfKwargs] as [Any] } }.map { $0[0] }
             } else {
                 let kwargs: [String: Any] = l.callTrainingFalse ? ["training": false] : [:]
                 entry["inbound_nodes"] = l.calls.map { call in call.map { [$0.layer, node($0), 0, kwargs] as [Any] } }

@@ -146,7 +146,7 @@ public func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAll
     }
     var frozenNames = Set<String>()
     if let until = options.freezeUntil {
-        guard let first = names.firstIndex(where: { $0 == until || $0.hasPrefix(until + "_") }) else {
+        guard let first = names.firstIndex(where: { $0 == until || $0.hasPrefix(until + "_") || $0.hasPrefix(until + "/") }) else {
             throw XferError.usage("--freeze-until", "no layer named '\(until)' or starting with '\(until)_'",
                                   hint: "layers: " + names.joined(separator: ", "))
         }

@@ -17,9 +17,11 @@ public enum Padding: String, Sendable, Codable {
 /// Keras activation functions that xfer runs (`activation=` on Conv2D/Dense, or an `Activation` layer).
 public enum Activation: String, Sendable, Codable, CaseIterable {
     case linear, relu, relu6, sigmoid, tanh, softmax, elu, selu, softplus, softsign, silu, gelu
-    /// Keras spells `silu` also `swish`.
+    case hardSigmoid = "hard_sigmoid", hardSilu = "hard_silu"
+    /// Keras spells `silu` also `swish`, and `hard_silu` also `hard_swish`.
     public init?(kerasName: String) {
         if kerasName == "swish" { self = .silu; return }
+        if kerasName == "hard_swish" { self = .hardSilu; return }
         self.init(rawValue: kerasName)
     }
 }

@@ -187,7 +187,8 @@ private struct GraphBuilder {
     mutating func build() throws -> Onnx_GraphProto {
         let input = unique("input")
         names[0] = (input, .plain)
-        for n in graph.nodes { try emit(n) }
+        // A node whose input could not be mapped is skipped: the first failure is the error.
+        for n in graph.nodes where n.inputs.allSatisfy({ names[$0] != nil }) { try emit(n) }
         if !unsupported.list.isEmpty {
             throw XferError.badInput("model '\(model.name)'",
                                      "ONNX export does not support " + unsupported.list.joined(separator: "; "),
@@ -385,6 +386,12 @@ private struct GraphBuilder {
         case .softplus: return node("Softplus", [x], name: n)
         case .softsign: return node("Softsign", [x], name: n)
         case .silu: return node("Mul", [x, node("Sigmoid", [x], name: n + "/sigmoid")], name: n)
+        case .hardSigmoid:
+            // relu6(x + 3) / 6 = clip(x/6 + 1/2, 0, 1).
+            return node("HardSigmoid", [x], name: n, attributes: [Self.float("alpha", 1.0 / 6), Self.float("beta", 0.5)])
+        case .hardSilu:
+            let s = node("HardSigmoid", [x], name: n + "/hard_sigmoid", attributes: [Self.float("alpha", 1.0 / 6), Self.float("beta", 0.5)])
+            return node("Mul", [x, s], name: n)
         case .gelu:
             // 0.5·x·(1 + erf(x/√2)), Keras's exact gelu (ONNX's Gelu op needs opset 20).
             let e = node("Erf", [node("Mul", [x, scalar(n + "/rsqrt2", 0.70710678118654752440)], name: n + "/scaled")], name: n + "/erf")

@@ -19,6 +19,10 @@ let layerOpTypes: [any LayerOp.Type] = [
     ReLUConfig.self,
     RescalingConfig.self,
     ZeroPadding2DConfig.self,
+    Cropping2DConfig.self,
+    ReshapeConfig.self,
+    NormalizationConfig.self,
+    TensorOpConfig.self,
     MergeOp.self,
 ]
 
