@@ -201,7 +201,9 @@ enum Keras3ConfigWriter {
                 // tf-keras's LeakyReLU takes `alpha`, Keras 3's `negative_slope`.
                 if cls == "LeakyReLU", let a = c.removeValue(forKey: "alpha") { c["negative_slope"] = a }
                 let built: Any = op.takesSeveralInputs ? s.inputs.map(batchShape) : batchShape(s.inputs[0])
-                return ["module": "keras.layers", "class_name": cls, "config": c, "registered_name": NSNull(),
+                let registration = op.keras3Registration
+                return ["module": registration?.module ?? "keras.layers", "class_name": registration?.name ?? cls, "config": c,
+                        "registered_name": registration.map { $0.name as Any } ?? NSNull(),
                         "build_config": ["input_shape": built]]
             }
         }

@@ -157,8 +157,15 @@ struct KerasConfigParser {
                 throw fail("layer '\(layer)': an inbound node that is not a list", hint: "the model configuration is damaged")
             }
             // tf-keras writes a call of one tensor with constants (TFOpLambda) as the tensor
-            // itself, `["prev", 0, 0, {kwargs}]`, not as a list of tensors.
-            if tensors.first is String { tensors = [tensors] }
+            // itself, `["prev", 0, 0, {kwargs}]`, not as a list of tensors; a second tensor
+            // (`x + y`) is its kwargs' `y`.
+            if tensors.first is String {
+                if tensors.count == 4, let kw = tensors[3] as? JSONObject, let y = kw["y"] as? [Any], tensorRef(y) != nil {
+                    tensors = [Array(tensors.prefix(3)), y]
+                } else {
+                    tensors = [tensors]
+                }
+            }
             var refs: [TensorRef] = []
             var trainingFalse = false
             for t in tensors {
@@ -203,6 +210,10 @@ struct KerasConfigParser {
             throw keras.unsupported("data_format '\(df)' is not supported (channels_last only)")
         }
         let kind: LayerKind
+        if let merge = TensorOpConfig.mergeOfTwoTensors(keras, module: entry["module"] as? String) {
+            // `x + y` of two tensors (ConvNeXt's residual): the merge layer of the same math.
+            return LayerSpec(name: name, className: merge.className, kind: .op(merge), trainable: trainable)
+        }
         if cls == "InputLayer" {
             kind = .input
         } else if isModel {

@@ -178,7 +178,7 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
         let f = node.layer.forwardFLOPs(input: node.inputShapes[0])
         plan.totalFLOPs += f
         if execution.inPrefix(i, of: graph) { plan.prefixFLOPs += f }
-        if let conv = node.layer.op as? Conv2DConfig, let g = ConvGeometry(input: node.inputShapes[0], conv) {
+        if let conv = node.layer.op as? Conv2DConfig, conv.groups == 1, let g = ConvGeometry(input: node.inputShapes[0], conv) {
             plan.convolutionPaths[node.layer.name] = ConvolutionChoice(g).description
         }
     }

@@ -246,6 +246,7 @@ private struct GraphBuilder {
 
         switch op {
         case let c as Conv2DConfig:
+            guard c.groups == 1 else { fail("grouped convolution (groups=\(c.groups))"); return }
             guard let kernel = weight(.kernel) else { fail("no kernel"); return }
             let (h, w, cin) = (n.inputShapes[0][0], n.inputShapes[0][1], n.inputShapes[0][2])
             let (kh, kw, o) = (c.kernelSize.h, c.kernelSize.w, c.filters)

@@ -29,6 +29,10 @@ public protocol LayerOp: Sendable {
     /// constructor of `className` takes them.
     func writeKeras(_ config: inout [String: Any], className: String)
 
+    /// A kind registered by keras.applications rather than in `keras.layers`: the module and
+    /// registered name a Keras 3 config gives it (nil: `keras.layers`).
+    var keras3Registration: (module: String, name: String)? { get }
+
     /// Whether the layer takes a list of inputs (a merge); the others take one.
     var takesSeveralInputs: Bool { get }
     /// The output shape (no batch axis) for the inputs of one call; errors name `layer`.
@@ -57,6 +61,7 @@ extension LayerOp {
     public static var kerasAliases: [String] { [] }
     public var kerasClassName: String { Self.kerasClassNames[0] }
     public var takesSeveralInputs: Bool { false }
+    public var keras3Registration: (module: String, name: String)? { nil }
     public func expectedWeights(input: [Int]) -> [ExpectedWeight] { [] }
     public var hasWeights: Bool { false }
     public func forwardFLOPs(input: [Int]) -> Double { 0 }

@@ -23,6 +23,9 @@ let layerOpTypes: [any LayerOp.Type] = [
     ReshapeConfig.self,
     NormalizationConfig.self,
     TensorOpConfig.self,
+    CustomScaleConfig.self,
+    LayerNormalizationConfig.self,
+    LayerScaleConfig.self,
     MergeOp.self,
 ]
 

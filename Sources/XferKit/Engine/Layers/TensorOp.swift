@@ -162,6 +162,27 @@ struct TensorOpConfig: SingleInputOp, Equatable {
         self.init(function: f, constant: c)
     }
 
+    /// The merge layer of a tensor op whose two arguments are tensors (`x + y`, `x * y`, `x − y`),
+    /// tf-keras's (`y` a tensor in the call's kwargs) or Keras 3's (two tensors in its args);
+    /// nil for anything else.
+    static func mergeOfTwoTensors(_ k: KerasLayerConfig, module: String?) -> MergeOp? {
+        let byName: [String: MergeOp] = ["add": .add, "subtract": .subtract, "multiply": .multiply]
+        if k.className == "TFOpLambda", let f = k["function"] as? String {
+            guard let call = k.call as? [Any], call.count == 4, let kw = call[3] as? [String: Any],
+                  let y = kw["y"] as? [Any], y.count >= 3, y[0] is String else { return nil }
+            switch f {
+            case "__operators__.add", "math.add": return .add
+            case "math.subtract": return .subtract
+            case "math.multiply": return .multiply
+            default: return nil
+            }
+        }
+        guard module?.hasPrefix("keras.src.ops") == true, let call = k.call as? [String: Any],
+              let args = call["args"] as? [Any], args.count == 2,
+              args.allSatisfy({ ($0 as? [String: Any])?["class_name"] as? String == "__keras_tensor__" }) else { return nil }
+        return byName[k.className.lowercased()]
+    }
+
     func writeKeras(_ c: inout [String: Any], className: String) {
         c["function"] = tfFunctionName
     }
