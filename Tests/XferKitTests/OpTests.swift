@@ -56,6 +56,29 @@ final class OpTests: XCTestCase {
     func testDepthwiseConv2D() throws { try checkOp(DepthwiseConv2DConfig(kernelSize: (3, 3), strides: (2, 2), padding: .same), inputs: [[5, 4, 3]], output: [3, 2, 3], oracle: depthwiseOracle) }
     func testDepthwiseConv2DMultiplierDilated() throws { try checkOp(DepthwiseConv2DConfig(kernelSize: (2, 3), padding: .valid, depthMultiplier: 2, dilation: (2, 1), useBias: false), inputs: [[5, 4, 2]], output: [3, 2, 4], oracle: depthwiseOracle) }
     func testSeparableConv2D() throws { try checkOp(SeparableConv2DConfig(filters: 3, kernelSize: (3, 3), strides: (1, 2), padding: .same, depthMultiplier: 2), className: "SeparableConvolution2D", inputs: [[4, 5, 2]], output: [4, 3, 3], oracle: separableOracle) }
+    func testConv2DGroupsEqualChannels() throws { try checkOp(Conv2DConfig(filters: 6, kernelSize: (3, 3), padding: .same, groups: 3), inputs: [[4, 4, 3]], output: [4, 4, 6], oracle: { c, x, w, _ in
+        let d = DepthwiseGeometry(input: Array(x[0].shape.dropFirst()), kernelSize: c.kernelSize, strides: c.strides, padding: c.padding, dilation: c.dilation, multiplier: 2)!
+        return depthwiseForwardNaive(x[0], d, kernel: w["kernel"]!, bias: w["bias"]).values
+    }) }
+    func testCropping2D() throws { try checkOp(Cropping2DConfig(top: 1, bottom: 0, left: 2, right: 1), inputs: [[4, 5, 2]], output: [3, 2, 2], oracle: { _, x, _, _ in
+        var kept: [Float] = []
+        for n in 0..<2 { for i in 1..<4 { for j in 2..<4 { for c in 0..<2 { kept.append(x[0].values[((n * 4 + i) * 5 + j) * 2 + c]) } } } }
+        return kept
+    }) }
+    func testReshape() throws { try checkOp(ReshapeConfig(targetShape: [1, -1, 4]), inputs: [[2, 2, 2]], output: [1, 2, 4], oracle: { _, x, _, _ in x[0].values }) }
+    func testNormalizationFromConfig() throws { try checkOp(NormalizationConfig(mean: [1, -2, 0.5], variance: [4, 0.25, 1e-16]), inputs: [[2, 3]], output: [2, 3], oracle: { op, x, _, _ in
+        x[0].values.enumerated().map { i, v in (v - op.mean![i % 3]) / max(op.variance![i % 3].squareRoot(), 1e-7) }
+    }) }
+    func testNormalizationFromWeights() throws { try checkOp(NormalizationConfig(), inputs: [[3, 2]], output: [3, 2]) }
+    func testTensorOp() throws { try checkOp(TensorOpConfig(function: .divide, constant: [127.5]), inputs: [[2, 3]], oracle: { _, x, _, _ in x[0].values.map { $0 / 127.5 } }) }
+    func testTensorOpPerChannel() throws { try checkOp(TensorOpConfig(function: .add, constant: [-103.939, -116.779, -123.68]), inputs: [[2, 3]], oracle: { op, x, _, _ in x[0].values.enumerated().map { $1 + op.constant[$0 % 3] } }) }
+    func testTensorOpReverse() throws { try checkOp(TensorOpConfig(function: .reverseChannels, constant: []), className: "SlicingOpLambda", inputs: [[2, 3]], oracle: { _, x, _, _ in
+        stride(from: 0, to: x[0].count, by: 3).flatMap { i in [x[0].values[i + 2], x[0].values[i + 1], x[0].values[i]] }
+    }) }
+    func testCustomScaleLayer() throws { try checkOp(CustomScaleConfig(scale: 0.17), inputs: [[2, 2, 3], [2, 2, 3]], output: [2, 2, 3], oracle: { op, x, _, _ in zip(x[0].values, x[1].values).map { $0 + $1 * op.scale } }) }
+    func testLayerNormalization() throws { try checkOp(LayerNormalizationConfig(epsilon: 1e-6), inputs: [[2, 5]], output: [2, 5], oracle: { op, x, w, _ in layerNormForwardNaive(x[0], gamma: w["gamma"], beta: w["beta"], epsilon: op.epsilon) }) }
+    func testLayerNormalizationScaleOnly() throws { try checkOp(LayerNormalizationConfig(center: false), inputs: [[4]], oracle: { op, x, w, _ in layerNormForwardNaive(x[0], gamma: w["gamma"], beta: nil, epsilon: op.epsilon) }) }
+    func testLayerScale() throws { try checkOp(LayerScaleConfig(initValues: 1e-6, projectionDim: 3), inputs: [[2, 3]], oracle: { _, x, w, _ in x[0].values.enumerated().map { $1 * w["gamma"]![$0 % 3] } }) }
     func testMaxPooling2D() throws { try checkOp(MaxPooling2DConfig(Pool2DConfig(poolSize: (2, 2), strides: (1, 2), padding: .same)), inputs: [[3, 4, 2]], output: [3, 2, 2]) }
     func testAveragePooling2D() throws { try checkOp(AveragePooling2DConfig(Pool2DConfig(poolSize: (3, 2), padding: .same)), className: "AvgPool2D", inputs: [[4, 5, 2]], output: [2, 3, 2]) }
     func testGlobalAveragePooling2D() throws { try checkOp(GlobalAveragePooling2DConfig(keepdims: true), inputs: [[3, 4, 2]], output: [1, 1, 2]) }
@@ -67,6 +90,8 @@ final class OpTests: XCTestCase {
     func testBatchNormalization() throws { try checkOp(BatchNormConfig(momentum: 0.9, epsilon: 1e-3), inputs: [[2, 3, 4]], output: [2, 3, 4]) }
     func testBatchNormalizationTraining() throws { try checkOp(BatchNormConfig(center: false), inputs: [[3]], batch: 4, training: true) }
     func testActivation() throws { try checkOp(ActivationConfig(.gelu), inputs: [[3, 4]], output: [3, 4]) }
+    func testHardSigmoid() throws { try checkOp(ActivationConfig(.hardSigmoid), inputs: [[6]], scale: 5, signature: { x in x[0].values.map { $0 > -3 && $0 < 3 ? 1 : 0 } }) }
+    func testHardSilu() throws { try checkOp(ActivationConfig(.hardSilu), inputs: [[6]], scale: 5, signature: { x in x[0].values.map { $0 > -3 && $0 < 3 ? 1 : 0 } }) }
     func testSoftmax() throws { try checkOp(ActivationConfig(.softmax), className: "Softmax", inputs: [[2, 5]], output: [2, 5]) }
     func testReLU() throws { try checkOp(ReLUConfig(maxValue: 6, negativeSlope: 0.1), inputs: [[3, 4]], scale: 3, signature: { x in x[0].values.map { Int32(($0 > 0 ? 1 : 0) + ($0 > 6 ? 2 : 0)) } }) }
     func testLeakyReLU() throws { try checkOp(ReLUConfig(negativeSlope: 0.2), className: "LeakyReLU", inputs: [[7]], signature: { x in x[0].values.map { $0 > 0 ? 1 : 0 } }) }
@@ -117,6 +142,8 @@ final class OpTests: XCTestCase {
             Conv2DConfig.self, DepthwiseConv2DConfig.self, SeparableConv2DConfig.self, MaxPooling2DConfig.self, AveragePooling2DConfig.self, GlobalAveragePooling2DConfig.self,
             GlobalMaxPooling2DConfig.self, FlattenConfig.self, DenseConfig.self, DropoutConfig.self, BatchNormConfig.self,
             ActivationConfig.self, ReLUConfig.self, RescalingConfig.self, ZeroPadding2DConfig.self, MergeOp.self,
+            Cropping2DConfig.self, ReshapeConfig.self, NormalizationConfig.self, TensorOpConfig.self, CustomScaleConfig.self,
+            LayerNormalizationConfig.self, LayerScaleConfig.self,
         ]
         XCTAssertEqual(Set(checked.map { ObjectIdentifier($0) }), Set(layerOpTypes.map { ObjectIdentifier($0) }))
         XCTAssertEqual(supportedLayerClasses.count, Set(supportedLayerClasses).count)
