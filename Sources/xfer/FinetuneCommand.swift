@@ -326,6 +326,7 @@ struct FinetuneCommand: ParsableCommand {
                                      preprocess: dataOptions.preprocess ?? (data.kind == .images ? .caffe : loaded.preprocess))
         metadata.loss = lossConfig
         let bar = ProgressBar("epoch")
+        var steps = 0
         var caching: ProgressBar?
         let started = Date()
         let events: (TrainingEvent) -> Void = { event in
@@ -337,11 +338,14 @@ struct FinetuneCommand: ParsableCommand {
                 if caching == nil { caching = ProgressBar("caching features") }
                 caching?.update(done, total)
                 if done == total { caching?.finish() }
-            case .batch(let epoch, let done, let total, let loss, let acc):
-                bar.update(done, total, extra: String(format: "epoch %d - loss: %.4f - ", epoch, loss) + trainingMetric.name + String(format: ": %.4f", acc))
+            case .epochBegin(let epoch, let batches):
+                bar.begin(label: "epoch \(epoch)/\(epochs)")
+                steps = batches
+            case .batch(_, let done, let total, let loss, let acc):
+                bar.update(done, total, extra: String(format: "loss: %.4f - ", loss) + trainingMetric.name + String(format: ": %.4f", acc))
             case .epochEnd(let r):
                 bar.finish()
-                say(r.line(of: epochs))
+                say(r.line(of: epochs) + bar.suffix(steps: steps))
             case .message(let m):
                 say(m)
             case .improved(let r):
