@@ -106,7 +106,13 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Halve the learning rate after this many epochs without improvement of --monitor.", valueName: "PATIENCE"))
     var reduceLrOnPlateau: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Random augmentations of the training images, on the fly: flip, crop (turns the feature cache off).", valueName: "NAME,..."))
+    @Option(name: .long, help: ArgumentHelp(
+        "Random augmentations of the training images, on the fly, as Keras's preprocessing layers (turns the feature cache off).",
+        discussion: "flip[:horizontal|vertical|horizontal_and_vertical] (RandomFlip), rotation:F (RandomRotation: up to ±F of a "
+            + "full turn), zoom:H[:W] (RandomZoom), translation:H[:W] (RandomTranslation: fractions of the height and width), "
+            + "contrast:F (RandomContrast: × 1 − F…1 + F), brightness:F (RandomBrightness: ± F of 0…255), crop (a random box of "
+            + "80–100 % resized back). Fill mode reflect, bilinear, as Keras's defaults; seeded by --seed. "
+            + "E.g. flip,rotation:0.1,zoom:0.2,contrast:0.2.", valueName: "NAME[:F],..."))
     var augment: String?
 
     @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves (the format of the extension, as --output).", valueName: "OUT.h5"))
@@ -209,7 +215,7 @@ struct FinetuneCommand: ParsableCommand {
                                     keepTop: keepTop, head: try parseHead(head), classes: headUnits, seed: seed)
         options.finalActivation = lossConfig.fromLogits ? .linear : lossConfig.activation
         options.keepFlags = resume
-        let augmentations = try augment.map(parseAugmentations) ?? []
+        let augmentations = try augment.map { try parseAugmentations($0, preprocess: dataOptions.preprocess ?? .caffe) } ?? []
         if !augmentations.isEmpty && data.kind != .images {
             throw XferError.usage("--augment", "applies to image folders, and DATA is an HDF5 file")
         }
@@ -314,7 +320,7 @@ struct FinetuneCommand: ParsableCommand {
         }
         if !augmentations.isEmpty && !noCache {
             let share = plan.totalFLOPs > 0 ? Int((100 * plan.prefixFLOPs / plan.totalFLOPs).rounded()) : 0
-            say("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
+            say("Augmentation (\(augmentations.map(\.name).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
                   + "(\(share)% of a forward pass's FLOPs) runs on every sample every epoch instead of once: no feature cache")
         }
         let interrupted = InterruptFlag()

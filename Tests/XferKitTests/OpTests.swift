@@ -61,12 +61,23 @@ final class OpTests: XCTestCase {
     func testConcatenate() throws { try checkOp(MergeOp.concatenate(axis: -1), inputs: [[2, 2, 3], [2, 2, 1]], output: [2, 2, 4], oracle: concatenateOracle) }
     func testConcatenateRows() throws { try checkOp(MergeOp.concatenate(axis: 1), inputs: [[1, 3], [2, 3]], output: [3, 3], oracle: concatenateOracle) }
 
+    // The augmentation layers in inference mode: the identity, as Keras runs them outside
+    // training (their training-mode transforms: AugmentationParityTests, against Keras).
+    func testRandomFlip() throws { try checkOp(RandomFlipConfig(mode: .horizontal, seed: 3), inputs: [[3, 4, 2]], output: [3, 4, 2], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomRotation() throws { try checkOp(RandomRotationConfig(lower: -0.2, upper: 0.1), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomZoom() throws { try checkOp(RandomZoomConfig(height: (-0.3, 0.2)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomTranslation() throws { try checkOp(RandomTranslationConfig(height: (-0.1, 0.1), width: (0, 0.2)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomContrast() throws { try checkOp(RandomContrastConfig(lower: 0, upper: 0.2), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomBrightness() throws { try checkOp(RandomBrightnessConfig(lower: -0.1, upper: 0.3, ranges: ChannelRanges(-1, 1)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+
     /// A kind added to the registry needs its line above.
     func testEveryRegisteredKindIsChecked() {
         let checked: [any LayerOp.Type] = [
             Conv2DConfig.self, MaxPooling2DConfig.self, AveragePooling2DConfig.self, GlobalAveragePooling2DConfig.self,
             GlobalMaxPooling2DConfig.self, FlattenConfig.self, DenseConfig.self, DropoutConfig.self, BatchNormConfig.self,
             ActivationConfig.self, ReLUConfig.self, RescalingConfig.self, ZeroPadding2DConfig.self, MergeOp.self,
+            RandomFlipConfig.self, RandomRotationConfig.self, RandomZoomConfig.self, RandomTranslationConfig.self,
+            RandomContrastConfig.self, RandomBrightnessConfig.self,
         ]
         XCTAssertEqual(Set(checked.map { ObjectIdentifier($0) }), Set(layerOpTypes.map { ObjectIdentifier($0) }))
         XCTAssertEqual(supportedLayerClasses.count, Set(supportedLayerClasses).count)

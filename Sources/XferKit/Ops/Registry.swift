@@ -17,6 +17,12 @@ let layerOpTypes: [any LayerOp.Type] = [
     ReLUConfig.self,
     RescalingConfig.self,
     ZeroPadding2DConfig.self,
+    RandomFlipConfig.self,
+    RandomRotationConfig.self,
+    RandomZoomConfig.self,
+    RandomTranslationConfig.self,
+    RandomContrastConfig.self,
+    RandomBrightnessConfig.self,
     MergeOp.self,
 ]
 
