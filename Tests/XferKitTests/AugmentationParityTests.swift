@@ -120,3 +120,31 @@ final class AugmentationParityTests: XCTestCase {
         }
     }
 }
+
+extension AugmentationParityTests {
+    /// A random layer after a trainable one would need a gradient through its transform: refused
+    /// when the training network is built, naming the layer; frozen before it, it trains.
+    func testATrainableLayerBeforeARandomOneIsRefused() throws {
+        var rng = XferKit.SeededRandom(seed: 3)
+        func floats(_ n: Int) -> [Float] { (0..<n).map { _ in rng.uniform(-0.5, 0.5) } }
+        func model(convTrainable: Bool) -> ModelSpec {
+            ModelSpec(name: "m", className: "Sequential", inputShape: [6, 6, 2], layers: [
+                LayerSpec(name: "conv", op: Conv2DConfig(filters: 2, kernelSize: (3, 3)), trainable: convTrainable,
+                          weights: [WeightSpec(role: .kernel, shape: [3, 3, 2, 2], values: floats(36)), WeightSpec(role: .bias, shape: [2], values: floats(2))]),
+                LayerSpec(name: "spin", op: RandomRotationConfig(lower: -0.1, upper: 0.1)),
+                LayerSpec(name: "flat", op: FlattenConfig()),
+                LayerSpec(name: "head", op: DenseConfig(units: 2, activation: .softmax),
+                          weights: [WeightSpec(role: .kernel, shape: [32, 2], values: floats(64)), WeightSpec(role: .bias, shape: [2], values: floats(2))]),
+            ])
+        }
+        XCTAssertThrowsError(try TrainingNetwork(model: model(convTrainable: true), seed: 0)) { e in
+            XCTAssertEqual((e as? XferError)?.kind, .badInput)
+            XCTAssertTrue("\(e)".contains("spin") && "\(e)".contains("RandomRotation"), "\(e)")
+        }
+        let net = try TrainingNetwork(model: model(convTrainable: false), seed: 0)
+        let x = Tensor(shape: [2, 6, 6, 2], values: floats(144))
+        XCTAssertFalse(net.plan.cached, "a random layer in the frozen prefix: no feature cache")
+        let step = net.trainStep(x, labels: [0, 1], optimizer: Optimizer(OptimizerConfig(kind: .sgd)))
+        XCTAssertTrue(step.loss.isFinite)
+    }
+}

@@ -54,3 +54,60 @@ final class AugmentCLITests: XCTestCase {
         }
     }
 }
+
+/// Keras models with augmentation layers in front (checkpoints/augment/k2_augment.h5 from
+/// tf-keras, k3_augment.keras from Keras 3, made by checkpoints/make_augment_models.py): they
+/// import, predict as Keras predicts (every augmentation layer the identity at inference),
+/// fine-tune with the layers drawing from the run's seed (so the feature cache is off), and
+/// export to ONNX with the layers as the identity.
+final class AugmentLayerCLITests: XCTestCase {
+    let dir = CLI.root.appendingPathComponent("checkpoints/augment")
+
+    func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xfer-augment-layers-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    func testModelsWithAugmentationLayersImportPredictAndTrain() throws {
+        let tmp = try tempDir()
+        for file in ["k2_augment.h5", "k3_augment.keras"] {
+            let model = dir.appendingPathComponent(file).path
+            let imp = try CLI.run(["import", model])
+            XCTAssertEqual(imp.status, 0, imp.stderr)
+            for kind in ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness"] {
+                XCTAssertTrue(imp.stdout.contains("(\(kind))"), "\(file): \(kind): \(imp.stdout)")
+            }
+            XCTAssertTrue(imp.stdout.contains("Total params: 703"), imp.stdout)
+
+            // Inference: Keras's predictions (the layers are the identity).
+            let io = dir.appendingPathComponent("\(file).io.h5").path
+            let preds = tmp.appendingPathComponent("\(file)-predictions.h5").path
+            let p = try CLI.run(["predict", model, "--data", io, "--output", preds])
+            XCTAssertEqual(p.status, 0, p.stderr)
+            let mine = try HDF5File.open(preds).floats("/predictions").values
+            let keras = try HDF5File.open(io).floats("/y").values
+            XCTAssertEqual(mine.count, keras.count)
+            for i in keras.indices { XCTAssertEqual(mine[i], keras[i], accuracy: 1e-4, "\(file) prediction \(i)") }
+
+            // Training: the layers draw from --seed, so two seeds give two results even without
+            // shuffling or a new head; the same seed repeats.
+            func train(_ seed: String, _ name: String) throws -> [Float] {
+                let out = tmp.appendingPathComponent(name).path
+                let r = try CLI.run(["finetune", model, "--data", dir.appendingPathComponent("train.h5").path, "--keep-top",
+                                     "--freeze-until", "conv1", "--no-shuffle", "--epochs", "2", "--batch-size", "3",
+                                     "--seed", seed, "--output", out])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                XCTAssertTrue(r.stdout.contains("Feature cache: off"), r.stdout)
+                return try Checkpoint.load(out).model.flattenedLayers().first { $0.layer.name == "conv1" }!.layer.weights[0].values
+            }
+            let a = try train("1", "\(file)-a.h5"), b = try train("1", "\(file)-b.h5"), c = try train("2", "\(file)-c.h5")
+            XCTAssertEqual(a, b)
+            XCTAssertNotEqual(a, c)
+
+            let onnx = try CLI.run(["export", model, "--to", tmp.appendingPathComponent("\(file).onnx").path])
+            XCTAssertEqual(onnx.status, 0, onnx.stderr)
+        }
+    }
+}
