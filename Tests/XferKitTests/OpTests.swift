@@ -135,6 +135,14 @@ final class OpTests: XCTestCase {
             XCTAssertLessThan(zip(dx, want.dx.values).map { abs($0 - $1) }.max()!, 1e-4, "dx, multiplier \(multiplier)")
         }
     }
+    // The augmentation layers in inference mode: the identity, as Keras runs them outside
+    // training (their training-mode transforms: AugmentationParityTests, against Keras).
+    func testRandomFlip() throws { try checkOp(RandomFlipConfig(mode: .horizontal, seed: 3), inputs: [[3, 4, 2]], output: [3, 4, 2], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomRotation() throws { try checkOp(RandomRotationConfig(lower: -0.2, upper: 0.1), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomZoom() throws { try checkOp(RandomZoomConfig(height: (-0.3, 0.2)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomTranslation() throws { try checkOp(RandomTranslationConfig(height: (-0.1, 0.1), width: (0, 0.2)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomContrast() throws { try checkOp(RandomContrastConfig(lower: 0, upper: 0.2), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomBrightness() throws { try checkOp(RandomBrightnessConfig(lower: -0.1, upper: 0.3, ranges: ChannelRanges(-1, 1)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
 
     /// A kind added to the registry needs its line above.
     func testEveryRegisteredKindIsChecked() {
@@ -144,6 +152,8 @@ final class OpTests: XCTestCase {
             ActivationConfig.self, ReLUConfig.self, RescalingConfig.self, ZeroPadding2DConfig.self, MergeOp.self,
             Cropping2DConfig.self, ReshapeConfig.self, NormalizationConfig.self, TensorOpConfig.self, CustomScaleConfig.self,
             LayerNormalizationConfig.self, LayerScaleConfig.self,
+            RandomFlipConfig.self, RandomRotationConfig.self, RandomZoomConfig.self, RandomTranslationConfig.self,
+            RandomContrastConfig.self, RandomBrightnessConfig.self,
         ]
         XCTAssertEqual(Set(checked.map { ObjectIdentifier($0) }), Set(layerOpTypes.map { ObjectIdentifier($0) }))
         XCTAssertEqual(supportedLayerClasses.count, Set(supportedLayerClasses).count)

@@ -119,8 +119,8 @@ public struct LayerSpec: Sendable {
     /// In legacy order: trainable-kind weights first as Keras creates them (kernel, bias / gamma, beta),
     /// then moving statistics. Empty for weightless layers and for `.model` (its layers hold them).
     public var weights: [WeightSpec]
-    /// For a layer fed by a nested model call with `training=False` (Keras's fine-tuning recipe):
-    /// everything inside runs in inference mode.
+    /// A call with `training=False` (Keras's fine-tuning recipe): a nested model's layers, or the
+    /// layer itself, always run in inference mode.
     public var callTrainingFalse: Bool
     /// In a Functional model, the inputs of each call of this layer (Keras `inbound_nodes`; a
     /// shared layer has several calls). Empty for an InputLayer and for a Sequential model's

@@ -9,7 +9,7 @@
 // - Kernels are rewritten once at export: Conv (KH, KW, C, O) → (O, C, KH, KW); Dense stays
 //   (in, units) for Gemm/MatMul. BatchNormalization is ONNX's own op with the moving statistics
 //   (inference). `same` padding becomes explicit pads with Keras's extra pixel at the bottom/right.
-//   Dropout is the identity.
+//   Dropout and the random augmentation layers (RandomFlip, RandomRotation, ...) are the identity.
 // - The metadata (`metadata_props`): `class_names` (a JSON array), `preprocess` (the
 //   `--preprocess` mode the inputs need), `input_layout` = NHWC, `keras_model`.
 // - A layer or setting without an ONNX mapping is an error naming every such layer (exit 3).
@@ -317,8 +317,8 @@ private struct GraphBuilder {
             // Keras flattens channels last: (h, w, c) order.
             set(node("Flatten", [value(x, .plain)], name: name, attributes: [Self.int("axis", 1)]), .plain)
 
-        case is DropoutConfig:
-            names[n.output] = names[x]   // the identity in inference
+        case is DropoutConfig, is any ImageAugmentation:
+            names[n.output] = names[x]   // the identity in inference (Dropout, the random augmentation layers)
 
         case let a as ActivationConfig:
             let layout = names[x]!.layout

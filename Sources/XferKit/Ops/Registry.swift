@@ -26,6 +26,12 @@ let layerOpTypes: [any LayerOp.Type] = [
     CustomScaleConfig.self,
     LayerNormalizationConfig.self,
     LayerScaleConfig.self,
+    RandomFlipConfig.self,
+    RandomRotationConfig.self,
+    RandomZoomConfig.self,
+    RandomTranslationConfig.self,
+    RandomContrastConfig.self,
+    RandomBrightnessConfig.self,
     MergeOp.self,
 ]
 
