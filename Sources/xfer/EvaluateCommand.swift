@@ -27,11 +27,12 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
-        let data = try dataOptions.open()
+        let data = try dataOptions.open(for: loaded)
         let config = try loss.map(LossConfig.parse) ?? loaded.compiledLoss
         let predictor = try Predictor(model: loaded.model, loss: config)
         try predictor.checkEvaluable(data)
         if let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
+        if let line = dataOptions.read.inputLine(for: loaded, data: data) { note(line) }
         let bar = ProgressBar("evaluate")
         let p = try predictor.predict(data, batchSize: dataOptions.batchSize, progress: { bar.update($0, $1) }, warning: warn)
         bar.finish()

@@ -36,7 +36,8 @@ struct ExportCommand: ParsableCommand {
         for dataset in loaded.nonFiniteWeights {
             warn("\(checkpoint): \(dataset) holds NaN or infinite values")
         }
-        let metadata = ModelMetadata(classNames: loaded.classNames, preprocess: preprocess ?? loaded.preprocess)
+        var metadata = loaded.recordedMetadata
+        metadata.preprocess = preprocess ?? loaded.preprocess
         try namingCheckpoint(checkpoint) {
             try ModelWriter.write(loaded.model, to: to, protecting: inputs.map(\.path), metadata: metadata)
         }

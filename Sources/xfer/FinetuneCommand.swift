@@ -172,7 +172,7 @@ struct FinetuneCommand: ParsableCommand {
                                   hint: "end the name in .svg")
         }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
-        let data = try dataOptions.open()
+        let data = try dataOptions.open(for: loaded)
         let ownTop = keepTop || resume
         let (lossConfig, lossSource) = try chooseLoss(loaded, data: data, ownTop: ownTop)
         let categorical = lossConfig.kind.isCategorical
@@ -237,7 +237,7 @@ struct FinetuneCommand: ParsableCommand {
                     "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
             }
         } else if let path = validationData {
-            let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
+            let v = try dataOptions.read.open(path, for: loaded)
             if categorical { _ = try v.requireLabels(for: "validation") }
             validation = (v, Array(0..<v.count))
         }
@@ -249,6 +249,7 @@ struct FinetuneCommand: ParsableCommand {
         try checkMonitor(trainingMetric)
         printPlan(plan, data: data)
         say("Loss: \(lossConfig) (\(lossSource)); head: \(headDescription(plan.model, lossConfig)); metric: \(trainingMetric.name)")
+        if let line = dataOptions.read.inputLine(for: loaded, data: data) { say(line) }
         if dryRun { return }
         // DATA against the model, before any expensive work: its samples' shape, and its classes
         // against the softmax (Keras fails on a label at or above the units; fewer classes train,
@@ -323,7 +324,9 @@ struct FinetuneCommand: ParsableCommand {
         // What travels with the model: the classes, the preprocessing its inputs had, and the loss
         // (with the optimizer as it ends, at each write).
         var metadata = ModelMetadata(classNames: data.classNames ?? loaded.classNames,
-                                     preprocess: dataOptions.preprocess ?? (data.kind == .images ? .caffe : loaded.preprocess))
+                                     preprocess: data.kind == .images ? data.preprocessing : dataOptions.preprocess ?? loaded.preprocess)
+        metadata.colorMode = data.kind == .images ? data.colorMode : loaded.colorMode ?? ColorMode(channels: plan.model.inputShape.last ?? 3)
+        metadata.inputShape = plan.model.inputShape
         metadata.loss = lossConfig
         let bar = ProgressBar("epoch")
         var caching: ProgressBar?

@@ -45,7 +45,7 @@ struct ImportCommand: ParsableCommand {
         if let to {
             try namingCheckpoint(checkpoint) {
                 try ModelWriter.write(loaded.model, to: to, protecting: [checkpoint] + (checkpointOptions.config.map { [$0] } ?? []),
-                                      metadata: ModelMetadata(classNames: loaded.classNames, preprocess: loaded.preprocess))
+                                      metadata: loaded.recordedMetadata)
             }
         }
         if json {
