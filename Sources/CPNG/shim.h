@@ -57,7 +57,7 @@ static inline void xfer_png_on_warning(png_structp png, png_const_charp text) {
 /// 4: RGBA), `width * channels` bytes each, into `rgb` (capacity `rgb_capacity` bytes), as
 /// TensorFlow's decode_png(channels=...) converts: grey from colour by libpng's rgb_to_gray
 /// with the Rec. 601 weights TensorFlow gives (0.299, 0.587), alpha kept for 4 channels
-/// (tRNS made alpha, opaque 255 added when the file has none) and dropped otherwise. With
+/// (tRNS made alpha; when the file has none, TensorFlow's filler, see below) and dropped otherwise. With
 /// `rgb == NULL` only the header is read and `width`/`height` are set. Returns 0 on success,
 /// -1 with a message otherwise.
 static inline int xfer_png_decode8(const void *data, size_t size, int channels,
@@ -111,7 +111,9 @@ static inline int xfer_png_decode8(const void *data, size_t size, int channels,
     const int has_trns = png_get_valid(png, info, PNG_INFO_tRNS) != 0;
     if (channels == 4) {
         if (!has_alpha && has_trns) png_set_tRNS_to_alpha(png);
-        else if (!has_alpha) png_set_add_alpha(png, 0xff, PNG_FILLER_AFTER);
+        // TensorFlow's filler is (1 << the file's bit depth) - 1: opaque for 8 and 16 bits, but
+        // 1 for a 1-bit and 15 for a 4-bit file (Keras's loader gives those alphas; so does xfer).
+        else if (!has_alpha) png_set_add_alpha(png, (png_uint_32)((1u << bit_depth) - 1), PNG_FILLER_AFTER);
     } else if (has_alpha || has_trns) {
         png_set_strip_alpha(png);
     }

@@ -174,6 +174,8 @@ struct FinetuneCommand: ParsableCommand {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
         let data = try dataOptions.open(for: loaded)
         let ownTop = keepTop || resume
+        // The model's own top knows its classes by name: DATA's labels follow those names.
+        if ownTop, let names = loaded.classNames { try data.matchClasses(to: names) }
         let (lossConfig, lossSource) = try chooseLoss(loaded, data: data, ownTop: ownTop)
         let categorical = lossConfig.kind.isCategorical
         if categorical {
@@ -238,6 +240,7 @@ struct FinetuneCommand: ParsableCommand {
             }
         } else if let path = validationData {
             let v = try dataOptions.read.open(path, for: loaded)
+            if let names = data.classNames { try v.matchClasses(to: names, theirs: "\(dataOptions.data)'s") }
             if categorical { _ = try v.requireLabels(for: "validation") }
             validation = (v, Array(0..<v.count))
         }
@@ -274,11 +277,9 @@ struct FinetuneCommand: ParsableCommand {
             warn("\(dataOptions.data): has \(data.classCount) classes but \(source): outputs \(data.classCount)..\(outputs - 1) "
                  + "get no samples and are only trained to be unlikely")
         }
-        if ownTop, let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
         if let v = validation?.data, v !== data {
             try v.checkFits(inputShape: plan.model.inputShape)
             try v.checkTargets(for: lossConfig, units: outputs, purpose: "validation")
-            if let note = v.classNamesDiffer(from: data.classNames, theirs: "those of \(dataOptions.data)") { warn(note) }
         }
 
         let output = self.output ?? defaultOutput()

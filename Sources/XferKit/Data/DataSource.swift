@@ -293,8 +293,10 @@ public final class DataSource: @unchecked Sendable {
         throws -> (x: Tensor, labels: [Int], indices: [Int], targets: Tensor) {
         if let folder {
             let b = folder.load(indices, height: height, width: width, preprocess: preprocess, colorMode: colorMode) { warning($0.description) }
-            return (Tensor(shape: [b.loaded.count, height, width, colorMode.channels], values: b.pixels), b.loaded.labels, b.loaded.indices,
-                    Tensor(shape: [b.loaded.count, 1], values: b.loaded.labels.map(Float.init)))
+            // The labels as this DATA holds them (matched to a model's class names, ``matchClasses(to:theirs:)``).
+            let batchLabels = labels.map { all in b.loaded.indices.map { all[$0] } } ?? b.loaded.labels
+            return (Tensor(shape: [b.loaded.count, height, width, colorMode.channels], values: b.pixels), batchLabels, b.loaded.indices,
+                    Tensor(shape: [b.loaded.count, 1], values: batchLabels.map(Float.init)))
         }
         let h = file!
         let shape = sampleShape!
@@ -396,6 +398,41 @@ extension DataSource {
             : "holds label \(highest)"
         throw XferError.badInput(path, "\(what) but the model has \(outputs) output\(outputs == 1 ? "" : "s")",
                                  hint: "the data's classes do not match the model's")
+    }
+
+    /// Matches the labels to `modelNames` by class name: each of this DATA's classes (image
+    /// folder names, or an HDF5 file's `class_names`) becomes the index of the same name in
+    /// `modelNames`, so a folder holding 2 of a model's 5 classes is labelled as the model
+    /// knows them. Nothing changes when the names are the same, or when this DATA has none
+    /// (labels are then positions, as Keras's).
+    /// - Throws: ``XferError`` `.badInput` naming this DATA and every class name the model does
+    ///   not have.
+    package func matchClasses(to modelNames: [String], theirs: String = "the model's") throws {
+        guard let mine = classNames, mine != modelNames, !modelNames.isEmpty else { return }
+        let unknown = mine.filter { !modelNames.contains($0) }
+        func list(_ names: [String]) -> String {
+            names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", ... (\(names.count))" : "")
+        }
+        guard unknown.isEmpty else {
+            let what = kind == .images ? "class folder" : "class name"
+            throw XferError.badInput(path, "\(what)\(unknown.count == 1 ? "" : "s") \(list(unknown)) \(unknown.count == 1 ? "is" : "are") not among \(theirs) classes (\(list(modelNames)))",
+                                     hint: kind == .images ? "name each class folder as one of those classes, or leave out the folders of other classes"
+                                                           : "class_names must name the model's classes")
+        }
+        guard oneHotWidth == nil else {
+            throw XferError.badInput(path, "y is one-hot over its class_names (\(list(mine))), which are not \(theirs) (\(list(modelNames)))",
+                                     hint: "give y as integer labels, or one-hot rows in \(theirs) class order")
+        }
+        let index = mine.map { name in modelNames.firstIndex(of: name)! }
+        labels = labels?.map { $0 >= 0 && $0 < index.count ? index[$0] : $0 }
+        if kind == .images || targetWidth == 1 {
+            targets = targets?.map { v in
+                let i = Int(v)
+                return Float(v) == Float(i) && i >= 0 && i < index.count ? Float(index[i]) : v
+            }
+        }
+        classNames = modelNames
+        classCount = max(classCount, modelNames.count)
     }
 
     /// A warning when this DATA's class names and `other` are both known and differ: labels are
