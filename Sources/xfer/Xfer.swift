@@ -11,6 +11,11 @@ struct Xfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xfer",
         abstract: "Transfer learning on Keras HDF5 checkpoints, on the CPU.",
+        discussion: """
+        Shell completion: xfer --generate-completion-script bash|zsh|fish. \
+        The full contract (flags, outputs, exit codes): docs/CONTRACT.md; the man page: docs/xfer.1.
+        """,
+        version: xferVersion,
         subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, ExportCommand.self]
     )
 
@@ -19,6 +24,12 @@ struct Xfer: ParsableCommand {
         installDamagedFileGuard()
         do {
             var command = try parseAsRoot()
+            if let finetune = command as? FinetuneCommand {
+                // --resume: the run's own options back (or a conflicting one refused).
+                let restored = try finetune.restoringRun()
+                if let line = restored.restoredLine(from: finetune) { say(line) }
+                command = restored
+            }
             try command.run()
             finish(0)
         } catch let error as XferError {
@@ -33,9 +44,15 @@ struct Xfer: ParsableCommand {
             }
             // Argument errors: one line, exit 2 (ArgumentParser's own code would be 64).
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid command line"
-            fail(XferError.usage("", message, hint: "see 'xfer --help'"))
+            fail(XferError.usage("", message, hint: "see 'xfer\(subcommandName().map { " " + $0 } ?? "") --help'"))
         }
     }
+}
+
+/// The subcommand on the command line (the first argument naming one), for hints.
+func subcommandName() -> String? {
+    let names = Xfer.configuration.subcommands.map { $0._commandName }
+    return CommandLine.arguments.dropFirst().first { names.contains($0) }
 }
 
 /// Prints the error as docs/CONTRACT.md says and exits with its code.
@@ -74,7 +91,8 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Input shape H,W,C for checkpoints without an architecture (default 224,224,3), or for a model whose input size is open (None).", valueName: "H,W,C"))
     var inputShape: String?
 
-    @Option(name: .long, help: ArgumentHelp("Architecture for a weights-only checkpoint: a Keras model JSON (model.to_json()) or a checkpoint that carries one.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Architecture for a weights-only checkpoint: a Keras model JSON (model.to_json()) or a checkpoint that carries one.", valueName: "FILE"),
+            completion: .file())
     var config: String?
 
     func loadOptions(values: WeightValues = .load) throws -> CheckpointLoadOptions {

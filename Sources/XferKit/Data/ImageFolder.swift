@@ -288,7 +288,19 @@ public struct ImageFolder: Sendable {
                 listed.append(Sample(url: URL(fileURLWithPath: path), relativePath: path, label: -1))
             }
         }
-        let problems = Self.checkHeaders(listed)
+        var problems = Self.checkHeaders(listed)
+        if listed.count == 1, PathKind(paths[0]) != .directory, problems[0] == nil {
+            // One image file: decoded now, so damage past its header is the error itself, not a
+            // warning followed by "no readable samples".
+            do {
+                let data = try readRegularFile(listed[0].url.path)
+                _ = try data.withUnsafeBytes { try decodeImageBytes($0) }
+            } catch let error as ImageDecodeError {
+                problems[0] = error.message
+            } catch {
+                problems[0] = "cannot read the file"
+            }
+        }
         if listed.count == 1, let problem = problems[0] {
             throw XferError.badInput(listed[0].relativePath, problem, hint: "give a JPEG or PNG image")
         }

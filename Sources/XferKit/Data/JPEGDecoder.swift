@@ -68,7 +68,11 @@ enum JPEGDecoder {
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         let components = isCMYK ? 4 : colorspace == Int32(TJCS_GRAY.rawValue) ? 1 : 3
         // TensorFlow's limit (jpeg_mem.cc): height * width * components in the file below 2^29.
-        guard width > 0, height > 0, Int(width) * Int(height) * components < 1 << 29 else {
+        // libjpeg can return from a header that ends before its frame (SOF) with no size at all.
+        guard width > 0, height > 0 else {
+            throw ImageDecodeError("damaged JPEG: its header ends before the image size (truncated or not a JPEG past its first bytes)")
+        }
+        guard Int(width) * Int(height) * components < 1 << 29 else {
             throw ImageDecodeError("JPEG of \(width)x\(height) pixels is too large")
         }
         return Header(width: Int(width), height: Int(height), isCMYK: isCMYK)
