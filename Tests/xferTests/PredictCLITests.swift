@@ -176,6 +176,20 @@ final class PredictCLITests: XCTestCase {
         for attribute in ["color_mode", "input_shape", "preprocess", "class_names"] { XCTAssertTrue(h5.contains(attribute), attribute) }
     }
 
+    func testInputSizeTravels() throws {
+        // A model whose input size is open needs --input-shape once; the file xfer writes records it.
+        let out = try tempDir()
+        let weights = out.appendingPathComponent("w.weights.h5").path
+        let w = try CLI.run(["import", "k3_open_input.keras", "--input-shape", "24,20,3", "--to", weights])
+        XCTAssertEqual(w.status, 0, w.stderr)
+        let back = try CLI.run(["import", weights, "--config", "k3_open_input.keras", "--json"])
+        XCTAssertEqual(back.status, 0, back.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(back.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(object["input_shape"] as? [Int], [24, 20, 3])
+        let without = try CLI.run(["import", "k3_open_input.keras", "--config", "k3_open_input.keras"])
+        XCTAssertEqual(without.status, 3, "the Keras file itself records no size")
+    }
+
     func testEvaluateMatchesLabelsByClassName() throws {
         // photos/ holds cat and dog, 2 of the model's 5 classes (bird, cat, dog, fox, owl).
         let r = try run(["evaluate", "colors5_named.h5", "--data", "photos", "--json"])

@@ -94,7 +94,9 @@ public struct Checkpoint: Sendable {
     package var recordedMetadata: ModelMetadata {
         var m = ModelMetadata(classNames: classNames, preprocess: preprocess)
         m.colorMode = colorMode
-        m.inputShape = recordedInputShape
+        // The size the model was read at (an open-size model's --input-shape included).
+        let shape = model.inputShape
+        m.inputShape = recordedInputShape ?? (shape.count == 3 && shape.allSatisfy { $0 > 0 } ? shape : nil)
         return m
     }
 
@@ -121,6 +123,13 @@ struct CheckpointReader {
         try HDF5File.checkRegularFile(path, what: "checkpoint file", hint: "give the checkpoint file itself (.h5, .weights.h5 or .keras)")
         if try isZip(path) { return try readArchive() }
         let file = try HDF5File.open(path)
+        // The input size xfer records stands in for --input-shape (a .weights.h5 read with an
+        // open-size --config needs it).
+        if options.inputShape == nil, let shape = ModelMetadata.recordedInputs(file).inputShape {
+            var withShape = options
+            withShape.inputShape = shape
+            return try CheckpointReader(path: path, options: withShape).read()
+        }
         if file.hasAttribute("/", "model_config") {
             let version = try file.string("/", "keras_version")
             let format: CheckpointFormat = (version?.hasPrefix("3") ?? false) ? .keras3LegacyModel : .keras2Model
