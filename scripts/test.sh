@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 swift build --build-tests
 swift test --skip-build
+# The man page is what the argument parser generates now (docs/xfer.1; about a minute).
+scripts/man.sh --check
 venv="$(scripts/keras-venv.sh)"
 "$venv/bin/python" checkpoints/check_keras_loads.py .build/debug/xfer
 # The files people deploy: Keras 3 loads every .keras/.weights.h5 xfer writes, onnxruntime runs

@@ -17,12 +17,12 @@ struct ExportCommand: ParsableCommand {
         A layer ONNX export cannot map is an error naming it (exit 3).
         """)
 
-    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).", completion: .file())
     var checkpoint: String
 
     @OptionGroup var checkpointOptions: CheckpointOptions
 
-    @Option(name: .long, help: ArgumentHelp("The file to write; its extension chooses the format: \(ModelFileFormat.extensionList).", valueName: "OUT.onnx"))
+    @Option(name: .long, help: ArgumentHelp("The file to write; its extension chooses the format: \(ModelFileFormat.extensionList).", valueName: "OUT.onnx"), completion: .file())
     var to: String
 
     @Option(name: .long, help: "Record this preprocessing in the output's metadata (default: what the checkpoint records).")
@@ -36,7 +36,8 @@ struct ExportCommand: ParsableCommand {
         for dataset in loaded.nonFiniteWeights {
             warn("\(checkpoint): \(dataset) holds NaN or infinite values")
         }
-        let metadata = ModelMetadata(classNames: loaded.classNames, preprocess: preprocess ?? loaded.preprocess)
+        var metadata = loaded.recordedMetadata
+        metadata.preprocess = preprocess ?? loaded.preprocess
         try namingCheckpoint(checkpoint) {
             try ModelWriter.write(loaded.model, to: to, protecting: inputs.map(\.path), metadata: metadata)
         }

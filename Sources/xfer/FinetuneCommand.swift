@@ -18,7 +18,7 @@ struct FinetuneCommand: ParsableCommand {
         layer runs in inference mode and never updates its moving statistics, as in Keras.
         """)
 
-    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).", completion: .file())
     var checkpoint: String
 
     @OptionGroup var checkpointOptions: CheckpointOptions
@@ -57,7 +57,13 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Keras's class_weight: 'balanced' (N / (classes × count)) or a JSON map of class id (or name) to weight.", valueName: "balanced|JSON"))
     var classWeight: String?
 
-    @Option(name: .long, help: ArgumentHelp("The new head, before its final dense layer (softmax, sigmoid or linear, as the loss implies).", valueName: "SPEC"))
+    @Option(name: .long, help: ArgumentHelp(
+        "The new head, before its final dense layer (softmax, sigmoid or linear, as the loss implies).",
+        discussion: "SPEC is a comma-separated list of layers, applied in order on the base's output: flatten; "
+            + "gap (GlobalAveragePooling2D); gmp (GlobalMaxPooling2D); dense:UNITS[:ACTIVATION] (relu, sigmoid, "
+            + "tanh, softmax, linear, ...; default linear); dropout:RATE (0 <= RATE < 1); or none for no layers. "
+            + "Example: --head gap,dense:128:relu,dropout:0.3 gives GlobalAveragePooling2D -> Dense(128, relu) -> "
+            + "Dropout(0.3) -> the final Dense.", valueName: "SPEC"))
     var head: String = Self.defaultHead
     static let defaultHead = "flatten,dense:256:relu,dropout:0.5"
 
@@ -82,13 +88,13 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Shuffle the training samples every epoch.")
     var shuffle = true
 
-    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx (default: <checkpoint name>-finetuned.h5 in the current folder).", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx (default: <checkpoint name>-finetuned.h5 in the current folder).", valueName: "OUT.h5"), completion: .file())
     var output: String?
 
     @Flag(name: .long, help: "Print the freeze plan (the import table after freezing, with the new head) and stop.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("Held-out DATA evaluated after each epoch.", valueName: "DATA"))
+    @Option(name: .long, help: ArgumentHelp("Held-out DATA evaluated after each epoch.", valueName: "DATA"), completion: .file())
     var validationData: String?
 
     @Option(name: .long, help: ArgumentHelp("Hold out this fraction of each class of DATA for validation (seeded).", valueName: "F"))
@@ -133,20 +139,23 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: "Optimizer of phase 2: sgd, adam or rmsprop, with phase 1's momentum and Nesterov (default: phase 1's kind), new state.")
     var thenOptimizer: OptimizerKind?
 
-    @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves (the format of the extension, as --output).", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves (the format of the extension, as --output).", valueName: "OUT.h5"), completion: .file())
     var saveBest: String?
 
     @Flag(name: .long, help: ArgumentHelp(
         "CHECKPOINT is a file xfer finetune wrote: continue its training up to --epochs (the total).",
         discussion: "Keeps the run's weights, freeze and head, its optimizer (kind, momentum, state), the epochs done, "
-            + "the learning rate and the seed; --lr and --seed override those two. DATA, --batch-size, validation "
-            + "and callbacks come from this command line."))
+            + "the learning rate and the seed; --lr and --seed override those two. It restores --augment, "
+            + "--class-weight, --preprocess, --color-mode and --no-shuffle when they are not given; any option of "
+            + "the run given with another value (--head, --freeze-until, --loss, --optimizer, --augment, ...) is "
+            + "refused, naming both. DATA, --batch-size, validation and callbacks come from this command line. "
+            + "A --save-best file resumes from the epoch it was saved at."))
     var resume = false
 
-    @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"), completion: .file())
     var csvLog: String?
 
-    @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG (the name must end in .svg).", valueName: "FILE.svg"))
+    @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG (the name must end in .svg).", valueName: "FILE.svg"), completion: .file())
     var plot: String?
 
     var monitorName: String { monitor ?? ((validationData != nil || validationSplit != nil) ? Metric.valLoss : Metric.loss).rawValue }
@@ -166,13 +175,7 @@ struct FinetuneCommand: ParsableCommand {
         if validationSplit != nil && validationData != nil { throw ValidationError("give --validation-data or --validation-split, not both") }
         if let ls = labelSmoothing, !(ls >= 0 && ls <= 1) { throw ValidationError("--label-smoothing must be in [0, 1]") }
         if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
-        if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop || classes != nil
-                      || head != Self.defaultHead || loss != nil || fromLogits || labelSmoothing != nil) {
-            throw ValidationError("--resume keeps the freeze and head of the run it continues, and its loss; drop --freeze-until/--freeze/--trainable/--keep-top/--classes/--head/--loss")
-        }
-        if resume && (optimizer != nil || momentum != nil || nesterov) {
-            throw ValidationError("--resume continues the run's optimizer (kind, momentum, state); drop --optimizer/--momentum/--nesterov (--lr may change the learning rate)")
-        }
+        // --resume with options of the run: ResumeOptions.swift (restoringRun), once the file is read.
         if let p = reduceLrOnPlateau, p < 1 { throw ValidationError("--reduce-lr-on-plateau takes a patience of at least 1") }
         if thenUnfreeze == nil && (thenEpochs != nil || thenLr != nil || thenOptimizer != nil) {
             throw ValidationError("--then-epochs, --then-lr and --then-optimizer set phase 2, which --then-unfreeze NAME starts")
@@ -205,8 +208,10 @@ struct FinetuneCommand: ParsableCommand {
                                   hint: "end the name in .svg")
         }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
-        let data = try dataOptions.open()
+        let data = try dataOptions.open(for: loaded)
         let ownTop = keepTop || resume
+        // The model's own top knows its classes by name: DATA's labels follow those names.
+        if ownTop, let names = loaded.classNames { try data.matchClasses(to: names) }
         let (lossConfig, lossSource) = try chooseLoss(loaded, data: data, ownTop: ownTop)
         let categorical = lossConfig.kind.isCategorical
         if categorical {
@@ -270,7 +275,8 @@ struct FinetuneCommand: ParsableCommand {
                     "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
             }
         } else if let path = validationData {
-            let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
+            let v = try dataOptions.read.open(path, for: loaded)
+            if let names = data.classNames { try v.matchClasses(to: names, theirs: "\(dataOptions.data)'s") }
             if categorical { _ = try v.requireLabels(for: "validation") }
             validation = (v, Array(0..<v.count))
         }
@@ -282,6 +288,7 @@ struct FinetuneCommand: ParsableCommand {
         try checkMonitor(trainingMetric)
         printPlan(plan, data: data)
         say("Loss: \(lossConfig) (\(lossSource)); head: \(headDescription(plan.model, lossConfig)); metric: \(trainingMetric.name)")
+        if let line = dataOptions.read.inputLine(for: loaded, data: data) { say(line) }
         // Phase 2's plan, from phase 1's flags: a layer name that does not exist fails now.
         let unfreezing = try thenUnfreeze.map { try planUnfreezing(plan.model, from: $0, cacheAllowed: !noCache && augmentations.isEmpty) }
         if let unfreezing, dryRun {
@@ -317,11 +324,9 @@ struct FinetuneCommand: ParsableCommand {
             warn("\(dataOptions.data): has \(data.classCount) classes but \(source): outputs \(data.classCount)..\(outputs - 1) "
                  + "get no samples and are only trained to be unlikely")
         }
-        if ownTop, let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
         if let v = validation?.data, v !== data {
             try v.checkFits(inputShape: plan.model.inputShape)
             try v.checkTargets(for: lossConfig, units: outputs, purpose: "validation")
-            if let note = v.classNamesDiffer(from: data.classNames, theirs: "those of \(dataOptions.data)") { warn(note) }
         }
 
         let output = self.output ?? defaultOutput()
@@ -367,12 +372,21 @@ struct FinetuneCommand: ParsableCommand {
         // What travels with the model: the classes, the preprocessing its inputs had, and the loss
         // (with the optimizer as it ends, at each write).
         var metadata = ModelMetadata(classNames: data.classNames ?? loaded.classNames,
-                                     preprocess: dataOptions.preprocess ?? (data.kind == .images ? .caffe : loaded.preprocess))
+                                     preprocess: data.kind == .images ? data.preprocessing : dataOptions.preprocess ?? loaded.preprocess)
+        metadata.colorMode = data.kind == .images ? data.colorMode : loaded.colorMode ?? ColorMode(channels: plan.model.inputShape.last ?? 3)
+        metadata.inputShape = plan.model.inputShape
         metadata.loss = lossConfig
         // Epochs count across both phases of --then-unfreeze.
         let totalEpochs = epochs + (thenUnfreeze != nil ? thenEpochs ?? epochs : 0)
         var phase = 1
         var bestSaved: Double?
+        // The options that shaped the run, for --resume (ResumeOptions.swift).
+        let run = runRecord(loss: lossConfig, data: data)
+        func trainingState(_ epochsDone: Int) -> TrainingState {
+            var s = TrainingState(epochsDone: epochsDone, optimizer: tuner.optimizer, seed: seed)
+            s.run = run
+            return s
+        }
         let bar = ProgressBar("epoch")
         var steps = 0
         var caching: ProgressBar?
@@ -402,8 +416,10 @@ struct FinetuneCommand: ParsableCommand {
                 if let b = bestSaved, monitorMetric.lowerIsBetter ? value >= b : value <= b { break }
                 bestSaved = value
                 do {
+                    // With its training state: a --save-best file resumes from its epoch.
                     try ModelWriter.write(tuner.network.exportModel(), to: path, protecting: inputs,
-                                          metadata: metadata.compiled(with: tuner.optimizer.config))
+                                          metadata: metadata.compiled(with: tuner.optimizer.config),
+                                          trainingState: trainingState(r.epoch))
                     say("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
                 } catch { warn("\(path): could not save: \(error)") }
             }
@@ -441,7 +457,7 @@ struct FinetuneCommand: ParsableCommand {
         let done = (state?.epochsDone ?? 0) + history.count
         try ModelWriter.write(tuner.network.exportModel(), to: output, protecting: inputs,
                               metadata: metadata.compiled(with: tuner.optimizer.config),
-                              trainingState: TrainingState(epochsDone: done, optimizer: tuner.optimizer, seed: seed))
+                              trainingState: trainingState(done))
         if let path = csvLog { try writeText(XferKit.csvLog(history), to: path) }
         if let plot {
             try writeText(svgPlot(history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)",

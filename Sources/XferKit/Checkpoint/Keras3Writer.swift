@@ -12,7 +12,8 @@
 //                 `{"args", "kwargs"}` inbound nodes with `__keras_tensor__` entries) and
 //                 model.weights.h5 (the layout above). `keras.models.load_model` opens it.
 //
-// What travels with the model and Keras ignores: class names, the preprocessing mode and the
+// What travels with the model and Keras ignores: class names, the preprocessing mode, the color
+// mode, the input size and the
 // loss (root attributes of the .weights.h5; an "xfer" object in metadata.json), and the training state for
 // `--resume` (the group /xfer_training_state beside the weights). A .keras archive keeps exactly
 // the three members, since Keras reads a fourth as assets.
@@ -68,8 +69,7 @@ public enum Keras3Writer {
 
     static func writeWeightsFile(_ model: ModelSpec, to file: HDF5File, metadata: ModelMetadata,
                                  trainingState: TrainingState?) throws {
-        if let names = metadata.classNames, !names.isEmpty { try file.setStrings("/", "class_names", names) }
-        if let p = metadata.preprocess { try file.setString("/", "preprocess", p.rawValue, utf8: true) }
+        try metadata.writeAttributes(to: file)
         if let loss = metadata.loss {
             let json = try JSONSerialization.data(withJSONObject: loss.kerasConfig, options: [.sortedKeys])
             try file.setString("/", "loss", String(decoding: json, as: UTF8.self), utf8: true)

@@ -11,7 +11,8 @@
 //   (inference). `same` padding becomes explicit pads with Keras's extra pixel at the bottom/right.
 //   Dropout and the random augmentation layers (RandomFlip, RandomRotation, ...) are the identity.
 // - The metadata (`metadata_props`): `class_names` (a JSON array), `preprocess` (the
-//   `--preprocess` mode the inputs need), `input_layout` = NHWC, `keras_model`.
+//   `--preprocess` mode the inputs need), `color_mode` (how images were decoded, when known),
+//   `input_layout` = NHWC, `keras_model`.
 // - A layer or setting without an ONNX mapping is an error naming every such layer (exit 3).
 //
 // The protobuf is swift-protobuf's, from the generated onnx.pb.swift beside this file.
@@ -65,6 +66,7 @@ public enum ONNXWriter {
             props.append(("class_names", String(decoding: json, as: UTF8.self)))
         }
         if let p = metadata.preprocess { props.append(("preprocess", p.rawValue)) }
+        if let c = metadata.colorMode { props.append(("color_mode", c.rawValue)) }
         m.metadataProps = props.map { k, v in
             var e = Onnx_StringStringEntryProto()
             e.key = k; e.value = v
