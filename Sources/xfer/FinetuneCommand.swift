@@ -377,7 +377,7 @@ struct FinetuneCommand: ParsableCommand {
         metadata.inputShape = plan.model.inputShape
         metadata.loss = lossConfig
         // Epochs count across both phases of --then-unfreeze.
-        let totalEpochs = epochs + (thenUnfreeze != nil ? thenEpochs ?? epochs : 0)
+        var totalEpochs = epochs + (thenUnfreeze != nil ? thenEpochs ?? epochs : 0)
         var phase = 1
         var bestSaved: Double?
         // The options that shaped the run, for --resume (ResumeOptions.swift).
@@ -445,6 +445,8 @@ struct FinetuneCommand: ParsableCommand {
             let unfrozen = try planUnfreezing(tuner.network.exportModel(), from: name, cacheAllowed: !noCache && augmentations.isEmpty)
             var second = fit
             second.epochs = phaseOne + (thenEpochs ?? epochs)
+            // Phase 1 may have stopped early: phase 2 still runs its own epochs, numbered on.
+            totalEpochs = second.epochs
             second.optimizer = OptimizerConfig(kind: thenOptimizer ?? fit.optimizer.kind,
                                                learningRate: thenLr ?? fit.optimizer.learningRate / 100,
                                                momentum: fit.optimizer.momentum, nesterov: fit.optimizer.nesterov)
