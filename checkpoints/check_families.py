@@ -46,8 +46,8 @@ FAMILIES = {
     "ResNet152V2": ("ResNet152V2", 64, "conv5_block1", False),
     "MobileNet": ("MobileNet", 64, "conv_dw_12", False),
     "MobileNetV2": ("MobileNetV2", 64, "block_13", False),
-    "MobileNetV3Small": ("MobileNetV3Small", 64, "expanded_conv_9", True),
-    "MobileNetV3Large": ("MobileNetV3Large", 64, "expanded_conv_12", True),
+    "MobileNetV3Small": ("MobileNetV3Small", 64, "expanded_conv_6", True),
+    "MobileNetV3Large": ("MobileNetV3Large", 64, "expanded_conv_10", True),
     "EfficientNetB0": ("EfficientNetB0", 64, "block6a", True),
     "EfficientNetB1": ("EfficientNetB1", 64, "block6a", True),
     "EfficientNetB2": ("EfficientNetB2", 64, "block6a", True),
@@ -122,7 +122,7 @@ def count(weights):
 
 def freeze_count(model, block):
     """Keras's trainable count after freezing every layer before the first named BLOCK(_...)."""
-    first = next(i for i, l in enumerate(model.layers) if l.name == block or l.name.startswith(block + "_"))
+    first = next(i for i, l in enumerate(model.layers) if l.name == block or l.name.startswith((block + "_", block + "/")))
     saved = [l.trainable for l in model.layers]
     for l in model.layers[:first]:
         l.trainable = False

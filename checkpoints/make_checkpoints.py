@@ -774,12 +774,12 @@ def part_tf_keras(out):
     calibrate(resc, MODEL)
     save_and_check(resc, "k2_rescaling.h5")
 
-    # unsupported_layer.h5: a LayerNormalization between two convs.
+    # unsupported_layer.h5: a Conv2DTranspose between two convs.
     rng = fresh("unsupported_layer")
     bad = tf_keras.Sequential([
         L.Input(VGG_INPUT),
         L.Conv2D(8, 3, padding="same", activation="relu", name="block1_conv1"),
-        L.LayerNormalization(name="block1_norm"),
+        L.Conv2DTranspose(8, 3, padding="same", name="block1_upconv"),
         L.Conv2D(8, 3, padding="same", activation="relu", name="block1_conv2"),
         L.GlobalAveragePooling2D(name="gap"),
         L.Dense(2, activation="softmax", name="predictions"),
@@ -787,7 +787,7 @@ def part_tf_keras(out):
     init_weights(bad, rng, D.is_model)
     bad.save(os.path.join(out, "unsupported_layer.h5"))
     add_index("unsupported_layer.h5", [], expected=False,
-              error={"exit": 3, "mentions": ["block1_norm", "LayerNormalization"]})
+              error={"exit": 3, "mentions": ["block1_upconv", "Conv2DTranspose"]})
     print("  unsupported_layer.h5")
 
     # k2_resnet.h5, k2_inception.h5, k2_se.h5, k2_merge_zoo.h5, k2_shared.h5.

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 swift build --build-tests
 swift test --skip-build
+# The man page is what the argument parser generates now (docs/xfer.1; about a minute).
+scripts/man.sh --check
 venv="$(scripts/keras-venv.sh)"
 "$venv/bin/python" checkpoints/check_keras_loads.py .build/debug/xfer
 # The files people deploy: Keras 3 loads every .keras/.weights.h5 xfer writes, onnxruntime runs
@@ -14,6 +16,15 @@ venv="$(scripts/keras-venv.sh)"
 # Damaged and hostile variants of the Keras-written fixtures against the error contract: a
 # short run (300 mutants, about a minute); the long run is `scripts/fuzz.sh --count 20000`.
 "$venv/bin/python" scripts/fuzz.py --xfer .build/debug/xfer --count "${XFER_FUZZ_COUNT:-300}" --seed "${XFER_FUZZ_SEED:-1}"
+# keras.applications families built by Keras at full width (weights=None, seeded), in tf-keras
+# .h5 and Keras 3 .keras: import counts, predictions and --freeze-until against Keras. One of
+# each kind of block here (a few minutes); every family: XFER_FAMILIES=all.
+families="VGG16,ResNet50,ResNet50V2,MobileNet,MobileNetV2,MobileNetV3Small,EfficientNetB0,EfficientNetV2B0,InceptionV3,InceptionResNetV2,DenseNet121,Xception,NASNetMobile,ConvNeXtTiny"
+if [ "${XFER_FAMILIES:-}" = all ]; then
+  "$venv/bin/python" checkpoints/check_families.py .build/debug/xfer
+else
+  "$venv/bin/python" checkpoints/check_families.py .build/debug/xfer --families "${XFER_FAMILIES:-$families}"
+fi
 # The README's Swift example, from a separate package that depends on XferKit by path (its own
 # build folder, .build-examples), and the one-photo example.
 scripts/examples.sh

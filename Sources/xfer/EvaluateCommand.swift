@@ -10,7 +10,7 @@ struct EvaluateCommand: ParsableCommand {
         commandName: "evaluate",
         abstract: "Loss and metrics of a checkpoint on labelled DATA, as Keras's model.evaluate.")
 
-    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).", completion: .file())
     var checkpoint: String
 
     @OptionGroup var checkpointOptions: CheckpointOptions
@@ -27,10 +27,12 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
-        let data = try dataOptions.open()
+        let data = try dataOptions.open(for: loaded)
         let predictor = try KerasModel(loaded).withLoss(try loss.map(LossConfig.parse)).predictor()
+        // Labels by class name: a folder of 2 of the model's 5 classes is labelled as the model knows them.
+        if let names = loaded.classNames { try data.matchClasses(to: names) }
         try predictor.checkEvaluable(data)
-        if let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
+        if let line = dataOptions.read.inputLine(for: loaded, data: data) { note(line) }
         let bar = ProgressBar("evaluate")
         let p = try predictor.predict(data, batchSize: dataOptions.batchSize, progress: { bar.update($0, $1) }, warning: warn)
         bar.finish()

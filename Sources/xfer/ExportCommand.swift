@@ -17,12 +17,12 @@ struct ExportCommand: ParsableCommand {
         A layer ONNX export cannot map is an error naming it (exit 3).
         """)
 
-    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).", completion: .file())
     var checkpoint: String
 
     @OptionGroup var checkpointOptions: CheckpointOptions
 
-    @Option(name: .long, help: ArgumentHelp("The file to write; its extension chooses the format: \(ModelFileFormat.extensionList).", valueName: "OUT.onnx"))
+    @Option(name: .long, help: ArgumentHelp("The file to write; its extension chooses the format: \(ModelFileFormat.extensionList).", valueName: "OUT.onnx"), completion: .file())
     var to: String
 
     @Option(name: .long, help: "Record this preprocessing in the output's metadata (default: what the checkpoint records).")

@@ -18,7 +18,7 @@ struct FinetuneCommand: ParsableCommand {
         layer runs in inference mode and never updates its moving statistics, as in Keras.
         """)
 
-    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).", completion: .file())
     var checkpoint: String
 
     @OptionGroup var checkpointOptions: CheckpointOptions
@@ -57,7 +57,13 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Keras's class_weight: 'balanced' (N / (classes × count)) or a JSON map of class id (or name) to weight.", valueName: "balanced|JSON"))
     var classWeight: String?
 
-    @Option(name: .long, help: ArgumentHelp("The new head, before its final dense layer (softmax, sigmoid or linear, as the loss implies).", valueName: "SPEC"))
+    @Option(name: .long, help: ArgumentHelp(
+        "The new head, before its final dense layer (softmax, sigmoid or linear, as the loss implies).",
+        discussion: "SPEC is a comma-separated list of layers, applied in order on the base's output: flatten; "
+            + "gap (GlobalAveragePooling2D); gmp (GlobalMaxPooling2D); dense:UNITS[:ACTIVATION] (relu, sigmoid, "
+            + "tanh, softmax, linear, ...; default linear); dropout:RATE (0 <= RATE < 1); or none for no layers. "
+            + "Example: --head gap,dense:128:relu,dropout:0.3 gives GlobalAveragePooling2D -> Dense(128, relu) -> "
+            + "Dropout(0.3) -> the final Dense.", valueName: "SPEC"))
     var head: String = Self.defaultHead
     static let defaultHead = "flatten,dense:256:relu,dropout:0.5"
 
@@ -82,13 +88,13 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Shuffle the training samples every epoch.")
     var shuffle = true
 
-    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx (default: <checkpoint name>-finetuned.h5 in the current folder).", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Where to write the fine-tuned model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx (default: <checkpoint name>-finetuned.h5 in the current folder).", valueName: "OUT.h5"), completion: .file())
     var output: String?
 
     @Flag(name: .long, help: "Print the freeze plan (the import table after freezing, with the new head) and stop.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("Held-out DATA evaluated after each epoch.", valueName: "DATA"))
+    @Option(name: .long, help: ArgumentHelp("Held-out DATA evaluated after each epoch.", valueName: "DATA"), completion: .file())
     var validationData: String?
 
     @Option(name: .long, help: ArgumentHelp("Hold out this fraction of each class of DATA for validation (seeded).", valueName: "F"))
@@ -106,23 +112,50 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Halve the learning rate after this many epochs without improvement of --monitor.", valueName: "PATIENCE"))
     var reduceLrOnPlateau: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Random augmentations of the training images, on the fly: flip, crop (turns the feature cache off).", valueName: "NAME,..."))
+    @Option(name: .long, help: ArgumentHelp(
+        "Random augmentations of the training images, on the fly, as Keras's preprocessing layers (turns the feature cache off).",
+        discussion: "flip[:horizontal|vertical|horizontal_and_vertical] (RandomFlip), rotation:F (RandomRotation: up to ±F of a "
+            + "full turn), zoom:H[:W] (RandomZoom), translation:H[:W] (RandomTranslation: fractions of the height and width), "
+            + "contrast:F (RandomContrast: × 1 − F…1 + F), brightness:F (RandomBrightness: ± F of 0…255), crop (a random box of "
+            + "80–100 % resized back). Fill mode reflect, bilinear, as Keras's defaults; seeded by --seed. "
+            + "E.g. flip,rotation:0.1,zoom:0.2,contrast:0.2.", valueName: "NAME[:F],..."))
     var augment: String?
 
-    @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves (the format of the extension, as --output).", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp(
+        "Phase 2 of Keras's fine-tuning recipe: after --epochs, make every layer from the first one named NAME (or NAME_...) on trainable, recompile with a fresh optimizer and train --then-epochs more.",
+        discussion: "Phase 1 trains as planned (the head, from the feature cache); phase 2 freezes every layer before NAME, "
+            + "keeps the BatchNormalization layers phase 1 kept frozen in inference mode (Keras's base(inputs, training=False)), "
+            + "and starts a new optimizer (no state, step 0) at --then-lr, as model.compile(optimizer=...) after unfreezing. "
+            + "Epochs are numbered across both phases; --csv-log gains a phase column, --plot a line between the phases.",
+        valueName: "NAME"))
+    var thenUnfreeze: String?
+
+    @Option(name: .long, help: "Epochs of phase 2 (default: --epochs).")
+    var thenEpochs: Int?
+
+    @Option(name: .long, help: "Learning rate of phase 2's new optimizer (default: phase 1's / 100, as Keras's guide goes from 1e-3 to 1e-5).")
+    var thenLr: Float?
+
+    @Option(name: .long, help: "Optimizer of phase 2: sgd, adam or rmsprop, with phase 1's momentum and Nesterov (default: phase 1's kind), new state.")
+    var thenOptimizer: OptimizerKind?
+
+    @Option(name: .long, help: ArgumentHelp("Also write the model each time --monitor improves (the format of the extension, as --output).", valueName: "OUT.h5"), completion: .file())
     var saveBest: String?
 
     @Flag(name: .long, help: ArgumentHelp(
         "CHECKPOINT is a file xfer finetune wrote: continue its training up to --epochs (the total).",
         discussion: "Keeps the run's weights, freeze and head, its optimizer (kind, momentum, state), the epochs done, "
-            + "the learning rate and the seed; --lr and --seed override those two. DATA, --batch-size, validation "
-            + "and callbacks come from this command line."))
+            + "the learning rate and the seed; --lr and --seed override those two. It restores --augment, "
+            + "--class-weight, --preprocess, --color-mode and --no-shuffle when they are not given; any option of "
+            + "the run given with another value (--head, --freeze-until, --loss, --optimizer, --augment, ...) is "
+            + "refused, naming both. DATA, --batch-size, validation and callbacks come from this command line. "
+            + "A --save-best file resumes from the epoch it was saved at."))
     var resume = false
 
-    @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Write epoch,loss,accuracy,val_loss,val_accuracy,lr per epoch.", valueName: "FILE"), completion: .file())
     var csvLog: String?
 
-    @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG (the name must end in .svg).", valueName: "FILE.svg"))
+    @Option(name: .long, help: ArgumentHelp("Draw the loss and accuracy curves as an SVG (the name must end in .svg).", valueName: "FILE.svg"), completion: .file())
     var plot: String?
 
     var monitorName: String { monitor ?? ((validationData != nil || validationSplit != nil) ? Metric.valLoss : Metric.loss).rawValue }
@@ -142,14 +175,17 @@ struct FinetuneCommand: ParsableCommand {
         if validationSplit != nil && validationData != nil { throw ValidationError("give --validation-data or --validation-split, not both") }
         if let ls = labelSmoothing, !(ls >= 0 && ls <= 1) { throw ValidationError("--label-smoothing must be in [0, 1]") }
         if let p = earlyStopping, p < 1 { throw ValidationError("--early-stopping takes a patience of at least 1") }
-        if resume && (freezeUntil != nil || freeze != nil || trainable != nil || keepTop || classes != nil
-                      || head != Self.defaultHead || loss != nil || fromLogits || labelSmoothing != nil) {
-            throw ValidationError("--resume keeps the freeze and head of the run it continues, and its loss; drop --freeze-until/--freeze/--trainable/--keep-top/--classes/--head/--loss")
-        }
-        if resume && (optimizer != nil || momentum != nil || nesterov) {
-            throw ValidationError("--resume continues the run's optimizer (kind, momentum, state); drop --optimizer/--momentum/--nesterov (--lr may change the learning rate)")
-        }
+        // --resume with options of the run: ResumeOptions.swift (restoringRun), once the file is read.
         if let p = reduceLrOnPlateau, p < 1 { throw ValidationError("--reduce-lr-on-plateau takes a patience of at least 1") }
+        if thenUnfreeze == nil && (thenEpochs != nil || thenLr != nil || thenOptimizer != nil) {
+            throw ValidationError("--then-epochs, --then-lr and --then-optimizer set phase 2, which --then-unfreeze NAME starts")
+        }
+        if thenUnfreeze != nil && resume {
+            throw ValidationError("--resume continues one run's optimizer; drop --then-unfreeze (or run both phases without --resume)")
+        }
+        if let e = thenEpochs, e < 1 { throw ValidationError("--then-epochs must be positive") }
+        if let lr = thenLr, !(lr > 0) { throw ValidationError("--then-lr must be positive") }
+        if let k = thenOptimizer, nesterov && k != .sgd { throw ValidationError("--nesterov applies to sgd, and --then-optimizer is \(k.rawValue)") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let classes, classes < 1 { throw ValidationError("--classes must be positive") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
@@ -172,8 +208,10 @@ struct FinetuneCommand: ParsableCommand {
                                   hint: "end the name in .svg")
         }
         let loaded = try Checkpoint.load(checkpoint, options: try checkpointOptions.loadOptions())
-        let data = try dataOptions.open()
+        let data = try dataOptions.open(for: loaded)
         let ownTop = keepTop || resume
+        // The model's own top knows its classes by name: DATA's labels follow those names.
+        if ownTop, let names = loaded.classNames { try data.matchClasses(to: names) }
         let (lossConfig, lossSource) = try chooseLoss(loaded, data: data, ownTop: ownTop)
         let categorical = lossConfig.kind.isCategorical
         if categorical {
@@ -209,7 +247,7 @@ struct FinetuneCommand: ParsableCommand {
                                     keepTop: keepTop, head: try parseHead(head), classes: headUnits, seed: seed)
         options.finalActivation = lossConfig.fromLogits ? .linear : lossConfig.activation
         options.keepFlags = resume
-        let augmentations = try augment.map(parseAugmentations) ?? []
+        let augmentations = try augment.map { try parseAugmentations($0, preprocess: dataOptions.preprocess ?? .caffe) } ?? []
         if !augmentations.isEmpty && data.kind != .images {
             throw XferError.usage("--augment", "applies to image folders, and DATA is an HDF5 file")
         }
@@ -237,7 +275,8 @@ struct FinetuneCommand: ParsableCommand {
                     "\(i < names.count ? names[i] : String(i)) \(c.train)/\(c.validation)" }.joined(separator: ", ") + " (train/validation)")
             }
         } else if let path = validationData {
-            let v = try DataSource(path: path, preprocess: dataOptions.preprocess, warning: warn)
+            let v = try dataOptions.read.open(path, for: loaded)
+            if let names = data.classNames { try v.matchClasses(to: names, theirs: "\(dataOptions.data)'s") }
             if categorical { _ = try v.requireLabels(for: "validation") }
             validation = (v, Array(0..<v.count))
         }
@@ -249,6 +288,18 @@ struct FinetuneCommand: ParsableCommand {
         try checkMonitor(trainingMetric)
         printPlan(plan, data: data)
         say("Loss: \(lossConfig) (\(lossSource)); head: \(headDescription(plan.model, lossConfig)); metric: \(trainingMetric.name)")
+        if let line = dataOptions.read.inputLine(for: loaded, data: data) { say(line) }
+        // Phase 2's plan, from phase 1's flags: a layer name that does not exist fails now.
+        let unfreezing = try thenUnfreeze.map { try planUnfreezing(plan.model, from: $0, cacheAllowed: !noCache && augmentations.isEmpty) }
+        if let unfreezing, dryRun {
+            say("")
+            say("Phase 2, after epoch \(epochs): " + phaseTwoText(unfreezing))
+            if let summary = try? ModelSummary(unfreezing.plan.model) {
+                var cells: [String: String] = [:]
+                for w in unfreezing.plan.work { cells[w.name] = w.work.rawValue + (unfreezing.plan.convolutionPaths[w.name].map { " · " + $0 } ?? "") }
+                say(summary.render(title: unfreezing.plan.model.name, extra: ("Runs", cells)))
+            }
+        }
         if dryRun { return }
         // DATA against the model, before any expensive work: its samples' shape, and its classes
         // against the softmax (Keras fails on a label at or above the units; fewer classes train,
@@ -273,11 +324,9 @@ struct FinetuneCommand: ParsableCommand {
             warn("\(dataOptions.data): has \(data.classCount) classes but \(source): outputs \(data.classCount)..\(outputs - 1) "
                  + "get no samples and are only trained to be unlikely")
         }
-        if ownTop, let note = data.classNamesDiffer(from: loaded.classNames, theirs: "the model's") { warn(note) }
         if let v = validation?.data, v !== data {
             try v.checkFits(inputShape: plan.model.inputShape)
             try v.checkTargets(for: lossConfig, units: outputs, purpose: "validation")
-            if let note = v.classNamesDiffer(from: data.classNames, theirs: "those of \(dataOptions.data)") { warn(note) }
         }
 
         let output = self.output ?? defaultOutput()
@@ -307,14 +356,14 @@ struct FinetuneCommand: ParsableCommand {
         }
         if let p = reduceLrOnPlateau { fit.reduceLROnPlateau = (0.5, p, 0) }
         // A file xfer wrote records Keras 2; the run it continues used the checkpoint's own rule.
-        let tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)
+        var tuner = try FineTuner(model: plan.model, kerasVersion: loaded.kerasVersion, options: fit)
         if let state {
             try state.check(against: tuner.network, config: fit.optimizer)
             tuner.optimizer.restore(iterations: state.iterations, slots: state.slots)
         }
         if !augmentations.isEmpty && !noCache {
             let share = plan.totalFLOPs > 0 ? Int((100 * plan.prefixFLOPs / plan.totalFLOPs).rounded()) : 0
-            say("Augmentation (\(augmentations.map(\.rawValue).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
+            say("Augmentation (\(augmentations.map(\.name).joined(separator: ","))) changes the input every epoch, so the frozen prefix "
                   + "(\(share)% of a forward pass's FLOPs) runs on every sample every epoch instead of once: no feature cache")
         }
         let interrupted = InterruptFlag()
@@ -323,9 +372,23 @@ struct FinetuneCommand: ParsableCommand {
         // What travels with the model: the classes, the preprocessing its inputs had, and the loss
         // (with the optimizer as it ends, at each write).
         var metadata = ModelMetadata(classNames: data.classNames ?? loaded.classNames,
-                                     preprocess: dataOptions.preprocess ?? (data.kind == .images ? .caffe : loaded.preprocess))
+                                     preprocess: data.kind == .images ? data.preprocessing : dataOptions.preprocess ?? loaded.preprocess)
+        metadata.colorMode = data.kind == .images ? data.colorMode : loaded.colorMode ?? ColorMode(channels: plan.model.inputShape.last ?? 3)
+        metadata.inputShape = plan.model.inputShape
         metadata.loss = lossConfig
+        // Epochs count across both phases of --then-unfreeze.
+        var totalEpochs = epochs + (thenUnfreeze != nil ? thenEpochs ?? epochs : 0)
+        var phase = 1
+        var bestSaved: Double?
+        // The options that shaped the run, for --resume (ResumeOptions.swift).
+        let run = runRecord(loss: lossConfig, data: data)
+        func trainingState(_ epochsDone: Int) -> TrainingState {
+            var s = TrainingState(epochsDone: epochsDone, optimizer: tuner.optimizer, seed: seed)
+            s.run = run
+            return s
+        }
         let bar = ProgressBar("epoch")
+        var steps = 0
         var caching: ProgressBar?
         let started = Date()
         let events: (TrainingEvent) -> Void = { event in
@@ -337,37 +400,71 @@ struct FinetuneCommand: ParsableCommand {
                 if caching == nil { caching = ProgressBar("caching features") }
                 caching?.update(done, total)
                 if done == total { caching?.finish() }
-            case .batch(let epoch, let done, let total, let loss, let acc):
-                bar.update(done, total, extra: String(format: "epoch %d - loss: %.4f - ", epoch, loss) + trainingMetric.name + String(format: ": %.4f", acc))
+            case .epochBegin(let epoch, let batches):
+                bar.begin(label: "epoch \(epoch)/\(totalEpochs)")
+                steps = batches
+            case .batch(_, let done, let total, let loss, let acc):
+                bar.update(done, total, extra: String(format: "loss: %.4f - ", loss) + trainingMetric.name + String(format: ": %.4f", acc))
             case .epochEnd(let r):
                 bar.finish()
-                say(r.line(of: epochs))
+                say(r.line(of: totalEpochs) + bar.suffix(steps: steps))
             case .message(let m):
                 say(m)
             case .improved(let r):
-                guard let path = saveBest else { break }
+                guard let path = saveBest, let value = monitorMetric.value(in: r) else { break }
+                // Across both phases: phase 2's first epoch is saved only when it beats phase 1's best.
+                if let b = bestSaved, monitorMetric.lowerIsBetter ? value >= b : value <= b { break }
+                bestSaved = value
                 do {
+                    // With its training state: a --save-best file resumes from its epoch.
                     try ModelWriter.write(tuner.network.exportModel(), to: path, protecting: inputs,
-                                          metadata: metadata.compiled(with: tuner.optimizer.config))
+                                          metadata: metadata.compiled(with: tuner.optimizer.config),
+                                          trainingState: trainingState(r.epoch))
                     say("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
                 } catch { warn("\(path): could not save: \(error)") }
             }
         }
         var failure: Error?
-        do {
-            _ = try tuner.fit(train: data, trainIndices: trainIndices, validation: validation,
-                              startEpoch: state?.epochsDone ?? 0, events: events, warning: warn)
-        } catch let e as TrainingDiverged {
-            failure = XferError.runtime("training", "the loss became \(e.loss) at epoch \(e.epoch), batch \(e.batch); stopped",
-                                        hint: "\(output) holds the weights and optimizer state of the last finished epoch; "
-                                            + "continue with --resume and a lower --lr")
+        var history: [EpochRecord] = []
+        func train(startEpoch: Int) throws {
+            do {
+                _ = try tuner.fit(train: data, trainIndices: trainIndices, validation: validation,
+                                  startEpoch: startEpoch, events: events, warning: warn)
+            } catch let e as TrainingDiverged {
+                failure = XferError.runtime("training", "the loss became \(e.loss) at epoch \(e.epoch), batch \(e.batch); stopped",
+                                            hint: "\(output) holds the weights and optimizer state of the last finished epoch; "
+                                                + "continue with --resume and a lower --lr")
+            }
+            history += tuner.history.map { var r = $0; r.phase = phase; return r }
         }
-        let done = (state?.epochsDone ?? 0) + tuner.history.count
+        try train(startEpoch: state?.epochsDone ?? 0)
+        if let name = thenUnfreeze, failure == nil, !interrupted.isSet {
+            // Phase 2: Keras's recipe after unfreezing — the model as phase 1 left it, every layer
+            // from NAME on trainable, a new optimizer (compile), the frozen BN layers in inference mode.
+            let phaseOne = history.count
+            let unfrozen = try planUnfreezing(tuner.network.exportModel(), from: name, cacheAllowed: !noCache && augmentations.isEmpty)
+            var second = fit
+            second.epochs = phaseOne + (thenEpochs ?? epochs)
+            // Phase 1 may have stopped early: phase 2 still runs its own epochs, numbered on.
+            totalEpochs = second.epochs
+            second.optimizer = OptimizerConfig(kind: thenOptimizer ?? fit.optimizer.kind,
+                                               learningRate: thenLr ?? fit.optimizer.learningRate / 100,
+                                               momentum: fit.optimizer.momentum, nesterov: fit.optimizer.nesterov)
+            phase = 2
+            tuner = try FineTuner(model: unfrozen.plan.model, kerasVersion: loaded.kerasVersion, options: second)
+            tuner.stopRequested = { interrupted.isSet }
+            say("Phase 2, after epoch \(phaseOne): " + phaseTwoText(unfrozen, optimizer: second.optimizer))
+            try train(startEpoch: phaseOne)
+        }
+        let done = (state?.epochsDone ?? 0) + history.count
         try ModelWriter.write(tuner.network.exportModel(), to: output, protecting: inputs,
                               metadata: metadata.compiled(with: tuner.optimizer.config),
-                              trainingState: TrainingState(epochsDone: done, optimizer: tuner.optimizer, seed: seed))
-        if let path = csvLog { try writeText(XferKit.csvLog(tuner.history), to: path) }
-        if let plot { try writeText(svgPlot(tuner.history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)"), to: plot) }
+                              trainingState: trainingState(done))
+        if let path = csvLog { try writeText(XferKit.csvLog(history), to: path) }
+        if let plot {
+            try writeText(svgPlot(history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)",
+                                  phaseLabel: thenUnfreeze.map { "phase 2: unfreeze \($0)" }), to: plot)
+        }
         if let failure { throw failure }
         if interrupted.isSet {
             say("Interrupted: wrote the current weights to \(output)")
@@ -448,6 +545,24 @@ struct FinetuneCommand: ParsableCommand {
 
     func writeText(_ text: String, to path: String) throws {
         try writeAtomically(path, protecting: inputs, contents: Data(text.utf8))
+    }
+
+    /// `every layer from block5_conv1 on trains (Trainable params: 1,234); a new adam optimizer, lr 1e-05; ...`
+    func phaseTwoText(_ u: UnfreezePlan, optimizer: OptimizerConfig? = nil) -> String {
+        let trainable = (try? ModelSummary(u.plan.model)).map { " (Trainable params: \(formatCount($0.trainableParams)))" } ?? ""
+        var text = "every layer from \(u.firstLayer) on trains\(trainable), every layer before it is frozen"
+        if let o = optimizer {
+            text += "; a new \(o.kind.rawValue) optimizer, lr " + String(format: "%g", o.learningRate) + " (Keras's compile: no state, step 0)"
+        } else {
+            let first = self.optimizer ?? .sgd
+            let kind = thenOptimizer ?? first
+            let lr = thenLr ?? (self.lr ?? first.defaultLearningRate) / 100
+            text += "; a new \(kind.rawValue) optimizer, lr " + String(format: "%g", lr) + " (Keras's compile: no state, step 0)"
+        }
+        if !u.inferenceBatchNorms.isEmpty {
+            text += "; BatchNormalization layers unfrozen in inference mode (training=False): " + u.inferenceBatchNorms.joined(separator: ", ")
+        }
+        return text
     }
 
     func printPlan(_ plan: FreezePlan, data: DataSource) {

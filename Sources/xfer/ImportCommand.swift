@@ -19,7 +19,7 @@ struct ImportCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).")
+    @Argument(help: "The checkpoint (.h5, .weights.h5 or .keras).", completion: .file())
     var checkpoint: String
 
     @OptionGroup var checkpointOptions: CheckpointOptions
@@ -27,7 +27,7 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the table.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp("Also write the model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx.", valueName: "OUT.h5"))
+    @Option(name: .long, help: ArgumentHelp("Also write the model, in the format of the extension: .h5 (Keras 2 full model), .keras or .weights.h5 (Keras 3), .onnx.", valueName: "OUT.h5"), completion: .file())
     var to: String?
 
     func run() throws {

@@ -11,6 +11,11 @@ struct Xfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xfer",
         abstract: "Transfer learning on Keras HDF5 checkpoints, on the CPU.",
+        discussion: """
+        Shell completion: xfer --generate-completion-script bash|zsh|fish. \
+        The full contract (flags, outputs, exit codes): docs/CONTRACT.md; the man page: docs/xfer.1.
+        """,
+        version: xferVersion,
         subcommands: [ImportCommand.self, FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, ExportCommand.self]
     )
 
@@ -19,6 +24,12 @@ struct Xfer: ParsableCommand {
         installDamagedFileGuard()
         do {
             var command = try parseAsRoot()
+            if let finetune = command as? FinetuneCommand {
+                // --resume: the run's own options back (or a conflicting one refused).
+                let restored = try finetune.restoringRun()
+                if let line = restored.restoredLine(from: finetune) { say(line) }
+                command = restored
+            }
             try command.run()
             finish(0)
         } catch let error as XferError {
@@ -33,9 +44,15 @@ struct Xfer: ParsableCommand {
             }
             // Argument errors: one line, exit 2 (ArgumentParser's own code would be 64).
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid command line"
-            fail(XferError.usage("", message, hint: "see 'xfer --help'"))
+            fail(XferError.usage("", message, hint: "see 'xfer\(subcommandName().map { " " + $0 } ?? "") --help'"))
         }
     }
+}
+
+/// The subcommand on the command line (the first argument naming one), for hints.
+func subcommandName() -> String? {
+    let names = Xfer.configuration.subcommands.map { $0._commandName }
+    return CommandLine.arguments.dropFirst().first { names.contains($0) }
 }
 
 /// Prints the error as docs/CONTRACT.md says and exits with its code.
@@ -74,7 +91,8 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Input shape H,W,C for checkpoints without an architecture (default 224,224,3), or for a model whose input size is open (None).", valueName: "H,W,C"))
     var inputShape: String?
 
-    @Option(name: .long, help: ArgumentHelp("Architecture for a weights-only checkpoint: a Keras model JSON (model.to_json()) or a checkpoint that carries one.", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Architecture for a weights-only checkpoint: a Keras model JSON (model.to_json()) or a checkpoint that carries one.", valueName: "FILE"),
+            completion: .file())
     var config: String?
 
     func loadOptions(values: WeightValues = .load) throws -> CheckpointLoadOptions {
@@ -92,14 +110,15 @@ struct CheckpointOptions: ParsableArguments {
 
 extension PreprocessMode: ExpressibleByArgument {}
 extension ConvolutionPath: ExpressibleByArgument {}
+extension ColorMode: ExpressibleByArgument {}
 
-/// DATA options of the commands that read samples.
-struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("An image folder (one subfolder per class) or an HDF5 file with x (N,H,W,C) and y.", valueName: "DATA"))
-    var data: String
-
-    @Option(name: .long, help: "Keras preprocess_input mode for image folders: none, caffe, tf, torch (default caffe for images, none for HDF5 arrays).")
+/// How samples are read and run: preprocessing, color mode, batch size, convolution core.
+struct ReadOptions: ParsableArguments {
+    @Option(name: .long, help: "Keras preprocess_input mode for images: none, caffe, tf, torch (default: the mode recorded with the model; else none when the model's first layer rescales its inputs; else caffe; HDF5 arrays are used as they are).")
     var preprocess: PreprocessMode?
+
+    @Option(name: .long, help: ArgumentHelp("Keras's color_mode: the channels images are decoded to, rgb (3), grayscale (1) or rgba (4) (default: the mode recorded with the model, else what its input takes).", valueName: "MODE"))
+    var colorMode: ColorMode?
 
     @Option(name: .long, help: "Samples per batch.")
     var batchSize: Int = 32
@@ -111,12 +130,74 @@ struct DataOptions: ParsableArguments {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
     }
 
+    /// The preprocessing and color mode for `checkpoint`'s images (InputSettings), after checking
+    /// that a `--color-mode` gives the channels the model takes (exit 2 otherwise).
+    func settings(for checkpoint: Checkpoint) throws -> InputSettings {
+        let settings = InputSettings(for: checkpoint, preprocess: preprocess, colorMode: colorMode)
+        let shape = checkpoint.model.inputShape
+        if let colorMode, shape.count == 3, shape[2] != colorMode.channels {
+            let c = colorMode.channels
+            throw XferError.usage("--color-mode \(colorMode.rawValue)", "gives \(c) channel\(c == 1 ? "" : "s") per pixel but the model takes \(shape[2])",
+                                  hint: ColorMode(channels: shape[2]).map { "give --color-mode \($0.rawValue), or leave it out to follow the model" }
+                                    ?? "the model's input has \(shape[2]) channels; give an HDF5 DATA file")
+        }
+        return settings
+    }
+
+    /// Opens the DATA at `path` for `checkpoint`: an image folder with the settings chosen for the
+    /// model, an HDF5 file with `--preprocess` only. Sets the engine's convolution core first:
+    /// every command that runs the engine reads DATA.
+    func open(_ path: String, for checkpoint: Checkpoint) throws -> DataSource {
+        Convolution.path = conv
+        guard isFolder(path) else { return try DataSource(path: path, preprocess: preprocess, colorMode: nil, warning: warn) }
+        let s = try settings(for: checkpoint)
+        return try DataSource(path: path, preprocess: s.preprocess, colorMode: s.colorMode, warning: warn)
+    }
+
+    /// The line saying how images are read for `checkpoint` and why (nil for HDF5 arrays, used
+    /// as they are). Commands print it once the checks have passed, just before the work, so an
+    /// error stays one line.
+    func inputLine(for checkpoint: Checkpoint, data: DataSource) -> String? {
+        guard data.kind == .images else { return nil }
+        return (try? settings(for: checkpoint))?.line
+    }
+}
+
+/// DATA options of the commands that read labelled samples.
+struct DataOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("An image folder (one subfolder per class) or an HDF5 file with x (N,H,W,C) and y.", valueName: "DATA"),
+            completion: .file())
+    var data: String
+
+    @OptionGroup var read: ReadOptions
+
+    var preprocess: PreprocessMode? { read.preprocess }
+    var colorMode: ColorMode? { read.colorMode }
+    var batchSize: Int { read.batchSize }
+    var conv: ConvolutionPath { read.conv }
+
     /// Opens DATA, and sets the engine's convolution core first: every command that runs the
     /// engine reads DATA, so the setting travels with these options.
     func open() throws -> DataSource {
         Convolution.path = conv
         return try DataSource(path: data, preprocess: preprocess, warning: warn)
     }
+
+    /// Opens DATA as `ReadOptions.open(_:for:)` does.
+    func open(for checkpoint: Checkpoint) throws -> DataSource {
+        try read.open(data, for: checkpoint)
+    }
+}
+
+/// True for a folder (following symlinks).
+func isFolder(_ path: String) -> Bool {
+    var isDirectory: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+}
+
+/// One informational line on stderr (what was chosen and why), so stdout stays the command's result.
+func note(_ message: String) {
+    FileHandle.standardError.write(Data("\(message.terminalSafe)\n".utf8))
 }
 
 /// Runs `body`, an error about the model itself (ONNX export of a layer without a mapping,

@@ -137,6 +137,8 @@ final class EngineLayerTests: XCTestCase {
             case .softsign: return x / (1 + abs(x))
             case .silu: return x * sigmoid
             case .gelu: return 0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot()))
+            case .hardSigmoid: return min(max(x + 3, 0), 6) / 6
+            case .hardSilu: return x * min(max(x + 3, 0), 6) / 6
             case .softmax: fatalError()
             }
         }

@@ -37,7 +37,9 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
     var written: [String: Any] = ["name": "op", "trainable": true, "dtype": "float32"]
     op.writeKeras(&written, className: cls)
     let json = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: written)) as! [String: Any]
-    let read = try Op(keras: KerasLayerConfig(source: "test", className: cls, name: "op", values: json))
+    // A tensor op's constant travels in its call (tf-keras's kwargs), as the writers put it.
+    let call: Any? = (op as? TensorOpConfig).map { ["prev", 0, 0, $0.tfKwargs] as [Any] }
+    let read = try Op(keras: KerasLayerConfig(source: "test", className: cls, name: "op", values: json, call: call))
     XCTAssertEqual(read, op, "\(label): written then read", file: file, line: line)
 
     // The spec, with random weights of the shapes the op expects.
@@ -46,7 +48,7 @@ func checkOp<Op: LayerOp & Equatable>(_ op: Op, className: String? = nil, inputs
     let weights = expectedWeights.map { w -> WeightSpec in
         let n = w.shape.reduce(1, *)
         // Variances positive, away from 0.
-        let values = w.role == .movingVariance ? random(n, 0.5).map { abs($0) + 0.5 } : random(n, 0.5)
+        let values = w.role == .movingVariance || w.role == .variance ? random(n, 0.5).map { abs($0) + 0.5 } : random(n, 0.5)
         return WeightSpec(role: w.role, shape: w.shape, values: values, isTrainableKind: w.trainableKind)
     }
     let spec = LayerSpec(name: "op", className: cls, kind: .op(op), weights: weights)

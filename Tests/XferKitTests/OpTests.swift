@@ -12,6 +12,23 @@ final class OpTests: XCTestCase {
         conv2DForwardNaive(x[0], ConvGeometry(input: Array(x[0].shape.dropFirst()), c)!, kernel: w["kernel"]!, bias: w["bias"], c.activation).values
     }
 
+    /// DepthwiseConv2D by the definition's loops (depthwiseForwardNaive), linear activation.
+    let depthwiseOracle: OpOracle<DepthwiseConv2DConfig> = { c, x, w, _ in
+        let d = DepthwiseGeometry(input: Array(x[0].shape.dropFirst()), kernelSize: c.kernelSize, strides: c.strides,
+                                  padding: c.padding, dilation: c.dilation, multiplier: c.depthMultiplier)!
+        return depthwiseForwardNaive(x[0], d, kernel: w["depthwise_kernel"]!, bias: w["bias"]).values
+    }
+
+    /// SeparableConv2D: the naive depthwise, then the naive 1×1 convolution with the bias.
+    let separableOracle: OpOracle<SeparableConv2DConfig> = { c, x, w, _ in
+        let d = DepthwiseGeometry(input: Array(x[0].shape.dropFirst()), kernelSize: c.kernelSize, strides: c.strides,
+                                  padding: c.padding, dilation: c.dilation, multiplier: c.depthMultiplier)!
+        let t = depthwiseForwardNaive(x[0], d, kernel: w["depthwise_kernel"]!, bias: nil)
+        let pointwise = Conv2DConfig(filters: c.filters, kernelSize: (1, 1), activation: c.activation)
+        return conv2DForwardNaive(t, ConvGeometry(input: Array(t.shape.dropFirst()), pointwise)!, kernel: w["pointwise_kernel"]!,
+                                  bias: w["bias"], c.activation).values
+    }
+
     /// Dense: y = act(x·W + b) on the last axis, summed in Double (linear activation only).
     let denseOracle: OpOracle<DenseConfig> = { _, x, w, out in
         let units = out.last!, fanIn = x[0].shape.last!, rows = x[0].count / fanIn
@@ -36,6 +53,32 @@ final class OpTests: XCTestCase {
 
     func testConv2D() throws { try checkOp(Conv2DConfig(filters: 3, kernelSize: (2, 3), strides: (1, 2), padding: .same, activation: .tanh), inputs: [[4, 5, 2]], output: [4, 3, 3], oracle: convOracle) }
     func testConv2DDilatedValidNoBias() throws { try checkOp(Conv2DConfig(filters: 2, kernelSize: (3, 3), padding: .valid, dilation: (2, 1), useBias: false), className: "Convolution2D", inputs: [[6, 4, 2]], output: [2, 2, 2], oracle: convOracle) }
+    func testDepthwiseConv2D() throws { try checkOp(DepthwiseConv2DConfig(kernelSize: (3, 3), strides: (2, 2), padding: .same), inputs: [[5, 4, 3]], output: [3, 2, 3], oracle: depthwiseOracle) }
+    func testDepthwiseConv2DMultiplierDilated() throws { try checkOp(DepthwiseConv2DConfig(kernelSize: (2, 3), padding: .valid, depthMultiplier: 2, dilation: (2, 1), useBias: false), inputs: [[5, 4, 2]], output: [3, 2, 4], oracle: depthwiseOracle) }
+    func testSeparableConv2D() throws { try checkOp(SeparableConv2DConfig(filters: 3, kernelSize: (3, 3), strides: (1, 2), padding: .same, depthMultiplier: 2), className: "SeparableConvolution2D", inputs: [[4, 5, 2]], output: [4, 3, 3], oracle: separableOracle) }
+    func testConv2DGroupsEqualChannels() throws { try checkOp(Conv2DConfig(filters: 6, kernelSize: (3, 3), padding: .same, groups: 3), inputs: [[4, 4, 3]], output: [4, 4, 6], oracle: { c, x, w, _ in
+        let d = DepthwiseGeometry(input: Array(x[0].shape.dropFirst()), kernelSize: c.kernelSize, strides: c.strides, padding: c.padding, dilation: c.dilation, multiplier: 2)!
+        return depthwiseForwardNaive(x[0], d, kernel: w["kernel"]!, bias: w["bias"]).values
+    }) }
+    func testCropping2D() throws { try checkOp(Cropping2DConfig(top: 1, bottom: 0, left: 2, right: 1), inputs: [[4, 5, 2]], output: [3, 2, 2], oracle: { _, x, _, _ in
+        var kept: [Float] = []
+        for n in 0..<2 { for i in 1..<4 { for j in 2..<4 { for c in 0..<2 { kept.append(x[0].values[((n * 4 + i) * 5 + j) * 2 + c]) } } } }
+        return kept
+    }) }
+    func testReshape() throws { try checkOp(ReshapeConfig(targetShape: [1, -1, 4]), inputs: [[2, 2, 2]], output: [1, 2, 4], oracle: { _, x, _, _ in x[0].values }) }
+    func testNormalizationFromConfig() throws { try checkOp(NormalizationConfig(mean: [1, -2, 0.5], variance: [4, 0.25, 1e-16]), inputs: [[2, 3]], output: [2, 3], oracle: { op, x, _, _ in
+        x[0].values.enumerated().map { i, v in (v - op.mean![i % 3]) / max(op.variance![i % 3].squareRoot(), 1e-7) }
+    }) }
+    func testNormalizationFromWeights() throws { try checkOp(NormalizationConfig(), inputs: [[3, 2]], output: [3, 2]) }
+    func testTensorOp() throws { try checkOp(TensorOpConfig(function: .divide, constant: [127.5]), inputs: [[2, 3]], oracle: { _, x, _, _ in x[0].values.map { $0 / 127.5 } }) }
+    func testTensorOpPerChannel() throws { try checkOp(TensorOpConfig(function: .add, constant: [-103.939, -116.779, -123.68]), inputs: [[2, 3]], oracle: { op, x, _, _ in x[0].values.enumerated().map { $1 + op.constant[$0 % 3] } }) }
+    func testTensorOpReverse() throws { try checkOp(TensorOpConfig(function: .reverseChannels, constant: []), className: "SlicingOpLambda", inputs: [[2, 3]], oracle: { _, x, _, _ in
+        stride(from: 0, to: x[0].count, by: 3).flatMap { i in [x[0].values[i + 2], x[0].values[i + 1], x[0].values[i]] }
+    }) }
+    func testCustomScaleLayer() throws { try checkOp(CustomScaleConfig(scale: 0.17), inputs: [[2, 2, 3], [2, 2, 3]], output: [2, 2, 3], oracle: { op, x, _, _ in zip(x[0].values, x[1].values).map { $0 + $1 * op.scale } }) }
+    func testLayerNormalization() throws { try checkOp(LayerNormalizationConfig(epsilon: 1e-6), inputs: [[2, 5]], output: [2, 5], oracle: { op, x, w, _ in layerNormForwardNaive(x[0], gamma: w["gamma"], beta: w["beta"], epsilon: op.epsilon) }) }
+    func testLayerNormalizationScaleOnly() throws { try checkOp(LayerNormalizationConfig(center: false), inputs: [[4]], oracle: { op, x, w, _ in layerNormForwardNaive(x[0], gamma: w["gamma"], beta: nil, epsilon: op.epsilon) }) }
+    func testLayerScale() throws { try checkOp(LayerScaleConfig(initValues: 1e-6, projectionDim: 3), inputs: [[2, 3]], oracle: { _, x, w, _ in x[0].values.enumerated().map { $1 * w["gamma"]![$0 % 3] } }) }
     func testMaxPooling2D() throws { try checkOp(MaxPooling2DConfig(Pool2DConfig(poolSize: (2, 2), strides: (1, 2), padding: .same)), inputs: [[3, 4, 2]], output: [3, 2, 2]) }
     func testAveragePooling2D() throws { try checkOp(AveragePooling2DConfig(Pool2DConfig(poolSize: (3, 2), padding: .same)), className: "AvgPool2D", inputs: [[4, 5, 2]], output: [2, 3, 2]) }
     func testGlobalAveragePooling2D() throws { try checkOp(GlobalAveragePooling2DConfig(keepdims: true), inputs: [[3, 4, 2]], output: [1, 1, 2]) }
@@ -47,6 +90,8 @@ final class OpTests: XCTestCase {
     func testBatchNormalization() throws { try checkOp(BatchNormConfig(momentum: 0.9, epsilon: 1e-3), inputs: [[2, 3, 4]], output: [2, 3, 4]) }
     func testBatchNormalizationTraining() throws { try checkOp(BatchNormConfig(center: false), inputs: [[3]], batch: 4, training: true) }
     func testActivation() throws { try checkOp(ActivationConfig(.gelu), inputs: [[3, 4]], output: [3, 4]) }
+    func testHardSigmoid() throws { try checkOp(ActivationConfig(.hardSigmoid), inputs: [[6]], scale: 5, signature: { x in x[0].values.map { $0 > -3 && $0 < 3 ? 1 : 0 } }) }
+    func testHardSilu() throws { try checkOp(ActivationConfig(.hardSilu), inputs: [[6]], scale: 5, signature: { x in x[0].values.map { $0 > -3 && $0 < 3 ? 1 : 0 } }) }
     func testSoftmax() throws { try checkOp(ActivationConfig(.softmax), className: "Softmax", inputs: [[2, 5]], output: [2, 5]) }
     func testReLU() throws { try checkOp(ReLUConfig(maxValue: 6, negativeSlope: 0.1), inputs: [[3, 4]], scale: 3, signature: { x in x[0].values.map { Int32(($0 > 0 ? 1 : 0) + ($0 > 6 ? 2 : 0)) } }) }
     func testLeakyReLU() throws { try checkOp(ReLUConfig(negativeSlope: 0.2), className: "LeakyReLU", inputs: [[7]], signature: { x in x[0].values.map { $0 > 0 ? 1 : 0 } }) }
@@ -61,12 +106,54 @@ final class OpTests: XCTestCase {
     func testConcatenate() throws { try checkOp(MergeOp.concatenate(axis: -1), inputs: [[2, 2, 3], [2, 2, 1]], output: [2, 2, 4], oracle: concatenateOracle) }
     func testConcatenateRows() throws { try checkOp(MergeOp.concatenate(axis: 1), inputs: [[1, 3], [2, 3]], output: [3, 3], oracle: concatenateOracle) }
 
+    /// The fast depthwise backward (per-sample runs, dKernel partials) against the loops of its definition.
+    func testDepthwiseBackwardMatchesTheDefinition() {
+        var rng = XferKit.SeededRandom(seed: 11)
+        for (multiplier, strides, padding) in [(1, (1, 1), Padding.same), (3, (2, 2), .valid), (2, (2, 1), .same)] {
+            let d = DepthwiseGeometry(input: [7, 6, 4], kernelSize: (3, 3), strides: strides, padding: padding,
+                                      dilation: (1, 1), multiplier: multiplier)!
+            let n = 3
+            let x = Tensor(shape: [n, 7, 6, 4], values: (0..<(n * 7 * 6 * 4)).map { _ in rng.uniform(-1, 1) })
+            let kernel = (0..<(9 * 4 * multiplier)).map { _ in rng.uniform(-1, 1) }
+            let dz = Tensor(shape: [n, d.conv.oh, d.conv.ow, d.conv.o], values: (0..<(n * d.conv.oh * d.conv.ow * d.conv.o)).map { _ in rng.uniform(-1, 1) })
+            let want = depthwiseBackwardNaive(x, d, kernel: kernel, dz: dz)
+            var dk = [Float](repeating: 0, count: kernel.count)
+            var dx = [Float](repeating: 0, count: x.count)
+            x.values.withUnsafeBufferPointer { px in
+                kernel.withUnsafeBufferPointer { pk in
+                    dz.values.withUnsafeBufferPointer { pz in
+                        dk.withUnsafeMutableBufferPointer { pdk in
+                            dx.withUnsafeMutableBufferPointer { pdx in
+                                depthwiseBackward(px.baseAddress!, batch: n, d, kernel: pk.baseAddress!, dz: pz.baseAddress!,
+                                                  dKernel: pdk.baseAddress!, dx: pdx.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertLessThan(zip(dk, want.dKernel).map { abs($0 - $1) }.max()!, 1e-4, "dKernel, multiplier \(multiplier)")
+            XCTAssertLessThan(zip(dx, want.dx.values).map { abs($0 - $1) }.max()!, 1e-4, "dx, multiplier \(multiplier)")
+        }
+    }
+    // The augmentation layers in inference mode: the identity, as Keras runs them outside
+    // training (their training-mode transforms: AugmentationParityTests, against Keras).
+    func testRandomFlip() throws { try checkOp(RandomFlipConfig(mode: .horizontal, seed: 3), inputs: [[3, 4, 2]], output: [3, 4, 2], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomRotation() throws { try checkOp(RandomRotationConfig(lower: -0.2, upper: 0.1), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomZoom() throws { try checkOp(RandomZoomConfig(height: (-0.3, 0.2)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomTranslation() throws { try checkOp(RandomTranslationConfig(height: (-0.1, 0.1), width: (0, 0.2)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomContrast() throws { try checkOp(RandomContrastConfig(lower: 0, upper: 0.2), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testRandomBrightness() throws { try checkOp(RandomBrightnessConfig(lower: -0.1, upper: 0.3, ranges: ChannelRanges(-1, 1)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
+
     /// A kind added to the registry needs its line above.
     func testEveryRegisteredKindIsChecked() {
         let checked: [any LayerOp.Type] = [
-            Conv2DConfig.self, MaxPooling2DConfig.self, AveragePooling2DConfig.self, GlobalAveragePooling2DConfig.self,
+            Conv2DConfig.self, DepthwiseConv2DConfig.self, SeparableConv2DConfig.self, MaxPooling2DConfig.self, AveragePooling2DConfig.self, GlobalAveragePooling2DConfig.self,
             GlobalMaxPooling2DConfig.self, FlattenConfig.self, DenseConfig.self, DropoutConfig.self, BatchNormConfig.self,
             ActivationConfig.self, ReLUConfig.self, RescalingConfig.self, ZeroPadding2DConfig.self, MergeOp.self,
+            Cropping2DConfig.self, ReshapeConfig.self, NormalizationConfig.self, TensorOpConfig.self, CustomScaleConfig.self,
+            LayerNormalizationConfig.self, LayerScaleConfig.self,
+            RandomFlipConfig.self, RandomRotationConfig.self, RandomZoomConfig.self, RandomTranslationConfig.self,
+            RandomContrastConfig.self, RandomBrightnessConfig.self,
         ]
         XCTAssertEqual(Set(checked.map { ObjectIdentifier($0) }), Set(layerOpTypes.map { ObjectIdentifier($0) }))
         XCTAssertEqual(supportedLayerClasses.count, Set(supportedLayerClasses).count)

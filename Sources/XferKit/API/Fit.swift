@@ -69,6 +69,8 @@ public enum FitEvent: Sendable, CustomStringConvertible {
     case plan(cached: Bool, valuesPerSample: Int)
     /// Filling the feature cache: samples done of total.
     case caching(done: Int, total: Int)
+    /// An epoch (numbered from 1) starts; it will take `batches` optimizer steps.
+    case epochBegin(epoch: Int, batches: Int)
     /// After each batch: the epoch's running mean loss and metric (accuracy, or mae).
     case batch(epoch: Int, batch: Int, batches: Int, loss: Double, metric: Double)
     /// After each epoch (and its validation), with the number of epochs asked for.
@@ -86,6 +88,7 @@ public enum FitEvent: Sendable, CustomStringConvertible {
             return cached ? "Feature cache: the frozen prefix runs once per sample (\(floats) values each), then every epoch trains from it"
                 : "Feature cache: off (a trainable or random layer comes first)"
         case .caching(let done, let total): return "caching features \(done)/\(total)"
+        case .epochBegin(let epoch, let batches): return "epoch \(epoch): \(batches) batches"
         case .batch(let epoch, let done, let total, let loss, let metric):
             return String(format: "epoch %d - batch %d/%d - loss: %.4f - metric: %.4f", epoch, done, total, loss, metric)
         case .epochEnd(let record, let epochs): return record.line(of: epochs)
@@ -173,6 +176,7 @@ extension KerasModel {
         lossChosen = true
         classNames = job.classNames
         preprocess = job.preprocess
+        colorMode = job.colorMode
         trainingState = TrainingState(epochsDone: (trainingState?.epochsDone ?? 0) + epochsDone, optimizer: job.tuner.optimizer,
                                       seed: job.seed)
     }
@@ -253,11 +257,12 @@ extension KerasModel {
         let tuner = try FineTuner(model: spec, kerasVersion: spec.kerasVersion, options: options)
         var model = self
         model.classNames = data.classNames ?? classNames
-        model.preprocess = data.kind == .images || data.preprocess != .none ? data.preprocess : preprocess
+        model.preprocess = data.kind == .images || data.preprocessing != .none ? data.preprocessing : preprocess
+        model.colorMode = data.kind == .images ? data.colorMode : colorMode ?? ColorMode(channels: spec.inputShape.last ?? 3)
         model.lossChosen = true
         if let saveBest, ModelFileFormat(path: saveBest) == .onnx { try ONNXWriter.checkExportable(spec) }
         return FitJob(tuner: tuner, train: data, trainIndices: trainIndices, validation: held, epochs: epochs, seed: seed,
-                      classNames: model.classNames, preprocess: model.preprocess, template: model, saveBest: saveBest,
+                      classNames: model.classNames, preprocess: model.preprocess, colorMode: model.colorMode, template: model, saveBest: saveBest,
                       monitor: options.monitor, progress: progress)
     }
 }
@@ -272,6 +277,7 @@ final class FitJob: @unchecked Sendable {
     let seed: UInt64
     let classNames: [String]?
     let preprocess: PreprocessMode?
+    let colorMode: ColorMode?
     /// The model as it will be saved (class names, preprocessing, loss), for `.saveBest`.
     let template: KerasModel
     let saveBest: String?
@@ -281,10 +287,10 @@ final class FitJob: @unchecked Sendable {
     let stop = StopFlag()
 
     init(tuner: FineTuner, train: DataSource, trainIndices: [Int], validation: (data: DataSource, indices: [Int])?, epochs: Int,
-         seed: UInt64, classNames: [String]?, preprocess: PreprocessMode?, template: KerasModel, saveBest: String?,
+         seed: UInt64, classNames: [String]?, preprocess: PreprocessMode?, colorMode: ColorMode?, template: KerasModel, saveBest: String?,
          monitor: Metric, progress: @escaping @Sendable (FitEvent) -> Void) {
         self.tuner = tuner; self.train = train; self.trainIndices = trainIndices; self.validation = validation
-        self.epochs = epochs; self.seed = seed; self.classNames = classNames; self.preprocess = preprocess
+        self.epochs = epochs; self.seed = seed; self.classNames = classNames; self.preprocess = preprocess; self.colorMode = colorMode
         self.template = template; self.saveBest = saveBest; self.monitor = monitor; self.progress = progress
     }
 
@@ -296,6 +302,7 @@ final class FitJob: @unchecked Sendable {
                 switch event {
                 case .plan(let cached, let floats): progress(.plan(cached: cached, valuesPerSample: floats))
                 case .caching(let done, let total): progress(.caching(done: done, total: total))
+                case .epochBegin(let epoch, let batches): progress(.epochBegin(epoch: epoch, batches: batches))
                 case .batch(let epoch, let done, let total, let loss, let metric):
                     progress(.batch(epoch: epoch, batch: done, batches: total, loss: loss, metric: metric))
                 case .epochEnd(let record): progress(.epochEnd(record, epochs: self.epochs))

@@ -46,13 +46,19 @@ public struct KerasModel: Sendable {
     var trainingState: TrainingState?
     /// The file the model was read from, nil for a model made in code.
     public let path: String?
+    /// The checkpoint as read, its model left out (the model is `spec`): what it records for its
+    /// inputs (color mode, input size), which every file written from it carries on.
+    var header: Checkpoint
+    /// The channels the model's images are decoded to, when recorded or set by training.
+    package var colorMode: ColorMode?
 
     /// The class name of each output, in output order, when the checkpoint records them (a
     /// model xfer fine-tuned) or after ``fit(_:epochs:batchSize:optimizer:validation:callbacks:shuffle:seed:progress:)``
     /// on an image folder (its subfolder names).
     public var classNames: [String]?
     /// The preprocessing the model's images need (`preprocess_input` mode), when the checkpoint
-    /// records it or training set it; ``predict(image:)-(String)`` uses it (``PreprocessMode/caffe`` when nil).
+    /// records it or training set it. When nil, ``predict(image:)-(String)`` chooses as `xfer predict`
+    /// does: none when the model's first layer rescales its inputs, else ``PreprocessMode/caffe``.
     public var preprocess: PreprocessMode?
     /// The loss: what training minimises and how ``evaluate(_:batchSize:)`` and `predict` read the
     /// outputs. As read: the loss the checkpoint was compiled with, else what its last
@@ -101,8 +107,25 @@ public struct KerasModel: Sendable {
         path = checkpoint.path
         classNames = checkpoint.classNames
         preprocess = checkpoint.preprocess
+        colorMode = checkpoint.colorMode
         loss = checkpoint.compiledLoss ?? impliedLoss(of: checkpoint.model)
+        header = checkpoint
+        header.model = ModelSpec(name: checkpoint.model.name, className: checkpoint.model.className, inputShape: checkpoint.model.inputShape, layers: [])
     }
+
+    /// The checkpoint this model would be if read back: its model, and what it records.
+    var checkpoint: Checkpoint {
+        var c = header
+        c.model = spec
+        c.classNames = classNames
+        c.preprocess = preprocess
+        c.colorMode = colorMode
+        return c
+    }
+
+    /// How the model's images are read (decoded, preprocessed), as `xfer predict` chooses it: what
+    /// the model records, else what its input implies (`Checkpoint/InputSettings.swift`).
+    var imageSettings: InputSettings { InputSettings(for: checkpoint, preprocess: nil, colorMode: nil) }
 
     /// The same model read with `loss` (nil: its own), as `xfer predict --loss` / `evaluate --loss` read it.
     package func withLoss(_ loss: LossConfig?) -> KerasModel {
@@ -305,13 +328,14 @@ public struct KerasModel: Sendable {
         source = trained
         spec = trained
         head = nil
+        header.recordedInputShape = trained.inputShape
     }
 
     // MARK: - Saving
 
     /// What travels with the model in every format.
     var metadata: ModelMetadata {
-        var m = ModelMetadata(classNames: classNames, preprocess: preprocess)
+        var m = checkpoint.recordedMetadata
         if lossChosen { m.loss = loss }
         if let optimizer = trainingState?.optimizer, lossChosen { m = m.compiled(with: optimizer) }
         return m

@@ -92,6 +92,23 @@ public struct Prediction: Sendable, CustomStringConvertible {
     }
 }
 
+/// Warnings collected while reading images, for the error of an image that could not be read.
+private final class Problems: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func add(_ line: String) { lock.withLock { lines.append(line) } }
+    /// What the first warning about `path` says, without the path and the ", skipped".
+    func first(for path: String) -> String? {
+        lock.withLock {
+            lines.first.map { line in
+                var text = line.hasPrefix(path + ": ") ? String(line.dropFirst(path.count + 2)) : line
+                if text.hasSuffix(", skipped") { text.removeLast(", skipped".count) }
+                return text
+            }
+        }
+    }
+}
+
 extension EvaluationResult: CustomStringConvertible {
     /// The line `xfer evaluate` prints: `loss: 0.3577 - accuracy: 0.9440 - ...`.
     public var description: String { line }
@@ -112,8 +129,13 @@ extension KerasModel {
     /// - Throws: ``XferError`` (`.badInput`) when the samples do not have the model's input shape
     ///   or none can be read.
     public func predict(_ data: DataSource, batchSize: Int = 32) throws -> [Prediction] {
+        try predict(data, batchSize: batchSize, warning: { _ in })
+    }
+
+    /// `predict(_:batchSize:)` of DATA, naming each sample that cannot be read to `warning`.
+    func predict(_ data: DataSource, batchSize: Int, warning: @escaping (String) -> Void) throws -> [Prediction] {
         let predictor = try predictor()
-        let p = try predictor.predict(data, batchSize: batchSize)
+        let p = try predictor.predict(data, batchSize: batchSize, warning: warning)
         let names = classNames ?? data.classNames
         let width = p.probabilities.shape[1]
         return p.indices.enumerated().map { row, index in
@@ -151,7 +173,12 @@ extension KerasModel {
     /// - Throws: ``XferError`` (`.badInput`) naming the file when it is not a readable image or
     ///   the model does not take RGB images.
     public func predict(image path: String) throws -> Prediction {
-        try predict(images: [path], names: [path], batchSize: 1, warning: nil)[0]
+        let problems = Problems()
+        do {
+            if let p = try predict(images: [path], batchSize: 1, warning: problems.add).first { return p }
+        } catch let e as XferError where e.subject == path && e.message == "holds no readable samples" {
+        }
+        throw XferError.badInput(path, problems.first(for: path) ?? "is not a readable image", hint: "give a JPEG or PNG image")
     }
 
     /// ``predict(image:)-(String)`` of a file URL.
@@ -177,14 +204,11 @@ extension KerasModel {
         case .missing: throw XferError.badInput(folder, "no such folder")
         default: throw XferError.badInput(folder, "is not a folder", hint: "predict(folder:) takes a folder of images; predict(image:) one image")
         }
-        var root = folder
-        while root.count > 1, root.hasSuffix("/") { root.removeLast() }
-        let names = ImageFolder.imageFiles(below: URL(fileURLWithPath: folder, isDirectory: true)) { sub, why in
-            warning?("\(sub.isEmpty ? root : root + "/" + sub): \(why)")
+        do {
+            return try predict(images: [folder], batchSize: batchSize, warning: warning ?? { _ in })
+        } catch let e as XferError where e.subject == folder && e.message == "holds no readable samples" {
+            throw XferError.badInput(folder, "holds no readable image (JPEG or PNG)")
         }
-        let p = try predict(images: names.map { root + "/" + $0 }, names: names, batchSize: batchSize, warning: warning ?? { _ in })
-        guard !p.isEmpty else { throw XferError.badInput(folder, "holds no readable image (JPEG or PNG)") }
-        return p
     }
 
     /// ``predict(folder:batchSize:warning:)-(String,_,_)`` of a folder URL.
@@ -197,49 +221,13 @@ extension KerasModel {
         try predict(folder: url.path, batchSize: batchSize, warning: warning)
     }
 
-    /// The images at `paths`, `batchSize` at a time; `warning` nil: a file that cannot be read
-    /// is an error, else it is skipped and named.
-    func predict(images paths: [String], names: [String], batchSize: Int, warning: ((String) -> Void)?) throws -> [Prediction] {
-        let predictor = try predictor()
-        let shape = predictor.network.inputShape
-        guard shape.count == 3, shape[2] == 3 else {
-            throw XferError.badInput(paths.first ?? "image", "is decoded to RGB (3 channels) but the model takes input \(shapeText(shape))",
-                                     hint: "give the model an HDF5 DATA file of its input shape")
-        }
-        let mode = preprocess ?? .caffe
-        let size = shape.reduce(1, *)
-        var out: [Prediction] = []
-        for start in stride(from: 0, to: paths.count, by: max(batchSize, 1)) {
-            let chunk = Array(start..<min(paths.count, start + max(batchSize, 1)))
-            var pixels = [Float](repeating: 0, count: chunk.count * size)
-            var kept: [Int] = []
-            try pixels.withUnsafeMutableBufferPointer { buffer in
-                for i in chunk {
-                    let slot = buffer.baseAddress! + kept.count * size
-                    do {
-                        let data = try readRegularFile(paths[i])
-                        let image = try data.withUnsafeBytes { try decodeImageBytes($0) }
-                        image.resize(into: slot, height: shape[0], width: shape[1])
-                        mode.apply(to: UnsafeMutableBufferPointer(start: slot, count: size))
-                        kept.append(i)
-                    } catch {
-                        let why = (error as? ImageDecodeError)?.message ?? "cannot read the file"
-                        guard let warning else { throw XferError.badInput(paths[i], why, hint: "give a JPEG or PNG image") }
-                        warning("\(paths[i]): \(why), skipped")
-                    }
-                }
-            }
-            if kept.isEmpty { continue }
-            let x = Tensor(shape: [kept.count] + shape, values: Array(pixels[0..<(kept.count * size)]))
-            let raw = try predictor.network.predict(x, batchSize: batchSize)
-            let probabilities = predictor.loss.outputs(Tensor(shape: [kept.count, raw.count / kept.count], values: raw.values))
-            let width = probabilities.shape[1]
-            for (row, i) in kept.enumerated() {
-                out.append(Prediction(input: names[i], outputs: Array(probabilities.values[(row * width)..<((row + 1) * width)]),
-                                      kind: predictor.lossConfig.kind, classNames: classNames))
-            }
-        }
-        return out
+    /// The image files and folders at `paths`, read as `xfer predict` reads them (decoded to the
+    /// model's color mode, resized, preprocessed as ``imageSettings`` says), `batchSize` at a time;
+    /// a file that cannot be read is skipped and named to `warning`.
+    func predict(images paths: [String], batchSize: Int, warning: @escaping (String) -> Void) throws -> [Prediction] {
+        let s = imageSettings
+        let data = try DataSource(images: paths, preprocess: s.preprocess, colorMode: s.colorMode, warning: warning)
+        return try predict(data, batchSize: batchSize, warning: warning)
     }
 
     /// The loss and the metrics Keras's `model.evaluate` gives for the model's ``loss`` on

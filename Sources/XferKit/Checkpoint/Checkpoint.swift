@@ -79,12 +79,26 @@ package struct Checkpoint: Sendable {
     package var classNames: [String]?
     /// The preprocessing recorded with the model (`preprocess`, stored beside the class names).
     package var preprocess: PreprocessMode?
+    /// The color mode recorded with the model (`color_mode`), and its input size (`input_shape`).
+    package var colorMode: ColorMode?
+    package var recordedInputShape: [Int]?
     /// The loss the model was compiled with (`training_config` of a full-model .h5,
     /// `compile_config` of a .keras archive, else the loss xfer records beside its outputs), when
     /// it is one xfer knows.
     package var compiledLoss: LossConfig?
     /// Where ``compiledLoss`` was found: `training_config`, `compile_config`, or `recorded loss` (xfer's own record).
     package var compiledLossSource: String?
+
+    /// What the checkpoint records for its inputs and outputs, to carry into a file written from
+    /// it: class names, preprocessing, color mode, input size.
+    package var recordedMetadata: ModelMetadata {
+        var m = ModelMetadata(classNames: classNames, preprocess: preprocess)
+        m.colorMode = colorMode
+        // The size the model was read at (an open-size model's --input-shape included).
+        let shape = model.inputShape
+        m.inputShape = recordedInputShape ?? (shape.count == 3 && shape.allSatisfy { $0 > 0 } ? shape : nil)
+        return m
+    }
 
     /// Reads and validates the checkpoint at `path`.
     package static func load(_ path: String, options: CheckpointLoadOptions = .init()) throws -> Checkpoint {
@@ -109,6 +123,13 @@ struct CheckpointReader {
         try HDF5File.checkRegularFile(path, what: "checkpoint file", hint: "give the checkpoint file itself (.h5, .weights.h5 or .keras)")
         if try isZip(path) { return try readArchive() }
         let file = try HDF5File.open(path)
+        // The input size xfer records stands in for --input-shape (a .weights.h5 read with an
+        // open-size --config needs it).
+        if options.inputShape == nil, let shape = ModelMetadata.recordedInputs(file).inputShape {
+            var withShape = options
+            withShape.inputShape = shape
+            return try CheckpointReader(path: path, options: withShape).read()
+        }
         if file.hasAttribute("/", "model_config") {
             let version = try file.string("/", "keras_version")
             let format: CheckpointFormat = (version?.hasPrefix("3") ?? false) ? .keras3LegacyModel : .keras2Model
@@ -120,6 +141,7 @@ struct CheckpointReader {
             var c = Checkpoint(path: path, format: format, kerasVersion: version, architecture: source, model: model,
                                nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
                                preprocess: recordedPreprocess(file))
+            (c.colorMode, c.recordedInputShape) = ModelMetadata.recordedInputs(file)
             // A training_config that cannot be read only loses the default loss.
             if let text = try? file.string("/", "training_config"),
                let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
@@ -148,6 +170,7 @@ struct CheckpointReader {
             var c = Checkpoint(path: path, format: .keras3Weights, kerasVersion: nil, architecture: source, model: model,
                                nonFiniteWeights: reader.nonFinite.paths, classNames: try file.strings("/", "class_names"),
                                preprocess: recordedPreprocess(file))
+            (c.colorMode, c.recordedInputShape) = ModelMetadata.recordedInputs(file)
             // The loss xfer records there (Keras3Writer); Keras ignores it.
             if let text = try? file.string("/", "loss") {
                 c.compiledLoss = LossConfig.fromKeras(try? JSONSerialization.jsonObject(with: Data(text.utf8)))
@@ -281,6 +304,8 @@ struct CheckpointReader {
         var classNames: [String]?
         var preprocess: PreprocessMode?
         var recordedLoss: LossConfig?
+        var colorMode: ColorMode?
+        var inputShape: [Int]?
         if archive["metadata.json"] != nil,
            let meta = try? JSONSerialization.jsonObject(with: try entry(archive, "metadata.json")) as? [String: Any] {
             version = meta["keras_version"] as? String
@@ -289,6 +314,8 @@ struct CheckpointReader {
             classNames = own?["class_names"] as? [String]
             preprocess = (own?["preprocess"] as? String).flatMap(PreprocessMode.init(rawValue:))
             recordedLoss = LossConfig.fromKeras(own?["loss"])
+            colorMode = (own?["color_mode"] as? String).flatMap(ColorMode.init(rawValue:))
+            inputShape = ModelMetadata.parseShape(own?["input_shape"])
         }
         let own = try parseKerasModelConfig(try entry(archive, "config.json"), source: "\(path): config.json", kerasVersion: version)
         var (model, source) = try architecture(own: own)
@@ -298,6 +325,8 @@ struct CheckpointReader {
         try reader.assign(to: &model)
         var c = Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
                            nonFiniteWeights: reader.nonFinite.paths, classNames: classNames, preprocess: preprocess)
+        c.colorMode = colorMode
+        c.recordedInputShape = inputShape
         // Keras's compile_config, else the loss xfer records in metadata.json.
         c.compiledLoss = recordedLoss
         c.compiledLossSource = "recorded loss"

@@ -12,7 +12,8 @@
 //                 `{"args", "kwargs"}` inbound nodes with `__keras_tensor__` entries) and
 //                 model.weights.h5 (the layout above). `keras.models.load_model` opens it.
 //
-// What travels with the model and Keras ignores: class names, the preprocessing mode and the
+// What travels with the model and Keras ignores: class names, the preprocessing mode, the color
+// mode, the input size and the
 // loss (root attributes of the .weights.h5; an "xfer" object in metadata.json), and the training state for
 // `--resume` (the group /xfer_training_state beside the weights). A .keras archive keeps exactly
 // the three members, since Keras reads a fourth as assets.
@@ -68,8 +69,7 @@ package enum Keras3Writer {
 
     static func writeWeightsFile(_ model: ModelSpec, to file: HDF5File, metadata: ModelMetadata,
                                  trainingState: TrainingState?) throws {
-        if let names = metadata.classNames, !names.isEmpty { try file.setStrings("/", "class_names", names) }
-        if let p = metadata.preprocess { try file.setString("/", "preprocess", p.rawValue, utf8: true) }
+        try metadata.writeAttributes(to: file)
         if let loss = metadata.loss {
             let json = try JSONSerialization.data(withJSONObject: loss.kerasConfig, options: [.sortedKeys])
             try file.setString("/", "loss", String(decoding: json, as: UTF8.self), utf8: true)
@@ -191,6 +191,9 @@ enum Keras3ConfigWriter {
                 // frozen base with one layer unfrozen trains that layer), as Keras writes them.
                 return serialize(inner, graph: graph, prefix: prefix + l.name + "/", inputShape: s.inputs[0],
                                  trainable: inner.trainable)
+            case .op(let t as TensorOpConfig):
+                return ["module": "keras.src.ops.numpy", "class_name": t.keras3ClassName, "config": ["name": l.name],
+                        "registered_name": t.keras3ClassName]
             case .op(let op):
                 let cls = className(l)
                 var c: [String: Any] = ["name": l.name, "trainable": l.trainable, "dtype": dtypePolicy]
@@ -198,7 +201,9 @@ enum Keras3ConfigWriter {
                 // tf-keras's LeakyReLU takes `alpha`, Keras 3's `negative_slope`.
                 if cls == "LeakyReLU", let a = c.removeValue(forKey: "alpha") { c["negative_slope"] = a }
                 let built: Any = op.takesSeveralInputs ? s.inputs.map(batchShape) : batchShape(s.inputs[0])
-                return ["module": "keras.layers", "class_name": cls, "config": c, "registered_name": NSNull(),
+                let registration = op.keras3Registration
+                return ["module": registration?.module ?? "keras.layers", "class_name": registration?.name ?? cls, "config": c,
+                        "registered_name": registration.map { $0.name as Any } ?? NSNull(),
                         "build_config": ["input_shape": built]]
             }
         }
@@ -250,7 +255,12 @@ enum Keras3ConfigWriter {
                 let several = l.op?.takesSeveralInputs ?? false
                 let kwargs: [String: Any] = l.callTrainingFalse ? ["training": false] : [:]
                 e["inbound_nodes"] = (calls[l.name] ?? []).map { refs -> [String: Any] in
-                    let args: [Any] = several ? [refs.map(tensor)] : refs.map(tensor)
+                    var args: [Any] = several ? [refs.map(tensor)] : refs.map(tensor)
+                    if let t = l.op as? TensorOpConfig {
+                        // The constant is the call's other argument (Keras 3 operations).
+                        let c = t.constantArgument(keras3: true, rank: shapes(l).inputs[0].count + 1)
+                        args.append(c)
+                    }
                     return ["args": args, "kwargs": kwargs]
                 }
             }

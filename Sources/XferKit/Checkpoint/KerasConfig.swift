@@ -153,15 +153,25 @@ struct KerasConfigParser {
                 let kwargs = k3["kwargs"] as? JSONObject ?? [:]
                 return Node(inputs: refs, trainingFalse: (kwargs["training"] as? Bool) == false)
             }
-            guard let tensors = node as? [Any] else {
+            guard var tensors = node as? [Any] else {
                 throw fail("layer '\(layer)': an inbound node that is not a list", hint: "the model configuration is damaged")
+            }
+            // tf-keras writes a call of one tensor with constants (TFOpLambda) as the tensor
+            // itself, `["prev", 0, 0, {kwargs}]`, not as a list of tensors; a second tensor
+            // (`x + y`) is its kwargs' `y`.
+            if tensors.first is String {
+                if tensors.count == 4, let kw = tensors[3] as? JSONObject, let y = kw["y"] as? [Any], tensorRef(y) != nil {
+                    tensors = [Array(tensors.prefix(3)), y]
+                } else {
+                    tensors = [tensors]
+                }
             }
             var refs: [TensorRef] = []
             var trainingFalse = false
             for t in tensors {
                 guard let t = t as? [Any], let ref = tensorRef(t) else {
                     throw fail("layer '\(layer)': an inbound tensor that is not [name, node, tensor]",
-                               hint: "xfer reads layers wired by tensors; op layers such as tf.__operators__ are not supported")
+                               hint: "the model configuration is damaged; save the model again with Keras")
                 }
                 refs.append(ref)
                 if t.count > 3, let kw = t[3] as? JSONObject, (kw["training"] as? Bool) == false { trainingFalse = true }
@@ -193,15 +203,24 @@ struct KerasConfigParser {
         let isModel = ["Sequential", "Functional", "Model"].contains(cls)
         let keepsFlag = !isModel || keepsModelFlag(entry, className: cls)
         let trainable = keepsFlag ? (cfg["trainable"] as? Bool ?? true) : true
-        let keras = KerasLayerConfig(source: source, className: cls, name: name, values: cfg)
+        let keras = KerasLayerConfig(source: source, className: cls, name: name, values: cfg,
+                                     keras3: keras3 ?? (entry["module"] != nil),
+                                     call: (entry["inbound_nodes"] as? [Any])?.first)
         if let df = cfg["data_format"] as? String, df != "channels_last" {
             throw keras.unsupported("data_format '\(df)' is not supported (channels_last only)")
         }
         let kind: LayerKind
+        if let merge = TensorOpConfig.mergeOfTwoTensors(keras, module: entry["module"] as? String) {
+            // `x + y` of two tensors (ConvNeXt's residual): the merge layer of the same math.
+            return LayerSpec(name: name, className: merge.className, kind: .op(merge), trainable: trainable)
+        }
         if cls == "InputLayer" {
             kind = .input
         } else if isModel {
             kind = .model(try model(entry, parentName: name))
+        } else if (entry["module"] as? String)?.hasPrefix("keras.src.ops") == true {
+            // A Keras 3 operation (`x / 127.5`), not the layer of the same class name (Add, Multiply, ...).
+            kind = .op(try TensorOpConfig(keras3: keras))
         } else if let op = layerOpsByClassName[cls] {
             kind = .op(try op.init(keras: keras))
         } else {

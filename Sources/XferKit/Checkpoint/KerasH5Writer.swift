@@ -29,9 +29,19 @@ package enum KerasH5Writer {
                              classNames: [String]? = nil, preprocess: PreprocessMode? = nil,
                              trainingState: TrainingState? = nil,
                              compiled: (loss: LossConfig, optimizer: OptimizerConfig)? = nil) throws {
+        var metadata = ModelMetadata(classNames: classNames, preprocess: preprocess)
+        metadata.loss = compiled?.loss
+        metadata.optimizer = compiled?.optimizer
+        try write(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
+    }
+
+    /// The same with everything `metadata` holds (root attributes Keras ignores, and
+    /// `training_config` when it holds both the loss and the optimizer).
+    package static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
+                              metadata: ModelMetadata, trainingState: TrainingState? = nil) throws {
         try writeAtomically(path, protecting: inputs, create: HDF5File.create) { file in
-            try writeFile(model, to: file, classNames: classNames, preprocess: preprocess, trainingState: trainingState,
-                          compiled: compiled)
+            try writeFile(model, to: file, metadata: metadata, trainingState: trainingState,
+                          compiled: metadata.loss.flatMap { l in metadata.optimizer.map { (l, $0) } })
         }
     }
 
@@ -54,7 +64,7 @@ package enum KerasH5Writer {
                 "optimizer_config": ["class_name": "Custom>\(name)", "config": config] as [String: Any]]
     }
 
-    private static func writeFile(_ model: ModelSpec, to file: HDF5File, classNames: [String]?, preprocess: PreprocessMode?,
+    private static func writeFile(_ model: ModelSpec, to file: HDF5File, metadata: ModelMetadata,
                                   trainingState: TrainingState?, compiled: (loss: LossConfig, optimizer: OptimizerConfig)?) throws {
         let config = try JSONSerialization.data(withJSONObject: KerasConfigWriter.model(model), options: [.sortedKeys])
         try file.setString("/", "model_config", String(decoding: config, as: UTF8.self), utf8: false)
@@ -65,8 +75,7 @@ package enum KerasH5Writer {
         }
         try file.setString("/", "keras_version", kerasVersion, utf8: true)
         try file.setString("/", "backend", "tensorflow", utf8: true)
-        if let classNames, !classNames.isEmpty { try file.setStrings("/", "class_names", classNames) }
-        if let preprocess { try file.setString("/", "preprocess", preprocess.rawValue, utf8: true) }
+        try metadata.writeAttributes(to: file)
 
         let root = "/model_weights"
         try file.createGroup(root)
@@ -187,6 +196,10 @@ enum KerasConfigWriter {
                 config["name"] = l.name
                 entry["config"] = config
                 entry["inbound_nodes"] = [Any]()
+            } else if let t = l.op as? TensorOpConfig {
+                // tf-keras's TFOpLambda: the call is the tensor itself with the constant in its kwargs.
+                entry["class_name"] = t.kerasClassName
+                entry["inbound_nodes"] = l.calls.map { call in call.map { [$0.layer, node($0), 0, t.tfKwargs] as [Any] } }.map { $0[0] }
             } else {
                 let kwargs: [String: Any] = l.callTrainingFalse ? ["training": false] : [:]
                 entry["inbound_nodes"] = l.calls.map { call in call.map { [$0.layer, node($0), 0, kwargs] as [Any] } }

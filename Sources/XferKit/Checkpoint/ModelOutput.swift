@@ -66,6 +66,10 @@ package struct ModelMetadata: Sendable, Equatable {
     /// `.weights.h5`, which Keras ignores and xfer reads back).
     package var loss: LossConfig?
     package var optimizer: OptimizerConfig?
+    /// The channels the model's images were decoded to (`--color-mode`).
+    package var colorMode: ColorMode?
+    /// The (H, W, C) the model's inputs had.
+    package var inputShape: [Int]?
 
     package init(classNames: [String]? = nil, preprocess: PreprocessMode? = nil) {
         self.classNames = classNames; self.preprocess = preprocess
@@ -83,8 +87,41 @@ package struct ModelMetadata: Sendable, Equatable {
         var o: [String: Any] = [:]
         if let classNames, !classNames.isEmpty { o["class_names"] = classNames }
         if let preprocess { o["preprocess"] = preprocess.rawValue }
+        if let colorMode { o["color_mode"] = colorMode.rawValue }
+        if let inputShape { o["input_shape"] = inputShape }
         if let loss { o["loss"] = loss.kerasConfig }
         return o
+    }
+
+    /// The root attributes of an HDF5 model file (`.h5`, `.weights.h5`), which Keras ignores:
+    /// `class_names`, `preprocess`, `color_mode`, `input_shape` (JSON `[H, W, C]`).
+    func writeAttributes(to file: HDF5File) throws {
+        if let classNames, !classNames.isEmpty { try file.setStrings("/", "class_names", classNames) }
+        if let preprocess { try file.setString("/", "preprocess", preprocess.rawValue, utf8: true) }
+        if let colorMode { try file.setString("/", "color_mode", colorMode.rawValue, utf8: true) }
+        if let inputShape { try file.setString("/", "input_shape", "[" + inputShape.map(String.init).joined(separator: ", ") + "]", utf8: true) }
+    }
+
+    /// What ``writeAttributes(to:)`` wrote (each absent or unreadable value left nil; class
+    /// names and the loss are read by the checkpoint reader itself).
+    static func recordedInputs(_ file: HDF5File) -> (colorMode: ColorMode?, inputShape: [Int]?) {
+        func text(_ name: String) -> String? {
+            guard file.hasAttribute("/", name) else { return nil }
+            return (try? file.string("/", name)) ?? nil
+        }
+        return (text("color_mode").flatMap(ColorMode.init(rawValue:)), text("input_shape").flatMap(parseShape))
+    }
+
+    /// `[H, W, C]` of three positive whole numbers, else nil.
+    static func parseShape(_ json: Any?) -> [Int]? {
+        var value = json
+        if let text = json as? String { value = try? JSONSerialization.jsonObject(with: Data(text.utf8)) }
+        guard let list = value as? [Any], list.count == 3 else { return nil }
+        let ints = list.compactMap { ($0 as? NSNumber).flatMap { n -> Int? in
+            let d = n.doubleValue
+            return d == d.rounded() && d >= 1 && d <= Double(KerasConfigParser.maximumSize) ? Int(d) : nil
+        } }
+        return ints.count == 3 ? ints : nil
     }
 }
 
@@ -97,9 +134,7 @@ package enum ModelWriter {
                              metadata: ModelMetadata = .init(), trainingState: TrainingState? = nil) throws {
         switch try ModelFileFormat(outputPath: path, flag: "output") {
         case .kerasH5:
-            try KerasH5Writer.write(model, to: path, protecting: inputs, classNames: metadata.classNames,
-                                    preprocess: metadata.preprocess, trainingState: trainingState,
-                                    compiled: metadata.loss.flatMap { l in metadata.optimizer.map { (l, $0) } })
+            try KerasH5Writer.write(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
         case .keras:
             try Keras3Writer.writeArchive(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
         case .kerasWeights:

@@ -22,27 +22,31 @@ public final class DataSource: @unchecked Sendable {
     /// Number of samples.
     public let count: Int
     /// Label of each sample (nil when the data has no labels).
-    package let labels: [Int]?
+    package private(set) var labels: [Int]?
     /// Why `y` could not be read as labels, when an HDF5 file holds a `y` that is not labels
     /// (`predict` does not need it; training and evaluation report this).
     package let labelProblem: XferError?
     /// Class names (image folders: the sorted subfolder names).
-    public let classNames: [String]?
+    public private(set) var classNames: [String]?
     /// For arrays: the (H, W, C) of one sample.
     package let sampleShape: [Int]?
 
     private let folder: ImageFolder?
     private let file: HDF5File?
-    let preprocess: PreprocessMode
+    private let preprocess: PreprocessMode
+    /// The channels images are decoded to (for arrays: what their channels amount to).
+    package let colorMode: ColorMode
+    /// The `preprocess_input` mode applied to the samples.
+    package var preprocessing: PreprocessMode { preprocess }
 
     /// Number of classes: the folder's classes, or max label + 1 (or the one-hot width).
-    public let classCount: Int
+    public private(set) var classCount: Int
     /// The width of `y` when it holds one-hot rows (a softmax must have exactly this many outputs).
     package let oneHotWidth: Int?
     /// `y` as it is, as float32 rows of ``targetWidth`` values (class ids for an image folder):
     /// what the binary, multi-label and regression losses train on. Nil without a numeric `y`,
     /// and for a one-hot `y` (its rows are the labels', ``targetRows(_:)``).
-    package let targets: [Float]?
+    package private(set) var targets: [Float]?
     /// Values per sample in ``targets`` (1 for class ids or a single regression value).
     package let targetWidth: Int
     /// Keras's `sample_weight`: an HDF5 DATA file's dataset `sample_weight` (N numbers ≥ 0), each
@@ -57,7 +61,13 @@ public final class DataSource: @unchecked Sendable {
     /// present, holds one integer label in [0, ``maxClasses``) or one one-hot row per sample (when
     /// it does not, ``labels`` is nil and ``labelProblem`` says why). Image folders: a class
     /// folder without a readable image is named in a warning.
-    package init(path: String, preprocess: PreprocessMode? = nil, warning: @escaping (String) -> Void = { _ in }) throws {
+    package convenience init(path: String, preprocess: PreprocessMode? = nil, warning: @escaping (String) -> Void = { _ in }) throws {
+        try self.init(path: path, preprocess: preprocess, colorMode: nil, warning: warning)
+    }
+
+    /// The same, images decoded to `colorMode`'s channels (RGB when nil).
+    /// - Throws: also ``XferError`` `.usage` (`--preprocess`) for a mode that needs RGB on other channels.
+    package init(path: String, preprocess: PreprocessMode?, colorMode: ColorMode?, warning: @escaping (String) -> Void = { _ in }) throws {
         self.path = path
         let dataHint = "--data takes an image folder (one subfolder per class) or an HDF5 file with x and y"
         switch PathKind(path) {
@@ -80,6 +90,8 @@ public final class DataSource: @unchecked Sendable {
             oneHotWidth = nil
             sampleShape = nil
             self.preprocess = preprocess ?? .caffe
+            self.colorMode = colorMode ?? .rgb
+            try Self.checkPreprocess(self.preprocess, channels: self.colorMode.channels, colorMode: self.colorMode)
             var root = path
             while root.count > 1, root.hasSuffix("/") { root.removeLast() }
             for (label, n) in f.samplesPerClass.enumerated() where n == 0 {
@@ -110,6 +122,8 @@ public final class DataSource: @unchecked Sendable {
         count = xShape[0]
         sampleShape = Array(xShape.dropFirst())
         self.preprocess = preprocess ?? PreprocessMode.none
+        self.colorMode = ColorMode(channels: xShape[3]) ?? .rgb
+        try Self.checkPreprocess(self.preprocess, channels: xShape[3], colorMode: nil)
         var names: [String]?
         if let stored = try? h.strings("/", "class_names"), !stored.isEmpty { names = stored }
         classNames = names
@@ -140,6 +154,31 @@ public final class DataSource: @unchecked Sendable {
         }
         targets = raw?.values
         targetWidth = oneHot ?? raw.map { $0.shape.count == 2 ? $0.shape[1] : 1 } ?? 1
+    }
+
+    /// Images to predict on, without labels (``ImageFolder/init(unlabelled:warning:)``): image
+    /// files and folders of them, decoded to `colorMode` (RGB when nil) and preprocessed with
+    /// `preprocess` (`caffe` when nil).
+    package init(images paths: [String], preprocess: PreprocessMode?, colorMode: ColorMode?,
+                 warning: @escaping (String) -> Void = { _ in }) throws {
+        path = paths.count == 1 ? paths[0] : paths.joined(separator: " ")
+        let f = try ImageFolder(unlabelled: paths) { warning($0.description) }
+        folder = f; file = nil; kind = .images
+        count = f.samples.count
+        labels = nil; targets = nil; targetWidth = 1; sampleWeights = nil; labelProblem = nil
+        classNames = nil; classCount = 0; oneHotWidth = nil; sampleShape = nil
+        self.preprocess = preprocess ?? .caffe
+        self.colorMode = colorMode ?? .rgb
+        try Self.checkPreprocess(self.preprocess, channels: self.colorMode.channels, colorMode: self.colorMode)
+    }
+
+    /// `caffe` and `torch` work per RGB channel: on other channels they are a usage error.
+    private static func checkPreprocess(_ mode: PreprocessMode, channels: Int, colorMode: ColorMode?) throws {
+        guard !mode.accepts(channels: channels) else { return }
+        let what = colorMode.map { "images read as \($0.rawValue) have \(channels) channel\(channels == 1 ? "" : "s")" }
+            ?? "the arrays have \(channels) channel\(channels == 1 ? "" : "s")"
+        throw XferError.usage("--preprocess \(mode.rawValue)", "works on RGB images (3 channels), and \(what)",
+                              hint: "use --preprocess none or tf")
     }
 
     /// `sample_weight`, when the file has one: N (or N×1) finite numbers ≥ 0.
@@ -260,9 +299,11 @@ public final class DataSource: @unchecked Sendable {
     package func batch(_ indices: [Int], height: Int, width: Int, warning: @escaping (String) -> Void = { _ in })
         throws -> (x: Tensor, labels: [Int], indices: [Int], targets: Tensor) {
         if let folder {
-            let b = folder.load(indices, height: height, width: width, preprocess: preprocess) { warning($0.description) }
-            return (Tensor(shape: [b.loaded.count, height, width, 3], values: b.pixels), b.loaded.labels, b.loaded.indices,
-                    Tensor(shape: [b.loaded.count, 1], values: b.loaded.labels.map(Float.init)))
+            let b = folder.load(indices, height: height, width: width, preprocess: preprocess, colorMode: colorMode) { warning($0.description) }
+            // The labels as this DATA holds them (matched to a model's class names, ``matchClasses(to:theirs:)``).
+            let batchLabels = labels.map { all in b.loaded.indices.map { all[$0] } } ?? b.loaded.labels
+            return (Tensor(shape: [b.loaded.count, height, width, colorMode.channels], values: b.pixels), batchLabels, b.loaded.indices,
+                    Tensor(shape: [b.loaded.count, 1], values: batchLabels.map(Float.init)))
         }
         let h = file!
         let shape = sampleShape!
@@ -282,7 +323,7 @@ public final class DataSource: @unchecked Sendable {
             i = j
         }
         if preprocess != .none {
-            values.withUnsafeMutableBufferPointer { preprocess.apply(to: $0) }
+            values.withUnsafeMutableBufferPointer { preprocess.apply(to: $0, channels: shape[2]) }
         }
         return (Tensor(shape: [indices.count] + shape, values: values), indices.map { labels?[$0] ?? -1 }, indices,
                 targetRows(indices))
@@ -319,9 +360,12 @@ extension DataSource {
         }
         switch kind {
         case .images:
-            if shape[2] != 3 {
-                throw XferError.badInput(path, "holds images decoded to RGB (3 channels) but the model takes \(shape[2]) channel\(shape[2] == 1 ? "" : "s")",
-                                         hint: "give an HDF5 DATA file whose x has \(shape[2]) channels")
+            let c = colorMode.channels
+            if shape[2] != c {
+                let mode = ColorMode(channels: shape[2])
+                throw XferError.badInput(path, "holds images decoded as \(colorMode == .rgb ? "RGB" : colorMode.rawValue) (\(c) channel\(c == 1 ? "" : "s")) but the model takes \(shape[2]) channel\(shape[2] == 1 ? "" : "s")",
+                                         hint: mode.map { "give --color-mode \($0.rawValue), or leave it out to follow the model" }
+                                            ?? "give an HDF5 DATA file whose x has \(shape[2]) channels")
             }
         case .arrays:
             let s = sampleShape ?? []
@@ -361,6 +405,41 @@ extension DataSource {
             : "holds label \(highest)"
         throw XferError.badInput(path, "\(what) but the model has \(outputs) output\(outputs == 1 ? "" : "s")",
                                  hint: "the data's classes do not match the model's")
+    }
+
+    /// Matches the labels to `modelNames` by class name: each of this DATA's classes (image
+    /// folder names, or an HDF5 file's `class_names`) becomes the index of the same name in
+    /// `modelNames`, so a folder holding 2 of a model's 5 classes is labelled as the model
+    /// knows them. Nothing changes when the names are the same, or when this DATA has none
+    /// (labels are then positions, as Keras's).
+    /// - Throws: ``XferError`` `.badInput` naming this DATA and every class name the model does
+    ///   not have.
+    package func matchClasses(to modelNames: [String], theirs: String = "the model's") throws {
+        guard let mine = classNames, mine != modelNames, !modelNames.isEmpty else { return }
+        let unknown = mine.filter { !modelNames.contains($0) }
+        func list(_ names: [String]) -> String {
+            names.prefix(8).joined(separator: ", ") + (names.count > 8 ? ", ... (\(names.count))" : "")
+        }
+        guard unknown.isEmpty else {
+            let what = kind == .images ? "class folder" : "class name"
+            throw XferError.badInput(path, "\(what)\(unknown.count == 1 ? "" : "s") \(list(unknown)) \(unknown.count == 1 ? "is" : "are") not among \(theirs) classes (\(list(modelNames)))",
+                                     hint: kind == .images ? "name each class folder as one of those classes, or leave out the folders of other classes"
+                                                           : "class_names must name the model's classes")
+        }
+        guard oneHotWidth == nil else {
+            throw XferError.badInput(path, "y is one-hot over its class_names (\(list(mine))), which are not \(theirs) (\(list(modelNames)))",
+                                     hint: "give y as integer labels, or one-hot rows in \(theirs) class order")
+        }
+        let index = mine.map { name in modelNames.firstIndex(of: name)! }
+        labels = labels?.map { $0 >= 0 && $0 < index.count ? index[$0] : $0 }
+        if kind == .images || targetWidth == 1 {
+            targets = targets?.map { v in
+                let i = Int(v)
+                return Float(v) == Float(i) && i >= 0 && i < index.count ? Float(index[i]) : v
+            }
+        }
+        classNames = modelNames
+        classCount = max(classCount, modelNames.count)
     }
 
     /// A warning when this DATA's class names and `other` are both known and differ: labels are

@@ -5,16 +5,41 @@
 
 import Foundation
 
-/// An 8-bit RGB image as decoded from a JPEG or PNG file.
+/// An 8-bit RGB image as decoded from a JPEG or PNG file (or grey or RGBA, by the color mode).
 package struct DecodedImage: Sendable, Equatable {
     package var height: Int
     package var width: Int
-    /// Row-major RGB bytes. // (H, W, 3)
+    /// Samples per pixel: 3 (RGB) unless decoded for another ``ColorMode``.
+    package var channels: Int = 3
+    /// Row-major RGB bytes. // (H, W, channels)
     package var pixels: [UInt8]
 
     package init(height: Int, width: Int, pixels: [UInt8]) {
         precondition(pixels.count == height * width * 3, "pixels must hold height * width * 3 bytes")
         self.height = height; self.width = width; self.pixels = pixels
+    }
+
+    package init(height: Int, width: Int, channels: Int, pixels: [UInt8]) {
+        precondition(pixels.count == height * width * channels, "pixels must hold height * width * channels bytes")
+        self.height = height; self.width = width; self.channels = channels; self.pixels = pixels
+    }
+
+    /// An RGB image as grey (libpng's Rec. 601 integer weights, as TensorFlow's PNG path) or
+    /// RGBA (alpha 255). Used where TensorFlow itself has no conversion (CMYK JPEG).
+    package func converted(toChannels c: Int) -> DecodedImage {
+        precondition(channels == 3 && (c == 1 || c == 4), "converts RGB to grey or RGBA")
+        let n = height * width
+        var out = [UInt8](repeating: 255, count: n * c)
+        for i in 0..<n {
+            let r = Int(pixels[3 * i]), g = Int(pixels[3 * i + 1]), b = Int(pixels[3 * i + 2])
+            if c == 1 {
+                // libpng's png_set_rgb_to_gray(0.299, 0.587): 15-bit fixed point, truncated.
+                out[i] = UInt8((9797 * r + 19234 * g + 3737 * b) >> 15)
+            } else {
+                out[4 * i] = UInt8(r); out[4 * i + 1] = UInt8(g); out[4 * i + 2] = UInt8(b)
+            }
+        }
+        return DecodedImage(height: height, width: width, channels: c, pixels: out)
     }
 
     /// Decodes a JPEG or PNG file.
@@ -82,12 +107,12 @@ enum ImageFileFormat {
     }
 }
 
-func decodeImageBytes(_ bytes: UnsafeRawBufferPointer) throws -> DecodedImage {
+func decodeImageBytes(_ bytes: UnsafeRawBufferPointer, channels: Int = 3) throws -> DecodedImage {
     guard !bytes.isEmpty else { throw ImageDecodeError("empty file") }
     let format = ImageFileFormat(sniffing: bytes)
     switch format {
-    case .jpeg: return try JPEGDecoder.decode(bytes)
-    case .png: return try PNGDecoder.decode(bytes)
+    case .jpeg: return try JPEGDecoder.decode(bytes, channels: channels)
+    case .png: return try PNGDecoder.decode(bytes, channels: channels)
     default: throw ImageDecodeError(format.unsupportedReason!)
     }
 }

@@ -84,7 +84,7 @@ package struct ImageFolder: Sendable {
     /// with no readable image has 0: its class exists (Keras counts it) but nothing teaches it.
     package var samplesPerClass: [Int] {
         var counts = [Int](repeating: 0, count: classNames.count)
-        for s in samples { counts[s.label] += 1 }
+        for s in samples where s.label >= 0 { counts[s.label] += 1 }
         return counts
     }
     private let displayRoot: String
@@ -158,7 +158,16 @@ package struct ImageFolder: Sendable {
         _ indices: [Int], height: Int, width: Int, preprocess: PreprocessMode,
         into batch: UnsafeMutableBufferPointer<Float>, warning: (ImageWarning) -> Void = { _ in }
     ) -> LoadedBatch {
-        let imageSize = height * width * 3
+        load(indices, height: height, width: width, preprocess: preprocess, colorMode: .rgb, into: batch, warning: warning)
+    }
+
+    /// The same, decoded to `colorMode`'s channels. // batch: (N, height, width, colorMode.channels)
+    package func load(
+        _ indices: [Int], height: Int, width: Int, preprocess: PreprocessMode, colorMode: ColorMode,
+        into batch: UnsafeMutableBufferPointer<Float>, warning: (ImageWarning) -> Void = { _ in }
+    ) -> LoadedBatch {
+        let channels = colorMode.channels
+        let imageSize = height * width * channels
         precondition(height > 0 && width > 0, "image size must be positive")
         precondition(batch.count >= indices.count * imageSize, "batch buffer too small")
         let knownBad = failedAtLoad.snapshot()
@@ -174,9 +183,9 @@ package struct ImageFolder: Sendable {
                 let out = base + slot * imageSize
                 do {
                     let data = try readRegularFile(samples[todo[slot]].url.path)
-                    let image = try data.withUnsafeBytes { try decodeImageBytes($0) }
+                    let image = try data.withUnsafeBytes { try decodeImageBytes($0, channels: channels) }
                     image.resize(into: out, height: height, width: width)
-                    preprocess.apply(to: UnsafeMutableBufferPointer(start: out, count: imageSize))
+                    preprocess.apply(to: UnsafeMutableBufferPointer(start: out, count: imageSize), channels: channels)
                 } catch let error as ImageDecodeError {
                     problems[slot] = error.message
                 } catch {
@@ -189,8 +198,7 @@ package struct ImageFolder: Sendable {
         for (slot, index) in todo.enumerated() {
             if let problem = problems[slot] {
                 if failedAtLoad.insert(index) {
-                    warning(ImageWarning(path: displayRoot + "/" + samples[index].relativePath,
-                                         message: problem + ", skipped"))
+                    warning(ImageWarning(path: displayPath(samples[index]), message: problem + ", skipped"))
                 }
                 continue
             }
@@ -207,12 +215,109 @@ package struct ImageFolder: Sendable {
         _ indices: [Int], height: Int, width: Int, preprocess: PreprocessMode,
         warning: (ImageWarning) -> Void = { _ in }
     ) -> ImageBatch {
-        var pixels = [Float](repeating: 0, count: indices.count * height * width * 3)
+        load(indices, height: height, width: width, preprocess: preprocess, colorMode: .rgb, warning: warning)
+    }
+
+    /// The same, decoded to `colorMode`'s channels.
+    package func load(
+        _ indices: [Int], height: Int, width: Int, preprocess: PreprocessMode, colorMode: ColorMode,
+        warning: (ImageWarning) -> Void = { _ in }
+    ) -> ImageBatch {
+        let imageSize = height * width * colorMode.channels
+        var pixels = [Float](repeating: 0, count: indices.count * imageSize)
         let loaded = pixels.withUnsafeMutableBufferPointer {
-            load(indices, height: height, width: width, preprocess: preprocess, into: $0, warning: warning)
+            load(indices, height: height, width: width, preprocess: preprocess, colorMode: colorMode, into: $0, warning: warning)
         }
-        pixels.removeLast(pixels.count - loaded.count * height * width * 3)
+        pixels.removeLast(pixels.count - loaded.count * imageSize)
         return ImageBatch(pixels: pixels, height: height, width: width, loaded: loaded)
+    }
+
+    /// How a sample is named in a warning: below the folder the caller gave, or as given.
+    private func displayPath(_ sample: Sample) -> String {
+        displayRoot.isEmpty ? sample.relativePath : displayRoot + "/" + sample.relativePath
+    }
+
+    // MARK: - Unlabelled images (predict)
+
+    /// Images to predict on, without labels: each path an image file (any name; the format is
+    /// told by its bytes) or a folder, whose images (Keras's extensions) are listed recursively in
+    /// Keras's order (`image_dataset_from_directory(labels=None)`), class subfolders or not.
+    /// A sample is named by its path below the folder when `paths` is one folder (as a class
+    /// folder names its samples), otherwise by the path as given. ``classNames`` is empty and
+    /// every label -1.
+    ///
+    /// - Throws: ``XferError`` `.badInput` for a path that does not exist, a folder (given alone)
+    ///   without images, a single image file that cannot be read (its problem), or when no
+    ///   image at all can be read.
+    package init(unlabelled paths: [String], warning: (ImageWarning) -> Void = { _ in }) throws {
+        func trimmed(_ p: String) -> String {
+            var root = p
+            while root.count > 1, root.hasSuffix("/") { root.removeLast() }
+            return root
+        }
+        let single = paths.count == 1 && PathKind(paths[0]) == .directory
+        let shownRoot = single ? trimmed(paths[0]) : ""
+        func shown(_ sample: Sample) -> String { shownRoot.isEmpty ? sample.relativePath : shownRoot + "/" + sample.relativePath }
+        displayRoot = shownRoot
+        url = URL(fileURLWithPath: single ? paths[0] : ".")
+        classNames = []
+        var listed: [Sample] = []
+        for path in paths {
+            let root = trimmed(path)
+            switch PathKind(path) {
+            case .missing:
+                throw XferError.badInput(root, "no such file or folder", hint: "give image files, folders of images, or an HDF5 DATA file")
+            case .directory:
+                let folder = URL(fileURLWithPath: path, isDirectory: true)
+                let files = Self.imageFiles(below: folder, unlistable: { sub, why in
+                    warning(ImageWarning(path: root + (sub.isEmpty ? "" : "/" + sub), message: "cannot list the folder (\(why)), skipped"))
+                })
+                if files.isEmpty {
+                    guard paths.count > 1 else {
+                        throw XferError.badInput(root, "holds no images (.jpeg, .jpg, .png) in it or below it",
+                                                 hint: "give image files or folders of them")
+                    }
+                    warning(ImageWarning(path: root, message: "holds no images (.jpeg, .jpg, .png), skipped"))
+                }
+                for f in files {
+                    listed.append(Sample(url: folder.appendingPathComponent(f), relativePath: single ? f : root + "/" + f, label: -1))
+                }
+            default:
+                // A file named on the command line is read whatever its name; what is not a
+                // regular file is refused when its header is read (FileChecks.swift).
+                listed.append(Sample(url: URL(fileURLWithPath: path), relativePath: path, label: -1))
+            }
+        }
+        var problems = Self.checkHeaders(listed)
+        if listed.count == 1, PathKind(paths[0]) != .directory, problems[0] == nil {
+            // One image file: decoded now, so damage past its header is the error itself, not a
+            // warning followed by "no readable samples".
+            do {
+                let data = try readRegularFile(listed[0].url.path)
+                _ = try data.withUnsafeBytes { try decodeImageBytes($0) }
+            } catch let error as ImageDecodeError {
+                problems[0] = error.message
+            } catch {
+                problems[0] = "cannot read the file"
+            }
+        }
+        if listed.count == 1, let problem = problems[0] {
+            throw XferError.badInput(listed[0].relativePath, problem, hint: "give a JPEG or PNG image")
+        }
+        var kept: [Sample] = []
+        for (sample, problem) in zip(listed, problems) {
+            if let problem {
+                warning(ImageWarning(path: shown(sample), message: problem + ", skipped"))
+            } else {
+                kept.append(sample)
+            }
+        }
+        guard !kept.isEmpty else {
+            throw XferError.badInput(paths.count == 1 ? trimmed(paths[0]) : paths.joined(separator: " "),
+                                     "none of its \(listed.count) image files can be read",
+                                     hint: "the warnings above say what is wrong with each")
+        }
+        samples = kept
     }
 
     // MARK: - Listing

@@ -54,21 +54,21 @@ extension DecodedImage {
     /// as float32 in 0...255. // (height, width, 3)
     package func resized(height: Int, width: Int) -> [Float] {
         precondition(height > 0 && width > 0, "resize target must be positive")
-        var out = [Float](repeating: 0, count: height * width * 3)
+        var out = [Float](repeating: 0, count: height * width * channels)
         out.withUnsafeMutableBufferPointer { o in
             pixels.withUnsafeBufferPointer { p in
                 resizeBilinearForward(o.baseAddress!, p.baseAddress!, inH: self.height, inW: self.width,
-                                      outH: height, outW: width, C: 3)
+                                      outH: height, outW: width, C: channels)
             }
         }
         return out
     }
 
-    /// Writes the resized image into `out`, which holds `height * width * 3` floats.
+    /// Writes the resized image into `out`, which holds `height * width * channels` floats.
     func resize(into out: UnsafeMutablePointer<Float>, height: Int, width: Int) {
         pixels.withUnsafeBufferPointer { p in
             resizeBilinearForward(out, p.baseAddress!, inH: self.height, inW: self.width,
-                                  outH: height, outW: width, C: 3)
+                                  outH: height, outW: width, C: channels)
         }
     }
 }

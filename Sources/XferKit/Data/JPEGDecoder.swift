@@ -24,13 +24,16 @@ enum JPEGDecoder {
         try withDecompressor { handle in try header(handle, jpeg) }
     }
 
-    static func decode(_ jpeg: UnsafeRawBufferPointer) throws -> DecodedImage {
+    /// Decodes to `outChannels` samples per pixel: 3 (RGB, as TensorFlow), 1 (grey: libjpeg's
+    /// own conversion, the luma plane, as `decode_jpeg(channels=1)`), or 4 (RGB and an opaque
+    /// alpha of 255, as Keras's `load_img(color_mode="rgba")`; TensorFlow refuses 4 for JPEG).
+    static func decode(_ jpeg: UnsafeRawBufferPointer, channels outChannels: Int = 3) throws -> DecodedImage {
         let markers = scanMarkers(jpeg)
         guard markers.reachesEOI else { throw ImageDecodeError("JPEG data ends early (truncated)") }
         return try withDecompressor { handle in
             let h = try header(handle, jpeg)
-            let channels = h.isCMYK ? 4 : 3
-            let format = h.isCMYK ? TJPF_CMYK : TJPF_RGB
+            let channels = h.isCMYK ? 4 : outChannels
+            let format = h.isCMYK ? TJPF_CMYK : outChannels == 1 ? TJPF_GRAY : outChannels == 4 ? TJPF_RGBA : TJPF_RGB
             var raw = [UInt8](repeating: 0, count: h.height * h.width * channels)  // (H, W, channels)
             let rc = raw.withUnsafeMutableBufferPointer { out in
                 tjDecompress2(
@@ -41,10 +44,12 @@ enum JPEGDecoder {
             if rc != 0 && tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue) {
                 throw ImageDecodeError("damaged JPEG: \(errorString(handle))")
             }
-            if !h.isCMYK { return DecodedImage(height: h.height, width: h.width, pixels: raw) }
-            return DecodedImage(
+            if !h.isCMYK { return DecodedImage(height: h.height, width: h.width, channels: outChannels, pixels: raw) }
+            let rgb = DecodedImage(
                 height: h.height, width: h.width,
                 pixels: cmykToRGB(raw, pixelCount: h.height * h.width, adobe: markers.sawAdobe))
+            // TensorFlow decodes CMYK to RGB only; other modes are made from that RGB.
+            return outChannels == 3 ? rgb : rgb.converted(toChannels: outChannels)
         }
     }
 
@@ -63,7 +68,11 @@ enum JPEGDecoder {
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
         let components = isCMYK ? 4 : colorspace == Int32(TJCS_GRAY.rawValue) ? 1 : 3
         // TensorFlow's limit (jpeg_mem.cc): height * width * components in the file below 2^29.
-        guard width > 0, height > 0, Int(width) * Int(height) * components < 1 << 29 else {
+        // libjpeg can return from a header that ends before its frame (SOF) with no size at all.
+        guard width > 0, height > 0 else {
+            throw ImageDecodeError("damaged JPEG: its header ends before the image size (truncated or not a JPEG past its first bytes)")
+        }
+        guard Int(width) * Int(height) * components < 1 << 29 else {
             throw ImageDecodeError("JPEG of \(width)x\(height) pixels is too large")
         }
         return Header(width: Int(width), height: Int(height), isCMYK: isCMYK)

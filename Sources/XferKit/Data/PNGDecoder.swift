@@ -1,6 +1,8 @@
 // PNG → 8-bit RGB with libpng, as `tf.io.decode_image(..., channels=3)` gives it: grey and
 // palette expanded to RGB, alpha and tRNS dropped (not composited), 16-bit samples cut to their
-// high byte, gAMA/sRGB/iCCP ignored. The libpng calls, and the setjmp they need, are in
+// high byte, gAMA/sRGB/iCCP ignored. With 1 or 4 channels (`--color-mode grayscale|rgba`), as
+// `channels=1` / `channels=4` give it: colour made grey by libpng's Rec. 601 weights, or alpha
+// kept (tRNS as alpha, 255 where the file has none). The libpng calls, and the setjmp they need, are in
 // Sources/CPNG/shim.h; see there for why the simplified png_image API is not used.
 
 import CPNG
@@ -18,17 +20,17 @@ enum PNGDecoder {
         return (Int(width), Int(height))
     }
 
-    static func decode(_ png: UnsafeRawBufferPointer) throws -> DecodedImage {
+    static func decode(_ png: UnsafeRawBufferPointer, channels: Int = 3) throws -> DecodedImage {
         let (w, h) = try readHeader(png)
-        var pixels = [UInt8](repeating: 0, count: h * w * 3)  // (H, W, 3)
+        var pixels = [UInt8](repeating: 0, count: h * w * channels)  // (H, W, channels)
         var width: UInt32 = 0, height: UInt32 = 0
         try pixels.withUnsafeMutableBufferPointer { out in
             try call { message, size in
-                xfer_png_decode_rgb8(png.baseAddress, png.count, out.baseAddress, out.count,
-                                     &width, &height, message, size)
+                xfer_png_decode8(png.baseAddress, png.count, Int32(channels), out.baseAddress, out.count,
+                                 &width, &height, message, size)
             }
         }
-        return DecodedImage(height: h, width: w, pixels: pixels)
+        return DecodedImage(height: h, width: w, channels: channels, pixels: pixels)
     }
 
     private static func call(_ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) throws {

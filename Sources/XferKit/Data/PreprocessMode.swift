@@ -25,7 +25,19 @@ public enum PreprocessMode: String, CaseIterable, Sendable {
     /// // x == [0 - 103.939, 128 - 116.779, 255 - 123.68]
     /// ```
     package func apply(to x: UnsafeMutableBufferPointer<Float>) {
-        precondition(x.count % 3 == 0, "pixels must have 3 channels")
+        apply(to: x, channels: 3)
+    }
+
+    /// Whether the mode works on `channels` channels: `caffe` and `torch` are per RGB channel
+    /// (Keras fails on other counts), `none` and `tf` on any.
+    package func accepts(channels: Int) -> Bool {
+        channels == 3 || self == .none || self == .tf
+    }
+
+    /// Applies the mode in place to pixels laid out (..., channels); see ``accepts(channels:)``.
+    package func apply(to x: UnsafeMutableBufferPointer<Float>, channels: Int) {
+        precondition(accepts(channels: channels), "\(rawValue) needs 3 channels")
+        precondition(x.count % channels == 0, "pixels must have \(channels) channels")
         switch self {
         case .none:
             return

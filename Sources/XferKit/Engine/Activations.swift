@@ -7,6 +7,7 @@
 //   elu  x>0 ? x : e^x−1    selu λ·(x>0 ? x : α(e^x−1)), λ≈1.0507, α≈1.6733
 //   softplus log(1+e^x) = max(x,0) + log1p(e^−|x|)      softsign x/(1+|x|)
 //   silu x·sigmoid(x)       gelu x/2·(1+erf(x/√2))  (Keras 3 default approximate=False)
+//   hard_sigmoid relu6(x+3)/6  hard_silu (hard_swish) x·hard_sigmoid(x)   (Keras 3's; MobileNetV3)
 //
 // `biasActivate` adds a per-column bias first: the epilogue of Conv2D and Dense.
 
@@ -76,8 +77,18 @@ func activationScalar(_ activation: Activation, _ x: Float) -> Float {
     case .softsign: return x / (1 + abs(x))
     case .silu: return x / (1 + expf(-x))
     case .gelu: return 0.5 * x * (1 + erff(x * 0.70710678118654752440))
+    case .hardSigmoid: return hardSigmoid(x)
+    case .hardSilu: return x * hardSigmoid(x)
     case .softmax: preconditionFailure("softmax is not element-wise")
     }
+}
+
+/// Keras 3's hard_sigmoid, relu6(x + 3) / 6 (MobileNetV3's; tf_keras's own `hard_sigmoid`
+/// activation is a different function, 0.2·x + 0.5 clipped, which xfer refuses in Keras 2 files).
+@inline(__always)
+func hardSigmoid(_ x: Float) -> Float {
+    let t = x + 3
+    return (t > 6 ? 6 : (t > 0 ? t : 0)) / 6
 }
 
 /// Numerically stable softmax of `count` values in place.
@@ -148,6 +159,15 @@ func activationBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePoint
             let pdf = expf(-0.5 * x[i] * x[i]) * 0.39894228040143267794
             dy[i] *= cdf + x[i] * pdf
         }
+    case .hardSigmoid:
+        // TensorFlow's Relu6Grad on x + 3: passes where 0 < x + 3 < 6, that is 0 < y < 1.
+        for i in 0..<n { dy[i] *= y[i] > 0 && y[i] < 1 ? 1.0 / 6 : 0 }
+    case .hardSilu:
+        guard let x else { preconditionFailure("hard_silu backward needs the input") }
+        for i in 0..<n {
+            let inside = x[i] > -3 && x[i] < 3
+            dy[i] *= hardSigmoid(x[i]) + (inside ? x[i] / 6 : 0)
+        }
     case .softmax:
         for r in 0..<rows {
             let d = dy + r * cols, p = y + r * cols
@@ -160,5 +180,5 @@ func activationBackward(_ dy: UnsafeMutablePointer<Float>, output y: UnsafePoint
 
 /// Whether `activationBackward` needs the activation's input, not just its output.
 func activationBackwardNeedsInput(_ activation: Activation) -> Bool {
-    activation == .silu || activation == .gelu
+    activation == .silu || activation == .gelu || activation == .hardSilu
 }

@@ -146,7 +146,7 @@ package func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAl
     }
     var frozenNames = Set<String>()
     if let until = options.freezeUntil {
-        guard let first = names.firstIndex(where: { $0 == until || $0.hasPrefix(until + "_") }) else {
+        guard let first = names.firstIndex(where: { $0 == until || $0.hasPrefix(until + "_") || $0.hasPrefix(until + "/") }) else {
             throw XferError.usage("--freeze-until", "no layer named '\(until)' or starting with '\(until)_'",
                                   hint: "layers: " + names.joined(separator: ", "))
         }
@@ -178,7 +178,7 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
         let f = node.layer.forwardFLOPs(input: node.inputShapes[0])
         plan.totalFLOPs += f
         if execution.inPrefix(i, of: graph) { plan.prefixFLOPs += f }
-        if let conv = node.layer.op as? Conv2DConfig, let g = ConvGeometry(input: node.inputShapes[0], conv) {
+        if let conv = node.layer.op as? Conv2DConfig, conv.groups == 1, let g = ConvGeometry(input: node.inputShapes[0], conv) {
             plan.convolutionPaths[node.layer.name] = ConvolutionChoice(g).description
         }
     }

@@ -11,7 +11,8 @@
 // - which weights train: a layer's own flag and the top model's; a nested model's own flag does
 //   not reach into its layers (Keras 3 keeps the flag per variable, tf-keras drops a nested
 //   model's flag on load: ModelSpec.weightCounts) — `trainable` below is the one place;
-// - a layer inside a nested model called with `training=False` always runs in inference mode.
+// - a layer inside a nested model called with `training=False`, or itself called so, always
+//   runs in inference mode.
 
 /// One call of one layer.
 package struct GraphNode: Sendable {
@@ -101,8 +102,9 @@ package struct ModelGraph: Sendable {
                 if layerShapes[path] == nil { layerShapes[path] = ([given], valueShapes[out]) }
                 return out
             }
+            // A layer called with training=False (tf-keras's functional API) runs in inference mode.
             return try add(layer, path: path, call: k, inputs: inputs, trainable: enclosingTrainable,
-                           inference: inference, source: source)
+                           inference: inference || layer.callTrainingFalse, source: source)
         }
 
         guard let outputRef = model.output else {

@@ -44,9 +44,11 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     case silu
     /// Keras's `gelu` (exact, erf)
     case gelu
-    /// Keras spells `silu` also `swish`.
+    case hardSigmoid = "hard_sigmoid", hardSilu = "hard_silu"
+    /// Keras spells `silu` also `swish`, and `hard_silu` also `hard_swish`.
     package init?(kerasName: String) {
         if kerasName == "swish" { self = .silu; return }
+        if kerasName == "hard_swish" { self = .hardSilu; return }
         self.init(rawValue: kerasName)
     }
 }
@@ -144,8 +146,8 @@ package struct LayerSpec: Sendable {
     /// In legacy order: trainable-kind weights first as Keras creates them (kernel, bias / gamma, beta),
     /// then moving statistics. Empty for weightless layers and for `.model` (its layers hold them).
     package var weights: [WeightSpec]
-    /// For a layer fed by a nested model call with `training=False` (Keras's fine-tuning recipe):
-    /// everything inside runs in inference mode.
+    /// A call with `training=False` (Keras's fine-tuning recipe): a nested model's layers, or the
+    /// layer itself, always run in inference mode.
     package var callTrainingFalse: Bool
     /// In a Functional model, the inputs of each call of this layer (Keras `inbound_nodes`; a
     /// shared layer has several calls). Empty for an InputLayer and for a Sequential model's

@@ -9,9 +9,10 @@
 // - Kernels are rewritten once at export: Conv (KH, KW, C, O) → (O, C, KH, KW); Dense stays
 //   (in, units) for Gemm/MatMul. BatchNormalization is ONNX's own op with the moving statistics
 //   (inference). `same` padding becomes explicit pads with Keras's extra pixel at the bottom/right.
-//   Dropout is the identity.
+//   Dropout and the random augmentation layers (RandomFlip, RandomRotation, ...) are the identity.
 // - The metadata (`metadata_props`): `class_names` (a JSON array), `preprocess` (the
-//   `--preprocess` mode the inputs need), `input_layout` = NHWC, `keras_model`.
+//   `--preprocess` mode the inputs need), `color_mode` (how images were decoded, when known),
+//   `input_layout` = NHWC, `keras_model`.
 // - A layer or setting without an ONNX mapping is an error naming every such layer (exit 3).
 //
 // The protobuf is swift-protobuf's, from the generated onnx.pb.swift beside this file.
@@ -65,6 +66,7 @@ package enum ONNXWriter {
             props.append(("class_names", String(decoding: json, as: UTF8.self)))
         }
         if let p = metadata.preprocess { props.append(("preprocess", p.rawValue)) }
+        if let c = metadata.colorMode { props.append(("color_mode", c.rawValue)) }
         m.metadataProps = props.map { k, v in
             var e = Onnx_StringStringEntryProto()
             e.key = k; e.value = v
@@ -187,7 +189,8 @@ private struct GraphBuilder {
     mutating func build() throws -> Onnx_GraphProto {
         let input = unique("input")
         names[0] = (input, .plain)
-        for n in graph.nodes { try emit(n) }
+        // A node whose input could not be mapped is skipped: the first failure is the error.
+        for n in graph.nodes where n.inputs.allSatisfy({ names[$0] != nil }) { try emit(n) }
         if !unsupported.list.isEmpty {
             throw XferError.badInput("model '\(model.name)'",
                                      "ONNX export does not support " + unsupported.list.joined(separator: "; "),
@@ -245,6 +248,7 @@ private struct GraphBuilder {
 
         switch op {
         case let c as Conv2DConfig:
+            guard c.groups == 1 else { fail("grouped convolution (groups=\(c.groups))"); return }
             guard let kernel = weight(.kernel) else { fail("no kernel"); return }
             let (h, w, cin) = (n.inputShapes[0][0], n.inputShapes[0][1], n.inputShapes[0][2])
             let (kh, kw, o) = (c.kernelSize.h, c.kernelSize.w, c.filters)
@@ -315,8 +319,8 @@ private struct GraphBuilder {
             // Keras flattens channels last: (h, w, c) order.
             set(node("Flatten", [value(x, .plain)], name: name, attributes: [Self.int("axis", 1)]), .plain)
 
-        case is DropoutConfig:
-            names[n.output] = names[x]   // the identity in inference
+        case is DropoutConfig, is any ImageAugmentation:
+            names[n.output] = names[x]   // the identity in inference (Dropout, the random augmentation layers)
 
         case let a as ActivationConfig:
             let layout = names[x]!.layout
@@ -385,6 +389,12 @@ private struct GraphBuilder {
         case .softplus: return node("Softplus", [x], name: n)
         case .softsign: return node("Softsign", [x], name: n)
         case .silu: return node("Mul", [x, node("Sigmoid", [x], name: n + "/sigmoid")], name: n)
+        case .hardSigmoid:
+            // relu6(x + 3) / 6 = clip(x/6 + 1/2, 0, 1).
+            return node("HardSigmoid", [x], name: n, attributes: [Self.float("alpha", 1.0 / 6), Self.float("beta", 0.5)])
+        case .hardSilu:
+            let s = node("HardSigmoid", [x], name: n + "/hard_sigmoid", attributes: [Self.float("alpha", 1.0 / 6), Self.float("beta", 0.5)])
+            return node("Mul", [x, s], name: n)
         case .gelu:
             // 0.5·x·(1 + erf(x/√2)), Keras's exact gelu (ONNX's Gelu op needs opset 20).
             let e = node("Erf", [node("Mul", [x, scalar(n + "/rsqrt2", 0.70710678118654752440)], name: n + "/scaled")], name: n + "/erf")

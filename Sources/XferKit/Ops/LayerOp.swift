@@ -29,6 +29,10 @@ package protocol LayerOp: Sendable {
     /// constructor of `className` takes them.
     func writeKeras(_ config: inout [String: Any], className: String)
 
+    /// A kind registered by keras.applications rather than in `keras.layers`: the module and
+    /// registered name a Keras 3 config gives it (nil: `keras.layers`).
+    var keras3Registration: (module: String, name: String)? { get }
+
     /// Whether the layer takes a list of inputs (a merge); the others take one.
     var takesSeveralInputs: Bool { get }
     /// The output shape (no batch axis) for the inputs of one call; errors name `layer`.
@@ -57,6 +61,7 @@ extension LayerOp {
     package static var kerasAliases: [String] { [] }
     package var kerasClassName: String { Self.kerasClassNames[0] }
     package var takesSeveralInputs: Bool { false }
+    package var keras3Registration: (module: String, name: String)? { nil }
     package func expectedWeights(input: [Int]) -> [ExpectedWeight] { [] }
     package var hasWeights: Bool { false }
     package func forwardFLOPs(input: [Int]) -> Double { 0 }
@@ -106,9 +111,15 @@ package struct KerasLayerConfig {
     package let name: String
     /// The `config` object.
     let values: [String: Any]
+    /// Written by Keras 3 (false: tf-keras), where a name means different math in the two.
+    let keras3: Bool
+    /// The layer's first call as the file writes it (its inbound node): tensor ops
+    /// (TensorOp.swift) take their constant from it.
+    let call: Any?
 
-    init(source: String, className: String, name: String, values: [String: Any]) {
+    init(source: String, className: String, name: String, values: [String: Any], keras3: Bool = true, call: Any? = nil) {
         self.source = source; self.className = className; self.name = name; self.values = values
+        self.keras3 = keras3; self.call = call
     }
 
     /// The raw value of `key`.
@@ -195,6 +206,10 @@ package struct KerasLayerConfig {
         guard let n = name, let a = Activation(kerasName: n) else {
             throw fail("layer '\(self.name)' (\(className)): activation '\(name ?? "?")' is not supported",
                        hint: "supported: " + Activation.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        // tf-keras's hard_sigmoid is 0.2·x + 0.5 clipped, not Keras 3's relu6(x + 3)/6.
+        if a == .hardSigmoid && !keras3 {
+            throw unsupported("tf-keras's hard_sigmoid (0.2·x + 0.5, clipped) differs from Keras 3's, which xfer runs")
         }
         return a
     }

@@ -92,6 +92,8 @@ package enum TrainingEvent: Sendable {
     case plan(cached: Bool, featureFloats: Int)
     /// Filling the feature cache.
     case caching(done: Int, total: Int)
+    /// An epoch (numbered from 1) starts; it will run `batches` training steps.
+    case epochBegin(epoch: Int, batches: Int)
     /// After each batch: running mean loss and metric (accuracy, or mae) of the epoch so far.
     case batch(epoch: Int, done: Int, total: Int, loss: Double, accuracy: Double)
     case epochEnd(EpochRecord)
@@ -187,6 +189,7 @@ package final class FineTuner {
             }
             var lossSum = 0.0, metricSum = 0.0, weightSum = 0.0, seen = 0
             let batches = (order.count + options.batchSize - 1) / options.batchSize
+            events(.epochBegin(epoch: epoch + 1, batches: batches))
             func ids(_ b: Int) -> [Int] { Array(order[(b * options.batchSize)..<min(order.count, (b + 1) * options.batchSize)]) }
             // Without the cache, the next batch is decoded while this one trains (one batch ahead,
             // so memory stays bounded by two batches).

@@ -27,6 +27,8 @@ public struct EpochRecord: Sendable, Equatable {
     public var learningRate: Float
     /// Keras's name of ``accuracy``'s metric: `accuracy`, `binary_accuracy` (multi-label), `mae`.
     public var metricName = "accuracy"
+    /// The phase of a two-phase run (`--then-unfreeze`): 1 (the head), 2 (after unfreezing).
+    package var phase = 1
 
     package init(epoch: Int, loss: Double, accuracy: Double, valLoss: Double? = nil, valAccuracy: Double? = nil, learningRate: Float) {
         self.epoch = epoch; self.loss = loss; self.accuracy = accuracy
@@ -49,19 +51,23 @@ public struct EpochRecord: Sendable, Equatable {
 }
 
 /// `epoch,loss,accuracy,val_loss,val_accuracy,lr` with one row per epoch (empty cells when there
-/// is no validation data; the metric's own name for `mae`/`binary_accuracy`).
+/// is no validation data; the metric's own name for `mae`/`binary_accuracy`), and a last column
+/// `phase` (1 or 2) when the run had two phases.
 package func csvLog(_ history: [EpochRecord]) -> String {
     let m = history.first?.metricName ?? "accuracy"
-    var out = "epoch,loss,\(m),val_loss,val_\(m),lr\n"
+    let phased = history.contains { $0.phase != 1 }
+    var out = "epoch,loss,\(m),val_loss,val_\(m),lr\(phased ? ",phase" : "")\n"
     for r in history {
         let v = r.valLoss.map { String($0) } ?? "", a = r.valAccuracy.map { String($0) } ?? ""
-        out += "\(r.epoch),\(r.loss),\(r.accuracy),\(v),\(a),\(r.learningRate)\n"
+        out += "\(r.epoch),\(r.loss),\(r.accuracy),\(v),\(a),\(r.learningRate)\(phased ? ",\(r.phase)" : "")\n"
     }
     return out
 }
 
-/// Two panels side by side, loss and accuracy against epoch, train solid and validation dashed.
-package func svgPlot(_ history: [EpochRecord], title: String) -> String {
+/// Two panels side by side, loss and accuracy against epoch, train solid and validation dashed;
+/// in a two-phase run a grey dashed vertical line between the phases' epochs in both panels,
+/// labelled `phaseLabel` (default `phase 2`).
+package func svgPlot(_ history: [EpochRecord], title: String, phaseLabel: String? = nil) -> String {
     let panelW = 420.0, panelH = 280.0, margin = 50.0
     let width = 2 * panelW + 3 * margin, height = panelH + 2 * margin + 30
     func esc(_ s: String) -> String {
@@ -94,6 +100,12 @@ package func svgPlot(_ history: [EpochRecord], title: String) -> String {
         }
         s += polyline(train.map { $0 }, "#1f77b4", dashed: false)
         s += polyline(val, "#d62728", dashed: true)
+        if let k = history.firstIndex(where: { $0.phase == 2 }), k > 0 {
+            // Halfway between phase 1's last epoch and phase 2's first.
+            let x = (px(k - 1) + px(k)) / 2
+            s += "<line class=\"phase\" x1=\"\(x)\" y1=\"\(margin + 30)\" x2=\"\(x)\" y2=\"\(margin + 30 + panelH)\" stroke=\"#888\" stroke-width=\"1.5\" stroke-dasharray=\"3 3\"/>\n"
+            s += "<text x=\"\(x + 4)\" y=\"\(margin + 44)\" font-size=\"10\" fill=\"#555\">\(esc(phaseLabel ?? "phase 2"))</text>\n"
+        }
         return s
     }
     var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\">\n"

@@ -46,6 +46,9 @@ package enum SeedStream: Sendable, Equatable {
     case augment(startEpoch: Int)
     /// The dropout layer that is number `index` (from 0) in execution order.
     case dropout(index: Int)
+    /// The random augmentation layer (RandomFlip, RandomRotation, ...) that is number `index`
+    /// (from 0) in execution order.
+    case augmentLayer(index: Int)
 
     /// The seed of this stream for a run seeded with `seed`.
     package func seed(from seed: UInt64) -> UInt64 {
@@ -63,6 +66,8 @@ package enum SeedStream: Sendable, Equatable {
             var r = SeededRandom(seed: seed)
             for _ in 0..<index { _ = r.next() }
             return r.next()
+        case .augmentLayer(let index):
+            return (seed ^ 0xA06_3E47_1A7E_0000) &+ UInt64(index) &* 0x9E37_79B9
         }
     }
 }

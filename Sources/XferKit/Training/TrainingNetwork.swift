@@ -65,7 +65,7 @@ package final class TrainingNetwork {
         executor = try GraphExecutor(graph: graph, context: context)
 
         let bessel = !((kerasVersion ?? model.kerasVersion)?.hasPrefix("3") ?? false)
-        var dropouts = 0
+        var dropouts = 0, augmentLayers = 0
         var layers: [(node: Int, layer: TrainableLayer)] = []
         var paths = Set<String>()
         for (i, layer) in executor.layers {
@@ -87,6 +87,15 @@ package final class TrainingNetwork {
             if let d = layer as? DropoutLayer {
                 d.random = SeededRandom(seed: seed, stream: .dropout(index: dropouts))
                 dropouts += 1
+            }
+            if let a = layer as? RandomImageLayer {
+                // Its training-mode transform has no backward: nothing before it may train.
+                if plan.needsGradient[node.output] && plan.trainingMode[i] {
+                    throw XferError.badInput(node.path, "\(node.layer.className) changes images at random in training and passes no gradient back",
+                                             hint: "freeze every layer before it (--freeze-until a later layer)")
+                }
+                a.random = SeededRandom(seed: seed, stream: .augmentLayer(index: augmentLayers))
+                augmentLayers += 1
             }
             configureBatchNorm(layer, bessel: bessel, inputRank: layer.inputShape.count)
             layers.append((i, t))

@@ -19,6 +19,10 @@ package struct TrainingState: Sendable {
     package var seed: UInt64
     /// The file the state was read from ("" for a state made in memory); errors name it.
     package var path = ""
+    /// The options that shaped the run (`--augment`, `--head`, the loss, ...), by name, as the
+    /// command line gave them: `--resume` restores them or refuses a conflicting one. Empty in
+    /// files written before it was recorded.
+    package var run: [String: String] = [:]
 
     package init(epochsDone: Int, optimizer: Optimizer, seed: UInt64) {
         self.epochsDone = epochsDone; self.optimizer = optimizer.config
@@ -36,7 +40,7 @@ package struct TrainingState: Sendable {
             "optimizer": optimizer.kind.rawValue, "learning_rate": Double(optimizer.learningRate),
             "momentum": Double(optimizer.momentum), "nesterov": optimizer.nesterov,
             "slots": slots.map(\.count),
-        ]
+        ].merging(run.isEmpty ? [:] : ["run": run]) { a, _ in a }
         let json = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
         try file.setString(Self.group, "config", String(decoding: json, as: UTF8.self), utf8: true)
         for (i, s) in slots.enumerated() {
@@ -140,7 +144,16 @@ package struct TrainingState: Sendable {
             }
             slots.append(parameter)
         }
+        var run: [String: String] = [:]
+        if let raw = c["run"] {
+            guard case .object(let entries) = raw else { throw bad("run", "is \(raw), not an object") }
+            for (key, value) in entries {
+                guard case .string(let text) = value else { throw bad("run.\(key)", "is \(value), not text") }
+                run[key] = text
+            }
+        }
         var s = TrainingState(epochsDone: epochsDone, optimizer: Optimizer(config), seed: seed)
+        s.run = run
         s.iterations = iterations
         s.slots = slots
         s.path = path

@@ -645,7 +645,9 @@ func conv2DBackwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], dz: Te
 
 // MARK: The Keras kind
 
-/// Keras `Conv2D` (also read as `Convolution2D`); groups of 1 only.
+/// Keras `Conv2D` (also read as `Convolution2D`). `groups` is 1, or the number of input channels
+/// (ConvNeXt's depthwise convolutions, kernel (KH, KW, 1, O)), which runs as DepthwiseConv2D with
+/// multiplier O / C — the same kernel layout; other group counts are refused by name.
 package struct Conv2DConfig: SingleInputOp, Equatable {
     package var filters: Int
     package var kernelSize: (h: Int, w: Int)
@@ -654,33 +656,35 @@ package struct Conv2DConfig: SingleInputOp, Equatable {
     package var dilation: (h: Int, w: Int)
     package var useBias: Bool
     package var activation: Activation
+    package var groups = 1
 
     package init(filters: Int, kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int) = (1, 1),
                 padding: Padding = .valid, dilation: (h: Int, w: Int) = (1, 1),
-                useBias: Bool = true, activation: Activation = .linear) {
+                useBias: Bool = true, activation: Activation = .linear, groups: Int = 1) {
         self.filters = filters; self.kernelSize = kernelSize; self.strides = strides
         self.padding = padding; self.dilation = dilation; self.useBias = useBias
-        self.activation = activation
+        self.activation = activation; self.groups = groups
     }
 
     package static func == (a: Conv2DConfig, b: Conv2DConfig) -> Bool {
         a.filters == b.filters && a.kernelSize == b.kernelSize && a.strides == b.strides
             && a.padding == b.padding && a.dilation == b.dilation && a.useBias == b.useBias
-            && a.activation == b.activation
+            && a.activation == b.activation && a.groups == b.groups
     }
 
     package static var kerasClassNames: [String] { ["Conv2D"] }
     package static var kerasAliases: [String] { ["Convolution2D"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        if let g = k["groups"], exactInt(g) != 1 { throw k.unsupported("grouped convolution (groups=\(describe(g)))") }
+        let groups = try k.size(k["groups"] ?? 1, "groups")
         self.init(filters: try k.int("filters"),
                   kernelSize: try k.pair("kernel_size"),
                   strides: try k.pair("strides", default: 1),
                   padding: try k.padding(),
                   dilation: try k.pair("dilation_rate", default: 1),
                   useBias: k.bool("use_bias", default: true),
-                  activation: try k.activation())
+                  activation: try k.activation(), groups: groups)
+        guard filters % groups == 0 else { throw k.fail("layer '\(k.name)': \(filters) filters in \(groups) groups (Keras refuses it too)") }
     }
 
     package func writeKeras(_ c: inout [String: Any], className: String) {
@@ -690,13 +694,17 @@ package struct Conv2DConfig: SingleInputOp, Equatable {
         c["padding"] = padding.rawValue
         c["data_format"] = "channels_last"
         c["dilation_rate"] = [dilation.h, dilation.w]
-        c["groups"] = 1
+        c["groups"] = groups
         c["activation"] = activation.rawValue
         c["use_bias"] = useBias
     }
 
     package func outputShape(input: [Int], layer: String) throws -> [Int] {
-        let (h, w, _) = try spatialInput(input, layer: layer)
+        let (h, w, c) = try spatialInput(input, layer: layer)
+        guard groups == 1 || groups == c else {
+            throw XferError.badInput(layer, "Conv2D in \(groups) groups of \(c) channels: xfer runs groups=1 and groups=channels (depthwise) only",
+                                     hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
+        }
         let oh = windowOutputSize(input: h, kernel: kernelSize.h, stride: strides.h, dilation: dilation.h, padding: padding)
         let ow = windowOutputSize(input: w, kernel: kernelSize.w, stride: strides.w, dilation: dilation.w, padding: padding)
         guard oh > 0, ow > 0 else {
@@ -707,7 +715,7 @@ package struct Conv2DConfig: SingleInputOp, Equatable {
     }
 
     package func expectedWeights(input: [Int]) -> [ExpectedWeight] {
-        var w: [ExpectedWeight] = [(.kernel, [kernelSize.h, kernelSize.w, input.last ?? 0, filters], true)]
+        var w: [ExpectedWeight] = [(.kernel, [kernelSize.h, kernelSize.w, (input.last ?? 0) / groups, filters], true)]
         if useBias { w.append((.bias, [filters], true)) }
         return w
     }
@@ -717,10 +725,23 @@ package struct Conv2DConfig: SingleInputOp, Equatable {
 
     package func forwardFLOPs(input: [Int]) -> Double {
         guard let out = try? outputShape(input: input, layer: ""), out.count == 3, let cin = input.last else { return 0 }
-        return 2 * Double(out[0] * out[1] * filters) * Double(kernelSize.h * kernelSize.w * cin)
+        return 2 * Double(out[0] * out[1] * filters) * Double(kernelSize.h * kernelSize.w * cin / groups)
     }
 
     package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
-        try Conv2DLayer(spec: spec, config: self, inputShape: inputShape)
+        if groups > 1 {
+            // groups = channels: a depthwise convolution whose (KH, KW, 1, O) kernel is
+            // DepthwiseConv2D's (KH, KW, C, O/C) in memory.
+            _ = try outputShape(input: inputShape, layer: spec.name)
+            let c = inputShape[2]
+            let depthwise = DepthwiseConv2DConfig(kernelSize: kernelSize, strides: strides, padding: padding,
+                                                  depthMultiplier: filters / c, dilation: dilation, useBias: useBias, activation: activation)
+            let kernel = try spec.values(.kernel, shape: [kernelSize.h, kernelSize.w, 1, filters])
+            let bias = useBias ? try spec.values(.bias, shape: [filters]) : nil
+            try spec.onlyWeights(useBias ? [.kernel, .bias] : [.kernel])
+            return try DepthwiseConv2DLayer(name: spec.name, config: depthwise, inputShape: inputShape, kernel: kernel, bias: bias,
+                                            kernelRole: .kernel)
+        }
+        return try Conv2DLayer(spec: spec, config: self, inputShape: inputShape)
     }
 }

@@ -43,6 +43,8 @@ final class DepthwiseConv2DLayer: TrainableLayer {
     let outputShape: [Int]
     let config: DepthwiseConv2DConfig
     let geometry: DepthwiseGeometry
+    /// `depthwise_kernel`, or `kernel` for a Conv2D with groups = channels.
+    let kernelRole: WeightRole
     /// (KH, KW, C, M).
     var kernel: [Float]
     /// (C·M), nil when `use_bias=False`.
@@ -55,7 +57,8 @@ final class DepthwiseConv2DLayer: TrainableLayer {
     private(set) var dKernel: [Float] = []
     private(set) var dBias: [Float] = []
 
-    init(name: String, config: DepthwiseConv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
+    init(name: String, config: DepthwiseConv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?,
+         kernelRole: WeightRole = .depthwiseKernel) throws {
         try requireRank(inputShape, 3, layer: name, kind: "DepthwiseConv2D")
         guard let g = DepthwiseGeometry(input: inputShape, kernelSize: config.kernelSize, strides: config.strides,
                                         padding: config.padding, dilation: config.dilation,
@@ -64,7 +67,7 @@ final class DepthwiseConv2DLayer: TrainableLayer {
         }
         precondition(kernel.count == g.conv.kh * g.conv.kw * g.conv.o && (bias?.count ?? g.conv.o) == g.conv.o)
         self.name = name; self.config = config; self.inputShape = inputShape
-        self.geometry = g; self.kernel = kernel; self.bias = bias
+        self.geometry = g; self.kernel = kernel; self.bias = bias; self.kernelRole = kernelRole
         self.outputShape = [g.conv.oh, g.conv.ow, g.conv.o]
     }
 
@@ -156,14 +159,14 @@ final class DepthwiseConv2DLayer: TrainableLayer {
     func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
         guard trainable else { return }
         allocateGradients()
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.depthwiseKernel, $0, g) } }
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(kernelRole, $0, g) } }
         if bias != nil {
             dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
         }
     }
 
     func currentWeights() -> [WeightRole: [Float]] {
-        var weights: [WeightRole: [Float]] = [.depthwiseKernel: kernel]
+        var weights: [WeightRole: [Float]] = [kernelRole: kernel]
         if let bias { weights[.bias] = bias }
         return weights
     }

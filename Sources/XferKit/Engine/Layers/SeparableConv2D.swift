@@ -200,6 +200,12 @@ struct SeparableConv2DConfig: SingleInputOp, Equatable {
     static var kerasClassNames: [String] { ["SeparableConv2D"] }
     static var kerasAliases: [String] { ["SeparableConvolution2D"] }
 
+    init(filters: Int, kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int) = (1, 1), padding: Padding = .valid,
+         depthMultiplier: Int = 1, dilation: (h: Int, w: Int) = (1, 1), useBias: Bool = true, activation: Activation = .linear) {
+        self.filters = filters; self.kernelSize = kernelSize; self.strides = strides; self.padding = padding
+        self.depthMultiplier = depthMultiplier; self.dilation = dilation; self.useBias = useBias; self.activation = activation
+    }
+
     init(keras k: KerasLayerConfig) throws {
         try k.requireChannelsLast()
         filters = try k.int("filters")
