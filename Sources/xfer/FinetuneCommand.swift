@@ -387,6 +387,12 @@ struct FinetuneCommand: ParsableCommand {
             s.run = run
             return s
         }
+        // Written through the model API, as KerasModel.save(to:) writes what fit trained.
+        let base = KerasModel(loaded)
+        func save(to path: String, _ state: TrainingState, flag: String) throws {
+            let model = base.trained(tuner.network.exportModel(), metadata: metadata, state: state)
+            try model.write(to: path, protecting: inputs, trainingState: state, caller: flag)
+        }
         let bar = ProgressBar("epoch")
         var steps = 0
         var caching: ProgressBar?
@@ -417,9 +423,7 @@ struct FinetuneCommand: ParsableCommand {
                 bestSaved = value
                 do {
                     // With its training state: a --save-best file resumes from its epoch.
-                    try ModelWriter.write(tuner.network.exportModel(), to: path, protecting: inputs,
-                                          metadata: metadata.compiled(with: tuner.optimizer.config),
-                                          trainingState: trainingState(r.epoch))
+                    try save(to: path, trainingState(r.epoch), flag: "--save-best")
                     say("saved \(path) (\(monitorName) improved at epoch \(r.epoch))")
                 } catch { warn("\(path): could not save: \(error)") }
             }
@@ -457,9 +461,7 @@ struct FinetuneCommand: ParsableCommand {
             try train(startEpoch: phaseOne)
         }
         let done = (state?.epochsDone ?? 0) + history.count
-        try ModelWriter.write(tuner.network.exportModel(), to: output, protecting: inputs,
-                              metadata: metadata.compiled(with: tuner.optimizer.config),
-                              trainingState: trainingState(done))
+        try save(to: output, trainingState(done), flag: "--output")
         if let path = csvLog { try writeText(XferKit.csvLog(history), to: path) }
         if let plot {
             try writeText(svgPlot(history, title: "xfer finetune \((checkpoint as NSString).lastPathComponent)",

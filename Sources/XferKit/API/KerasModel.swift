@@ -331,6 +331,20 @@ public struct KerasModel: Sendable {
         header.recordedInputShape = trained.inputShape
     }
 
+    /// This model as a training run left it (`fit`, `xfer finetune`): `trained`, with the classes,
+    /// preprocessing, color mode and loss of `metadata`, and the optimizer's `state`; what
+    /// ``save(to:)-(String)`` then writes is what the run trained.
+    package func trained(_ trained: ModelSpec, metadata: ModelMetadata, state: TrainingState?) -> KerasModel {
+        var m = self
+        m.adopt(trained)
+        m.classNames = metadata.classNames
+        m.preprocess = metadata.preprocess
+        m.colorMode = metadata.colorMode
+        if let loss = metadata.loss { m.loss = loss; m.lossChosen = true }
+        m.trainingState = state
+        return m
+    }
+
     // MARK: - Saving
 
     /// What travels with the model in every format.
