@@ -5,11 +5,13 @@ seeded weights, non-trivial BatchNormalization statistics, and a small input siz
   - `xfer import --json` gives Keras's Total / Trainable / Non-trainable counts;
   - `xfer predict` on a seeded batch gives Keras's predictions within 1e-4;
   - `xfer finetune --keep-top --freeze-until BLOCK --dry-run` gives Keras's trainable count after
-    the same freeze (every layer before the first layer named BLOCK or `BLOCK_...` frozen).
+    the same freeze (every layer before the first layer named BLOCK or `BLOCK_...` frozen);
+  - `xfer export --to .onnx`: onnx.checker accepts the file and onnxruntime predicts Keras's
+    predictions within 1e-4 (`--no-onnx` skips it).
 The files are written to a temporary folder and removed: they are tens to hundreds of MB, so
 they are made here, not committed. Prints one line per check; exit 1 if any failed.
 
-Usage: python check_families.py PATH/TO/xfer [--families A,B,...] [--writers tf_keras,keras] [--keep DIR]
+Usage: python check_families.py PATH/TO/xfer [--families A,B,...] [--writers tf_keras,keras] [--keep DIR] [--no-onnx]
 """
 import argparse
 import json
@@ -187,6 +189,9 @@ def check(xfer, family, writer, apps, tmp):
         err = float(np.max(np.abs(pred.reshape(ref.shape) - ref)))
         result(err <= TOLERANCE, f"{tag} predict", f"max abs error {err:.2e} ({time.time() - t1:.1f} s)")
 
+    if ONNX:
+        check_onnx(xfer, tag, path, x, ref, tmp)
+
     r = run(xfer, "finetune", path, "--data", data, "--keep-top", "--freeze-until", block, "--dry-run",
             "--output", os.path.join(tmp, "out.h5"))
     m = re.search(r"^Trainable params: ([\d,]+)", r.stdout, re.M)
@@ -199,13 +204,42 @@ def check(xfer, family, writer, apps, tmp):
     os.remove(path)
 
 
+def check_onnx(xfer, tag, path, x, ref, tmp):
+    """The family exported as ONNX: onnx.checker accepts it, onnxruntime predicts as Keras does."""
+    import onnx
+    import onnxruntime as ort
+    out = os.path.join(tmp, "model.onnx")
+    if os.path.exists(out):
+        os.remove(out)
+    r = run(xfer, "export", path, "--to", out)
+    if r.returncode != 0:
+        result(False, f"{tag} export .onnx", first_error(r))
+        return
+    try:
+        onnx.checker.check_model(onnx.load(out))
+        session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        pred = session.run(None, {session.get_inputs()[0].name: x})[0]
+    except Exception as e:  # noqa: BLE001 - any failure of the file is the check's failure
+        result(False, f"{tag} export .onnx", str(e).splitlines()[0][:200])
+        return
+    err = float(np.max(np.abs(pred.reshape(ref.shape) - ref)))
+    result(err <= TOLERANCE, f"{tag} export .onnx", f"onnxruntime max abs error {err:.2e}")
+    os.remove(out)
+
+
+ONNX = True
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("xfer")
     p.add_argument("--families", default=",".join(FAMILIES))
     p.add_argument("--writers", default="tf_keras,keras")
     p.add_argument("--keep")
+    p.add_argument("--no-onnx", action="store_true")
     a = p.parse_args()
+    global ONNX
+    ONNX = not a.no_onnx
     xfer = os.path.abspath(a.xfer)
     tmp = a.keep or tempfile.mkdtemp(prefix="xfer-families-")
     os.makedirs(tmp, exist_ok=True)

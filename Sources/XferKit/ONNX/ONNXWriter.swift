@@ -248,27 +248,32 @@ private struct GraphBuilder {
 
         switch op {
         case let c as Conv2DConfig:
-            guard c.groups == 1 else { fail("grouped convolution (groups=\(c.groups))"); return }
-            guard let kernel = weight(.kernel) else { fail("no kernel"); return }
-            let (h, w, cin) = (n.inputShapes[0][0], n.inputShapes[0][1], n.inputShapes[0][2])
-            let (kh, kw, o) = (c.kernelSize.h, c.kernelSize.w, c.filters)
-            // (KH, KW, C, O) → (O, C, KH, KW).
-            var k = [Float](repeating: 0, count: kernel.values.count)
-            for u in 0..<kh { for v in 0..<kw { for ci in 0..<cin { for oi in 0..<o {
-                k[((oi * cin + ci) * kh + u) * kw + v] = kernel.values[((u * kw + v) * cin + ci) * o + oi]
-            } } } }
-            var inputs = [value(x, .nchw), floats(name + "/kernel", k, dims: [o, cin, kh, kw])]
-            if c.useBias, let b = weight(.bias) { inputs.append(floats(name + "/bias", b.values, dims: [o])) }
-            var pads = [0, 0, 0, 0]
-            if c.padding == .same {
-                let ph = Self.samePads(input: h, kernel: kh, stride: c.strides.h, dilation: c.dilation.h)
-                let pw = Self.samePads(input: w, kernel: kw, stride: c.strides.w, dilation: c.dilation.w)
-                pads = [ph.0, pw.0, ph.1, pw.1]
-            }
-            let conv = node("Conv", inputs, name: name, attributes: [
-                Self.ints("kernel_shape", [kh, kw]), Self.ints("strides", [c.strides.h, c.strides.w]),
-                Self.ints("dilations", [c.dilation.h, c.dilation.w]), Self.ints("pads", pads), Self.int("group", 1)])
+            guard let kernel = weight(.kernel), kernel.shape.count == 4 else { fail("no kernel"); return }
+            // A grouped kernel is (KH, KW, C/groups, O): ONNX's grouped Conv takes the same groups.
+            let conv = self.conv(name, value(x, .nchw), kernel: kernel.values, kernelShape: kernel.shape, group: c.groups,
+                                 bias: c.useBias ? weight(.bias)?.values : nil, input: n.inputShapes[0],
+                                 strides: c.strides, dilation: c.dilation, padding: c.padding)
             guard let out = activation(c.activation, conv, layout: .nchw, rank: 3, name: name, fail: fail) else { return }
+            set(out, .nchw)
+
+        case let d as DepthwiseConv2DConfig:
+            guard let kernel = weight(.depthwiseKernel), kernel.shape.count == 4 else { fail("no depthwise kernel"); return }
+            let conv = depthwise(name, value(x, .nchw), kernel: kernel, bias: d.useBias ? weight(.bias)?.values : nil,
+                                 input: n.inputShapes[0], strides: d.strides, dilation: d.dilation, padding: d.padding)
+            guard let out = activation(d.activation, conv, layout: .nchw, rank: 3, name: name, fail: fail) else { return }
+            set(out, .nchw)
+
+        case let s as SeparableConv2DConfig:
+            guard let dk = weight(.depthwiseKernel), dk.shape.count == 4, let pk = weight(.pointwiseKernel), pk.shape.count == 4 else {
+                fail("no depthwise and pointwise kernels"); return
+            }
+            // Keras: the depthwise convolution (no bias), then the 1×1 pointwise one with the bias.
+            let dw = depthwise(name + "/depthwise", value(x, .nchw), kernel: dk, bias: nil, input: n.inputShapes[0],
+                               strides: s.strides, dilation: s.dilation, padding: s.padding)
+            let mid = [0, 0, pk.shape[2]]
+            let pw = conv(name, dw, kernel: pk.values, kernelShape: pk.shape, group: 1, bias: s.useBias ? weight(.bias)?.values : nil,
+                          input: mid, strides: (1, 1), dilation: (1, 1), padding: .valid)
+            guard let out = activation(s.activation, pw, layout: .nchw, rank: 3, name: name, fail: fail) else { return }
             set(out, .nchw)
 
         case let d as DenseConfig:
@@ -345,9 +350,109 @@ private struct GraphBuilder {
         case let m as MergeOp:
             merge(m, n, fail: fail)
 
+        case let c as CustomScaleConfig:
+            // inputs[0] + inputs[1] · scale (InceptionResNetV2's residual), in one layout.
+            let layout = natural(n.inputs[0])
+            let scaled = node("Mul", [value(n.inputs[1], layout), scalar(name + "/scale", c.scale)], name: name + "/scaled")
+            set(node("Add", [value(n.inputs[0], layout), scaled], name: name), layout)
+
+        case is ReshapeConfig:
+            // Keras reshapes the (h, w, c)-ordered values; 0 keeps the batch axis.
+            let target = int64s(name + "/shape", ([0] + n.outputShape).map(Int64.init))
+            set(node("Reshape", [value(x, .plain), target], name: name), .plain)
+
+        case let c as Cropping2DConfig:
+            let (h, w) = (n.inputShapes[0][0], n.inputShapes[0][1])
+            let args = [value(x, .nchw), int64s(name + "/starts", [Int64(c.top), Int64(c.left)]),
+                        int64s(name + "/ends", [Int64(h - c.bottom), Int64(w - c.right)]), int64s(name + "/axes", [2, 3])]
+            set(node("Slice", args, name: name), .nchw)
+
+        case let c as NormalizationConfig:
+            let channels = n.inputShapes[0].last ?? 1
+            guard let mean = c.mean ?? weight(.mean)?.values, let variance = c.variance ?? weight(.variance)?.values,
+                  mean.count == variance.count, mean.count == 1 || mean.count == channels else { fail("no mean and variance"); return }
+            // Normalization.swift: (x − mean) / max(√variance, 1e−7), or its inverse.
+            let scale = variance.map { max(sqrtf($0), 1e-7) }
+            let layout = names[x]!.layout
+            let m = channelConstant(name + "/mean", mean, layout: layout, rank: n.inputShapes[0].count)
+            let d = channelConstant(name + "/scale", scale, layout: layout, rank: n.inputShapes[0].count)
+            let xin = names[x]!.name
+            let y = c.invert ? node("Add", [node("Mul", [xin, d], name: name + "/scaled"), m], name: name)
+                : node("Div", [node("Sub", [xin, m], name: name + "/centred"), d], name: name)
+            set(y, layout)
+
+        case let c as LayerNormalizationConfig:
+            // ONNX's LayerNormalization (opset 17) over the last axis, as Keras normalises.
+            let channels = n.inputShapes[0].last ?? 1
+            let gamma = c.scale ? weight(.gamma)?.values ?? [] : [Float](repeating: 1, count: channels)
+            let beta = c.center ? weight(.beta)?.values ?? [] : [Float](repeating: 0, count: channels)
+            guard gamma.count == channels, beta.count == channels else { fail("weights of the wrong size"); return }
+            set(node("LayerNormalization", [value(x, .plain), floats(name + "/gamma", gamma, dims: [channels]),
+                                            floats(name + "/beta", beta, dims: [channels])],
+                     name: name, attributes: [Self.int("axis", -1), Self.float("epsilon", c.epsilon)]), .plain)
+
+        case is LayerScaleConfig:
+            guard let gamma = weight(.gamma) else { fail("no gamma"); return }
+            let layout = names[x]!.layout
+            let g = channelConstant(name + "/gamma", gamma.values, layout: layout, rank: n.inputShapes[0].count)
+            set(node("Mul", [names[x]!.name, g], name: name), layout)
+
+        case let t as TensorOpConfig:
+            let layout = names[x]!.layout
+            let rank = n.inputShapes[0].count
+            let xin = names[x]!.name
+            switch t.function {
+            case .reverseChannels:
+                // x[..., ::-1]: the channel axis read backwards.
+                let axis: Int64 = layout == .nchw && rank == 3 ? 1 : -1
+                set(node("Slice", [xin, int64s(name + "/starts", [-1]), int64s(name + "/ends", [Int64.min]),
+                                   int64s(name + "/axes", [axis]), int64s(name + "/steps", [-1])], name: name), layout)
+            case .add, .subtract, .multiply, .divide:
+                let op = ["add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div"][t.function.rawValue]!
+                set(node(op, [xin, channelConstant(name + "/constant", t.constant, layout: layout, rank: rank)], name: name), layout)
+            }
+
         default:
             fail("no ONNX mapping")
         }
+    }
+
+    /// A Conv node on `x` (NCHW) with a Keras kernel (KH, KW, C/group, O), rewritten to ONNX's
+    /// (O, C/group, KH, KW); Keras's `same` padding made explicit. `input` is (H, W, C).
+    mutating func conv(_ name: String, _ x: String, kernel values: [Float], kernelShape: [Int], group: Int, bias: [Float]?,
+                       input: [Int], strides: (h: Int, w: Int), dilation: (h: Int, w: Int), padding: Padding) -> String {
+        let (kh, kw, cin, o) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
+        var k = [Float](repeating: 0, count: values.count)
+        for u in 0..<kh { for v in 0..<kw { for ci in 0..<cin { for oi in 0..<o {
+            k[((oi * cin + ci) * kh + u) * kw + v] = values[((u * kw + v) * cin + ci) * o + oi]
+        } } } }
+        var inputs = [x, floats(name + "/kernel", k, dims: [o, cin, kh, kw])]
+        if let bias { inputs.append(floats(name + "/bias", bias, dims: [o])) }
+        var pads = [0, 0, 0, 0]
+        if padding == .same {
+            let ph = Self.samePads(input: input[0], kernel: kh, stride: strides.h, dilation: dilation.h)
+            let pw = Self.samePads(input: input[1], kernel: kw, stride: strides.w, dilation: dilation.w)
+            pads = [ph.0, pw.0, ph.1, pw.1]
+        }
+        return node("Conv", inputs, name: name, attributes: [
+            Self.ints("kernel_shape", [kh, kw]), Self.ints("strides", [strides.h, strides.w]),
+            Self.ints("dilations", [dilation.h, dilation.w]), Self.ints("pads", pads), Self.int("group", group)])
+    }
+
+    /// A depthwise convolution: Keras's (KH, KW, C, M) kernel puts output channel c·M + m after
+    /// input channel c, which is the (KH, KW, 1, C·M) kernel of a Conv with C groups.
+    mutating func depthwise(_ name: String, _ x: String, kernel: WeightSpec, bias: [Float]?, input: [Int],
+                            strides: (h: Int, w: Int), dilation: (h: Int, w: Int), padding: Padding) -> String {
+        let (kh, kw, c, m) = (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])
+        return conv(name, x, kernel: kernel.values, kernelShape: [kh, kw, 1, c * m], group: c, bias: bias,
+                    input: input, strides: strides, dilation: dilation, padding: padding)
+    }
+
+    /// One value, or one per channel, shaped to broadcast against a value in `layout`: (C, 1, 1)
+    /// against an NCHW image, (C) on the last axis otherwise, a scalar for one value.
+    mutating func channelConstant(_ name: String, _ values: [Float], layout: Layout, rank: Int) -> String {
+        if values.count == 1 { return scalar(name, values[0]) }
+        return floats(name, values, dims: layout == .nchw && rank == 3 ? [values.count, 1, 1] : [values.count])
     }
 
     mutating func pool(_ op: String, _ p: Pool2DConfig, _ n: GraphNode) -> String {
