@@ -145,6 +145,17 @@ package protocol ImageAugmentation: Sendable {
     func augment(_ x: inout Tensor, _ random: inout SeededRandom)
 }
 
+/// What every Keras random augmentation layer is as a layer kind: an image in, the same shape
+/// out, random only in training, run by a `RandomImageLayer`.
+extension SingleInputOp where Self: ImageAugmentation {
+    package func outputShape(input: [Int], layer: String) throws -> [Int] { _ = try spatialInput(input, layer: layer); return input }
+    package var isRandomInTraining: Bool { true }
+
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        RandomImageLayer(name: spec.name, augmentation: self, inputShape: inputShape)
+    }
+}
+
 /// The engine layer of a Keras random augmentation layer (RandomFlip, RandomRotation, ...): the
 /// identity at inference, as Keras runs it outside `training=True`; in training each image of the
 /// batch changed by the layer's `ImageAugmentation` with parameters from `random` (seeded by the

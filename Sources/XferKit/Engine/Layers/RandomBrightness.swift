@@ -47,13 +47,6 @@ package struct RandomBrightnessConfig: SingleInputOp, ImageAugmentation, Equatab
         c["seed"] = seed.map { $0 as Any } ?? NSNull()
     }
 
-    package func outputShape(input: [Int], layer: String) throws -> [Int] { _ = try spatialInput(input, layer: layer); return input }
-    package var isRandomInTraining: Bool { true }
-
-    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
-        RandomImageLayer(name: spec.name, augmentation: self, inputShape: inputShape)
-    }
-
     package func augment(_ x: inout Tensor, _ random: inout SeededRandom) {
         guard x.rank == 4 else { return }
         let n = x.shape[0], per = x.count / max(n, 1), c = x.shape[3]

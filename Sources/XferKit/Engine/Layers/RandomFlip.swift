@@ -50,13 +50,6 @@ package struct RandomFlipConfig: SingleInputOp, ImageAugmentation, Equatable {
         c["seed"] = seed.map { $0 as Any } ?? NSNull()
     }
 
-    package func outputShape(input: [Int], layer: String) throws -> [Int] { _ = try spatialInput(input, layer: layer); return input }
-    package var isRandomInTraining: Bool { true }
-
-    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
-        RandomImageLayer(name: spec.name, augmentation: self, inputShape: inputShape)
-    }
-
     package func augment(_ x: inout Tensor, _ random: inout SeededRandom) {
         guard x.rank == 4 else { return }
         let n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3], per = h * w * c

@@ -53,13 +53,6 @@ package struct RandomRotationConfig: SingleInputOp, ImageAugmentation, Equatable
         c["seed"] = seed.map { $0 as Any } ?? NSNull()
     }
 
-    package func outputShape(input: [Int], layer: String) throws -> [Int] { _ = try spatialInput(input, layer: layer); return input }
-    package var isRandomInTraining: Bool { true }
-
-    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
-        RandomImageLayer(name: spec.name, augmentation: self, inputShape: inputShape)
-    }
-
     package func augment(_ x: inout Tensor, _ random: inout SeededRandom) {
         guard x.rank == 4 else { return }
         let h = x.shape[1], w = x.shape[2]

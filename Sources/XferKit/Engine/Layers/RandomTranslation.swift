@@ -51,13 +51,6 @@ package struct RandomTranslationConfig: SingleInputOp, ImageAugmentation, Equata
         c["seed"] = seed.map { $0 as Any } ?? NSNull()
     }
 
-    package func outputShape(input: [Int], layer: String) throws -> [Int] { _ = try spatialInput(input, layer: layer); return input }
-    package var isRandomInTraining: Bool { true }
-
-    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
-        RandomImageLayer(name: spec.name, augmentation: self, inputShape: inputShape)
-    }
-
     package func augment(_ x: inout Tensor, _ random: inout SeededRandom) {
         guard x.rank == 4 else { return }
         let h = Float(x.shape[1]), w = Float(x.shape[2])
