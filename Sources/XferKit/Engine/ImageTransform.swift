@@ -232,11 +232,6 @@ extension KerasLayerConfig {
         }
         return (Float(a), Float(b))
     }
-
-    /// Refuses `data_format: channels_first` (xfer runs images channels last).
-    func channelsLast() throws {
-        if let d = self["data_format"] as? String, d != "channels_last" { throw unsupported("data_format '\(d)' (xfer runs channels_last)") }
-    }
 }
 
 /// Keras's `value_range` of each channel: the range the photometric layers clip to.

@@ -186,6 +186,31 @@ package struct KerasLayerConfig {
         try pair(values[key] ?? fallback, key)
     }
 
+    /// Refuses `data_format: channels_first`: xfer's tensors are NHWC, as Keras's default. (The
+    /// model reader refuses it for every layer; the image layers say so again where they read.)
+    func requireChannelsLast() throws {
+        if let f = self["data_format"] as? String, f != "channels_last" {
+            throw unsupported("data_format '\(f)' (xfer runs channels_last models)")
+        }
+    }
+
+    /// A border as Keras's ZeroPadding2D and Cropping2D take it from `key`: one size, (rows,
+    /// columns) or ((top, bottom), (left, right)).
+    func border(_ key: String, default fallback: Any) throws -> (top: Int, bottom: Int, left: Int, right: Int) {
+        let value = values[key] ?? fallback
+        if let l = value as? [Any], l.count == 2 {
+            if l[0] is [Any] || l[1] is [Any] {
+                let (t, b) = try pair(l[0], key, minimum: 0)
+                let (le, r) = try pair(l[1], key, minimum: 0)
+                return (t, b, le, r)
+            }
+            let (a, b) = try pair(l, key, minimum: 0)
+            return (a, a, b, b)
+        }
+        let v = try size(value, key, minimum: 0)
+        return (v, v, v, v)
+    }
+
     /// Keras `padding`: `valid` (the default) or `same`.
     func padding() throws -> Padding {
         let p = (values["padding"] as? String ?? "valid").lowercased()

@@ -71,20 +71,8 @@ struct Cropping2DConfig: SingleInputOp, Equatable {
 
     init(keras k: KerasLayerConfig) throws {
         try k.requireChannelsLast()
-        let value = k["cropping"] ?? [[0, 0], [0, 0]]
-        if let l = value as? [Any], l.count == 2 {
-            if l[0] is [Any] || l[1] is [Any] {
-                let (t, bo) = try k.pair(l[0], "cropping", minimum: 0)
-                let (le, r) = try k.pair(l[1], "cropping", minimum: 0)
-                self.init(top: t, bottom: bo, left: le, right: r)
-                return
-            }
-            let (a, b) = try k.pair(l, "cropping", minimum: 0)
-            self.init(top: a, bottom: a, left: b, right: b)
-            return
-        }
-        let v = try k.size(value, "cropping", minimum: 0)
-        self.init(top: v, bottom: v, left: v, right: v)
+        let b = try k.border("cropping", default: [[0, 0], [0, 0]])
+        self.init(top: b.top, bottom: b.bottom, left: b.left, right: b.right)
     }
 
     func writeKeras(_ c: inout [String: Any], className: String) {

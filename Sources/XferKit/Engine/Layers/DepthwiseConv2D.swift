@@ -427,15 +427,6 @@ struct DepthwiseConv2DConfig: SingleInputOp, Equatable {
     }
 }
 
-extension KerasLayerConfig {
-    /// Refuses `data_format: channels_first`: xfer's tensors are NHWC, as Keras's default.
-    func requireChannelsLast() throws {
-        if let f = self["data_format"] as? String, f != "channels_last" {
-            throw unsupported("data_format '\(f)' (xfer runs channels_last models)")
-        }
-    }
-}
-
 /// Keras refuses strides and dilation both above 1; so does xfer, naming the layer.
 func checkStridesAndDilation(_ strides: (h: Int, w: Int), _ dilation: (h: Int, w: Int), _ k: KerasLayerConfig) throws {
     if (strides.h > 1 || strides.w > 1) && (dilation.h > 1 || dilation.w > 1) {

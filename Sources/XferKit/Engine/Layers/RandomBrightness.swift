@@ -34,7 +34,7 @@ package struct RandomBrightnessConfig: SingleInputOp, ImageAugmentation, Equatab
     package static var kerasClassNames: [String] { ["RandomBrightness"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        try k.channelsLast()
+        try k.requireChannelsLast()
         let f = try k.factor("factor", bounds: -1...1)
         let r = try k.valueRange()
         self.init(lower: f.lower, upper: f.upper, ranges: ChannelRanges(r.lower, r.upper))

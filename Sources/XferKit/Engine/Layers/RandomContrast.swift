@@ -45,7 +45,7 @@ package struct RandomContrastConfig: SingleInputOp, ImageAugmentation, Equatable
     package static var kerasClassNames: [String] { ["RandomContrast"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        try k.channelsLast()
+        try k.requireChannelsLast()
         let f = try k.factor("factor", bounds: 0...1e6, symmetric: false)
         let r = try k.valueRange()
         self.init(lower: f.lower, upper: f.upper, ranges: ChannelRanges(r.lower, r.upper))

@@ -39,7 +39,7 @@ package struct RandomFlipConfig: SingleInputOp, ImageAugmentation, Equatable {
     package static var kerasClassNames: [String] { ["RandomFlip"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        try k.channelsLast()
+        try k.requireChannelsLast()
         let m = k["mode"] as? String ?? Mode.horizontalAndVertical.rawValue
         guard let mode = Mode(rawValue: m) else { throw k.unsupported("mode '\(m)' (horizontal, vertical, horizontal_and_vertical)") }
         self.init(mode: mode, seed: exactInt(k["seed"]))

@@ -38,7 +38,7 @@ package struct RandomRotationConfig: SingleInputOp, ImageAugmentation, Equatable
     package static var kerasClassNames: [String] { ["RandomRotation"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        try k.channelsLast()
+        try k.requireChannelsLast()
         let f = try k.factor("factor", bounds: -1e6...1e6)
         self.init(lower: f.lower, upper: f.upper)
         (fill, interpolation, fillValue) = try k.warp()

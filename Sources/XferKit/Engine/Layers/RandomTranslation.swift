@@ -36,7 +36,7 @@ package struct RandomTranslationConfig: SingleInputOp, ImageAugmentation, Equata
     package static var kerasClassNames: [String] { ["RandomTranslation"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        try k.channelsLast()
+        try k.requireChannelsLast()
         self.init(height: try k.factor("height_factor", bounds: -1...1), width: try k.factor("width_factor", bounds: -1...1))
         (fill, interpolation, fillValue) = try k.warp()
         seed = exactInt(k["seed"])

@@ -40,7 +40,7 @@ package struct RandomZoomConfig: SingleInputOp, ImageAugmentation, Equatable {
     package static var kerasClassNames: [String] { ["RandomZoom"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        try k.channelsLast()
+        try k.requireChannelsLast()
         // Keras: each bound in (−1, 1].
         let h = try k.factor("height_factor", bounds: -1...1)
         let w = k["width_factor"] == nil || k["width_factor"] is NSNull ? nil : try k.factor("width_factor", bounds: -1...1)

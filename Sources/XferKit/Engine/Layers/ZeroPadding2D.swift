@@ -73,20 +73,9 @@ package struct ZeroPadding2DConfig: SingleInputOp, Equatable {
     package static var kerasClassNames: [String] { ["ZeroPadding2D"] }
 
     package init(keras k: KerasLayerConfig) throws {
-        let value = k["padding"] ?? 1
-        if let l = value as? [Any], l.count == 2 {
-            if l[0] is [Any] || l[1] is [Any] {
-                let (t, bo) = try k.pair(l[0], "padding", minimum: 0)
-                let (le, r) = try k.pair(l[1], "padding", minimum: 0)
-                self.init(top: t, bottom: bo, left: le, right: r)
-                return
-            }
-            let (a, b) = try k.pair(l, "padding", minimum: 0)
-            self.init(top: a, bottom: a, left: b, right: b)
-            return
-        }
-        let v = try k.size(value, "padding", minimum: 0)
-        self.init(top: v, bottom: v, left: v, right: v)
+        try k.requireChannelsLast()
+        let b = try k.border("padding", default: 1)
+        self.init(top: b.top, bottom: b.bottom, left: b.left, right: b.right)
     }
 
     package func writeKeras(_ c: inout [String: Any], className: String) {
