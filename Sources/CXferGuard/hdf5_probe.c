@@ -6,7 +6,9 @@
 // xfer's own process touches a file with libhdf5, a forked child opens it and reads everything
 // the readers above will read — every link, every object header, every attribute value, every
 // dataset's type, shape and storage, the data of chunked and compact datasets — under a memory
-// limit (RLIMIT_AS) and a wall-clock limit kept by the parent. Only if the child finishes cleanly
+// limit (RLIMIT_AS), a processor-time limit (RLIMIT_CPU: a looping libhdf5 uses it up, while a
+// loaded machine only slows a healthy walk down) and, for a child that stops without using the
+// processor, a wall-clock limit of six times that kept by the parent. Only if the child finishes cleanly
 // does the parent open the file; libhdf5 is deterministic, so the same reads then terminate.
 //
 // The child also enforces what xfer accepts of a file, things libhdf5 would happily follow:
@@ -22,6 +24,7 @@
 #include "xfer_guard.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -374,7 +377,7 @@ int xfer_hdf5_probe(const char *path, const void *image, size_t image_size, doub
         if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
         else { close(1); close(2); }
         setenv("LIBC_FATAL_STDERR_", "1", 1);
-        int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTERM, SIGHUP};
+        int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTERM, SIGHUP, SIGXCPU};
         for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
         if (memory_bytes > 0 && vm > 0) {
             struct rlimit lim = {vm + memory_bytes, vm + memory_bytes};
@@ -382,13 +385,17 @@ int xfer_hdf5_probe(const char *path, const void *image, size_t image_size, doub
         }
         struct rlimit core = {0, 0};
         setrlimit(RLIMIT_CORE, &core);
+        /* SIGXCPU at the limit, SIGKILL a second later if it is ignored. */
+        rlim_t cpu = (rlim_t)ceil(timeout_seconds);
+        struct rlimit cpu_limit = {cpu, cpu + 1};
+        setrlimit(RLIMIT_CPU, &cpu_limit);
         probe_ctx ctx = {.fd = fds[1], .file_size = file_size};
         probe_child(&ctx, path, image, image_size);
         _exit(1);
     }
     close(fds[1]);
     size_t used = 0;
-    double deadline = now_seconds() + timeout_seconds;
+    double deadline = now_seconds() + 6 * timeout_seconds;
     int timed_out = 0;
     for (;;) {
         double left = deadline - now_seconds();
@@ -407,8 +414,14 @@ int xfer_hdf5_probe(const char *path, const void *image, size_t image_size, doub
     close(fds[0]);
     if (timed_out) kill(pid, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    struct rusage usage;
+    memset(&usage, 0, sizeof usage);
+    while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {}
     if (timed_out) return XFER_PROBE_TIMEOUT;
+    double cpu_used = (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6
+                    + (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+    if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGXCPU || (WTERMSIG(status) == SIGKILL && cpu_used >= floor(timeout_seconds))))
+        return XFER_PROBE_TIMEOUT;
     if (WIFSIGNALED(status)) {
         if (message_size) snprintf(message, message_size, "%d", WTERMSIG(status));
         return XFER_PROBE_CRASHED;

@@ -119,8 +119,10 @@ package final class HDF5File {
         }
     }
 
-    /// Wall time the probe may take: generous for a healthy file, whose walk takes milliseconds
-    /// plus the reading of any chunked data. `XFER_HDF5_PROBE_SECONDS` overrides it.
+    /// Processor time the probe may take: generous for a healthy file, whose walk takes
+    /// milliseconds plus the reading of any chunked data (its wall time may be six times this, so
+    /// a loaded machine does not make a healthy file look damaged). `XFER_HDF5_PROBE_SECONDS`
+    /// overrides it.
     static func probeSeconds(bytes: Int) -> Double {
         if let text = ProcessInfo.processInfo.environment["XFER_HDF5_PROBE_SECONDS"], let s = Double(text), s > 0 { return s }
         return 10 + Double(bytes) / 100e6
@@ -165,7 +167,7 @@ package final class HDF5File {
             }
             throw XferError.badInput(path, text, hint: "the file is damaged or not a plain Keras checkpoint; save it again with Keras")
         case Int(XFER_PROBE_TIMEOUT):
-            throw XferError.badInput(path, "is damaged: libhdf5 did not finish reading its structure within \(Int(seconds)) s",
+            throw XferError.badInput(path, "is damaged: libhdf5 did not finish reading its structure within \(Int(seconds.rounded(.up))) s of processor time",
                                      hint: "the file is corrupt (libhdf5 loops on it); copy or save it again")
         default:
             let signal = Int32(text).map { " (signal \($0), \(String(cString: strsignal($0)).lowercased()))" } ?? ""
