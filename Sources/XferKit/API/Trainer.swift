@@ -214,7 +214,7 @@ public final class Trainer: @unchecked Sendable {
         case .samples(let data, let ids):
             try data.checkFits(inputShape: network.inputShape)
             try data.checkTargets(for: loss, units: network.outputCount, purpose: "training")
-            let b = try data.batch(ids, height: network.inputShape[0], width: network.inputShape[1])
+            let b = try data.batch(ids, inputShape: network.inputShape)
             guard !b.indices.isEmpty else { throw XferError.badInput(data.path, "none of the batch's samples can be read") }
             return (b.x, loss.kind.isCategorical ? TrainingNetwork.classTargets(b.labels) : b.targets)
         case .tensors(let x, let labels, let targets):
