@@ -333,6 +333,7 @@ private struct GraphBuilder {
             set(relu(r, names[x]!.name, name: name), layout)
 
         case let r as RescalingConfig:
+            guard r.isUniform else { fail("per-channel scale or offset (no mapping yet)"); return }
             let layout = names[x]!.layout
             var y = node("Mul", [names[x]!.name, scalar(name + "/scale", r.scale)], name: name)
             if r.offset != 0 { y = node("Add", [y, scalar(name + "/offset", r.offset)], name: name + "/offset_add") }
