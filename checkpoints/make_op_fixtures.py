@@ -11,7 +11,8 @@ BatchNormalization statistics away from 0/1, with what Keras computes:
                   2x2 stride 2, 3x3 stride 1) on 5x5, maxima of negative values
   bn_flags        BatchNormalization scale=False, center=False, both False
   dropouts        Dropout(noise_shape=(None, 1, 1, 3)), SpatialDropout2D
-  activations     Dense gelu, Activation swish, relu6 (and Keras 3's ops.gelu approximate=True)
+  activations     Dense gelu (exact, the default of both), Activation swish, relu6
+  gelu_approx     Keras 3's ops.gelu(approximate=True) on a symbolic tensor (xfer refuses it by name)
   stochastic      keras.applications.convnext's StochasticDepth on a residual branch
   preprocess      keras.applications.resnet50.preprocess_input (caffe) on the model's input,
                   then a small convolution
@@ -96,8 +97,13 @@ def build(K, lib, case):
         t = L.Activation("swish", name="swish")(t)
         t = L.Dense(5, name="dense")(t)
         t = L.Activation("relu6", name="relu6")(t)
-        if lib == "keras3":
-            t = K.ops.gelu(L.Dense(5, name="dense2")(t), approximate=True)
+        return K.Model(i, L.Dense(3, name="out")(t), name=case), (6,)
+    if case == "gelu_approx":
+        # Keras 3's ops.gelu(approximate=True) on a symbolic tensor (an operation layer).
+        if lib != "keras3":
+            raise ValueError("a Keras 3 operation")
+        i = K.Input((6,))
+        t = K.ops.gelu(L.Dense(5, name="dense")(i), approximate=True)
         return K.Model(i, L.Dense(3, name="out")(t), name=case), (6,)
     if case == "stochastic":
         import importlib
@@ -111,11 +117,12 @@ def build(K, lib, case):
         t = K.applications.resnet50.preprocess_input(i)
         t = L.Conv2D(4, 3, name="conv")(t)
         t = L.GlobalAveragePooling2D(name="gap")(t)
-        return K.Model(i, L.Dense(3, activation="softmax", name="out")(t), name=case), (8, 8, 3)
+        return K.Model(i, L.Dense(3, name="out")(t), name=case), (8, 8, 3)
     raise KeyError(case)
 
 
-CASES = ("permute", "identity", "rescaling", "pool_same", "bn_flags", "dropouts", "activations", "stochastic", "preprocess")
+CASES = ("permute", "identity", "rescaling", "pool_same", "bn_flags", "dropouts", "activations", "gelu_approx", "stochastic",
+         "preprocess")
 
 
 def seed_weights(model, rng):

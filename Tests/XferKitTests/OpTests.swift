@@ -98,6 +98,32 @@ final class OpTests: XCTestCase {
     func testGlobalMaxPooling1D() throws { try checkOp(GlobalMaxPooling1DConfig(), className: "GlobalMaxPool1D", inputs: [[4, 2]], output: [2], oracle: { _, x, _, _ in
         sequencePool(x[0], { $0.max()! })
     }) }
+    // Keras's outputs for these: OpParityTests (checkpoints/ops).
+    func testPermute() throws { try checkOp(PermuteConfig(dims: [3, 1, 2]), inputs: [[2, 3, 4]], output: [4, 2, 3], oracle: { _, x, _, _ in
+        var y: [Float] = []
+        for n in 0..<2 { for c in 0..<4 { for h in 0..<2 { for w in 0..<3 { y.append(x[0].values[((n * 2 + h) * 3 + w) * 4 + c]) } } } }
+        return y
+    }) }
+    func testPermuteSwap() throws { try checkOp(PermuteConfig(dims: [2, 1]), inputs: [[3, 2]], output: [2, 3], oracle: { _, x, _, _ in
+        var y: [Float] = []
+        for n in 0..<2 { for a in 0..<2 { for b in 0..<3 { y.append(x[0].values[(n * 3 + b) * 2 + a]) } } }
+        return y
+    }) }
+    func testIdentity() throws { try checkOp(IdentityConfig(), inputs: [[2, 3]], output: [2, 3], oracle: { _, x, _, _ in x[0].values }) }
+    func testRescalingPerChannel() throws {
+        var op = RescalingConfig(scale: 1, offset: 0)
+        op.channelScale = [0.5, -2, 4]; op.channelOffset = [1, 0, -3]
+        try checkOp(op, inputs: [[2, 3]], oracle: { op, x, _, _ in x[0].values.enumerated().map { i, v in v * op.channelScale![i % 3] + op.channelOffset![i % 3] } })
+    }
+    func testDropoutNoiseShape() throws { try checkOp(DropoutConfig(rate: 0.3, noiseShape: [nil, 1, 1, 3]), inputs: [[2, 2, 3]], output: [2, 2, 3], oracle: { _, x, _, _ in x[0].values }) }
+    func testSpatialDropout2D() throws { try checkOp(SpatialDropout2DConfig(rate: 0.2, seed: 5), inputs: [[2, 3, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testStochasticDepth() throws { try checkOp(StochasticDepthConfig(rate: 0.25), inputs: [[2, 2, 3]], oracle: { _, x, _, _ in x[0].values }) }
+    func testTensorOpChannel() throws { try checkOp(TensorOpConfig(function: .channel, constant: [], index: -1), className: "SlicingOpLambda", inputs: [[2, 3]], output: [2], oracle: { _, x, _, _ in
+        stride(from: 2, to: x[0].count, by: 3).map { x[0].values[$0] }
+    }) }
+    func testTensorOpStack() throws { try checkOp(TensorOpConfig(function: .stack, constant: []), inputs: [[2, 2], [2, 2], [2, 2]], output: [2, 2, 3], oracle: { _, x, _, _ in
+        (0..<(x[0].count * 3)).map { i in x[i % 3].values[i / 3] }
+    }) }
     func testFlatten() throws { try checkOp(FlattenConfig(), inputs: [[2, 2, 3]], output: [12], oracle: { _, x, _, _ in x[0].values }) }
     func testDense() throws { try checkOp(DenseConfig(units: 3), inputs: [[5]], output: [3], oracle: denseOracle) }
     func testDenseOnImages() throws { try checkOp(DenseConfig(units: 2, useBias: false, activation: .sigmoid), inputs: [[2, 3, 4]], output: [2, 3, 2]) }
@@ -168,6 +194,7 @@ final class OpTests: XCTestCase {
             Cropping2DConfig.self, ReshapeConfig.self, NormalizationConfig.self, TensorOpConfig.self, CustomScaleConfig.self,
             LayerNormalizationConfig.self, LayerScaleConfig.self,
             Conv1DConfig.self, GlobalAveragePooling1DConfig.self, GlobalMaxPooling1DConfig.self,
+            PermuteConfig.self, IdentityConfig.self, SpatialDropout2DConfig.self, StochasticDepthConfig.self,
             RandomFlipConfig.self, RandomRotationConfig.self, RandomZoomConfig.self, RandomTranslationConfig.self,
             RandomContrastConfig.self, RandomBrightnessConfig.self,
         ]

@@ -192,7 +192,8 @@ enum Keras3ConfigWriter {
                 return serialize(inner, graph: graph, prefix: prefix + l.name + "/", inputShape: s.inputs[0],
                                  trainable: inner.trainable)
             case .op(let t as TensorOpConfig):
-                return ["module": "keras.src.ops.numpy", "class_name": t.keras3ClassName, "config": ["name": l.name],
+                return ["module": "keras.src.ops.numpy", "class_name": t.keras3ClassName,
+                        "config": t.keras3Config.merging(["name": l.name]) { $1 },
                         "registered_name": t.keras3ClassName]
             case .op(let op):
                 let cls = className(l)
@@ -258,8 +259,7 @@ enum Keras3ConfigWriter {
                     var args: [Any] = several ? [refs.map(tensor)] : refs.map(tensor)
                     if let t = l.op as? TensorOpConfig {
                         // The constant is the call's other argument (Keras 3 operations).
-                        let c = t.constantArgument(keras3: true, rank: shapes(l).inputs[0].count + 1)
-                        args.append(c)
+                        if let c = t.constantArgument(keras3: true, rank: shapes(l).inputs[0].count + 1) { args.append(c) }
                     }
                     return ["args": args, "kwargs": kwargs]
                 }

@@ -1,0 +1,44 @@
+// The layer kinds and settings of checkpoints/ops (made by checkpoints/make_op_fixtures.py)
+// against Keras, each saved by tf-keras (.h5) and Keras 3 (.keras) where the library has it:
+// Permute, Identity, per-channel Rescaling, pooling with padding 'same', BatchNormalization
+// without scale or center, Dropout noise_shape and SpatialDropout2D, gelu / swish / relu6,
+// ConvNeXt's StochasticDepth, and caffe preprocess_input on a model's input (Keras 3 writes it
+// as GetItem, Stack and Add). Each imports with Keras's counts and predicts within 1e-4 of
+// Keras's predict (relative to the outputs' scale); what xfer does not run is refused by name.
+
+import Foundation
+import XCTest
+@testable import XferKit
+
+final class OpParityTests: XCTestCase {
+    static let dir = Fixtures.root.appendingPathComponent("checkpoints/ops")
+
+    struct Counts: Decodable { var total_params: Int; var trainable_params: Int; var non_trainable_params: Int }
+
+    func testEveryCaseMatchesKeras() throws {
+        let expected = try JSONDecoder().decode([String: Counts].self, from: Data(contentsOf: Self.dir.appendingPathComponent("expected.json")))
+        XCTAssertGreaterThanOrEqual(expected.count, 19)
+        for (file, counts) in expected.sorted(by: { $0.key < $1.key }) {
+            let path = Self.dir.appendingPathComponent(file).path
+            if file.hasPrefix("gelu_approx") {
+                // Keras 3's ops.gelu(approximate=True): not on the allow-list, refused by name.
+                XCTAssertThrowsError(try Checkpoint.load(path), file) { e in
+                    XCTAssertTrue("\(e)".contains("Gelu"), "\(e)")
+                }
+                continue
+            }
+            let c = try Checkpoint.load(path)
+            let s = try ModelSummary(c.model)
+            XCTAssertEqual([s.totalParams, s.trainableParams, s.nonTrainableParams],
+                           [counts.total_params, counts.trainable_params, counts.non_trainable_params], file)
+            let data = Self.dir.appendingPathComponent((file as NSString).deletingPathExtension + "_data.h5").path
+            let f = try HDF5File.open(data)
+            let x = try f.floats("/x"), keras = try f.floats("/keras/predict")
+            let out = try Network(spec: c.model).predict(Tensor(shape: x.shape, values: x.values), batchSize: 2)
+            XCTAssertEqual([x.shape[0]] + out.shape.dropFirst(), keras.shape, file)
+            let scale = max(1, keras.values.map(abs).max() ?? 1)
+            let err = zip(out.values, keras.values).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(err / scale, 1e-4, file)
+        }
+    }
+}
