@@ -11,6 +11,8 @@ moving statistics, and what Keras computes with them:
               -> GlobalAveragePooling1D -> Dense(3, softmax)
   seq_pool    (6, 4) -> Conv1D(5, 3, relu) -> GlobalMaxPooling1D -> Dense(3, softmax)
               (inference only)
+  seq_conv    (6, 4) -> Conv1D(6, 3, same, relu) -> BatchNormalization(scale=False) -> Flatten
+              -> Dense(5, relu) -> BatchNormalization(center=False) -> Dense(3, softmax)
 
   <case>_data.h5   x (N, F) or (N, T, F) float32, y (N) int labels, and
                    keras/predict (N, units): model.predict(x)
@@ -18,7 +20,7 @@ moving statistics, and what Keras computes with them:
                      model.evaluate with sparse_categorical_crossentropy
                    fit/weights/<layer>/<role>: every weight after
                      model.fit(x, y, batch_size=4, epochs=2, shuffle=False) with SGD
-                     (lr 0.1, momentum 0.9) (mlp, seq)
+                     (lr 0.1, momentum 0.9) (mlp, seq, seq_conv)
                    fit/history_loss
                    attribute xfer_args (JSON): the finetune command that repeats the fit
   expected.json    per file: total / trainable / non-trainable counts (Keras's)
@@ -53,7 +55,7 @@ BATCH = 4
 EPOCHS = 2
 LR = 0.1
 MOMENTUM = 0.9
-TRAINED = ("mlp", "seq")
+TRAINED = {"mlp": "d1", "seq": "d1", "seq_conv": "conv1"}  # case -> its first layer (--freeze-until)
 
 
 def build(K, case):
@@ -77,6 +79,14 @@ def build(K, case):
         t = L.Conv1D(5, 3, activation="relu", name="conv1")(i)
         t = L.GlobalMaxPooling1D(name="gmp")(t)
         return K.Model(i, L.Dense(3, activation="softmax", name="out")(t), name="seq_pool")
+    if case == "seq_conv":
+        i = K.Input((6, 4), name="series")
+        t = L.Conv1D(6, 3, padding="same", activation="relu", name="conv1")(i)
+        t = L.BatchNormalization(scale=False, name="bn1")(t)
+        t = L.Flatten(name="flat")(t)
+        t = L.Dense(5, activation="relu", name="d2")(t)
+        t = L.BatchNormalization(center=False, name="bn2")(t)
+        return K.Model(i, L.Dense(3, activation="softmax", name="out")(t), name="seq_conv")
     raise KeyError(case)
 
 
@@ -88,8 +98,9 @@ def seed_weights(model, rng):
             continue
         if layer.__class__.__name__ == "BatchNormalization":
             c = ws[0].shape[0]
-            ws = [rng.uniform(0.5, 1.5, c), rng.uniform(-0.3, 0.3, c),
-                  rng.uniform(-0.5, 0.5, c), rng.uniform(0.5, 2.0, c)]
+            values = {"gamma": rng.uniform(0.5, 1.5, c), "beta": rng.uniform(-0.3, 0.3, c),
+                      "moving_mean": rng.uniform(-0.5, 0.5, c), "moving_variance": rng.uniform(0.5, 2.0, c)}
+            ws = [values[role(w)] for w in layer.weights]
         else:
             ws = [rng.normal(0, 0.4, w.shape) for w in ws]
         layer.set_weights([np.asarray(w, np.float32) for w in ws])
@@ -101,7 +112,7 @@ def role(w):
 
 
 def data(case, rng):
-    shape = {"issue": (100,), "mlp": (8,), "seq": (6, 4), "seq_pool": (6, 4)}[case]
+    shape = {"issue": (100,), "mlp": (8,), "seq": (6, 4), "seq_pool": (6, 4), "seq_conv": (6, 4)}[case]
     x = rng.normal(0, 1, (N,) + shape).astype(np.float32)
     y = (np.arange(N) % 3).astype(np.int64)
     return x, y
@@ -118,7 +129,7 @@ def part(lib):
         import keras as K
         suffix, ext = "k3", ".keras"
     expected = {}
-    for case in ("issue", "mlp", "seq", "seq_pool"):
+    for case in ("issue", "mlp", "seq", "seq_pool", "seq_conv"):
         K.backend.clear_session()
         K.utils.set_random_seed(SEED)
         rng = np.random.default_rng(SEED + len(case))
@@ -154,7 +165,7 @@ def part(lib):
                 for w in layer.weights:
                     f[f"fit/weights/{layer.name}/{role(w)}"] = np.asarray(w.numpy(), np.float32)
             f.attrs["xfer_args"] = json.dumps([
-                fname, "--data", f"{case}_{suffix}_data.h5", "--keep-top", "--freeze-until", "d1",
+                fname, "--data", f"{case}_{suffix}_data.h5", "--keep-top", "--freeze-until", TRAINED[case],
                 "--loss", "sparse_categorical_crossentropy", "--no-shuffle", "--batch-size", str(BATCH),
                 "--epochs", str(EPOCHS), "--optimizer", "sgd", "--lr", repr(LR), "--momentum", repr(MOMENTUM)])
             print(f"  {fname}: loss {['%.6f' % l for l in h.history['loss']]}", flush=True)

@@ -12,7 +12,7 @@ import XferKit
 final class NonImageCLITests: XCTestCase {
     let dir = CLI.root.appendingPathComponent("checkpoints/nonimage")
     let files = ["issue_k2.h5", "issue_k3.keras", "mlp_k2.h5", "mlp_k3.keras", "seq_k2.h5", "seq_k3.keras",
-                 "seq_pool_k2.h5", "seq_pool_k3.keras"]
+                 "seq_pool_k2.h5", "seq_pool_k3.keras", "seq_conv_k2.h5", "seq_conv_k3.keras"]
 
     func run(_ args: [String]) throws -> Run { try CLI.run(args, cwd: dir) }
     func data(_ model: String) -> String { (model as NSString).deletingPathExtension + "_data.h5" }
@@ -71,7 +71,8 @@ final class NonImageCLITests: XCTestCase {
 
     func testFinetuneEqualsKerasFit() throws {
         let tmp = try tempDir()
-        for file in ["mlp_k2.h5", "mlp_k3.keras", "seq_k2.h5", "seq_k3.keras"] {
+        // seq_conv: Conv1D, BatchNormalization(scale=False) of a sequence, Flatten, BatchNormalization(center=False).
+        for file in ["mlp_k2.h5", "mlp_k3.keras", "seq_k2.h5", "seq_k3.keras", "seq_conv_k2.h5", "seq_conv_k3.keras"] {
             let f = try HDF5File.open(dir.appendingPathComponent(data(file)).path)
             let args = try JSONDecoder().decode([String].self, from: Data(try XCTUnwrap(f.string("/", "xfer_args")).utf8))
             for ext in ["h5", "keras"] {
@@ -91,7 +92,8 @@ final class NonImageCLITests: XCTestCase {
                         checked += 1
                     }
                 }
-                XCTAssertEqual(checked, 8, "\(file): every weight (d1, bn1, out)")
+                let kerasWeights = try f.children("/fit/weights").map { try f.children("/fit/weights/\($0)").count }.reduce(0, +)
+                XCTAssertEqual(checked, kerasWeights, "\(file): every weight Keras has")
             }
         }
     }
