@@ -125,6 +125,25 @@ final class NonImageCLITests: XCTestCase {
         }
     }
 
+    /// A new head on a sequence base: `gap`/`gmp` are the 1-D poolings there; a model without a
+    /// convolutional base says to keep its top.
+    func testNewHeadOnASequenceBase() throws {
+        let tmp = try tempDir()
+        for head in ["gap,dense:8:relu", "gmp", "flatten"] {
+            let out = tmp.appendingPathComponent("head.keras").path
+            let r = try run(["finetune", "seq_pool_k2.h5", "--data", "seq_pool_k2_data.h5", "--head", head, "--epochs", "1",
+                             "--batch-size", "4", "--output", out])
+            XCTAssertEqual(r.status, 0, "\(head): \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("Feature cache: the frozen prefix runs once"), r.stdout)
+            let p = try run(["predict", out, "--data", "seq_pool_k2_data.h5"])
+            XCTAssertEqual(p.status, 0, p.stderr)
+            XCTAssertEqual(p.stdout.split(separator: "\n").count, 12)
+        }
+        let r = try run(["finetune", "mlp_k2.h5", "--data", "mlp_k2_data.h5", "--epochs", "1"])
+        XCTAssertEqual(r.status, 3, r.stderr)
+        XCTAssertTrue(r.stderr.contains("no base to fine-tune") && r.stderr.contains("--keep-top"), r.stderr)
+    }
+
     func testDataOfAnotherShapeOrImageOptionsAreRefused() throws {
         // (N, 100) data for a model of (8,) inputs; sequences for a vector model; images for a sequence model.
         for (model, wrong) in [("mlp_k2.h5", "issue_k2_data.h5"), ("mlp_k3.keras", "seq_k3_data.h5"), ("seq_k2.h5", "mlp_k2_data.h5")] {

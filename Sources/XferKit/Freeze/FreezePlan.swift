@@ -117,6 +117,11 @@ package func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAl
             switch h {
             case .flatten:
                 layer = LayerSpec(name: unique("flatten"), op: FlattenConfig())
+            // On a sequence base (T, C) `gap`/`gmp` are the 1-D poolings.
+            case .globalAveragePooling where shape.count == 2:
+                layer = LayerSpec(name: unique("global_average_pooling1d"), op: GlobalAveragePooling1DConfig(keepdims: false))
+            case .globalMaxPooling where shape.count == 2:
+                layer = LayerSpec(name: unique("global_max_pooling1d"), op: GlobalMaxPooling1DConfig(keepdims: false))
             case .globalAveragePooling:
                 layer = LayerSpec(name: unique("global_average_pooling2d"), op: GlobalAveragePooling2DConfig(keepdims: false))
             case .globalMaxPooling:
