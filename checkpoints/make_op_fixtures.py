@@ -14,6 +14,8 @@ BatchNormalization statistics away from 0/1, with what Keras computes:
   activations     Dense gelu (exact, the default of both), Activation swish, relu6
   gelu_approx     Keras 3's ops.gelu(approximate=True) on a symbolic tensor (xfer refuses it by name)
   stochastic      keras.applications.convnext's StochasticDepth on a residual branch
+  convnext_drop   a small ConvNeXt (convnext.ConvNeXt, depths 1, 1, 1, 1, widths 8-64) built with
+                  drop_path_rate=0.2, as the family writes StochasticDepth and LayerScale
   preprocess      keras.applications.resnet50.preprocess_input (caffe) on the model's input,
                   then a small convolution
 
@@ -112,6 +114,13 @@ def build(K, lib, case):
         t = L.Conv2D(3, 3, padding="same", name="conv")(i)
         t = sd(0.25, name="drop_path")(t)
         return K.Model(i, L.Add(name="add")([i, t]), name=case), (5, 5, 3)
+    if case == "convnext_drop":
+        import importlib
+        cnx = importlib.import_module(f"{K.__name__}.src.applications.convnext")
+        name = {"name": "convnext_drop"} if lib == "keras3" else {"model_name": "convnext_drop"}
+        return cnx.ConvNeXt(depths=[1, 1, 1, 1], projection_dims=[8, 16, 32, 64], drop_path_rate=0.2,
+                            layer_scale_init_value=0.5, include_top=True, weights=None, input_shape=(32, 32, 3),
+                            classes=3, **name), (32, 32, 3)
     if case == "preprocess":
         i = K.Input((8, 8, 3))
         t = K.applications.resnet50.preprocess_input(i)
@@ -122,7 +131,7 @@ def build(K, lib, case):
 
 
 CASES = ("permute", "identity", "rescaling", "pool_same", "bn_flags", "dropouts", "activations", "gelu_approx", "stochastic",
-         "preprocess")
+         "convnext_drop", "preprocess")
 
 
 def seed_weights(model, rng):
@@ -169,7 +178,7 @@ def part(lib):
             continue
         seed_weights(model, np.random.default_rng(SEED + len(case)))
         rng = np.random.default_rng(SEED)
-        x = rng.uniform(0, 255, (N,) + shape) if case == "preprocess" else rng.normal(0, 1, (N,) + shape)
+        x = rng.uniform(0, 255, (N,) + shape) if case in ("preprocess", "convnext_drop") else rng.normal(0, 1, (N,) + shape)
         x = x.astype(np.float32)
         fname = f"{case}_{suffix}{ext}"
         model.save(os.path.join(HERE, fname))

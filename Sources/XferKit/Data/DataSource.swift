@@ -61,7 +61,7 @@ public final class DataSource: @unchecked Sendable {
     /// used as they are unless a mode is given.
     ///
     /// Checks what can be checked without a model: DATA is a folder or a regular file (a FIFO or
-    /// device is refused, never opened), `x` is (N, H, W, C) numeric with N > 0, and `y`, when
+    /// device is refused, never opened), `x` is (N, H, W, C), (N, T, F) or (N, F) numeric with N > 0, and `y`, when
     /// present, holds one integer label in [0, ``maxClasses``) or one one-hot row per sample (when
     /// it does not, ``labels`` is nil and ``labelProblem`` says why). Image folders: a class
     /// folder without a readable image is named in a warning.
@@ -107,7 +107,7 @@ public final class DataSource: @unchecked Sendable {
         let h = try HDF5File.open(path)
         guard h.kind("/x") == .dataset else {
             throw XferError.badInput(path, "has no dataset 'x'",
-                                     hint: "an HDF5 DATA file holds x (N, H, W, C) float32 and y (N labels or N×classes one-hot)")
+                                     hint: "an HDF5 DATA file holds x (N, H, W, C) float32 (or (N, F), (N, T, F) for a model of vectors or sequences) and y (N labels or N×classes one-hot)")
         }
         let xShape = try h.shape("/x")
         guard (2...4).contains(xShape.count) else {
