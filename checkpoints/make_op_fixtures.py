@@ -12,7 +12,7 @@ BatchNormalization statistics away from 0/1, with what Keras computes:
   bn_flags        BatchNormalization scale=False, center=False, both False
   dropouts        Dropout(noise_shape=(None, 1, 1, 3)), SpatialDropout2D
   activations     Dense gelu (exact, the default of both), Activation swish, relu6
-  gelu_approx     Keras 3's ops.gelu(approximate=True) on a symbolic tensor (xfer refuses it by name)
+  gelu_approx     gelu on a symbolic tensor, approximate=True then False (Keras 3 ops.gelu, tf-keras tf.nn.gelu)
   stochastic      keras.applications.convnext's StochasticDepth on a residual branch
   convnext_drop   a small ConvNeXt (convnext.ConvNeXt, depths 1, 1, 1, 1, widths 8-64) built with
                   drop_path_rate=0.2, as the family writes StochasticDepth and LayerScale
@@ -101,11 +101,13 @@ def build(K, lib, case):
         t = L.Activation("relu6", name="relu6")(t)
         return K.Model(i, L.Dense(3, name="out")(t), name=case), (6,)
     if case == "gelu_approx":
-        # Keras 3's ops.gelu(approximate=True) on a symbolic tensor (an operation layer).
-        if lib != "keras3":
-            raise ValueError("a Keras 3 operation")
+        # gelu on a symbolic tensor, approximate and exact: Keras 3's ops.gelu (an operation
+        # layer), tf-keras's tf.nn.gelu (a TFOpLambda).
+        import tensorflow as tf
+        gelu = K.ops.gelu if lib == "keras3" else tf.nn.gelu
         i = K.Input((6,))
-        t = K.ops.gelu(L.Dense(5, name="dense")(i), approximate=True)
+        t = gelu(L.Dense(5, name="dense")(i), approximate=True)
+        t = gelu(L.Dense(5, name="dense2")(t), approximate=False)
         return K.Model(i, L.Dense(3, name="out")(t), name=case), (6,)
     if case == "stochastic":
         import importlib

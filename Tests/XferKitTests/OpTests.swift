@@ -124,6 +124,12 @@ final class OpTests: XCTestCase {
     func testTensorOpStack() throws { try checkOp(TensorOpConfig(function: .stack, constant: []), inputs: [[2, 2], [2, 2], [2, 2]], output: [2, 2, 3], oracle: { _, x, _, _ in
         (0..<(x[0].count * 3)).map { i in x[i % 3].values[i / 3] }
     }) }
+    func testTensorOpGeluApproximate() throws { try checkOp(TensorOpConfig(function: .gelu, constant: [], index: 1), inputs: [[2, 3]], oracle: { _, x, _, _ in
+        x[0].values.map { v in Float(0.5 * Double(v) * (1 + tanh((2 / Double.pi).squareRoot() * (Double(v) + 0.044715 * pow(Double(v), 3))))) }
+    }) }
+    func testTensorOpGeluExact() throws { try checkOp(TensorOpConfig(function: .gelu, constant: []), inputs: [[4]], oracle: { _, x, _, _ in
+        x[0].values.map { v in Float(0.5 * Double(v) * (1 + erf(Double(v) / 2.0.squareRoot()))) }
+    }) }
     func testFlatten() throws { try checkOp(FlattenConfig(), inputs: [[2, 2, 3]], output: [12], oracle: { _, x, _, _ in x[0].values }) }
     func testDense() throws { try checkOp(DenseConfig(units: 3), inputs: [[5]], output: [3], oracle: denseOracle) }
     func testDenseOnImages() throws { try checkOp(DenseConfig(units: 2, useBias: false, activation: .sigmoid), inputs: [[2, 3, 4]], output: [2, 3, 2]) }

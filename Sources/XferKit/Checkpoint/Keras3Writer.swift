@@ -192,7 +192,7 @@ enum Keras3ConfigWriter {
                 return serialize(inner, graph: graph, prefix: prefix + l.name + "/", inputShape: s.inputs[0],
                                  trainable: inner.trainable)
             case .op(let t as TensorOpConfig):
-                return ["module": "keras.src.ops.numpy", "class_name": t.keras3ClassName,
+                return ["module": t.keras3Module, "class_name": t.keras3ClassName,
                         "config": t.keras3Config.merging(["name": l.name]) { $1 },
                         "registered_name": t.keras3ClassName]
             case .op(let op):

@@ -14,13 +14,16 @@
 //   reverse    y = x[..., ::-1]  (tf-keras caffe preprocessing: RGB → BGR)
 //   channel    y = x[..., k]     (one channel, the last axis dropped; k may count from the end)
 //   stack      y = stack([x₀, …], axis=-1)  (tensors of one shape on a new last axis)
+//   gelu       y = gelu(x), exact x/2·(1 + erf(x/√2)) or, with `approximate`, TensorFlow's
+//              x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Keras 3 `ops.gelu`, tf-keras `tf.nn.gelu`)
 //
 // Keras 3's caffe `preprocess_input` on a symbolic tensor writes RGB → BGR as three channel
 // GetItems and a Stack, then an Add of the per-channel means.
 //
 // c is one number or one per channel (the last axis), as TensorFlow broadcasts it. Anything else
 // (two tensors, other functions, other slices) is refused by name. Backward: dx = dy, dy·c,
-// dy / c, dy reversed, dy put back in channel k (zeros elsewhere), or each dxᵢ = dy[..., i].
+// dy / c, dy reversed, dy put back in channel k (zeros elsewhere), each dxᵢ = dy[..., i], or
+// dy·gelu′(x) (the input kept for it).
 //
 // The Keras kind, `TensorOpConfig` (end of file): it writes itself back as the writer's Keras
 // spells it (TFOpLambda for tf-keras, the ops class for Keras 3).
@@ -35,6 +38,8 @@ final class TensorOpLayer: TrainableLayer {
     let inputShape: [Int]
     var outputShape: [Int] { op.function == .channel ? Array(inputShape.dropLast()) : inputShape }
     let op: TensorOpConfig
+    /// gelu: the last input, kept only for backward.
+    var savedInput: Tensor?
 
     init(name: String, op: TensorOpConfig, inputShape: [Int]) {
         self.name = name; self.op = op; self.inputShape = inputShape
@@ -55,6 +60,15 @@ final class TensorOpLayer: TrainableLayer {
             _ = context.release(x)
             return y
         }
+        if op.function == .gelu {
+            if context.keepForBackward { savedInput = Tensor(shape: x.shape, values: Array(x.values)) }
+            var y = x
+            let approximate = op.index != 0
+            y.values.withUnsafeMutableBufferPointer { p in
+                for i in 0..<p.count { p[i] = gelu(p[i], approximate: approximate) }
+            }
+            return y
+        }
         var y = x
         let c = op.constant, k = c.count
         y.values.withUnsafeMutableBufferPointer { p in
@@ -64,7 +78,7 @@ final class TensorOpLayer: TrainableLayer {
             case .multiply: for i in 0..<p.count { p[i] *= c[i % k] }
             case .divide: for i in 0..<p.count { p[i] /= c[i % k] }
             case .reverseChannels: reverseLastAxis(p, channels: inputShape.last ?? 1)
-            case .channel, .stack: preconditionFailure("not an in-place op")
+            case .channel, .stack, .gelu: preconditionFailure("not an in-place op")
             }
         }
         return y
@@ -82,6 +96,18 @@ final class TensorOpLayer: TrainableLayer {
             }
             return dx
         }
+        if op.function == .gelu {
+            guard let x = savedInput else { preconditionFailure("layer '\(name)': gelu backward without its input") }
+            var dx = dy
+            let approximate = op.index != 0
+            dx.values.withUnsafeMutableBufferPointer { p in
+                x.values.withUnsafeBufferPointer { px in
+                    for i in 0..<p.count { p[i] *= geluDerivative(px[i], approximate: approximate) }
+                }
+            }
+            savedInput = nil
+            return dx
+        }
         var dx = dy
         let c = op.constant, k = c.count
         dx.values.withUnsafeMutableBufferPointer { p in
@@ -90,7 +116,7 @@ final class TensorOpLayer: TrainableLayer {
             case .multiply: for i in 0..<p.count { p[i] *= c[i % k] }
             case .divide: for i in 0..<p.count { p[i] /= c[i % k] }
             case .reverseChannels: reverseLastAxis(p, channels: inputShape.last ?? 1)
-            case .channel, .stack: break
+            case .channel, .stack, .gelu: break
             }
         }
         return dx
@@ -135,6 +161,24 @@ final class StackMerge: MergeLayer {
     }
 }
 
+/// TensorFlow's gelu: exact (erf) or its tanh approximation.
+@inline(__always)
+private func gelu(_ x: Float, approximate: Bool) -> Float {
+    guard approximate else { return 0.5 * x * (1 + erff(x * 0.70710678118654752440)) }
+    return 0.5 * x * (1 + tanhf(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+}
+
+/// d gelu / dx.
+@inline(__always)
+private func geluDerivative(_ x: Float, approximate: Bool) -> Float {
+    guard approximate else {
+        return 0.5 * (1 + erff(x * 0.70710678118654752440)) + x * 0.3989422804014327 * expf(-0.5 * x * x)
+    }
+    let c: Float = 0.7978845608028654
+    let t = tanhf(c * (x + 0.044715 * x * x * x))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+}
+
 private func reverseLastAxis(_ p: UnsafeMutableBufferPointer<Float>, channels c: Int) {
     guard c > 1 else { return }
     for start in stride(from: 0, to: p.count, by: c) {
@@ -147,24 +191,25 @@ private func reverseLastAxis(_ p: UnsafeMutableBufferPointer<Float>, channels c:
 
 /// A tensor op layer of the allow-list above.
 struct TensorOpConfig: SingleInputOp, Equatable {
-    enum Function: String, Sendable { case add, subtract, multiply, divide, reverseChannels, channel, stack }
+    enum Function: String, Sendable { case add, subtract, multiply, divide, reverseChannels, channel, stack, gelu }
     var function: Function
     /// One value, or one per channel; empty for `reverseChannels`, `channel` and `stack`.
     var constant: [Float]
-    /// The channel of `channel` (negative: from the end, as Python indexes).
+    /// The channel of `channel` (negative: from the end, as Python indexes); for `gelu`, 1 when
+    /// approximate.
     var index = 0
 
     static var kerasClassNames: [String] { ["TFOpLambda", "SlicingOpLambda"] }
     /// The Keras 3 operation classes read as tensor ops (module `keras.src.ops.numpy`).
     static let keras3Classes: [String: Function] = [
         "Add": .add, "Subtract": .subtract, "Multiply": .multiply, "Divide": .divide, "TrueDivide": .divide,
-        "Stack": .stack,
+        "Stack": .stack, "Gelu": .gelu,
     ]
     /// The tf-keras functions read as tensor ops.
     static let tfFunctions: [String: Function] = [
         "__operators__.add": .add, "math.add": .add, "nn.bias_add": .add, "math.subtract": .subtract,
         "math.multiply": .multiply, "math.truediv": .divide, "math.divide": .divide,
-        "__operators__.getitem": .reverseChannels, "stack": .stack,
+        "__operators__.getitem": .reverseChannels, "stack": .stack, "nn.gelu": .gelu,
     ]
 
     var kerasClassName: String { function == .reverseChannels || function == .channel ? "SlicingOpLambda" : "TFOpLambda" }
@@ -203,6 +248,10 @@ struct TensorOpConfig: SingleInputOp, Equatable {
         guard let call = k.call as? [Any], call.count == 4, call[0] is String, let kwargs = call[3] as? [String: Any] else {
             throw k.unsupported("'\(name)' called in a way xfer does not read (one tensor and a constant)")
         }
+        if f == .gelu {
+            self.init(function: .gelu, constant: [], index: kwargs["approximate"] as? Bool == true ? 1 : 0)
+            return
+        }
         if f == .reverseChannels, let c = Self.channelIndex(kwargs["slice_spec"]) {
             self.init(function: .channel, constant: [], index: c)
             return
@@ -230,6 +279,10 @@ struct TensorOpConfig: SingleInputOp, Equatable {
         if k.className == "Stack" {
             guard exactInt(k["axis"]) == -1 else { throw k.unsupported("a Stack on axis \(k["axis"].map(describe) ?? "0") (the new last axis only, axis=-1)") }
             self.init(function: .stack, constant: [])
+            return
+        }
+        if k.className == "Gelu" {
+            self.init(function: .gelu, constant: [], index: k.bool("approximate", default: true) ? 1 : 0)
             return
         }
         if k.className == "GetItem", let call = k.call as? [String: Any], let args = call["args"] as? [Any], args.count == 2,
@@ -302,6 +355,7 @@ struct TensorOpConfig: SingleInputOp, Equatable {
         case .divide: return "math.truediv"
         case .reverseChannels, .channel: return "__operators__.getitem"
         case .stack: return "stack"
+        case .gelu: return "nn.gelu"
         }
     }
 
@@ -314,11 +368,21 @@ struct TensorOpConfig: SingleInputOp, Equatable {
         case .divide: return "TrueDivide"
         case .reverseChannels, .channel: return "GetItem"
         case .stack: return "Stack"
+        case .gelu: return "Gelu"
         }
     }
 
     /// The Keras 3 operation's config beyond its name.
-    var keras3Config: [String: Any] { function == .stack ? ["axis": -1] : [:] }
+    var keras3Config: [String: Any] {
+        switch function {
+        case .stack: return ["axis": -1]
+        case .gelu: return ["approximate": index != 0]
+        default: return [:]
+        }
+    }
+
+    /// The Keras 3 module of the operation.
+    var keras3Module: String { function == .gelu ? "keras.src.ops.nn" : "keras.src.ops.numpy" }
 
     /// tf-keras's call kwargs for this op (the constant as `y`, or the slice).
     var tfKwargs: [String: Any] {
@@ -327,6 +391,7 @@ struct TensorOpConfig: SingleInputOp, Equatable {
         }
         if function == .channel { return ["slice_spec": [["class_name": "__ellipsis__"], index] as [Any]] }
         if function == .stack { return ["axis": -1] }
+        if function == .gelu { return ["approximate": index != 0, "name": NSNull()] }
         return ["y": constantArgument(keras3: false, rank: 1), "name": NSNull()]
     }
 
@@ -334,7 +399,7 @@ struct TensorOpConfig: SingleInputOp, Equatable {
     /// (tf-keras: a list); for the reversal, Keras 3's `[..., ::-1]`; for a channel `[..., k]`;
     /// nil for a stack (its call has the tensors only).
     func constantArgument(keras3: Bool, rank: Int) -> Any? {
-        if function == .stack { return nil }
+        if function == .stack || function == .gelu { return nil }
         if function == .channel { return [["class_name": "__ellipsis__", "config": [String: Any]()] as [String: Any], index] as [Any] }
         if function == .reverseChannels {
             return [["class_name": "__ellipsis__", "config": [String: Any]()] as [String: Any],
