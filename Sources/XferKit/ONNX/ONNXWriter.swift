@@ -319,8 +319,9 @@ private struct GraphBuilder {
             // Keras flattens channels last: (h, w, c) order.
             set(node("Flatten", [value(x, .plain)], name: name, attributes: [Self.int("axis", 1)]), .plain)
 
-        case is DropoutConfig, is any ImageAugmentation:
-            names[n.output] = names[x]   // the identity in inference (Dropout, the random augmentation layers)
+        case is DropoutConfig, is SpatialDropout2DConfig, is StochasticDepthConfig, is IdentityConfig, is any ImageAugmentation:
+            // The identity in inference (Dropout and its kinds, Identity, the random augmentation layers).
+            names[n.output] = names[x]
 
         case let a as ActivationConfig:
             let layout = names[x]!.layout
