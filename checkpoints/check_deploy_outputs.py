@@ -1,7 +1,7 @@
 """Checks the files people deploy: Keras 3 loads each .keras / .weights.h5 xfer writes, and
 onnxruntime runs each .onnx, and all predict what `xfer predict` predicts (within 1e-4).
 
-For every loadable fixture (fixtures/index.json) and the Fashion model:
+For every loadable fixture (fixtures/index.json, ops/, nonimage/) and the Fashion model:
   xfer export FIXTURE --to OUT.keras / OUT.weights.h5 / OUT.onnx, and xfer predict on its inputs;
   - keras.models.load_model(OUT.keras) predicts as xfer does;
   - OUT.weights.h5: the same architecture, built anew from the .keras configuration (fresh
@@ -126,6 +126,22 @@ with tempfile.TemporaryDirectory() as tmp:
         expected = json.load(open(os.path.join(fixtures, entry["expected"]))) if entry.get("expected") else {}
         check_outputs(entry["file"], entry["file"], entry["xfer_args"], os.path.join(fixtures, entry["io"]), tmp,
                       keras_original=original, trainable=expected.get("trainable_params"))
+
+    # The layer-kind fixtures (checkpoints/ops: Permute, per-channel Rescaling, the caffe
+    # preprocess_input ops, gelu, StochasticDepth, ...) and the non-image models
+    # (checkpoints/nonimage), on their own inputs. ONNX has no mapping for Conv1D and for
+    # BatchNormalization of a sequence: those files are checked in the Keras formats only.
+    for folder in ("ops", "nonimage"):
+        for name in sorted(os.listdir(os.path.join(here, folder))):
+            stem, ext = os.path.splitext(name)
+            if ext not in (".h5", ".keras") or stem.endswith("_data"):
+                continue
+            path = os.path.join(here, folder, name)
+            data = os.path.join(here, folder, stem + "_data.h5")
+            if not os.path.exists(data):
+                continue
+            formats = (".keras", ".weights.h5") if stem.startswith("seq") else (".keras", ".weights.h5", ".onnx")
+            check_outputs(f"{folder}/{name}", path, ["--preprocess", "none"], data, tmp, keras_original=path, formats=formats)
 
     # The Fashion model (checkpoints/fashion), on seeded inputs of its shape.
     fashion = os.path.join(here, "fashion", "fashion_vgg.h5")

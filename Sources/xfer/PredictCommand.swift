@@ -20,7 +20,8 @@ struct PredictCommand: ParsableCommand {
         abstract: "Run a checkpoint on images or DATA: print each input's class (or labels, or values), or write them all.",
         discussion: """
         PATH is an image file (JPEG or PNG, told by its bytes), a folder of images (flat or in \
-        class subfolders, listed recursively), or an HDF5 file with x (N,H,W,C); give as many \
+        class subfolders, listed recursively), or an HDF5 file with x (N,H,W,C) (or (N,F), (N,T,F) \
+        for a model of vectors or sequences); give as many \
         image files and folders as you like. Each line: the file name, then (tab-separated) the \
         class name and its probability. Example: xfer predict tuned.h5 photos/ --top-k 3
         """)
@@ -31,7 +32,7 @@ struct PredictCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Image files, folders of images, or one HDF5 DATA file.", valueName: "PATH"), completion: .file())
     var paths: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("The same as a PATH: an image file or folder, or an HDF5 file with x (N,H,W,C).", valueName: "DATA"),
+    @Option(name: .long, help: ArgumentHelp("The same as a PATH: an image file or folder, or an HDF5 file with x (N,H,W,C), or (N,F) or (N,T,F) for a model of vectors or sequences.", valueName: "DATA"),
             completion: .file())
     var data: String?
 

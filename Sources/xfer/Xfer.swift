@@ -165,7 +165,7 @@ struct ReadOptions: ParsableArguments {
 
 /// DATA options of the commands that read labelled samples.
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("An image folder (one subfolder per class) or an HDF5 file with x (N,H,W,C) and y.", valueName: "DATA"),
+    @Option(name: .long, help: ArgumentHelp("An image folder (one subfolder per class) or an HDF5 file with x (N,H,W,C) and y (x (N,F) or (N,T,F) for a model of vectors or sequences).", valueName: "DATA"),
             completion: .file())
     var data: String
 

@@ -86,8 +86,14 @@ final class DataValidationTests: XCTestCase {
     }
 
     func testXThatIsNotSamplesIsAnError() throws {
-        let rank3 = try data("rank3.h5", x: [4, 2, 3])
-        expectError(subject: rank3, ["x has shape (4, 2, 3)", "(N, H, W, C)"]) { _ = try DataSource(path: rank3) }
+        // (N, T, F) sequences and (N, F) vectors are samples (for a model of that input); one
+        // axis or five are not.
+        XCTAssertEqual(try DataSource(path: try data("rank3.h5", x: [4, 2, 3])).sampleShape, [2, 3])
+        XCTAssertEqual(try DataSource(path: try data("rank2.h5", x: [4, 5])).sampleShape, [5])
+        let rank1 = try data("rank1.h5", x: [4])
+        expectError(subject: rank1, ["x has shape (4,)", "(N, H, W, C)", "(N, features)"]) { _ = try DataSource(path: rank1) }
+        let rank5 = try data("rank5.h5", x: [2, 2, 2, 2, 2])
+        expectError(subject: rank5, ["x has shape (2, 2, 2, 2, 2)"]) { _ = try DataSource(path: rank5) }
         let empty = try data("empty.h5", x: [0, 2, 2, 3])
         expectError(subject: empty, ["x holds no samples"]) { _ = try DataSource(path: empty) }
         let noX = dir.appendingPathComponent("nox.h5").path

@@ -127,4 +127,30 @@ final class LayerGradientTests: XCTestCase {
         layer.training = false
         XCTAssertEqual(layer.forward(Tensor(shape: [1, 3], values: [1, 2, 3]), ForwardContext()).values, [1, 2, 3])
     }
+
+    /// noise_shape (None, 1, 1, C), SpatialDropout2D and StochasticDepth: one draw shared along
+    /// the axes of 1 (a whole channel map, a whole sample), scaled by 1/(1 − rate).
+    func testSharedDropoutMasks() throws {
+        let input = [6, 5, 4]
+        let spatial = try XCTUnwrap(SpatialDropout2DConfig(rate: 0.5).makeLayer(LayerSpec(name: "s", op: SpatialDropout2DConfig(rate: 0.5)), inputShape: input) as? DropoutLayer)
+        let depth = try XCTUnwrap(StochasticDepthConfig(rate: 0.5).makeLayer(LayerSpec(name: "d", op: StochasticDepthConfig(rate: 0.5)), inputShape: input) as? DropoutLayer)
+        let noise = try DropoutLayer(name: "n", config: DropoutConfig(rate: 0.5, noiseShape: [nil, 1, 1, nil]), inputShape: input)
+        for (layer, perSample) in [(spatial, false), (depth, true), (noise, false)] {
+            layer.training = true
+            layer.random = XferKit.SeededRandom(seed: 4)
+            let n = 16
+            let y = layer.forward(Tensor(shape: [n] + input, repeating: 1), ForwardContext(keepForBackward: true))
+            XCTAssertTrue(y.values.allSatisfy { $0 == 0 || $0 == 2 }, layer.name)
+            for b in 0..<n {
+                for c in 0..<4 {
+                    let map = (0..<30).map { y.values[(b * 30 + $0) * 4 + c] }
+                    XCTAssertEqual(Set(map).count, 1, "\(layer.name): one draw per sample and channel")
+                }
+                let sample = y.values[(b * 120)..<((b + 1) * 120)]
+                if perSample { XCTAssertEqual(Set(sample).count, 1, "one draw per sample") }
+            }
+            let kept = Set(y.values).contains(2) && Set(y.values).contains(0)
+            XCTAssertTrue(kept, "\(layer.name): some kept, some dropped")
+        }
+    }
 }

@@ -83,6 +83,53 @@ final class OpTests: XCTestCase {
     func testAveragePooling2D() throws { try checkOp(AveragePooling2DConfig(Pool2DConfig(poolSize: (3, 2), padding: .same)), className: "AvgPool2D", inputs: [[4, 5, 2]], output: [2, 3, 2]) }
     func testGlobalAveragePooling2D() throws { try checkOp(GlobalAveragePooling2DConfig(keepdims: true), inputs: [[3, 4, 2]], output: [1, 1, 2]) }
     func testGlobalMaxPooling2D() throws { try checkOp(GlobalMaxPooling2DConfig(keepdims: false), inputs: [[3, 3, 2]], output: [2]) }
+    // The 1-D kinds on sequences (T, C); their Keras outputs: NonImageCLITests (seq_pool, seq).
+    func testConv1D() throws { try checkOp(Conv1DConfig(filters: 3, kernelSize: 3, stride: 2, padding: .same, dilation: 1, activation: .tanh), inputs: [[7, 2]], output: [4, 3], oracle: { c, x, w, _ in
+        let image = x[0].reshaped([x[0].shape[0], 1] + Array(x[0].shape.dropFirst()))
+        return conv2DForwardNaive(image, ConvGeometry(input: Array(image.shape.dropFirst()), c.asConv2D)!, kernel: w["kernel"]!, bias: w["bias"], c.activation).values
+    }) }
+    func testConv1DDilatedValidNoBias() throws { try checkOp(Conv1DConfig(filters: 2, kernelSize: 2, padding: .valid, dilation: 2, useBias: false), className: "Convolution1D", inputs: [[6, 3]], output: [4, 2], oracle: { c, x, w, _ in
+        let image = x[0].reshaped([x[0].shape[0], 1] + Array(x[0].shape.dropFirst()))
+        return conv2DForwardNaive(image, ConvGeometry(input: Array(image.shape.dropFirst()), c.asConv2D)!, kernel: w["kernel"]!, bias: nil, .linear).values
+    }) }
+    func testGlobalAveragePooling1D() throws { try checkOp(GlobalAveragePooling1DConfig(keepdims: true), inputs: [[5, 3]], output: [1, 3], oracle: { _, x, _, _ in
+        sequencePool(x[0], { $0.reduce(0, +) / Float($0.count) })
+    }) }
+    func testGlobalMaxPooling1D() throws { try checkOp(GlobalMaxPooling1DConfig(), className: "GlobalMaxPool1D", inputs: [[4, 2]], output: [2], oracle: { _, x, _, _ in
+        sequencePool(x[0], { $0.max()! })
+    }) }
+    // Keras's outputs for these: OpParityTests (checkpoints/ops).
+    func testPermute() throws { try checkOp(PermuteConfig(dims: [3, 1, 2]), inputs: [[2, 3, 4]], output: [4, 2, 3], oracle: { _, x, _, _ in
+        var y: [Float] = []
+        for n in 0..<2 { for c in 0..<4 { for h in 0..<2 { for w in 0..<3 { y.append(x[0].values[((n * 2 + h) * 3 + w) * 4 + c]) } } } }
+        return y
+    }) }
+    func testPermuteSwap() throws { try checkOp(PermuteConfig(dims: [2, 1]), inputs: [[3, 2]], output: [2, 3], oracle: { _, x, _, _ in
+        var y: [Float] = []
+        for n in 0..<2 { for a in 0..<2 { for b in 0..<3 { y.append(x[0].values[(n * 3 + b) * 2 + a]) } } }
+        return y
+    }) }
+    func testIdentity() throws { try checkOp(IdentityConfig(), inputs: [[2, 3]], output: [2, 3], oracle: { _, x, _, _ in x[0].values }) }
+    func testRescalingPerChannel() throws {
+        var op = RescalingConfig(scale: 1, offset: 0)
+        op.channelScale = [0.5, -2, 4]; op.channelOffset = [1, 0, -3]
+        try checkOp(op, inputs: [[2, 3]], oracle: { op, x, _, _ in x[0].values.enumerated().map { i, v in v * op.channelScale![i % 3] + op.channelOffset![i % 3] } })
+    }
+    func testDropoutNoiseShape() throws { try checkOp(DropoutConfig(rate: 0.3, noiseShape: [nil, 1, 1, 3]), inputs: [[2, 2, 3]], output: [2, 2, 3], oracle: { _, x, _, _ in x[0].values }) }
+    func testSpatialDropout2D() throws { try checkOp(SpatialDropout2DConfig(rate: 0.2, seed: 5), inputs: [[2, 3, 2]], oracle: { _, x, _, _ in x[0].values }) }
+    func testStochasticDepth() throws { try checkOp(StochasticDepthConfig(rate: 0.25), inputs: [[2, 2, 3]], oracle: { _, x, _, _ in x[0].values }) }
+    func testTensorOpChannel() throws { try checkOp(TensorOpConfig(function: .channel, constant: [], index: -1), className: "SlicingOpLambda", inputs: [[2, 3]], output: [2], oracle: { _, x, _, _ in
+        stride(from: 2, to: x[0].count, by: 3).map { x[0].values[$0] }
+    }) }
+    func testTensorOpStack() throws { try checkOp(TensorOpConfig(function: .stack, constant: []), inputs: [[2, 2], [2, 2], [2, 2]], output: [2, 2, 3], oracle: { _, x, _, _ in
+        (0..<(x[0].count * 3)).map { i in x[i % 3].values[i / 3] }
+    }) }
+    func testTensorOpGeluApproximate() throws { try checkOp(TensorOpConfig(function: .gelu, constant: [], index: 1), inputs: [[2, 3]], oracle: { _, x, _, _ in
+        x[0].values.map { v in Float(0.5 * Double(v) * (1 + tanh((2 / Double.pi).squareRoot() * (Double(v) + 0.044715 * pow(Double(v), 3))))) }
+    }) }
+    func testTensorOpGeluExact() throws { try checkOp(TensorOpConfig(function: .gelu, constant: []), inputs: [[4]], oracle: { _, x, _, _ in
+        x[0].values.map { v in Float(0.5 * Double(v) * (1 + erf(Double(v) / 2.0.squareRoot()))) }
+    }) }
     func testFlatten() throws { try checkOp(FlattenConfig(), inputs: [[2, 2, 3]], output: [12], oracle: { _, x, _, _ in x[0].values }) }
     func testDense() throws { try checkOp(DenseConfig(units: 3), inputs: [[5]], output: [3], oracle: denseOracle) }
     func testDenseOnImages() throws { try checkOp(DenseConfig(units: 2, useBias: false, activation: .sigmoid), inputs: [[2, 3, 4]], output: [2, 3, 2]) }
@@ -152,10 +199,26 @@ final class OpTests: XCTestCase {
             ActivationConfig.self, ReLUConfig.self, RescalingConfig.self, ZeroPadding2DConfig.self, MergeOp.self,
             Cropping2DConfig.self, ReshapeConfig.self, NormalizationConfig.self, TensorOpConfig.self, CustomScaleConfig.self,
             LayerNormalizationConfig.self, LayerScaleConfig.self,
+            Conv1DConfig.self, GlobalAveragePooling1DConfig.self, GlobalMaxPooling1DConfig.self,
+            PermuteConfig.self, IdentityConfig.self, SpatialDropout2DConfig.self, StochasticDepthConfig.self,
             RandomFlipConfig.self, RandomRotationConfig.self, RandomZoomConfig.self, RandomTranslationConfig.self,
             RandomContrastConfig.self, RandomBrightnessConfig.self,
         ]
         XCTAssertEqual(Set(checked.map { ObjectIdentifier($0) }), Set(layerOpTypes.map { ObjectIdentifier($0) }))
         XCTAssertEqual(supportedLayerClasses.count, Set(supportedLayerClasses).count)
     }
+}
+
+/// (N, T, C) → (N, C): `reduce` over the T values of each sample's channel.
+private func sequencePool(_ x: Tensor, _ reduce: ([Float]) -> Float) -> [Float] {
+    let (n, t, c) = (x.shape[0], x.shape[1], x.shape[2])
+    var out: [Float] = []
+    for b in 0..<n {
+        for ch in 0..<c {
+            var column: [Float] = []
+            for step in 0..<t { column.append(x.values[(b * t + step) * c + ch]) }
+            out.append(reduce(column))
+        }
+    }
+    return out
 }

@@ -68,9 +68,10 @@ extension DataSource {
 
     /// Opens DATA at `path`: an image folder in the layout of Keras's
     /// `image_dataset_from_directory` (one subfolder per class, JPEG or PNG, decoded as
-    /// TensorFlow decodes them), or an HDF5 file with `x` (N, H, W, C) float32 and `y` (labels,
-    /// one-hot, multi-hot or numeric rows). `preprocess` applies to images (default
-    /// ``PreprocessMode/caffe``, VGG's) and, when given, to an HDF5 file's `x`.
+    /// TensorFlow decodes them), or an HDF5 file with `x` (N, H, W, C) float32 — or (N, F) /
+    /// (N, T, F) for a model of feature vectors or sequences — and `y` (labels, one-hot,
+    /// multi-hot or numeric rows). `preprocess` applies to images (default
+    /// ``PreprocessMode/caffe``, VGG's) and, when given, to an HDF5 file's images.
     ///
     /// ```swift
     /// let train = try DataSource(contentsOf: "checkpoints/fashion/train")
@@ -214,7 +215,7 @@ public final class Trainer: @unchecked Sendable {
         case .samples(let data, let ids):
             try data.checkFits(inputShape: network.inputShape)
             try data.checkTargets(for: loss, units: network.outputCount, purpose: "training")
-            let b = try data.batch(ids, height: network.inputShape[0], width: network.inputShape[1])
+            let b = try data.batch(ids, inputShape: network.inputShape)
             guard !b.indices.isEmpty else { throw XferError.badInput(data.path, "none of the batch's samples can be read") }
             return (b.x, loss.kind.isCategorical ? TrainingNetwork.classTargets(b.labels) : b.targets)
         case .tensors(let x, let labels, let targets):

@@ -192,7 +192,8 @@ enum Keras3ConfigWriter {
                 return serialize(inner, graph: graph, prefix: prefix + l.name + "/", inputShape: s.inputs[0],
                                  trainable: inner.trainable)
             case .op(let t as TensorOpConfig):
-                return ["module": "keras.src.ops.numpy", "class_name": t.keras3ClassName, "config": ["name": l.name],
+                return ["module": t.keras3Module, "class_name": t.keras3ClassName,
+                        "config": t.keras3Config.merging(["name": l.name]) { $1 },
                         "registered_name": t.keras3ClassName]
             case .op(let op):
                 let cls = className(l)
@@ -200,6 +201,9 @@ enum Keras3ConfigWriter {
                 op.writeKeras(&c, className: cls)
                 // tf-keras's LeakyReLU takes `alpha`, Keras 3's `negative_slope`.
                 if cls == "LeakyReLU", let a = c.removeValue(forKey: "alpha") { c["negative_slope"] = a }
+                // Keras 3's SpatialDropout layers take no `trainable` argument (their get_config
+                // leaves it out, and from_config would fail on it).
+                if cls.hasPrefix("SpatialDropout") { c.removeValue(forKey: "trainable") }
                 let built: Any = op.takesSeveralInputs ? s.inputs.map(batchShape) : batchShape(s.inputs[0])
                 let registration = op.keras3Registration
                 return ["module": registration?.module ?? "keras.layers", "class_name": registration?.name ?? cls, "config": c,
@@ -258,8 +262,7 @@ enum Keras3ConfigWriter {
                     var args: [Any] = several ? [refs.map(tensor)] : refs.map(tensor)
                     if let t = l.op as? TensorOpConfig {
                         // The constant is the call's other argument (Keras 3 operations).
-                        let c = t.constantArgument(keras3: true, rank: shapes(l).inputs[0].count + 1)
-                        args.append(c)
+                        if let c = t.constantArgument(keras3: true, rank: shapes(l).inputs[0].count + 1) { args.append(c) }
                     }
                     return ["args": args, "kwargs": kwargs]
                 }

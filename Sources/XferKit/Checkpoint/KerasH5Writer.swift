@@ -199,7 +199,9 @@ enum KerasConfigWriter {
             } else if let t = l.op as? TensorOpConfig {
                 // tf-keras's TFOpLambda: the call is the tensor itself with the constant in its kwargs.
                 entry["class_name"] = t.kerasClassName
-                entry["inbound_nodes"] = l.calls.map { call in call.map { [$0.layer, node($0), 0, t.tfKwargs] as [Any] } }.map { $0[0] }
+                // (tf.stack: a list of tensors, each with the kwargs, as tf-keras writes it.)
+                let calls = l.calls.map { call in call.map { [$0.layer, node($0), 0, t.tfKwargs] as [Any] } }
+                entry["inbound_nodes"] = t.takesSeveralInputs ? calls : calls.map { $0[0] }
             } else {
                 let kwargs: [String: Any] = l.callTrainingFalse ? ["training": false] : [:]
                 entry["inbound_nodes"] = l.calls.map { call in call.map { [$0.layer, node($0), 0, kwargs] as [Any] } }

@@ -1,8 +1,10 @@
 // DATA as docs/CONTRACT.md defines it: an image folder (Keras
-// `image_dataset_from_directory` layout), or an HDF5 file with `x` (N, H, W, C)
-// float32, already preprocessed, and, for training and evaluation, `y` (N integer
-// labels, or N×classes one-hot). Batches are read on demand, so memory stays
-// bounded by the batch whatever the size of the data.
+// `image_dataset_from_directory` layout), or an HDF5 file with `x` float32, already
+// preprocessed — (N, H, W, C) images, or, for models that take no images, (N, features)
+// vectors or (N, T, features) sequences, each sample of the model's input shape — and, for
+// training and evaluation, `y` (N integer labels, or N×classes one-hot). Batches are read on
+// demand, so memory stays bounded by the batch whatever the size of the data. The image
+// steps (decoding, resizing, color mode, `preprocess_input`) never touch non-image arrays.
 
 import Foundation
 
@@ -28,8 +30,10 @@ public final class DataSource: @unchecked Sendable {
     package let labelProblem: XferError?
     /// Class names (image folders: the sorted subfolder names).
     public private(set) var classNames: [String]?
-    /// For arrays: the (H, W, C) of one sample.
+    /// For arrays: the shape of one sample, (H, W, C), (T, features) or (features).
     package let sampleShape: [Int]?
+    /// For arrays: whether the samples are images (H, W, C).
+    package var holdsImages: Bool { kind == .images || sampleShape?.count == 3 }
 
     private let folder: ImageFolder?
     private let file: HDF5File?
@@ -57,7 +61,7 @@ public final class DataSource: @unchecked Sendable {
     /// used as they are unless a mode is given.
     ///
     /// Checks what can be checked without a model: DATA is a folder or a regular file (a FIFO or
-    /// device is refused, never opened), `x` is (N, H, W, C) numeric with N > 0, and `y`, when
+    /// device is refused, never opened), `x` is (N, H, W, C), (N, T, F) or (N, F) numeric with N > 0, and `y`, when
     /// present, holds one integer label in [0, ``maxClasses``) or one one-hot row per sample (when
     /// it does not, ``labels`` is nil and ``labelProblem`` says why). Image folders: a class
     /// folder without a readable image is named in a warning.
@@ -103,12 +107,12 @@ public final class DataSource: @unchecked Sendable {
         let h = try HDF5File.open(path)
         guard h.kind("/x") == .dataset else {
             throw XferError.badInput(path, "has no dataset 'x'",
-                                     hint: "an HDF5 DATA file holds x (N, H, W, C) float32 and y (N labels or N×classes one-hot)")
+                                     hint: "an HDF5 DATA file holds x (N, H, W, C) float32 (or (N, F), (N, T, F) for a model of vectors or sequences) and y (N labels or N×classes one-hot)")
         }
         let xShape = try h.shape("/x")
-        guard xShape.count == 4 else {
-            throw XferError.badInput(path, "x has shape \(shapeText(xShape)), expected (N, H, W, C)",
-                                     hint: "x holds one (H, W, C) image per sample, e.g. (100, 224, 224, 3)")
+        guard (2...4).contains(xShape.count) else {
+            throw XferError.badInput(path, "x has shape \(shapeText(xShape)), expected (N, H, W, C) images, (N, T, features) or (N, features)",
+                                     hint: "x holds one sample of the model's input shape per row, e.g. (100, 224, 224, 3) or (100, 20)")
         }
         guard xShape[0] > 0 else { throw XferError.badInput(path, "x holds no samples (shape \(shapeText(xShape)))") }
         guard xShape.dropFirst().allSatisfy({ $0 > 0 }) else {
@@ -122,8 +126,17 @@ public final class DataSource: @unchecked Sendable {
         count = xShape[0]
         sampleShape = Array(xShape.dropFirst())
         self.preprocess = preprocess ?? PreprocessMode.none
-        self.colorMode = ColorMode(channels: xShape[3]) ?? .rgb
-        try Self.checkPreprocess(self.preprocess, channels: xShape[3], colorMode: nil)
+        if xShape.count == 4 {
+            self.colorMode = ColorMode(channels: xShape[3]) ?? .rgb
+            try Self.checkPreprocess(self.preprocess, channels: xShape[3], colorMode: nil)
+        } else {
+            // Vectors and sequences are no pixels: no preprocess_input mode applies.
+            self.colorMode = .rgb
+            if self.preprocess != .none {
+                throw XferError.usage("--preprocess \(self.preprocess.rawValue)", "works on images, and \(path)'s x holds samples of shape \(shapeText(Array(xShape.dropFirst()))), not (H, W, C)",
+                                      hint: "leave --preprocess out (or give none) for non-image data, which is used as it is")
+            }
+        }
         var names: [String]?
         if let stored = try? h.strings("/", "class_names"), !stored.isEmpty { names = stored }
         classNames = names
@@ -293,9 +306,11 @@ public final class DataSource: @unchecked Sendable {
         folder.map { $0.samples[index].relativePath } ?? String(index)
     }
 
-    /// The samples `indices` as one (n, H, W, C) tensor with their labels. Image folders are
-    /// decoded, resized to `height`×`width` and preprocessed (unreadable images are skipped with
-    /// a warning, so fewer samples may come back); arrays must already have that shape.
+    /// The samples `indices` as one (n, H, W, C) tensor (arrays: (n, …) of their sample shape)
+    /// with their labels. Image folders are decoded, resized to `height`×`width` and preprocessed
+    /// (unreadable images are skipped with a warning, so fewer samples may come back); image
+    /// arrays must already have that shape. For a model that takes no images use
+    /// ``batch(_:inputShape:warning:)``.
     package func batch(_ indices: [Int], height: Int, width: Int, warning: @escaping (String) -> Void = { _ in })
         throws -> (x: Tensor, labels: [Int], indices: [Int], targets: Tensor) {
         if let folder {
@@ -307,7 +322,8 @@ public final class DataSource: @unchecked Sendable {
         }
         let h = file!
         let shape = sampleShape!
-        guard shape[0] == height, shape[1] == width else {
+        // Non-image samples were checked against the model's input shape (`checkFits`).
+        guard shape.count != 3 || (shape[0] == height && shape[1] == width) else {
             throw XferError.badInput(path, "x holds \(shape[0])×\(shape[1]) samples but the model takes \(height)×\(width)",
                                      hint: "resize the arrays, or give --input-shape to match them")
         }
@@ -322,11 +338,19 @@ public final class DataSource: @unchecked Sendable {
             values.replaceSubrange((i * per)..<(j * per), with: rows)
             i = j
         }
-        if preprocess != .none {
+        if preprocess != .none && shape.count == 3 {
             values.withUnsafeMutableBufferPointer { preprocess.apply(to: $0, channels: shape[2]) }
         }
         return (Tensor(shape: [indices.count] + shape, values: values), indices.map { labels?[$0] ?? -1 }, indices,
                 targetRows(indices))
+    }
+
+    /// The samples `indices` for a model that takes `inputShape`: images resized to its H×W,
+    /// other arrays as they are (their shape was checked by ``checkFits(inputShape:)``).
+    package func batch(_ indices: [Int], inputShape: [Int], warning: @escaping (String) -> Void = { _ in })
+        throws -> (x: Tensor, labels: [Int], indices: [Int], targets: Tensor) {
+        let (h, w) = imageSize(inputShape)
+        return try batch(indices, height: h, width: w, warning: warning)
     }
 
     /// The target rows of samples `indices`, (n, ``targetWidth``): `y` as it is (one-hot rows
@@ -343,20 +367,34 @@ public final class DataSource: @unchecked Sendable {
     }
 }
 
+/// The H×W of an image input shape (H, W, C); (0, 0) for vectors and sequences, which are never resized.
+package func imageSize(_ inputShape: [Int]) -> (height: Int, width: Int) {
+    inputShape.count == 3 ? (inputShape[0], inputShape[1]) : (0, 0)
+}
+
 /// A label value as the user wrote it: 3, 1.5, -1, 1e+12.
 private func labelText(_ v: Double) -> String { String(format: "%g", v) }
 
 // MARK: - Checks against a model
 
 extension DataSource {
-    /// Checks that the samples fit a model that takes `inputShape` (H, W, C): an HDF5 file's `x`
-    /// holds samples of exactly that shape; an image folder (decoded to RGB, resized to H×W)
-    /// needs a model that takes 3 channels. Call before any expensive work.
+    /// Checks that the samples fit a model that takes `inputShape` — (H, W, C), (T, features) or
+    /// (features): an HDF5 file's `x` holds samples of exactly that shape; an image folder
+    /// (decoded to its color mode, resized to H×W) needs a model that takes images of its
+    /// channels. Call before any expensive work.
     ///
     /// - Throws: ``XferError`` `.badInput` naming this DATA.
     package func checkFits(inputShape shape: [Int]) throws {
         guard shape.count == 3 else {
-            throw XferError.badInput(path, "holds images (H, W, C) but the model takes input \(shapeText(shape))")
+            // A model of vectors or sequences takes arrays of exactly its input shape.
+            let s = sampleShape ?? []
+            guard kind == .arrays else {
+                throw XferError.badInput(path, "holds images (H, W, C) but the model takes input \(shapeText(shape))",
+                                         hint: "give an HDF5 DATA file whose x holds samples of shape \(shapeText(shape))")
+            }
+            guard s != shape else { return }
+            throw XferError.badInput(path, "x holds samples of shape \(shapeText(s)) but the model takes \(shapeText(shape))",
+                                     hint: "give an HDF5 DATA file whose x is (N, \(shape.map(String.init).joined(separator: ", ")))")
         }
         switch kind {
         case .images:

@@ -86,8 +86,18 @@ extension ModelSpec {
 package func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAllowed: Bool = true) throws -> FreezePlan {
     var model = source
     // 1. Base and top.
-    let baseEnd = try baseEndIndex(model)
+    // A model without convolution or pooling layers (a Dense model of feature vectors) has no
+    // base: it trains with --keep-top, nothing frozen unless asked.
+    let foundEnd = baseEndIndex(model)
+    func requireBase() throws -> Int {
+        guard let foundEnd else {
+            throw XferError.badInput(model.name, "has no convolution or pooling layer, so there is no base to fine-tune",
+                                     hint: "use --keep-top to train the model as it is (--freeze-until NAME freezes the layers before NAME)")
+        }
+        return foundEnd
+    }
     if !options.keepTop && !options.keepFlags {
+        let baseEnd = try requireBase()
         let baseOutput = model.layers[baseEnd].name
         model.layers = Array(model.layers[...baseEnd])
         if model.isGraph { model.output = TensorRef(layer: baseOutput) }
@@ -107,6 +117,11 @@ package func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAl
             switch h {
             case .flatten:
                 layer = LayerSpec(name: unique("flatten"), op: FlattenConfig())
+            // On a sequence base (T, C) `gap`/`gmp` are the 1-D poolings.
+            case .globalAveragePooling where shape.count == 2:
+                layer = LayerSpec(name: unique("global_average_pooling1d"), op: GlobalAveragePooling1DConfig(keepdims: false))
+            case .globalMaxPooling where shape.count == 2:
+                layer = LayerSpec(name: unique("global_max_pooling1d"), op: GlobalMaxPooling1DConfig(keepdims: false))
             case .globalAveragePooling:
                 layer = LayerSpec(name: unique("global_average_pooling2d"), op: GlobalAveragePooling2DConfig(keepdims: false))
             case .globalMaxPooling:
@@ -151,7 +166,7 @@ package func planFineTuning(_ source: ModelSpec, options: FreezeOptions, cacheAl
                                   hint: "layers: " + names.joined(separator: ", "))
         }
         frozenNames = Set(names[..<first])
-    } else {
+    } else if let baseEnd = foundEnd {
         // The whole base (its layers and the nested models in it).
         for l in model.layers[...min(baseEnd, model.layers.count - 1)] {
             frozenNames.insert(l.name)
@@ -185,8 +200,8 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
     return plan
 }
 
-/// Index of the last top-level layer of the base.
-private func baseEndIndex(_ model: ModelSpec) throws -> Int {
+/// Index of the last top-level layer of the base; nil without convolution or pooling layers.
+private func baseEndIndex(_ model: ModelSpec) -> Int? {
     func isFeature(_ l: LayerSpec) -> Bool {
         switch l.kind {
         case .input: return false
@@ -194,10 +209,7 @@ private func baseEndIndex(_ model: ModelSpec) throws -> Int {
         case .model(let m): return m.layers.contains(where: isFeature)
         }
     }
-    guard var end = model.layers.lastIndex(where: isFeature) else {
-        throw XferError.badInput(model.name, "has no convolution or pooling layer, so there is no base to fine-tune",
-                                 hint: "use --keep-top to train the model as it is")
-    }
+    guard var end = model.layers.lastIndex(where: isFeature) else { return nil }
     // Layers that finish the last block (normalisation, activation) belong to the base.
     while end + 1 < model.layers.count, model.layers[end + 1].op?.finishesBlock == true { end += 1 }
     return end

@@ -324,8 +324,9 @@ private struct GraphBuilder {
             // Keras flattens channels last: (h, w, c) order.
             set(node("Flatten", [value(x, .plain)], name: name, attributes: [Self.int("axis", 1)]), .plain)
 
-        case is DropoutConfig, is any ImageAugmentation:
-            names[n.output] = names[x]   // the identity in inference (Dropout, the random augmentation layers)
+        case is DropoutConfig, is SpatialDropout2DConfig, is StochasticDepthConfig, is IdentityConfig, is any ImageAugmentation:
+            // The identity in inference (Dropout and its kinds, Identity, the random augmentation layers).
+            names[n.output] = names[x]
 
         case let a as ActivationConfig:
             let layout = names[x]!.layout
@@ -339,8 +340,12 @@ private struct GraphBuilder {
 
         case let r as RescalingConfig:
             let layout = names[x]!.layout
-            var y = node("Mul", [names[x]!.name, scalar(name + "/scale", r.scale)], name: name)
-            if r.offset != 0 { y = node("Add", [y, scalar(name + "/offset", r.offset)], name: name + "/offset_add") }
+            let rank = n.inputShapes[0].count
+            let scale = channelConstant(name + "/scale", r.channelScale ?? [r.scale], layout: layout, rank: rank)
+            var y = node("Mul", [names[x]!.name, scale], name: name)
+            if r.channelOffset != nil || r.offset != 0 {
+                y = node("Add", [y, channelConstant(name + "/offset", r.channelOffset ?? [r.offset], layout: layout, rank: rank)], name: name + "/offset_add")
+            }
             set(y, layout)
 
         case let z as ZeroPadding2DConfig:
@@ -360,6 +365,10 @@ private struct GraphBuilder {
             // Keras reshapes the (h, w, c)-ordered values; 0 keeps the batch axis.
             let target = int64s(name + "/shape", ([0] + n.outputShape).map(Int64.init))
             set(node("Reshape", [value(x, .plain), target], name: name), .plain)
+
+        case let p as PermuteConfig:
+            // Keras's dims count the sample's axes from 1, in channels-last order.
+            set(node("Transpose", [value(x, .plain)], name: name, attributes: [Self.ints("perm", [0] + p.dims)]), .plain)
 
         case let c as Cropping2DConfig:
             let (h, w) = (n.inputShapes[0][0], n.inputShapes[0][1])
@@ -410,6 +419,35 @@ private struct GraphBuilder {
             case .add, .subtract, .multiply, .divide:
                 let op = ["add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div"][t.function.rawValue]!
                 set(node(op, [xin, channelConstant(name + "/constant", t.constant, layout: layout, rank: rank)], name: name), layout)
+            case .channel:
+                // x[..., k]: one channel, the last axis dropped (Gather with a scalar index).
+                let c = n.inputShapes[0].last ?? 1
+                let k = t.index < 0 ? t.index + c : t.index
+                var index = Onnx_TensorProto()
+                index.name = unique(name + "/index")
+                index.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+                index.rawData = [Int64(k)].withUnsafeBufferPointer { Data(buffer: $0) }
+                initializers.append(index)
+                set(node("Gather", [value(x, .plain), index.name], name: name, attributes: [Self.int("axis", -1)]), .plain)
+            case .stack:
+                // stack([x₀, …], axis=-1): each input on a new last axis, then concatenated there.
+                let axes = int64s(name + "/axes", [-1])
+                let parts = n.inputs.enumerated().map { i, v in
+                    node("Unsqueeze", [value(v, .plain), axes], name: "\(name)/expand_\(i)")
+                }
+                set(node("Concat", parts, name: name, attributes: [Self.int("axis", -1)]), .plain)
+            case .gelu:
+                if t.index == 0 {
+                    guard let out = activation(.gelu, xin, layout: layout, rank: rank, name: name, fail: fail, always: true) else { return }
+                    set(out, layout)
+                } else {
+                    // TensorFlow's approximation: x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+                    let cube = node("Mul", [node("Mul", [xin, xin], name: name + "/square"), xin], name: name + "/cube")
+                    let inner = node("Add", [xin, node("Mul", [cube, scalar(name + "/c", 0.044715)], name: name + "/cubic")], name: name + "/inner")
+                    let t = node("Tanh", [node("Mul", [inner, scalar(name + "/k", 0.7978845608028654)], name: name + "/scaled")], name: name + "/tanh")
+                    let one = node("Add", [t, scalar(name + "/one", 1)], name: name + "/one_plus")
+                    set(node("Mul", [node("Mul", [xin, scalar(name + "/half", 0.5)], name: name + "/half_x"), one], name: name), layout)
+                }
             }
 
         default:

@@ -150,7 +150,7 @@ package final class FineTuner {
         try checkData(train, indices: trainIndices, forTraining: true)
         if let validation { try checkData(validation.data, indices: validation.indices, forTraining: false) }
         guard startEpoch >= 0 else { throw XferError.usage("startEpoch", "is \(startEpoch), not a count of epochs") }
-        let h = network.inputShape[0], w = network.inputShape[1]
+        let (h, w) = imageSize(network.inputShape)
         var trainCache: FeatureCache?
         var valCache: FeatureCache?
         if usesCache {
@@ -281,7 +281,7 @@ package final class FineTuner {
     /// (Keras's validation ignores class weights).
     package func evaluate(_ data: DataSource, indices: [Int], cache: FeatureCache? = nil,
                          warning: @escaping (String) -> Void = { _ in }) throws -> (loss: Double, accuracy: Double) {
-        let h = network.inputShape[0], w = network.inputShape[1]
+        let (h, w) = imageSize(network.inputShape)
         var lossSum = 0.0, metricSum = 0.0, weightSum = 0.0, seen = 0
         let order = cache?.indices ?? indices
         for startIndex in stride(from: 0, to: order.count, by: options.batchSize) {
@@ -387,7 +387,7 @@ package final class FeatureCache {
     init(network: TrainingNetwork, data: DataSource, indices wanted: [Int],
          targets targetsOf: ((x: Tensor, labels: [Int], indices: [Int], targets: Tensor)) -> Tensor, batchSize: Int, memoryLimit: Int,
          progress: (Int, Int) -> Void, warning: @escaping (String) -> Void) throws {
-        let h = network.inputShape[0], w = network.inputShape[1]
+        let (h, w) = imageSize(network.inputShape)
         featureShapes = network.plan.frontier.map { network.graph.valueShapes[$0] }
         let sizes = featureShapes.map { $0.reduce(1, *) }
         let per = sizes.reduce(0, +)

@@ -73,9 +73,6 @@ package final class Predictor {
                         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
                         warning: @escaping (String) -> Void = { _ in }) throws -> Predictions {
         let shape = network.inputShape
-        guard shape.count == 3 else {
-            throw XferError.badInput(model.name, "takes input \(shapeText(shape)), not images (H, W, C)")
-        }
         try data.checkFits(inputShape: shape)
         var outputs: [Float] = []
         var indices: [Int] = []
@@ -85,7 +82,7 @@ package final class Predictor {
         var sampleShape: [Int] = []
         for start in stride(from: 0, to: data.count, by: batchSize) {
             let wanted = Array(start..<min(data.count, start + batchSize))
-            let b = try data.batch(wanted, height: shape[0], width: shape[1], warning: warning)
+            let b = try data.batch(wanted, inputShape: shape, warning: warning)
             progress(min(data.count, start + batchSize), data.count)
             if b.indices.isEmpty { continue }
             let y = try network.predict(b.x, batchSize: batchSize)
