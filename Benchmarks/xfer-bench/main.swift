@@ -7,11 +7,13 @@
 //   layers one 3×3 `same` convolution at a time, on VGG16's, ResNet50's and DenseNet's shapes and
 //          narrow ones, in im2col and in Winograd: forward, and backward (input and weight
 //          gradients) — the measurements behind `--conv auto`'s rule (Engine/Winograd.swift)
+//   ops    with --checkpoint: where predict's time goes, per layer (median over the runs) and
+//          per kind of layer (Conv2D split into 1×1, 3×3 stride 1, strided and other)
 //   sgemm  the very GEMM calls (M, N, K, count) that predict makes in its
 //          convolutions, run through the same SGEMM on the same thread pool:
 //          the ceiling xfer's conv base can reach with that SGEMM
 //
-//   xfer-bench [xfer|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1] [--conv auto|im2col|winograd]
+//   xfer-bench [xfer|ops|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1] [--conv auto|im2col|winograd]
 //              [--checkpoint FILE]   (xfer mode: that model instead of VGG16, at its input size)
 //
 // Prints one line of key=value figures: the median over the timed runs, GFLOP/s
@@ -41,7 +43,7 @@ struct Options {
         }
         while i < args.count {
             switch args[i] {
-            case "xfer", "sgemm", "layers": mode = args[i]
+            case "xfer", "sgemm", "layers", "ops": mode = args[i]
             case "--batch": batch = value()
             case "--size": size = value()
             case "--threads": threads = value()
@@ -186,6 +188,47 @@ case "xfer":
         sink += y.values[0]
     }
     if sink.isNaN { print("nan") }
+case "ops":
+    var noise = Noise(state: 7)
+    let x = Tensor(shape: [options.batch, size, size, 3], values: noise.values(options.batch * size * size * 3, 1))
+    for _ in 0..<options.warmup { _ = try network.predict(x, batchSize: options.batch) }
+    var perRun: [[Double]] = []
+    seconds = []
+    for _ in 0..<options.runs {
+        network.timesLayers = true
+        let t0 = now()
+        _ = try network.predict(x, batchSize: options.batch)
+        seconds.append(now() - t0)
+        perRun.append(network.layerSeconds.map(\.seconds))
+    }
+    network.timesLayers = false
+    let nodes = network.graph.nodes
+    let layerMedian = nodes.indices.map { i in median(perRun.map { $0[i] }) }
+    /// The kind a node's time is summed under.
+    func kind(_ node: GraphNode) -> String {
+        guard case .op(let op) = node.layer.kind, let c = op as? Conv2DConfig else { return node.layer.className }
+        if c.groups > 1 { return "Conv2D depthwise" }
+        if c.kernelSize == (1, 1) { return c.strides == (1, 1) ? "Conv2D 1x1" : "Conv2D 1x1 strided" }
+        if c.strides != (1, 1) { return "Conv2D \(c.kernelSize.h)x\(c.kernelSize.w) strided" }
+        return c.kernelSize == (3, 3) ? "Conv2D 3x3 stride 1" : "Conv2D \(c.kernelSize.h)x\(c.kernelSize.w)"
+    }
+    var byKind: [String: (Double, Int)] = [:]
+    for (i, node) in nodes.enumerated() {
+        let k = kind(node)
+        byKind[k, default: (0, 0)].0 += layerMedian[i]
+        byKind[k, default: (0, 0)].1 += 1
+    }
+    let total = layerMedian.reduce(0, +)
+    print("kind | layers | ms | share")
+    for (k, v) in byKind.sorted(by: { $0.value.0 > $1.value.0 }) {
+        print(String(format: "%@ | %d | %.1f | %.1f%%", k, v.1, v.0 * 1e3, v.0 / total * 100))
+    }
+    print("layer | kind | input | output | ms")
+    for i in nodes.indices.sorted(by: { layerMedian[$0] > layerMedian[$1] }).prefix(40) {
+        let n = nodes[i]
+        print(String(format: "%@ | %@ | %@ | %@ | %.2f", n.path, kind(n), "\(n.inputShapes.first ?? [])", "\(n.outputShape)",
+                     layerMedian[i] * 1e3))
+    }
 default:
     // Per thread: its own A and C, large enough for every shape; B shared, as in the engine.
     let threads = ThreadPool.shared.threadCount

@@ -91,6 +91,19 @@ package final class Network {
         }
     }
 
+    /// Whether passes record how long each node's forward takes (`layerSeconds`); setting it clears them.
+    package var timesLayers: Bool {
+        get { lock.withLock { executor.nodeSeconds != nil } }
+        set { lock.withLock { executor.nodeSeconds = newValue ? [Double](repeating: 0, count: graph.nodes.count) : nil } }
+    }
+
+    /// Per node while `timesLayers`: its path, Keras class and seconds summed over the passes since.
+    package var layerSeconds: [(path: String, className: String, seconds: Double)] {
+        lock.withLock {
+            zip(graph.nodes, executor.nodeSeconds ?? []).map { ($0.path, $0.layer.className, $1) }
+        }
+    }
+
     /// Bytes of scratch memory the forward passes have used so far.
     package var workspaceBytes: Int { context.workspace.bytes }
 

@@ -28,6 +28,8 @@
 // 3×3 stride-1 layers may run on Winograd instead (Engine/Winograd.swift decides per layer by
 // shape): its forward and backward replace the three GEMM passes here; bias and ReLU fuse into
 // its output transform, other activations and all the gradients of the epilogue stay as here.
+// The inference forward of the other shapes runs on oneDNN's direct convolution
+// (Engine/DirectConvolution.swift), bias and the common activations fused.
 //
 // The Keras kind, `Conv2DConfig` (end of file): its config as Keras reads and writes it, its
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
@@ -85,6 +87,9 @@ package final class Conv2DLayer: TrainableLayer {
     private(set) var kernelVersion = 0
     /// The Winograd primitives, made on first use of that path (Engine/Winograd.swift).
     var winograd: WinogradConvolution?
+    /// The oneDNN direct-convolution primitives of inference passes, made on first use of that path
+    /// for the shapes Winograd does not run (Engine/DirectConvolution.swift).
+    var direct: DirectConvolution?
     /// (O), nil when `use_bias=False`.
     var bias: [Float]?
     /// (N, H, W, C): the last input, kept only when the context asks (backward needs it).
@@ -148,6 +153,14 @@ package final class Conv2DLayer: TrainableLayer {
                         let rest = act == .relu && wino.fusesReLU ? Activation.linear : act
                         parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
                                              bias: wino.fusesBias ? nil : pb, rest)
+                    } else if act == activation, DirectConvolution.wanted(context),
+                              directConvolution().forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb,
+                                                          version: kernelVersion, workspace: context.workspace,
+                                                          into: py.baseAddress!) {
+                        // What oneDNN did not fuse (DirectConvolution.swift).
+                        let rest = act == direct!.fusedActivation ? Activation.linear : act
+                        parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
+                                             bias: nil, rest)
                     } else {
                         conv2DForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
                                       act, into: py.baseAddress!, workspace: context.workspace)
@@ -228,6 +241,14 @@ package final class Conv2DLayer: TrainableLayer {
         // ReLU fuses into oneDNN's output transform; other activations run after it.
         let made = WinogradConvolution(geometry, fusingBias: bias != nil, fusingReLU: config.activation == .relu)
         winograd = made
+        return made
+    }
+
+    /// The oneDNN direct convolution for inference passes, made on first use (Engine/DirectConvolution.swift).
+    private func directConvolution() -> DirectConvolution {
+        if let direct { return direct }
+        let made = DirectConvolution(geometry, depthwise: false, fusingBias: bias != nil, activation: config.activation)
+        direct = made
         return made
     }
 
