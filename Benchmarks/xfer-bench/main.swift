@@ -15,6 +15,7 @@
 //
 //   xfer-bench [xfer|ops|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1] [--conv auto|im2col|winograd]
 //              [--checkpoint FILE]   (xfer mode: that model instead of VGG16, at its input size)
+//              [--no-fold]           (keep BatchNormalization layers apart from their convolutions)
 //
 // Prints one line of key=value figures: the median over the timed runs, GFLOP/s
 // counted as 2·M·N·K over the convolutions, and the process's peak RSS.
@@ -49,6 +50,7 @@ struct Options {
             case "--threads": threads = value()
             case "--runs": runs = value()
             case "--warmup": warmup = value()
+            case "--no-fold": Network.foldsForInference = false
             case "--checkpoint":
                 i += 1
                 guard i < args.count else { fail("--checkpoint needs a file") }
@@ -253,7 +255,7 @@ default:
 }
 
 let med = median(seconds)
-print(String(format: "mode=%@ batch=%d size=%d threads=%d runs=%d median_s=%.4f min_s=%.4f max_s=%.4f img_per_s=%.2f gflops=%.1f peak_rss_mb=%.0f workspace_mb=%.1f",
+print(String(format: "mode=%@ batch=%d size=%d threads=%d runs=%d median_s=%.4f min_s=%.4f max_s=%.4f img_per_s=%.2f gflops=%.1f peak_rss_mb=%.0f workspace_mb=%.1f folded_bn=%ld",
              options.mode, options.batch, size, options.threads, options.runs, med,
              seconds.min()!, seconds.max()!, Double(options.batch) / med, flops / med * 1e-9,
-             peakRSSMegabytes(), Double(network.workspaceBytes) / 1048576))
+             peakRSSMegabytes(), Double(network.workspaceBytes) / 1048576, network.foldedBatchNormalizations))

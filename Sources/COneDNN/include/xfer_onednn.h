@@ -1,5 +1,6 @@
 // What xfer's engine calls of oneDNN (Debian: libdnnl-dev); Swift sees nothing else of oneDNN
-// or OpenMP. Only Sources/XferKit/Engine/GEMM.swift and Engine/Winograd.swift import it.
+// or OpenMP. Only Sources/XferKit/Engine/GEMM.swift, Engine/Winograd.swift and
+// Engine/DirectConvolution.swift import it.
 //
 // xfer_sgemm is dnnl_sgemm (oneapi/dnnl/dnnl.h): row-major C = alpha·op(A)·op(B) + beta·C,
 // returning dnnl_status_t (0 = success). It picks its JIT kernel from the CPU's instruction set

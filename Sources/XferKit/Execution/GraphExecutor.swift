@@ -25,7 +25,8 @@ package enum NodeKernel {
 
 final class GraphExecutor {
     let graph: ModelGraph
-    let kernels: [NodeKernel]
+    /// Node i's kernel (InferenceFolding.swift may replace a folded layer's by an identity).
+    var kernels: [NodeKernel]
     let context: ForwardContext
     /// Seconds each node's forward took, summed over passes, while not nil (`xfer-bench ops`:
     /// where a forward pass spends its time).

@@ -76,7 +76,9 @@ package final class Conv2DLayer: TrainableLayer {
     package let name: String
     package let inputShape: [Int]
     package let outputShape: [Int]
-    let config: Conv2DConfig
+    /// Its activation may change once, before the first pass, when a BatchNormalization and the
+    /// activation after it are folded in (Execution/InferenceFolding.swift).
+    var config: Conv2DConfig
     let geometry: ConvGeometry
     /// (KH, KW, C, O) — read by the GEMM as K×O.
     var kernel: [Float] {

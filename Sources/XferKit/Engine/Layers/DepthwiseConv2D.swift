@@ -44,7 +44,8 @@ final class DepthwiseConv2DLayer: TrainableLayer {
     let name: String
     let inputShape: [Int]
     let outputShape: [Int]
-    let config: DepthwiseConv2DConfig
+    /// Its activation may change before the first pass (Execution/InferenceFolding.swift).
+    var config: DepthwiseConv2DConfig
     let geometry: DepthwiseGeometry
     /// `depthwise_kernel`, or `kernel` for a Conv2D with groups = channels.
     let kernelRole: WeightRole
