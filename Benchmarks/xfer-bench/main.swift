@@ -18,6 +18,7 @@
 //   xfer-bench [xfer|ops|direct|sgemm] [--batch 16] [--size 224] [--threads N] [--runs 5] [--warmup 1] [--conv auto|im2col|winograd]
 //              [--checkpoint FILE]   (xfer mode: that model instead of VGG16, at its input size)
 //              [--no-fold]           (keep BatchNormalization layers apart from their convolutions)
+//              [--direct-pixels N]   (output pixels per oneDNN direct-convolution call at least)
 //
 // Prints one line of key=value figures: the median over the timed runs, GFLOP/s
 // counted as 2·M·N·K over the convolutions, and the process's peak RSS.
@@ -53,6 +54,7 @@ struct Options {
             case "--runs": runs = value()
             case "--warmup": warmup = value()
             case "--no-fold": Network.foldsForInference = false
+            case "--direct-pixels": DirectConvolution.pixelsPerCall = value()
             case "--checkpoint":
                 i += 1
                 guard i < args.count else { fail("--checkpoint needs a file") }

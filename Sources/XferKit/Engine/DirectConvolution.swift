@@ -27,7 +27,7 @@ import COneDNN
 import Foundation
 
 /// One layer's oneDNN direct-convolution primitives (forward only), one per chunk size.
-final class DirectConvolution {
+package final class DirectConvolution {
     let geometry: ConvGeometry
     let depthwise: Bool
     let fusesBias: Bool
@@ -74,9 +74,17 @@ final class DirectConvolution {
         handle(batch).map { String(cString: xfer_dconv_implementation($0)) }
     }
 
-    /// Samples per oneDNN call: an even share of the batch per thread, so every worker gets a chunk.
+    /// Output pixels per oneDNN call at least (whole samples): smaller calls than an even share
+    /// per thread let the pool's threads even out when one of them is held up, and above this size
+    /// each call still reuses its kernel over many rows. `xfer-bench --direct-pixels` sets it.
+    nonisolated(unsafe) package static var pixelsPerCall = 1 << 30
+
+    /// Samples per oneDNN call: at most an even share of the batch per thread, so every worker gets
+    /// a chunk, and no fewer than `pixelsPerCall` output pixels' worth.
     func samplesPerCall(batch: Int, threads: Int = ThreadPool.shared.threadCount) -> Int {
-        max(1, (batch + max(threads, 1) - 1) / max(threads, 1))
+        let share = max(1, (batch + max(threads, 1) - 1) / max(threads, 1))
+        let pixels = geometry.oh * geometry.ow
+        return min(share, max(1, (DirectConvolution.pixelsPerCall + pixels - 1) / max(pixels, 1)))
     }
 
     private func handle(_ batch: Int) -> OpaquePointer? {
