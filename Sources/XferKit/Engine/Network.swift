@@ -39,16 +39,21 @@ package final class Network {
         graph = try ModelGraph(spec)
         executor = try GraphExecutor(graph: graph, context: context)
         outputShape = graph.outputShape
-        if Network.foldsForInference { foldedBatchNormalizations = executor.foldForInference() }
+        if Network.foldsForInference {
+            (foldedBatchNormalizations, foldedPaddings) = executor.foldForInference()
+        }
     }
 
     /// Whether networks built after it is set fold each BatchNormalization that only normalises a
-    /// convolution into it, with the activation after it (Execution/InferenceFolding.swift).
+    /// convolution into it, with the activation after it, and each ZeroPadding2D before a
+    /// convolution into its padding (Execution/InferenceFolding.swift).
     /// On by default; `xfer-bench --no-fold` measures without.
     nonisolated(unsafe) package static var foldsForInference = true
 
     /// How many BatchNormalization layers were folded into their convolutions.
     package private(set) var foldedBatchNormalizations = 0
+    /// How many ZeroPadding2D layers became the padding of the convolution after them.
+    package private(set) var foldedPaddings = 0
 
     /// Runs the model on `x` (N, inputShape…), `batchSize` samples at a time; returns (N, outputShape…).
     package func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {

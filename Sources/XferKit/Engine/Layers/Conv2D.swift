@@ -51,8 +51,8 @@ struct ConvGeometry: Equatable {
 
     /// GEMM depth: one patch.
     var k: Int { kh * kw * c }
-    /// The input rows are the im2col rows.
-    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 }
+    /// The input rows are the im2col rows (not so when a folded ZeroPadding2D pads a 1×1 convolution).
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padLeft == 0 && oh == h && ow == w }
 
     /// nil when `valid` padding leaves no output.
     init?(input: [Int], _ config: Conv2DConfig) {
@@ -74,12 +74,14 @@ struct ConvGeometry: Equatable {
 /// A Keras `Conv2D` layer.
 package final class Conv2DLayer: TrainableLayer {
     package let name: String
-    package let inputShape: [Int]
+    /// Its input shape and geometry change once, before the first pass, when the ZeroPadding2D
+    /// before it is folded into its padding (Execution/InferenceFolding.swift).
+    package internal(set) var inputShape: [Int]
     package let outputShape: [Int]
     /// Its activation may change once, before the first pass, when a BatchNormalization and the
     /// activation after it are folded in (Execution/InferenceFolding.swift).
     var config: Conv2DConfig
-    let geometry: ConvGeometry
+    internal(set) var geometry: ConvGeometry
     /// (KH, KW, C, O) — read by the GEMM as K×O.
     var kernel: [Float] {
         // The Winograd path keeps the kernel in oneDNN's layout; a new version re-transforms it.

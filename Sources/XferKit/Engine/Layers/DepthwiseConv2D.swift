@@ -29,6 +29,11 @@ struct DepthwiseGeometry: Equatable {
     let conv: ConvGeometry
     let multiplier: Int
 
+    init(conv: ConvGeometry, multiplier: Int) {
+        self.conv = conv
+        self.multiplier = multiplier
+    }
+
     init?(input: [Int], kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int), padding: Padding,
           dilation: (h: Int, w: Int), multiplier: Int) {
         let shape = Conv2DConfig(filters: input[2] * multiplier, kernelSize: kernelSize, strides: strides,
@@ -42,11 +47,11 @@ struct DepthwiseGeometry: Equatable {
 /// A Keras `DepthwiseConv2D` layer.
 final class DepthwiseConv2DLayer: TrainableLayer {
     let name: String
-    let inputShape: [Int]
+    /// Input shape, activation and geometry may change before the first pass (Execution/InferenceFolding.swift).
+    var inputShape: [Int]
     let outputShape: [Int]
-    /// Its activation may change before the first pass (Execution/InferenceFolding.swift).
     var config: DepthwiseConv2DConfig
-    let geometry: DepthwiseGeometry
+    var geometry: DepthwiseGeometry
     /// `depthwise_kernel`, or `kernel` for a Conv2D with groups = channels.
     let kernelRole: WeightRole
     /// (KH, KW, C, M).
