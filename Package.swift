@@ -23,8 +23,9 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
-        // oneDNN (Debian: libdnnl-dev): its SGEMM and its Winograd convolution, behind the few C
-        // functions of include/xfer_onednn.h. Only Engine/GEMM.swift and Engine/Winograd.swift import it.
+        // oneDNN (Debian: libdnnl-dev): its SGEMM, its Winograd and direct convolutions, behind the few C
+        // functions of include/xfer_onednn.h. Only Engine/GEMM.swift, Engine/Winograd.swift and
+        // Engine/DirectConvolution.swift import it.
         .target(
             name: "COneDNN",
             linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]

@@ -1,4 +1,5 @@
-// oneDNN behind the small interface of xfer_onednn.h: its SGEMM, and its Winograd convolution.
+// oneDNN behind the small interface of xfer_onednn.h: its SGEMM, its Winograd convolution, and
+// its direct convolution forward (the end of this file) for the shapes Winograd does not take.
 //
 // Why oneDNN's kernel and not transforms of our own around the SGEMM: oneDNN's jit_wino_4x3
 // (AVX-512) fuses the input transform, the batched GEMMs and the output transform per tile
@@ -369,7 +370,7 @@ size_t xfer_wino_scratch_bytes(const xfer_wino *cv) {
 
 // Worker `i` with `scratch` (xfer_wino_scratch_bytes of `cv`) cut into its regions, its stream
 // made on first use; NULL when out of range or oneDNN fails.
-static worker_t *worker(int i, const xfer_wino *cv, void *scratch) {
+static worker_t *worker_with(int i, const size_t regions[4], void *scratch) {
     if (i < 0 || i >= XFER_WINO_MAX_WORKERS || engine_status != dnnl_success) return NULL;
     worker_t *wk = &workers[i];
     if (!wk->stream && dnnl_stream_create(&wk->stream, engine, dnnl_stream_default_flags) != dnnl_success) {
@@ -378,13 +379,15 @@ static worker_t *worker(int i, const xfer_wino *cv, void *scratch) {
     }
     char *next = scratch;
     for (int r = 0; r < 4; r++) {
-        wk->scratch[r] = cv->regions[r] ? next : NULL;
-        wk->size[r] = cv->regions[r];
-        next += cv->regions[r];
+        wk->scratch[r] = regions[r] ? next : NULL;
+        wk->size[r] = regions[r];
+        next += regions[r];
     }
     omp_set_num_threads(1);
     return wk;
 }
+
+static worker_t *worker(int i, const xfer_wino *cv, void *scratch) { return worker_with(i, cv->regions, scratch); }
 
 int xfer_wino_set_kernel(xfer_wino *cv, const float *hwio, int worker_index, void *scratch) {
     worker_t *wk = worker(worker_index, cv, scratch);
@@ -467,4 +470,169 @@ int xfer_wino_backward_weights(xfer_wino *cv, const float *x, const float *dy, f
                                void *scratch) {
     worker_t *wk = worker(worker_index, cv, scratch);
     return wk ? (int)backward_weights(wk, cv, x, dy, dkernel) : (int)dnnl_invalid_arguments;
+}
+
+// MARK: Direct convolution (forward, inference)
+//
+// src and dst are the engine's NHWC as they are (no reorders: oneDNN's jit_1x1, jit and jit_dw
+// kernels take nhwc on AVX-512); only the weights live in the layout the primitive asks for
+// (`any`), reordered once per kernel version. forward_inference: nothing is kept for a backward.
+
+struct xfer_dconv {
+    int with_bias;
+    dnnl_memory_desc_t x_md, y_md, w_md, b_md;  // NHWC, NHWC, Keras's kernel, (o)
+    dnnl_memory_desc_t wei, scratch;
+    dnnl_primitive_t fwd;
+    reorder_t wei_in;
+    dnnl_memory_t weights;
+    char implementation[64];
+    size_t regions[4];  // only the scratchpad region (2) is used
+};
+
+static dnnl_status_t dconv_attr(int activation, dnnl_primitive_attr_t *out) {
+    *out = user_scratchpad;
+    dnnl_alg_kind_t alg;
+    float alpha = 0, beta = 0;
+    switch (activation) {
+    case XFER_ACT_NONE: return dnnl_success;
+    case XFER_ACT_RELU: alg = dnnl_eltwise_relu; break;
+    case XFER_ACT_RELU6: alg = dnnl_eltwise_clip; alpha = 0; beta = 6; break;
+    case XFER_ACT_SWISH: alg = dnnl_eltwise_swish; alpha = 1; break;
+    case XFER_ACT_SIGMOID: alg = dnnl_eltwise_logistic; break;
+    case XFER_ACT_TANH: alg = dnnl_eltwise_tanh; break;
+    default: return dnnl_invalid_arguments;
+    }
+    dnnl_post_ops_t ops;
+    TRY(dnnl_primitive_attr_clone(out, user_scratchpad));
+    dnnl_status_t s = dnnl_post_ops_create(&ops);
+    if (s == dnnl_success) {
+        s = dnnl_post_ops_append_eltwise(ops, 1.0f, alg, alpha, beta);
+        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(*out, ops);
+        dnnl_post_ops_destroy(ops);
+    }
+    if (s != dnnl_success) {
+        dnnl_primitive_attr_destroy(*out);
+        *out = user_scratchpad;
+    }
+    return s;
+}
+
+static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, int64_t n, int64_t h, int64_t w,
+                                int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
+                                int64_t dw, int64_t oh, int64_t ow, int64_t pt, int64_t pl, int64_t pb, int64_t pr) {
+    dnnl_dims_t xd = {n, c, h, w}, yd = {n, o, oh, ow}, bd = {o};
+    dnnl_dims_t strides = {sh, sw}, dilates = {dh - 1, dw - 1}, pad_l = {pt, pl}, pad_r = {pb, pr};
+    TRY(dnnl_memory_desc_init_by_tag(&cv->x_md, 4, xd, dnnl_f32, dnnl_nhwc));
+    TRY(dnnl_memory_desc_init_by_tag(&cv->y_md, 4, yd, dnnl_f32, dnnl_nhwc));
+    TRY(dnnl_memory_desc_init_by_tag(&cv->b_md, 1, bd, dnnl_f32, dnnl_x));
+    dnnl_memory_desc_t any_w;
+    if (depthwise) {
+        // (g, oc, ic, kh, kw) = (c, M, 1, kh, kw) over Keras's (kh, kw, c, M).
+        int64_t m = o / c;
+        dnnl_dims_t wd = {c, m, 1, kh, kw};
+        dnnl_dims_t ws = {m, 1, 1, kw * c * m, c * m};
+        TRY(dnnl_memory_desc_init_by_strides(&cv->w_md, 5, wd, dnnl_f32, ws));
+        TRY(dnnl_memory_desc_init_by_tag(&any_w, 5, wd, dnnl_f32, dnnl_format_tag_any));
+    } else {
+        dnnl_dims_t wd = {o, c, kh, kw};
+        TRY(dnnl_memory_desc_init_by_tag(&cv->w_md, 4, wd, dnnl_f32, dnnl_hwio));
+        TRY(dnnl_memory_desc_init_by_tag(&any_w, 4, wd, dnnl_f32, dnnl_format_tag_any));
+    }
+    dnnl_convolution_desc_t fd;
+    TRY(dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_inference, dnnl_convolution_direct, &cv->x_md,
+                                                   &any_w, cv->with_bias ? &cv->b_md : NULL, &cv->y_md, strides,
+                                                   dilates, pad_l, pad_r));
+    dnnl_primitive_attr_t attr;
+    TRY(dconv_attr(activation, &attr));
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t s = dnnl_primitive_desc_create(&pd, &fd, attr, engine, NULL);
+    if (attr != user_scratchpad) dnnl_primitive_attr_destroy(attr);
+    TRY(s);
+    const char *impl = "";
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(cv->implementation, sizeof cv->implementation, "%s", impl);
+    copy_md(&cv->wei, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
+    copy_md(&cv->scratch, dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    s = dnnl_primitive_create(&cv->fwd, pd);
+    dnnl_primitive_desc_destroy(pd);
+    TRY(s);
+    TRY(make_reorder(&cv->w_md, &cv->wei, &cv->wei_in));
+    TRY(dnnl_memory_create(&cv->weights, &cv->wei, engine, DNNL_MEMORY_ALLOCATE));
+    cv->regions[2] = aligned(dnnl_memory_desc_get_size(&cv->scratch));
+    if (cv->wei_in.p) cv->regions[2] = max_size(cv->regions[2], aligned(dnnl_memory_desc_get_size(&cv->wei_in.scratch)));
+    return dnnl_success;
+}
+
+xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int activation, int64_t n, int64_t h, int64_t w,
+                              int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                              int64_t dh, int64_t dw, int64_t oh, int64_t ow, int64_t pad_top,
+                              int64_t pad_left, int64_t pad_bottom, int64_t pad_right, char *why, int why_size) {
+    pthread_once(&engine_once, make_engine);
+    if (engine_status != dnnl_success) {
+        if (why) snprintf(why, why_size, "oneDNN has no CPU engine (status %d)", (int)engine_status);
+        return NULL;
+    }
+    if (depthwise && (c <= 0 || o % c != 0)) {
+        if (why) snprintf(why, why_size, "%lld channels do not divide %lld filters", (long long)c, (long long)o);
+        return NULL;
+    }
+    xfer_dconv *cv = calloc(1, sizeof *cv);
+    if (!cv) return NULL;
+    cv->with_bias = with_bias != 0;
+    dnnl_status_t s = dconv_make(cv, depthwise, activation, n, h, w, c, o, kh, kw, sh, sw, dh, dw, oh, ow, pad_top,
+                                 pad_left, pad_bottom, pad_right);
+    if (s != dnnl_success) {
+        if (why) {
+            if (s == dnnl_unimplemented) snprintf(why, why_size, "oneDNN has no direct convolution for this shape on this CPU");
+            else snprintf(why, why_size, "oneDNN refused it (status %d)", (int)s);
+        }
+        xfer_dconv_destroy(cv);
+        return NULL;
+    }
+    return cv;
+}
+
+void xfer_dconv_destroy(xfer_dconv *cv) {
+    if (!cv) return;
+    if (cv->fwd) dnnl_primitive_destroy(cv->fwd);
+    if (cv->wei_in.p) dnnl_primitive_destroy(cv->wei_in.p);
+    if (cv->weights) dnnl_memory_destroy(cv->weights);
+    free(cv);
+}
+
+const char *xfer_dconv_implementation(const xfer_dconv *cv) { return cv->implementation; }
+
+size_t xfer_dconv_scratch_bytes(const xfer_dconv *cv) { return cv->regions[2]; }
+
+int xfer_dconv_set_kernel(xfer_dconv *cv, const float *kernel, int worker_index, void *scratch) {
+    worker_t *wk = worker_with(worker_index, cv->regions, scratch);
+    if (!wk) return (int)dnnl_invalid_arguments;
+    if (!cv->wei_in.p) {
+        void *data = NULL;
+        TRY(dnnl_memory_get_data_handle(cv->weights, &data));
+        memcpy(data, kernel, dnnl_memory_desc_get_size(&cv->wei));
+        return (int)dnnl_success;
+    }
+    dnnl_memory_t from = wrap(&cv->w_md, kernel);
+    if (!from) return (int)dnnl_out_of_memory;
+    dnnl_status_t s = run_reorder(wk, &cv->wei_in, from, cv->weights);
+    dnnl_memory_destroy(from);
+    return (int)s;
+}
+
+int xfer_dconv_forward(xfer_dconv *cv, const float *x, const float *bias, float *y, int worker_index, void *scratch) {
+    worker_t *wk = worker_with(worker_index, cv->regions, scratch);
+    if (!wk) return (int)dnnl_invalid_arguments;
+    dnnl_memory_t src = wrap(&cv->x_md, x), dst = wrap(&cv->y_md, y), b = NULL;
+    dnnl_status_t s = src && dst ? dnnl_success : dnnl_out_of_memory;
+    if (s == dnnl_success && cv->with_bias && !(b = wrap(&cv->b_md, bias))) s = dnnl_out_of_memory;
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, cv->weights}, {DNNL_ARG_DST, dst},
+                                   {DNNL_ARG_BIAS, b}};
+        s = run(wk, cv->fwd, &cv->scratch, args, b ? 4 : 3);
+    }
+    if (b) dnnl_memory_destroy(b);
+    if (src) dnnl_memory_destroy(src);
+    if (dst) dnnl_memory_destroy(dst);
+    return (int)s;
 }

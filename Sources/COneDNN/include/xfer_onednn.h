@@ -1,5 +1,6 @@
 // What xfer's engine calls of oneDNN (Debian: libdnnl-dev); Swift sees nothing else of oneDNN
-// or OpenMP. Only Sources/XferKit/Engine/GEMM.swift and Engine/Winograd.swift import it.
+// or OpenMP. Only Sources/XferKit/Engine/GEMM.swift, Engine/Winograd.swift and
+// Engine/DirectConvolution.swift import it.
 //
 // xfer_sgemm is dnnl_sgemm (oneapi/dnnl/dnnl.h): row-major C = alpha·op(A)·op(B) + beta·C,
 // returning dnnl_status_t (0 = success). It picks its JIT kernel from the CPU's instruction set
@@ -8,6 +9,11 @@
 //
 // xfer_wino_*: one 3×3, stride-1, undilated convolution of a fixed shape through oneDNN's
 // Winograd F(4×4, 3×3) kernel (onednn.c), NHWC activations and Keras's HWIO kernel in and out.
+//
+// xfer_dconv_*: the forward (inference) of one convolution of a fixed shape, any kernel size,
+// stride, dilation and padding, dense (groups = 1) or depthwise (groups = channels, each with
+// `multiplier` filters), through oneDNN's direct convolution primitive on NHWC activations as they
+// are, with bias and an activation fused as post-ops. Threads and scratch as for xfer_wino_*.
 #ifndef XFER_ONEDNN_H
 #define XFER_ONEDNN_H
 
@@ -60,5 +66,33 @@ int xfer_wino_backward_weights(xfer_wino *conv, const float *x, const float *dy,
 /// Bytes of scratch each call of `conv` needs (`scratch` below: 64-byte aligned, the caller's,
 /// not touched after the call returns).
 size_t xfer_wino_scratch_bytes(const xfer_wino *conv);
+
+/// One direct convolution shape (forward only) with its oneDNN primitive.
+typedef struct xfer_dconv xfer_dconv;
+
+/// The activations oneDNN fuses after the bias (eltwise post-ops).
+enum { XFER_ACT_NONE = 0, XFER_ACT_RELU, XFER_ACT_RELU6, XFER_ACT_SWISH, XFER_ACT_SIGMOID, XFER_ACT_TANH };
+
+/// Batch n, input h×w×c, `o` output channels, kernel kh×kw, strides, dilations (1 = none),
+/// output oh×ow, paddings. `depthwise`: groups = c, o = c·multiplier, the kernel (kh, kw, c, o/c)
+/// as Keras stores a depthwise kernel (output channel c·M + m); else the kernel is (kh, kw, c, o).
+/// NULL when oneDNN has no primitive for it (`why`, may be NULL, gets a reason).
+xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int activation, int64_t n, int64_t h, int64_t w,
+                              int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                              int64_t dh, int64_t dw, int64_t oh, int64_t ow, int64_t pad_top,
+                              int64_t pad_left, int64_t pad_bottom, int64_t pad_right, char *why, int why_size);
+void xfer_dconv_destroy(xfer_dconv *conv);
+
+/// The implementation oneDNN chose, e.g. "jit_1x1:avx512_core" or "jit_dw:avx512_core".
+const char *xfer_dconv_implementation(const xfer_dconv *conv);
+
+/// Bytes of scratch each call needs (64-byte aligned, the caller's).
+size_t xfer_dconv_scratch_bytes(const xfer_dconv *conv);
+
+/// Takes the Keras kernel into the primitive's layout (once per kernel version). 0 on success.
+int xfer_dconv_set_kernel(xfer_dconv *conv, const float *kernel, int worker, void *scratch);
+
+/// y (n, oh, ow, o) = act(conv(x (n, h, w, c)) + bias (o)); `bias` read only with `with_bias`.
+int xfer_dconv_forward(xfer_dconv *conv, const float *x, const float *bias, float *y, int worker, void *scratch);
 
 #endif

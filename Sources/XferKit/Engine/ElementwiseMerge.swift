@@ -38,12 +38,15 @@ package protocol ElementwiseMergeOp {
     static func finish(_ s: Float, inputCount n: Int) -> Float
     /// dL/d(folded value) from dL/dy (Average: dy / n).
     static func finishGradient(_ dy: Float, inputCount n: Int) -> Float
+    /// Whether `finish` returns s itself (all but Average), so the forward skips that pass.
+    static var finishIsIdentity: Bool { get }
 }
 
 extension ElementwiseMergeOp {
     package static var requiredInputCount: Int? { nil }
     package static var passesGradientThrough: Bool { false }
     package static func finish(_ s: Float, inputCount n: Int) -> Float { s }
+    package static var finishIsIdentity: Bool { true }
     package static func finishGradient(_ dy: Float, inputCount n: Int) -> Float { dy }
 }
 
@@ -164,11 +167,30 @@ func elementwiseMergeForward<Op: ElementwiseMergeOp>(_: Op.Type, _ loop: Broadca
                                                    into y: UnsafeMutablePointer<Float>) {
     let n = xs.count
     let inner = loop.spansInner.map { $0 ? 1 : 0 }
+    // Every operand runs along the row (Add of a residual, Multiply by an SE block's (N, 1, 1, C)
+    // scale): the same chain input by input over whole rows, loops the compiler vectorises (the
+    // element loop below does not: measured 15–19 % of ResNet50's predict in its 16 Adds).
+    let contiguous = !inner.contains(0)
     loop.splitOuter(elements: loop.shape.reduce(1, *)) { outer in
         withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: n) { rows in
             loop.forEachRow(outer) { out, offsets, length in
                 for k in 0..<n { rows[k] = xs[k] + offsets[k] }
                 let dst = y + out
+                if contiguous {
+                    let first = rows[0]
+                    if n == 1 {
+                        dst.update(from: first, count: length)
+                    } else {
+                        let second = rows[1]
+                        for j in 0..<length { dst[j] = Op.apply(first[j], second[j]) }
+                        for k in 2..<max(n, 2) {
+                            let next = rows[k]
+                            for j in 0..<length { dst[j] = Op.apply(dst[j], next[j]) }
+                        }
+                    }
+                    if !Op.finishIsIdentity { for j in 0..<length { dst[j] = Op.finish(dst[j], inputCount: n) } }
+                    return
+                }
                 for j in 0..<length {
                     var s = rows[0][j * inner[0]]
                     for k in 1..<n { s = Op.apply(s, rows[k][j * inner[k]]) }

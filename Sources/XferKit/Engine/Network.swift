@@ -39,7 +39,21 @@ package final class Network {
         graph = try ModelGraph(spec)
         executor = try GraphExecutor(graph: graph, context: context)
         outputShape = graph.outputShape
+        if Network.foldsForInference {
+            (foldedBatchNormalizations, foldedPaddings) = executor.foldForInference()
+        }
     }
+
+    /// Whether networks built after it is set fold each BatchNormalization that only normalises a
+    /// convolution into it, with the activation after it, and each ZeroPadding2D before a
+    /// convolution into its padding (Execution/InferenceFolding.swift).
+    /// On by default; `xfer-bench --no-fold` measures without.
+    nonisolated(unsafe) package static var foldsForInference = true
+
+    /// How many BatchNormalization layers were folded into their convolutions.
+    package private(set) var foldedBatchNormalizations = 0
+    /// How many ZeroPadding2D layers became the padding of the convolution after them.
+    package private(set) var foldedPaddings = 0
 
     /// Runs the model on `x` (N, inputShape…), `batchSize` samples at a time; returns (N, outputShape…).
     package func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {
@@ -88,6 +102,19 @@ package final class Network {
         executor.layers.flatMap { _, layer -> [(m: Int, n: Int, k: Int, count: Int)] in
             guard let conv = layer as? Conv2DLayer else { return [] }
             return conv.gemmShapes(batch: batch, workspace: context.workspace, threads: ThreadPool.shared.threadCount)
+        }
+    }
+
+    /// Whether passes record how long each node's forward takes (`layerSeconds`); setting it clears them.
+    package var timesLayers: Bool {
+        get { lock.withLock { executor.nodeSeconds != nil } }
+        set { lock.withLock { executor.nodeSeconds = newValue ? [Double](repeating: 0, count: graph.nodes.count) : nil } }
+    }
+
+    /// Per node while `timesLayers`: its path, Keras class and seconds summed over the passes since.
+    package var layerSeconds: [(path: String, className: String, seconds: Double)] {
+        lock.withLock {
+            zip(graph.nodes, executor.nodeSeconds ?? []).map { ($0.path, $0.layer.className, $1) }
         }
     }
 

@@ -25,8 +25,12 @@ package enum NodeKernel {
 
 final class GraphExecutor {
     let graph: ModelGraph
-    let kernels: [NodeKernel]
+    /// Node i's kernel (InferenceFolding.swift may replace a folded layer's by an identity).
+    var kernels: [NodeKernel]
     let context: ForwardContext
+    /// Seconds each node's forward took, summed over passes, while not nil (`xfer-bench ops`:
+    /// where a forward pass spends its time).
+    var nodeSeconds: [Double]?
 
     init(graph: ModelGraph, context: ForwardContext) throws {
         self.graph = graph
@@ -51,6 +55,8 @@ final class GraphExecutor {
         for i in nodes.indices where run?[i] ?? true {
             let node = nodes[i]
             context.keepForBackward = keep?[i] ?? false
+            let started = nodeSeconds == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { if nodeSeconds != nil { nodeSeconds![i] += Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9 } }
             switch kernels[i] {
             case .layer(let layer):
                 let v = node.inputs[0]

@@ -15,5 +15,6 @@ package enum AverageOp: ElementwiseMergeOp {
     package static func backprop(_ g: Float, _ a: Float, _ b: Float) -> (a: Float, b: Float) { (g, g) }
     package static let backpropReadsValues = false
     package static func finish(_ s: Float, inputCount n: Int) -> Float { s / Float(n) }
+    package static let finishIsIdentity = false
     package static func finishGradient(_ dy: Float, inputCount n: Int) -> Float { dy / Float(n) }
 }

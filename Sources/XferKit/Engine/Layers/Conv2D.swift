@@ -28,6 +28,8 @@
 // 3×3 stride-1 layers may run on Winograd instead (Engine/Winograd.swift decides per layer by
 // shape): its forward and backward replace the three GEMM passes here; bias and ReLU fuse into
 // its output transform, other activations and all the gradients of the epilogue stay as here.
+// The inference forward of the other shapes runs on oneDNN's direct convolution
+// (Engine/DirectConvolution.swift), bias and the common activations fused.
 //
 // The Keras kind, `Conv2DConfig` (end of file): its config as Keras reads and writes it, its
 // output shape and weights, and the engine layer it builds (Ops/LayerOp.swift).
@@ -49,8 +51,8 @@ struct ConvGeometry: Equatable {
 
     /// GEMM depth: one patch.
     var k: Int { kh * kw * c }
-    /// The input rows are the im2col rows.
-    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 }
+    /// The input rows are the im2col rows (not so when a folded ZeroPadding2D pads a 1×1 convolution).
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padLeft == 0 && oh == h && ow == w }
 
     /// nil when `valid` padding leaves no output.
     init?(input: [Int], _ config: Conv2DConfig) {
@@ -72,10 +74,14 @@ struct ConvGeometry: Equatable {
 /// A Keras `Conv2D` layer.
 package final class Conv2DLayer: TrainableLayer {
     package let name: String
-    package let inputShape: [Int]
+    /// Its input shape and geometry change once, before the first pass, when the ZeroPadding2D
+    /// before it is folded into its padding (Execution/InferenceFolding.swift).
+    package internal(set) var inputShape: [Int]
     package let outputShape: [Int]
-    let config: Conv2DConfig
-    let geometry: ConvGeometry
+    /// Its activation may change once, before the first pass, when a BatchNormalization and the
+    /// activation after it are folded in (Execution/InferenceFolding.swift).
+    var config: Conv2DConfig
+    internal(set) var geometry: ConvGeometry
     /// (KH, KW, C, O) — read by the GEMM as K×O.
     var kernel: [Float] {
         // The Winograd path keeps the kernel in oneDNN's layout; a new version re-transforms it.
@@ -85,6 +91,9 @@ package final class Conv2DLayer: TrainableLayer {
     private(set) var kernelVersion = 0
     /// The Winograd primitives, made on first use of that path (Engine/Winograd.swift).
     var winograd: WinogradConvolution?
+    /// The oneDNN direct-convolution primitives of inference passes, made on first use of that path
+    /// for the shapes Winograd does not run (Engine/DirectConvolution.swift).
+    var direct: DirectConvolution?
     /// (O), nil when `use_bias=False`.
     var bias: [Float]?
     /// (N, H, W, C): the last input, kept only when the context asks (backward needs it).
@@ -148,6 +157,14 @@ package final class Conv2DLayer: TrainableLayer {
                         let rest = act == .relu && wino.fusesReLU ? Activation.linear : act
                         parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
                                              bias: wino.fusesBias ? nil : pb, rest)
+                    } else if act == activation, DirectConvolution.wanted(context),
+                              directConvolution().forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb,
+                                                          version: kernelVersion, workspace: context.workspace,
+                                                          into: py.baseAddress!) {
+                        // What oneDNN did not fuse (DirectConvolution.swift).
+                        let rest = act == direct!.fusedActivation ? Activation.linear : act
+                        parallelBiasActivate(py.baseAddress!, rows: n * geometry.oh * geometry.ow, cols: geometry.o,
+                                             bias: nil, rest)
                     } else {
                         conv2DForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
                                       act, into: py.baseAddress!, workspace: context.workspace)
@@ -228,6 +245,14 @@ package final class Conv2DLayer: TrainableLayer {
         // ReLU fuses into oneDNN's output transform; other activations run after it.
         let made = WinogradConvolution(geometry, fusingBias: bias != nil, fusingReLU: config.activation == .relu)
         winograd = made
+        return made
+    }
+
+    /// The oneDNN direct convolution for inference passes, made on first use (Engine/DirectConvolution.swift).
+    private func directConvolution() -> DirectConvolution {
+        if let direct { return direct }
+        let made = DirectConvolution(geometry, depthwise: false, fusingBias: bias != nil, activation: config.activation)
+        direct = made
         return made
     }
 

@@ -16,6 +16,9 @@
 // Samples are cut into a fixed number of runs, each writing its samples' dx and its own dW
 // partial, summed in run order: the result does not depend on which thread ran what.
 //
+// The inference forward runs on oneDNN's depthwise convolution instead where it can
+// (Engine/DirectConvolution.swift); this loop stays the reference and runs `--conv im2col`.
+//
 // `depthwiseForwardNaive` and `depthwiseBackwardNaive` are the loop-by-loop definitions in
 // Double, the oracles in tests. SeparableConv2D (SeparableConv2D.swift) runs these kernels too.
 //
@@ -25,6 +28,11 @@
 struct DepthwiseGeometry: Equatable {
     let conv: ConvGeometry
     let multiplier: Int
+
+    init(conv: ConvGeometry, multiplier: Int) {
+        self.conv = conv
+        self.multiplier = multiplier
+    }
 
     init?(input: [Int], kernelSize: (h: Int, w: Int), strides: (h: Int, w: Int), padding: Padding,
           dilation: (h: Int, w: Int), multiplier: Int) {
@@ -39,14 +47,21 @@ struct DepthwiseGeometry: Equatable {
 /// A Keras `DepthwiseConv2D` layer.
 final class DepthwiseConv2DLayer: TrainableLayer {
     let name: String
-    let inputShape: [Int]
+    /// Input shape, activation and geometry may change before the first pass (Execution/InferenceFolding.swift).
+    var inputShape: [Int]
     let outputShape: [Int]
-    let config: DepthwiseConv2DConfig
-    let geometry: DepthwiseGeometry
+    var config: DepthwiseConv2DConfig
+    var geometry: DepthwiseGeometry
     /// `depthwise_kernel`, or `kernel` for a Conv2D with groups = channels.
     let kernelRole: WeightRole
     /// (KH, KW, C, M).
-    var kernel: [Float]
+    var kernel: [Float] {
+        // The oneDNN path keeps the kernel in its own layout; a new version reorders it again.
+        didSet { kernelVersion &+= 1 }
+    }
+    private(set) var kernelVersion = 0
+    /// The oneDNN primitives of inference passes, made on first use (Engine/DirectConvolution.swift).
+    var direct: DirectConvolution?
     /// (C·M), nil when `use_bias=False`.
     var bias: [Float]?
     var savedInput: Tensor?
@@ -89,8 +104,18 @@ final class DepthwiseConv2DLayer: TrainableLayer {
             kernel.withUnsafeBufferPointer { pk in
                 y.values.withUnsafeMutableBufferPointer { py in
                     withOptionalArray(bias) { pb in
-                        depthwiseForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
-                                         keepPreActivation ? .linear : activation, into: py.baseAddress!)
+                        let act = keepPreActivation ? Activation.linear : activation
+                        if act == activation, DirectConvolution.wanted(context),
+                           directConvolution().forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb,
+                                                       version: kernelVersion, workspace: context.workspace,
+                                                       into: py.baseAddress!) {
+                            let rest = act == direct!.fusedActivation ? Activation.linear : act
+                            parallelBiasActivate(py.baseAddress!, rows: n * geometry.conv.oh * geometry.conv.ow,
+                                                 cols: geometry.conv.o, bias: nil, rest)
+                        } else {
+                            depthwiseForward(px.baseAddress!, batch: n, geometry, kernel: pk.baseAddress!, bias: pb,
+                                             act, into: py.baseAddress!)
+                        }
                     }
                 }
             }
@@ -140,6 +165,13 @@ final class DepthwiseConv2DLayer: TrainableLayer {
         }
         if config.activation != .linear { context.pool.recycle(dz) }
         return needInputGradient ? Tensor(shape: [n] + inputShape, values: dx) : nil
+    }
+
+    private func directConvolution() -> DirectConvolution {
+        if let direct { return direct }
+        let made = DirectConvolution(geometry.conv, depthwise: true, fusingBias: bias != nil, activation: config.activation)
+        direct = made
+        return made
     }
 
     private func allocateGradients() {

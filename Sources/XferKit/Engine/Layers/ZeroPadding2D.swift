@@ -29,11 +29,22 @@ package final class ZeroPadding2DLayer: TrainableLayer {
         x.values.withUnsafeBufferPointer { px in
             y.values.withUnsafeMutableBufferPointer { py in
                 let px = px.baseAddress!, py = py.baseAddress!
-                py.update(repeating: 0, count: n * oh * ow * c)
-                parallelFor(n * h) { r, _ in
-                    let b = r / h, i = r % h
-                    let dst = py + ((b * oh + i + padding.top) * ow + padding.left) * c
-                    dst.update(from: px + (b * h + i) * w * c, count: w * c)
+                // Each output row once, on the pool: zeros where it is padding, the input row
+                // between (zeroing the whole output first, on one thread, took longer than the copy).
+                let rows = n * oh, parts = min(rows, ThreadPool.shared.threadCount * 4)
+                let left = padding.left * c, right = (ow - padding.left - w) * c
+                parallelFor(parts) { part, _ in
+                    for r in chunk(part, of: parts, total: rows) {
+                        let b = r / oh, i = r - b * oh - padding.top
+                        let dst = py + r * ow * c
+                        guard i >= 0 && i < h else {
+                            dst.update(repeating: 0, count: ow * c)
+                            continue
+                        }
+                        dst.update(repeating: 0, count: left)
+                        (dst + left).update(from: px + (b * h + i) * w * c, count: w * c)
+                        (dst + left + w * c).update(repeating: 0, count: right)
+                    }
                 }
             }
         }

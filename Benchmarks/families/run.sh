@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Families benchmark (BENCHMARKS.md, "Families"): the forward pass of ResNet50, MobileNetV2 and
+# EfficientNetB0 (tf_keras.applications, include_top=False, weights=None, 224x224, batch 16) in
+# xfer and in Keras `predict` on TensorFlow-CPU, side by side in one run, 2 threads each.
+#   ROUNDS=3 THREADS=2 Benchmarks/families/run.sh
+# Makes Benchmarks/out/<family>_notop.h5 once (never committed).
+# Swift build in ${XFER_BUILD:-<repo>/.build}; Python venv from scripts/keras-venv.sh (XFER_VENV).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${XFER_BUILD:-.build}
+swift build -c release --scratch-path "$build" --product xfer-bench >&2
+bin="$(swift build -c release --scratch-path "$build" --show-bin-path)"
+venv="$(scripts/keras-venv.sh)"
+"$venv/bin/python" Benchmarks/families/make_models.py Benchmarks/out
+"$venv/bin/python" Benchmarks/families/compare.py "$bin/xfer-bench" "$venv/bin/python" Benchmarks/out \
+  "${ROUNDS:-3}" "${THREADS:-2}"
