@@ -22,9 +22,10 @@ mode while its neighbours use batch statistics). Per family two files:
   <family>.keras   the model as saved (what xfer loads)
   <family>.h5      /x, /y (one-hot) of a fixed batch; /forward/loss; /grads/<layer>/<role>: the
                    tf.GradientTape gradient of the loss for every trainable weight;
-                   /steps/<opt>/<k>/loss and /steps/<opt>/<k>/weights/<layer>/<role> after
-                   train_on_batch step k = 1, 2 (SGD with momentum and Adam) for every weight
-                   that may change (trainable weights, moving statistics of the BNs that train);
+                   /steps/<opt>/<k>/loss of train_on_batch step k = 1, 2 (SGD with momentum and
+                   Adam) and /steps/<opt>/2/weights/<layer>/<role> after the second step for
+                   every weight that may change (trainable weights, moving statistics of the BNs
+                   that train);
                    every other weight must stay as in <family>.keras.
                    Attributes: source, keras, trainable_weights, changing_weights, frozen_layers,
                    zero_gradient_weights (conv biases feeding a training BN: exact gradient 0).
@@ -331,8 +332,9 @@ def write(lib, family):
                 raise RuntimeError(f"{family}/{name}: step loss {step_loss} != forward loss {loss}")
             w.array(f"steps/{name}/{k}/loss", np.float32(step_loss))
             values = {f"{p}/{r}": np.asarray(v.numpy(), np.float32) for p, r, v in table(lib, m)}
-            for key in changing:
-                w.array(f"steps/{name}/{k}/weights/{key}", values[key])
+            if k == 2:  # (after step 1 only the loss: the files stay small)
+                for key in changing:
+                    w.array(f"steps/{name}/{k}/weights/{key}", values[key])
             losses.append(step_loss)
     w.close()
     n_train = sum(int(np.prod(v.shape)) for v in model.trainable_weights)

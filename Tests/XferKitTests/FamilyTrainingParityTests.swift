@@ -4,8 +4,8 @@
 // EfficientNet, concatenating DenseNet, LayerNormalization/LayerScale ConvNeXt), each saved by
 // Keras 3 with its stem and one normalisation inside the trainable part frozen. Held to Keras:
 // the loss and tf.GradientTape's gradient of every trainable weight (≤ 1e-4 relative per tensor,
-// as TrainingParityTests), and after one and two `train_on_batch` steps of SGD with momentum and
-// of Adam every weight that may change (trainable weights, moving statistics of the training BNs:
+// as TrainingParityTests), the loss of each of two `train_on_batch` steps of SGD with momentum and
+// of Adam, and after the second every weight that may change (trainable weights, moving statistics of the training BNs:
 // ≤ 1e-5, relative above 1; Adam's amplification of gradient noise bounded as in
 // TrainingParityTests) while every other weight stays bit for bit as loaded.
 
@@ -143,6 +143,8 @@ final class FamilyTrainingParityTests: XCTestCase {
                 }
                 let kLoss = Double(try c.file.floats("\(group)/\(step)/loss").values[0])
                 XCTAssertEqual(loss, kLoss, accuracy: 1e-5 * max(1, abs(kLoss)), "\(name) \(opt) step \(step) loss")
+                // The fixtures hold the weights after the second step only (and both losses).
+                guard c.file.kind("\(group)/\(step)/weights") != nil else { continue }
                 for (path, values) in net.currentWeights() {
                     guard c.changing.contains(path) else {
                         XCTAssertEqual(values, before[path], "\(name) \(opt): \(path) changed; Keras leaves it")
