@@ -7,6 +7,8 @@ block functions, `weights=None`, seeded, at 32×32 and narrow widths so the file
                 (residual Add, conv shortcut and identity shortcut, conv biases before BN)
   mobilenetv2   MobileNetV2's stem and first five keras.src.applications.mobilenet_v2
                 ._inverted_res_block calls at alpha=0.35, a narrow Conv_1 (depthwise, ReLU6, Add)
+  mobilenetv3   keras.src.applications.mobilenet_v3.MobileNetV3 with three of its
+                _inverted_res_block calls (hard_swish, SE with hard_sigmoid ops, a conv classifier)
   efficientnet  keras.src.applications.efficientnet.EfficientNet with two short stages of its
                 `block` (squeeze-excite Multiply, swish, depthwise, Add, Rescaling+Normalization)
   densenet      DenseNet's stem and top around keras.src.applications.densenet's conv_block
@@ -19,7 +21,7 @@ Each model is saved with a partially frozen plan (its stem, and one BatchNormali
 LayerNormalization inside the trainable part, trainable=False: a frozen BN runs in inference
 mode while its neighbours use batch statistics). Per family two files:
 
-  <family>.keras   the model as saved (what xfer loads)
+  <family>.keras   the model as Keras saved it, its members deflated (what xfer loads)
   <family>.h5      /x, /y (one-hot) of a fixed batch; /forward/loss; /grads/<layer>/<role>: the
                    tf.GradientTape gradient of the loss for every trainable weight;
                    /steps/<opt>/<k>/loss of train_on_batch step k = 1, 2 (SGD with momentum and
@@ -98,6 +100,24 @@ def build_mobilenetv2(K):
     return m, names[1:first] + ["block_3_depthwise_BN"], "unit"
 
 
+def build_mobilenetv3(K):
+    # keras.src.applications.mobilenet_v3.MobileNetV3 with a three-block stack_fn of its
+    # _inverted_res_block (SE with hard_sigmoid as ReLU6(x + 3) / 6 ops, hard_swish, Add), its
+    # 1x1-conv classifier under Flatten and a softmax Activation.
+    from keras.src.applications import mobilenet_v3 as mb
+
+    def stacks(x, kernel, activation, se_ratio):
+        x = mb._inverted_res_block(x, 1, 8, 3, 2, se_ratio, mb.relu, 0)
+        x = mb._inverted_res_block(x, 3, 16, 3, 2, None, mb.relu, 1)
+        return mb._inverted_res_block(x, 3, 16, kernel, 1, se_ratio, activation, 2)
+
+    m = mb.MobileNetV3(stacks, 64, (SIDE, SIDE, 3), 1.0, "small", False, True, None, None,
+                       CLASSES, None, 0.0, "softmax", True, name="mobilenetv3_mini")
+    names = [l.name for l in m.layers]
+    first = names.index("expanded_conv_depthwise_pad")
+    return m, names[1:first] + ["expanded_conv_1_depthwise_bn"], "raw"
+
+
 def build_efficientnet(K):
     from keras.src.applications import efficientnet
 
@@ -154,6 +174,7 @@ def build_convnext(K):
 FAMILIES = {
     "resnet": build_resnet,
     "mobilenetv2": build_mobilenetv2,
+    "mobilenetv3": build_mobilenetv3,
     "efficientnet": build_efficientnet,
     "densenet": build_densenet,
     "convnext": build_convnext,
@@ -214,11 +235,12 @@ def calibrate_bn(K, model, x, rng):
 
 def calibrate(K, model, x):
     """Shrinks the classifier when the softmax would saturate (the loss would hide everything)."""
-    last = model.layers[-1]
+    # The classifier: a Dense, or (MobileNetV3) a 1x1 Conv2D on a 1x1 map.
+    last = [l for l in model.layers if type(l).__name__ in ("Dense", "Conv2D")][-1]
     kernel, bias = last.get_weights()
     sub = K.Model(model.inputs, last.input)
-    f = np.asarray(sub(x, training=False), dtype=np.float64)
-    std = float(np.std(f @ kernel + bias))
+    f = np.asarray(sub(x, training=False), dtype=np.float64).reshape(len(x), -1)
+    std = float(np.std(f @ kernel.reshape(f.shape[1], -1) + bias))
     if std > 2.0:
         last.set_weights([(kernel * (1.5 / std)).astype(np.float32), bias])
 
@@ -256,6 +278,23 @@ def zero_gradient(lib, model, rows, x, y, grads):
     return out
 
 
+def deflate(path):
+    """Keras stores the archive's members uncompressed; deflated (which Keras and xfer read) the
+    files are a third of the size. Fixed member dates keep reruns identical."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                       compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+
+
 def write(lib, family):
     K = lib.K
     K.backend.clear_session()
@@ -278,6 +317,7 @@ def write(lib, family):
     os.makedirs(OUT, exist_ok=True)
     src = os.path.join(OUT, family + ".keras")
     model.save(src)
+    deflate(src)
 
     def fresh():
         K.backend.clear_session()

@@ -1,7 +1,8 @@
 // Training the keras.applications families against Keras, step for step (fixtures:
 // checkpoints/training/families, made by checkpoints/make_family_training_fixtures.py): one
-// miniature per family's wiring (residual ResNet, depthwise MobileNetV2, squeeze-excite
-// EfficientNet, concatenating DenseNet, LayerNormalization/LayerScale ConvNeXt), each saved by
+// miniature per family's wiring (residual ResNet, depthwise MobileNetV2, hard-swish and
+// squeeze-excite MobileNetV3 and EfficientNet, concatenating DenseNet, LayerNormalization and
+// LayerScale ConvNeXt), each saved by
 // Keras 3 with its stem and one normalisation inside the trainable part frozen. Held to Keras:
 // the loss and tf.GradientTape's gradient of every trainable weight (≤ 1e-4 relative per tensor,
 // as TrainingParityTests), the loss of each of two `train_on_batch` steps of SGD with momentum and
@@ -15,7 +16,7 @@ import XCTest
 
 final class FamilyTrainingParityTests: XCTestCase {
     static let dir = Fixtures.root.appendingPathComponent("checkpoints/training/families")
-    static let families = ["resnet", "mobilenetv2", "efficientnet", "densenet", "convnext"]
+    static let families = ["resnet", "mobilenetv2", "mobilenetv3", "efficientnet", "densenet", "convnext"]
 
     struct Case {
         var file: HDF5File
