@@ -8,10 +8,15 @@ seeded weights, non-trivial BatchNormalization statistics, and a small input siz
     the same freeze (every layer before the first layer named BLOCK or `BLOCK_...` frozen);
   - `xfer export --to .onnx`: onnx.checker accepts the file and onnxruntime predicts Keras's
     predictions within 1e-4 (`--no-onnx` skips it).
+  - with --train (slow: a real training run per family), fine-tuning that Keras loads back:
+    `xfer finetune --keep-top --freeze-until BLOCK` for two steps (one epoch of the two samples at
+    batch size 1) writes the writer's format (`.h5` / `.keras`), Keras loads it, its frozen
+    weights are the original ones, its trained ones moved, and Keras's predictions on the batch
+    equal `xfer predict`'s on the same file within 1e-4 (`check_finetune_loads`).
 The files are written to a temporary folder and removed: they are tens to hundreds of MB, so
 they are made here, not committed. Prints one line per check; exit 1 if any failed.
 
-Usage: python check_families.py PATH/TO/xfer [--families A,B,...] [--writers tf_keras,keras] [--keep DIR] [--no-onnx]
+Usage: python check_families.py PATH/TO/xfer [--families A,B,...] [--writers tf_keras,keras] [--keep DIR] [--no-onnx] [--train]
 """
 import argparse
 import json
@@ -201,6 +206,8 @@ def check(xfer, family, writer, apps, tmp):
         n = int(m.group(1).replace(",", ""))
         result(n == frozen, f"{tag} --freeze-until {block}", f"xfer {n:,}, Keras {frozen:,} trainable")
     print(f"     ({build_s:.1f} s in Keras)", flush=True)
+    if TRAIN:
+        check_finetune_loads(xfer, tag, path, data, block, writer, model, x, tmp)
     os.remove(path)
 
 
@@ -230,6 +237,64 @@ def check_onnx(xfer, tag, path, x, ref, tmp):
 ONNX = True
 
 
+TRAIN = False
+
+
+def check_finetune_loads(xfer, tag, path, data, block, writer, model, x, tmp):
+    """`xfer finetune` for two steps, then Keras loads the output and predicts as `xfer predict`."""
+    ext = ".h5" if writer == "tf_keras" else ".keras"
+    out = os.path.join(tmp, "finetuned" + ext)
+    t0 = time.time()
+    r = run(xfer, "finetune", path, "--data", data, "--keep-top", "--freeze-until", block,
+            "--epochs", "1", "--batch-size", "1", "--no-shuffle", "--optimizer", "sgd", "--lr", "0.01",
+            "--output", out)
+    if r.returncode != 0:
+        result(False, f"{tag} finetune 2 steps", first_error(r))
+        return
+    train_s = time.time() - t0
+    if writer == "tf_keras":
+        import tf_keras as K
+        from tf_keras.src.applications import convnext  # its LayerScale is not registered
+        loaded = K.models.load_model(out, compile=False, custom_objects={"LayerScale": convnext.LayerScale})
+    else:
+        import keras as K
+        loaded = K.saving.load_model(out, compile=False)
+    first = next(i for i, l in enumerate(model.layers)
+                 if l.name == block or l.name.startswith((block + "_", block + "/")))
+    changed, trained_moved = [], False
+    names = {l.name for l in loaded.layers}
+    for i, a in enumerate(model.layers):
+        if a.name not in names:
+            continue
+        b = loaded.get_layer(a.name)  # (by name: the output may list the layers in another order)
+        for u, v in zip(a.get_weights(), b.get_weights()):
+            same = np.array_equal(np.asarray(u), np.asarray(v))
+            if i < first and not same:
+                changed.append(a.name)
+            trained_moved |= i >= first and not same
+    # Keras 3 keeps ConvNeXt's `inputs + x` as operations, not layers; xfer writes them as Add
+    # layers (the same function): extra layers are told, missing ones fail.
+    missing = [l.name for l in model.layers if l.name not in names]
+    extra = len(loaded.layers) - (len(model.layers) - len(missing))
+    result(not missing and not changed and trained_moved,
+           f"{tag} finetune output loads in Keras",
+           f"{len(loaded.layers)} layers"
+           + (f" (missing: {', '.join(missing[:3])})" if missing else "")
+           + (f" ({extra} more than the original's)" if extra else "") + f", frozen weights {'CHANGED: ' + ', '.join(changed[:3]) if changed else 'kept'}, "
+           f"trained ones {'moved' if trained_moved else 'UNCHANGED'} ({train_s:.1f} s)")
+    ref = np.asarray(loaded(x, training=False), dtype=np.float32)
+    pred_file = os.path.join(tmp, "pred-finetuned.h5")
+    r = run(xfer, "predict", out, "--data", data, "--output", pred_file)
+    if r.returncode != 0:
+        result(False, f"{tag} predict on the finetuned file", first_error(r))
+        return
+    with h5py.File(pred_file, "r") as f:
+        pred = np.asarray(f["predictions"])
+    err = float(np.max(np.abs(pred.reshape(ref.shape) - ref)))
+    result(err <= TOLERANCE, f"{tag} finetuned: Keras predicts as xfer", f"max abs error {err:.2e}")
+    os.remove(out)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("xfer")
@@ -237,9 +302,12 @@ def main():
     p.add_argument("--writers", default="tf_keras,keras")
     p.add_argument("--keep")
     p.add_argument("--no-onnx", action="store_true")
+    p.add_argument("--train", action="store_true",
+                   help="also fine-tune two steps and have Keras load and predict the output (slow)")
     a = p.parse_args()
-    global ONNX
+    global ONNX, TRAIN
     ONNX = not a.no_onnx
+    TRAIN = a.train
     xfer = os.path.abspath(a.xfer)
     tmp = a.keep or tempfile.mkdtemp(prefix="xfer-families-")
     os.makedirs(tmp, exist_ok=True)

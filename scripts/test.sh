@@ -18,12 +18,13 @@ venv="$(scripts/keras-venv.sh)"
 "$venv/bin/python" scripts/fuzz.py --xfer .build/debug/xfer --count "${XFER_FUZZ_COUNT:-300}" --seed "${XFER_FUZZ_SEED:-1}"
 # keras.applications families built by Keras at full width (weights=None, seeded), in tf-keras
 # .h5 and Keras 3 .keras: import counts, predictions and --freeze-until against Keras. One of
-# each kind of block here (a few minutes); every family: XFER_FAMILIES=all.
+# each kind of block here (a few minutes); every family: XFER_FAMILIES=all. XFER_FAMILIES_TRAIN=1
+# also fine-tunes each for two steps and has Keras load and predict the output (--train).
 families="VGG16,ResNet50,ResNet50V2,MobileNet,MobileNetV2,MobileNetV3Small,EfficientNetB0,EfficientNetV2B0,InceptionV3,InceptionResNetV2,DenseNet121,Xception,NASNetMobile,ConvNeXtTiny"
 if [ "${XFER_FAMILIES:-}" = all ]; then
-  "$venv/bin/python" checkpoints/check_families.py .build/debug/xfer
+  "$venv/bin/python" checkpoints/check_families.py .build/debug/xfer ${XFER_FAMILIES_TRAIN:+--train}
 else
-  "$venv/bin/python" checkpoints/check_families.py .build/debug/xfer --families "${XFER_FAMILIES:-$families}"
+  "$venv/bin/python" checkpoints/check_families.py .build/debug/xfer --families "${XFER_FAMILIES:-$families}" ${XFER_FAMILIES_TRAIN:+--train}
 fi
 # The README's Swift example, from a separate package that depends on XferKit by path (its own
 # build folder, .build-examples), and the one-photo example.
