@@ -14,8 +14,8 @@ folder and are removed (they are large; nothing here is committed).
 
 Usage: python check_weights_only.py PATH/TO/xfer [--families A,B,...] [--modes notop,top,nested]
                                     [--writers tf_keras,keras]
-Families are check_families.py's names, plus width variants written NAME@key=value,... (for
-example MobileNetV2@alpha=0.35, MobileNetV3Small@alpha=0.75,minimalistic=True).
+Families are check_families.py's names, plus width variants written NAME@key=value;... (for
+example MobileNetV2@alpha=0.35, MobileNetV3Small@alpha=0.75;minimalistic=True).
 """
 import argparse
 import json
@@ -44,7 +44,7 @@ def result(ok, what, detail=""):
 def parse(spec):
     name, _, rest = spec.partition("@")
     kwargs = {}
-    for part in filter(None, rest.split(",")):
+    for part in filter(None, rest.split(";")):
         k, v = part.split("=")
         kwargs[k] = {"True": True, "False": False}[v] if v in ("True", "False") else float(v)
     return name, kwargs

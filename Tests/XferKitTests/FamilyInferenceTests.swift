@@ -90,7 +90,7 @@ final class FamilyInferenceTests: XCTestCase {
                 }
             }
             try walk(model, name: "", path: "")
-            XCTAssertEqual(got.map(\.0), arch.signature.map(\.name), arch.id)
+            XCTAssertEqual(got.map(\.0), arch.configNames, arch.id)
             XCTAssertEqual(got.map(\.1), arch.signature.map(\.path), arch.id)
             XCTAssertEqual(got.map(\.2), arch.signature.map(\.shapes), arch.id)
         }

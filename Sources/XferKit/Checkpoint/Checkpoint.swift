@@ -262,8 +262,9 @@ struct CheckpointReader {
             let model = try vgg()
             return Inferred(model: model, source: .inferredVGG,
                             said: "a VGG-style network (\(model.layers.filter { $0.kind.op is Conv2DConfig }.count) convolutions) from \(what)")
-        } catch let e as XferError where closest != nil && e.kind == .badInput {
-            throw XferError.badInput(path, "weights only, and its layers fit no keras.applications architecture xfer knows (\(closest!)) nor a VGG-style one",
+        } catch let e as XferError where e.kind == .badInput && (closest != nil || !e.message.contains("VGG convolution") && !e.message.contains("VGG dense")) {
+            // Not a VGG-style file either (a damaged VGG-style one keeps its own message).
+            throw XferError.badInput(path, "weights only, and its layers fit no keras.applications architecture xfer knows\(closest.map { " (\($0))" } ?? "") nor a VGG-style one",
                                      hint: "give --config MODEL.json (model.to_json()) or a checkpoint that carries the architecture")
         }
     }

@@ -24,10 +24,16 @@ struct FamilyArchitecture: Sendable {
     let top: Bool
     let defaultInput: [Int]
     /// Layers with weights in `model.layers` order: name, Keras 3 `.weights.h5` path, shapes.
-    let signature: [(name: String, path: String, shapes: [[Int]])]
+    var signature: [(name: String, path: String, shapes: [[Int]])]
     let config: String
     /// For a top model stored as the layers it adds: the id of its base (no top) entry.
     let base: String?
+    /// The names the configuration gives the layers of `signature` (the signature's own, unless
+    /// this entry holds tf-keras's names for them: DenseNet's `conv1/conv`, MobileNetV3's `Conv`).
+    var configNames: [String]
+    /// The names of `signature` inside a nested base, as a legacy file lists its weights: without
+    /// the prefix of a model nested in the family (ConvNeXt's stem).
+    var innerNames: [String]
 
     /// "MobileNetV2 (alpha 0.35, no top)".
     func describe(classes: Int? = nil) -> String {
@@ -55,17 +61,29 @@ struct FamilyCatalog: Sendable {
         guard let list = try JSONSerialization.jsonObject(with: index) as? [[String: Any]] else {
             throw XferError.runtime("xfer", "the embedded architecture catalog has no index")
         }
-        entries = list.compactMap { e in
+        var entries: [FamilyArchitecture] = []
+        for e in list {
             guard let id = e["id"] as? String, let label = e["label"] as? String, let top = e["top"] as? Bool,
                   let input = e["default_input"] as? [Int], let config = e["config"] as? String,
-                  let sig = e["signature"] as? [[Any]] else { return nil }
+                  let sig = e["signature"] as? [[Any]] else { continue }
             let signature = sig.compactMap { s -> (String, String, [[Int]])? in
                 guard s.count == 3, let n = s[0] as? String, let p = s[1] as? String, let sh = s[2] as? [[Int]] else { return nil }
                 return (n, p, sh)
             }
-            return FamilyArchitecture(id: id, label: label, top: top, defaultInput: input, signature: signature,
-                                      config: config, base: e["base"] as? String)
+            let names = signature.map(\.0)
+            let arch = FamilyArchitecture(id: id, label: label, top: top, defaultInput: input, signature: signature,
+                                          config: config, base: e["base"] as? String, configNames: names,
+                                          innerNames: names.map { String($0.split(separator: "/").last ?? "") })
+            entries.append(arch)
+            // tf-keras names some families' layers differently: the same architecture under those names.
+            if let legacy = e["legacy_names"] as? [String], legacy.count == signature.count {
+                var v = arch
+                v.signature = Swift.zip(arch.signature, legacy).map { ($1, $0.path, $0.shapes) }
+                v.innerNames = legacy
+                entries.append(v)
+            }
         }
+        self.entries = entries
     }
 
     private static func entry(_ name: String, in zip: Data) throws -> Data {
@@ -77,7 +95,7 @@ struct FamilyCatalog: Sendable {
     }
 
     /// The Keras model JSON of `arch`, with `classes` outputs when its top was matched with another count.
-    func configJSON(_ arch: FamilyArchitecture, classes: Int?) throws -> Data {
+    func configJSON(_ arch: FamilyArchitecture, classes: Int?, renames: [String: String] = [:]) throws -> Data {
         var object = try JSONSerialization.jsonObject(with: Self.entry(arch.config, in: zip)) as? [String: Any] ?? [:]
         if let base = arch.base, let b = entries.first(where: { $0.id == base }) {
             // The base's configuration with the top's input and its added layers.
@@ -92,10 +110,19 @@ struct FamilyCatalog: Sendable {
             object["config"] = config
         }
         if arch.top, let classes, let last = arch.signature.last {
-            object = Self.withClasses(object, classifier: last.name, classes: classes,
+            object = Self.withClasses(object, classifier: arch.configNames.last ?? last.name, classes: classes,
                                       stored: last.shapes.last?.last ?? 0)
         }
-        return try JSONSerialization.data(withJSONObject: object)
+        return try JSONSerialization.data(withJSONObject: renames.isEmpty ? object : Self.renamed(object, renames))
+    }
+
+    /// Every string of the configuration that is a renamed layer's name (its own `name`, the
+    /// references to it) spelled the new way.
+    private static func renamed(_ value: Any, _ renames: [String: String]) -> Any {
+        if let s = value as? String { return renames[s] ?? s }
+        if let a = value as? [Any] { return a.map { renamed($0, renames) } }
+        if let d = value as? [String: Any] { return d.mapValues { renamed($0, renames) } }
+        return value
     }
 
     /// The classifier (`units` or `filters`) and a Reshape to (stored,) after it set to `classes`.
@@ -141,9 +168,11 @@ struct WeightsOnlyLayout {
             let weights = try file.strings(group, "weight_names") ?? []
             let shapes = try weights.map { try file.shape(group + "/" + $0) }
             // Inner layer names: "conv1/kernel:0" (a nested model) against "dense/kernel:0".
+            // (tf-keras DenseNet's layers are themselves named `conv1/conv`.)
             let owners = weights.map { w -> String in
-                let parts = w.split(separator: "/").map(String.init)
-                return parts.count >= 2 ? parts[parts.count - 2] : name
+                var parts = w.split(separator: "/").map(String.init).dropLast()
+                if parts.count > 1, parts.first == name { parts = parts.dropFirst() }
+                return parts.isEmpty ? name : parts.joined(separator: "/")
             }
             var layer = Layer(name: name, shapes: shapes)
             if Set(owners).count > 1 {
@@ -217,20 +246,22 @@ extension FamilyInference {
     /// others are looked up by key.
     static func compare(_ entries: [(key: String, shapes: [[Int]])], _ arch: FamilyArchitecture, key: Key, ordered: Bool)
         -> (matched: Int, mismatch: String?, classes: Int?) {
-        let expected = arch.signature.map { s -> (key: String, shapes: [[Int]]) in
+        var expected: [(key: String, shapes: [[Int]])] = []
+        for (i, s) in arch.signature.enumerated() {
             switch key {
-            case .name: return (s.name, s.shapes)
-            case .path: return (s.path, s.shapes)
-            case .innerName: return (String(s.name.split(separator: "/").last ?? Substring(s.name)), s.shapes)
+            case .name: expected.append((s.name, s.shapes))
+            case .path: expected.append((s.path, s.shapes))
+            case .innerName: expected.append((arch.innerNames[i], s.shapes))
             }
         }
         var got = entries
+        let tolerant = key != .path
         if !ordered {
-            let byKey = Dictionary(entries.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-            got = expected.compactMap { byKey[$0.key] }
+            let pairs = paired(entries, expected.map(\.key), tolerant: tolerant)
+            got = pairs.compactMap { $0 }
             if got.count != entries.count || got.count != expected.count {
                 let matched = zip(expected, got).prefix { $0.key == $1.key && $0.shapes == $1.shapes }.count
-                if let missing = expected.first(where: { byKey[$0.key] == nil }) {
+                if let missing = zip(expected, pairs).first(where: { $1 == nil })?.0 {
                     return (matched, "it has no weights for '\(missing.key)'", nil)
                 }
                 let extra = Set(entries.map(\.key)).subtracting(expected.map(\.key)).sorted().first ?? "?"
@@ -240,7 +271,7 @@ extension FamilyInference {
         let text = { (s: [[Int]]) in s.map { shapeText($0) }.joined(separator: ", ") }
         var matched = 0
         for (i, (e, g)) in zip(expected, got).enumerated() {
-            let nameOK = e.key == g.key || (ordered && stem(e.key) == stem(g.key))
+            let nameOK = e.key == g.key || (tolerant && stem(e.key) == stem(g.key))
             if nameOK && e.shapes == g.shapes { matched += 1; continue }
             // The last layer of a top: the classifier, any number of classes.
             if arch.top, i == expected.count - 1, got.count == expected.count, nameOK, e.shapes.count == g.shapes.count,
@@ -256,9 +287,47 @@ extension FamilyInference {
         return (matched, nil, nil)
     }
 
+    /// For each expected key, the file's entry: the one of that key, else (`tolerant`) the first
+    /// unclaimed one that differs only by Keras's counter (`normalization_1` for `normalization`:
+    /// a second model built in one tf-keras session).
+    static func paired(_ entries: [(key: String, shapes: [[Int]])], _ keys: [String], tolerant: Bool) -> [(key: String, shapes: [[Int]])?] {
+        var byKey = Dictionary(entries.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        let wanted = Set(keys)
+        var byStem: [String: [(key: String, shapes: [[Int]])]] = [:]
+        if tolerant { for e in entries where !wanted.contains(e.key) { byStem[stem(e.key), default: []].append(e) } }
+        return keys.map { k in
+            if let e = byKey.removeValue(forKey: k) { return e }
+            guard tolerant, var list = byStem[stem(k)], !list.isEmpty else { return nil }
+            let e = list.removeFirst()
+            byStem[stem(k)] = list
+            return e
+        }
+    }
+
+    /// The layer names of `arch` that the file spells with another counter, to be renamed so
+    /// (the weights of a nested base are read by name).
+    static func renames(_ entries: [(key: String, shapes: [[Int]])], _ arch: FamilyArchitecture, key: Key, ordered: Bool) -> [String: String] {
+        guard key != .path else { return [:] }
+        let keys = key == .name ? arch.signature.map(\.name) : arch.innerNames
+        let got: [(key: String, shapes: [[Int]])?] = ordered ? entries.map { $0 } : paired(entries, keys, tolerant: true)
+        var out: [String: String] = [:]
+        for (i, g) in got.enumerated() where i < keys.count {
+            guard let g else { continue }
+            // The configuration's name of the layer (innermost, for a layer of a nested model)
+            // and the file's (a legacy nested base's entries are keyed by its inner names).
+            let config = arch.configNames[i]
+            let own = String(config.split(separator: "/").last ?? "")
+            let theirs = key == .name && config.contains("/") ? String(g.key.split(separator: "/").last ?? "") : g.key
+            if own != theirs { out[own] = theirs }
+        }
+        return out
+    }
+
     /// The architecture as a model, with `classes` outputs if given.
-    static func model(_ catalog: FamilyCatalog, _ arch: FamilyArchitecture, classes: Int?, source: String) throws -> ModelSpec {
-        try parseKerasModelConfig(try catalog.configJSON(arch, classes: classes), source: "\(source) (inferred \(arch.describe()))")
+    static func model(_ catalog: FamilyCatalog, _ arch: FamilyArchitecture, classes: Int?, renames: [String: String] = [:],
+                      source: String) throws -> ModelSpec {
+        try parseKerasModelConfig(try catalog.configJSON(arch, classes: classes, renames: renames),
+                                  source: "\(source) (inferred \(arch.describe()))")
     }
 
     /// The architecture `entries` match exactly, else the closest one and why it does not fit.
@@ -288,7 +357,8 @@ extension FamilyInference {
         guard !entries.isEmpty else { return (nil, nil) }
         let plain = match(entries, key: layout.legacy ? .name : .path, ordered: layout.legacy, catalog: catalog)
         if let found = plain.found {
-            var model = try model(catalog, found.arch, classes: found.classes, source: source)
+            let renames = renames(entries, found.arch, key: layout.legacy ? .name : .path, ordered: layout.legacy)
+            var model = try model(catalog, found.arch, classes: found.classes, renames: renames, source: source)
             model.name = found.arch.id
             return (FamilyInference(model: model, description: found.arch.describe(classes: found.classes),
                                     defaultInput: found.arch.defaultInput), nil)
@@ -300,7 +370,8 @@ extension FamilyInference {
         guard let found = r.found else {
             return (nil, r.closest.map { "its nested model '\(base.name)': \($0)" } ?? plain.closest)
         }
-        var baseModel = try model(catalog, found.arch, classes: nil, source: source)
+        let renames = renames(inner, found.arch, key: layout.legacy ? .innerName : .path, ordered: false)
+        var baseModel = try model(catalog, found.arch, classes: nil, renames: renames, source: source)
         baseModel.name = base.name
         let (head, said) = try self.head(layout, source: source)
         let layers = [LayerSpec(name: base.name, className: "Functional", kind: .model(baseModel))] + head
@@ -326,7 +397,7 @@ extension FamilyInference {
                 let lastDense = denseSeen == denseCount
                 let units = l.shapes[0][1]
                 let act: Activation = lastDense ? (units == 1 ? .sigmoid : .softmax) : .relu
-                let order = layout.legacy ? i : 100 + Int(l.path.flatMap { $0.wholeMatch(of: #/.*_(\d+)/#).map { Int($0.1)! } } ?? 0)
+                let order = layout.legacy ? i : 100 + Int(l.path.flatMap { $0.wholeMatch(of: #/.*_(\d+)/#).map { min(Int($0.1) ?? 0, 1 << 30) } } ?? 0)
                 parts.append((order, .dense(LayerSpec(name: l.name, op: DenseConfig(units: units, useBias: true, activation: act)))))
                 continue
             }
