@@ -26,6 +26,12 @@ if [ "${XFER_FAMILIES:-}" = all ]; then
 else
   "$venv/bin/python" checkpoints/check_families.py .build/debug/xfer --families "${XFER_FAMILIES:-$families}" ${XFER_FAMILIES_TRAIN:+--train}
 fi
+# Weights-only files of the families (tf-keras save_weights .h5, Keras 3 .weights.h5; without and
+# with the top, and transfer models around the base): the architecture xfer infers gives Keras's
+# counts and predictions. A few families and width variants here (a few minutes); any list with
+# XFER_WEIGHTS_ONLY_FAMILIES (check_families.py's names, NAME@alpha=0.5 for a variant).
+weights_only="MobileNet@alpha=0.25,MobileNetV2@alpha=0.35,MobileNetV3Small@alpha=0.75;minimalistic=True,EfficientNetB0,ConvNeXtTiny"
+"$venv/bin/python" checkpoints/check_weights_only.py .build/debug/xfer --families "${XFER_WEIGHTS_ONLY_FAMILIES:-$weights_only}"
 # The README's Swift example, from a separate package that depends on XferKit by path (its own
 # build folder, .build-examples), and the one-photo example.
 scripts/examples.sh

@@ -50,7 +50,9 @@ struct ImportCommand: ParsableCommand {
             print(try summaryJSON(loaded, summary))
         } else {
             say(formatLine(loaded))
-            if loaded.architecture == .inferredVGG {
+            if case .inferredFamily(let what) = loaded.architecture {
+                say("Architecture: inferred from layer names and weight shapes (\(what)), input \(loaded.model.inputShape.map(String.init).joined(separator: "×"))")
+            } else if loaded.architecture == .inferredVGG {
                 say("Architecture: inferred from layer names and weight shapes (VGG-style), input \(loaded.model.inputShape.map(String.init).joined(separator: "×"))")
             } else if case .configFile(let path) = loaded.architecture {
                 say("Architecture: from \(path)")
@@ -77,7 +79,7 @@ func summaryJSON(_ c: Checkpoint, _ s: ModelSummary) throws -> String {
     let object: [String: Any] = [
         "format": c.format.id,
         "keras_version": c.kerasVersion.map { $0 as Any } ?? NSNull(),
-        "architecture": c.architecture == .inferredVGG ? "inferred" : "checkpoint",
+        "architecture": c.architecture.isInferred ? "inferred" : "checkpoint",
         "input_shape": c.model.inputShape,
         "total_params": s.totalParams, "trainable_params": s.trainableParams, "non_trainable_params": s.nonTrainableParams,
         "layers": layers,

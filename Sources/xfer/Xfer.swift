@@ -104,7 +104,8 @@ struct CheckpointOptions: ParsableArguments {
             }
             shape = parts.map { $0! }
         }
-        return CheckpointLoadOptions(inputShape: shape, configPath: config, values: values)
+        return CheckpointLoadOptions(inputShape: shape, configPath: config, values: values,
+                                     notify: { FileHandle.standardError.write(Data("xfer: \($0.terminalSafe)\n".utf8)) })
     }
 }
 

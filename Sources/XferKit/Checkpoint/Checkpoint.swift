@@ -6,7 +6,8 @@
 //   Keras 3 `model.save("x.keras")`  zip of metadata.json, config.json, model.weights.h5 (A.3.2)
 //
 // The architecture comes from the file's own configuration, from `--config`, or, for a
-// weights-only file of a VGG-style network, is inferred from layer names and weight shapes.
+// weights-only file, is inferred from layer names and weight shapes: a keras.applications family
+// (FamilyInference.swift), a transfer model around one, or a VGG-style network.
 
 import Foundation
 import ZIPFoundation
@@ -36,6 +37,16 @@ package enum ArchitectureSource: Sendable, Equatable {
     case checkpoint
     case configFile(String)
     case inferredVGG
+    /// A keras.applications family (or a transfer model around one), as described.
+    case inferredFamily(String)
+
+    /// Inferred from the weights rather than read from a configuration.
+    package var isInferred: Bool {
+        switch self {
+        case .inferredVGG, .inferredFamily: return true
+        case .checkpoint, .configFile: return false
+        }
+    }
 }
 
 /// Options for reading a checkpoint (the CLI's `--input-shape` and `--config`).
@@ -46,9 +57,13 @@ package struct CheckpointLoadOptions: Sendable {
     package var configPath: String?
     /// What to do with the weight values.
     package var values: WeightValues
+    /// Told, in one line, which architecture was inferred for a weights-only file (the CLI prints
+    /// it on stderr).
+    package var notify: (@Sendable (String) -> Void)?
 
-    package init(inputShape: [Int]? = nil, configPath: String? = nil, values: WeightValues = .load) {
-        self.inputShape = inputShape; self.configPath = configPath; self.values = values
+    package init(inputShape: [Int]? = nil, configPath: String? = nil, values: WeightValues = .load,
+                 notify: (@Sendable (String) -> Void)? = nil) {
+        self.inputShape = inputShape; self.configPath = configPath; self.values = values; self.notify = notify
     }
 }
 
@@ -153,7 +168,9 @@ struct CheckpointReader {
         if file.hasAttribute("/", "layer_names") || file.hasAttribute("/", "layer_names0") {
             let version = try file.string("/", "keras_version")
             var (model, source) = try architecture(own: nil) {
-                try inferVGG(names: try legacyLayerNames(file), shapes: { try legacyShapes(file, layer: $0) })
+                try inferFamily(WeightsOnlyLayout.legacy(file), from: "layer names and weight shapes") {
+                    try inferVGG(names: try legacyLayerNames(file), shapes: { try legacyShapes(file, layer: $0) })
+                }
             }
             let reader = LegacyWeightReader(file: file, root: "/", values: options.values)
             try reader.assign(to: &model)
@@ -162,8 +179,10 @@ struct CheckpointReader {
         }
         if file.kind("/layers") == .group || file.kind("/_layer_checkpoint_dependencies") == .group {
             var (model, source) = try architecture(own: nil) {
-                let (names, shapes) = try keras3NamedLayers(file)
-                return try inferVGG(names: names, shapes: { shapes[$0] ?? [] })
+                try inferFamily(WeightsOnlyLayout.keras3(file), from: "layer paths and weight shapes") {
+                    let (names, shapes) = try keras3NamedLayers(file)
+                    return try inferVGG(names: names, shapes: { shapes[$0] ?? [] })
+                }
             }
             let reader = Keras3WeightReader(file: file, values: options.values)
             try reader.assign(to: &model)
@@ -183,36 +202,71 @@ struct CheckpointReader {
     }
 
     /// The architecture to use: `--config` wins, then the file's own, then inference.
-    private func architecture(own: ModelSpec?, infer: (() throws -> ModelSpec)? = nil) throws -> (ModelSpec, ArchitectureSource) {
+    private func architecture(own: ModelSpec?, infer: (() throws -> Inferred)? = nil) throws -> (ModelSpec, ArchitectureSource) {
         var model: ModelSpec
         var source: ArchitectureSource
+        var defaultInput = [224, 224, 3]
+        var said: String?
         if let configPath = options.configPath {
             model = try loadConfig(configPath); source = .configFile(configPath)
         } else if let own {
             model = own; source = .checkpoint
         } else if let infer {
-            model = try infer(); source = .inferredVGG
+            let inferred = try infer()
+            (model, source, defaultInput, said) = (inferred.model, inferred.source, inferred.defaultInput, inferred.said)
         } else {
             throw XferError.badInput(path, "carries no architecture", hint: "give --config MODEL.json")
         }
         if let shape = options.inputShape {
             let recorded = model.inputShape
-            if source != .inferredVGG, recorded.contains(where: { $0 < 0 }) {
+            if !source.isInferred, recorded.contains(where: { $0 < 0 }) {
                 // Fill in the sizes the model leaves open; the ones it fixes must stay.
                 guard recorded.count == shape.count, !zip(recorded, shape).contains(where: { $0 >= 0 && $0 != $1 }) else {
                     throw XferError.badInput(path, "--input-shape \(shapeText(shape)) does not fit the model's input \(shapeText(recorded))",
                                              hint: "give the sizes the model leaves open (None) and keep the ones it fixes")
                 }
             }
+            model = source.isInferred ? FamilyInference.withInputShape(model, shape) : model
             model.inputShape = shape
-        } else if source == .inferredVGG {
-            model.inputShape = [224, 224, 3]
+        } else if source.isInferred {
+            model = FamilyInference.withInputShape(model, defaultInput)
         } else if model.inputShape.contains(where: { $0 < 0 }) {
             throw XferError.badInput(path, "the model's input \(shapeText(model.inputShape)) leaves its size open (None)",
                                      hint: "give --input-shape H,W,C")
         }
         try model.checkFitsInMemory(source: path)
+        if let said {
+            options.notify?("\(path): inferred \(said), input \(model.inputShape.map(String.init).joined(separator: "×")); --config to give the architecture")
+        }
         return (model, source)
+    }
+
+    /// An architecture inferred from a weights-only file, and what to say about it.
+    struct Inferred {
+        var model: ModelSpec
+        var source: ArchitectureSource
+        var defaultInput = [224, 224, 3]
+        var said: String?
+    }
+
+    /// A keras.applications family (or a transfer model around one) that the file's weights fit
+    /// exactly; else a VGG-style network (`vgg`); else the error names the closest family.
+    private func inferFamily(_ layout: @autoclosure () throws -> WeightsOnlyLayout, from what: String,
+                             vgg: () throws -> ModelSpec) throws -> Inferred {
+        let (found, closest) = try FamilyInference.infer(try layout(), source: path)
+        if let found {
+            return Inferred(model: found.model, source: .inferredFamily(found.description), defaultInput: found.defaultInput,
+                            said: "\(found.description) from \(what)" + (found.assumed.map { " (\($0))" } ?? ""))
+        }
+        do {
+            let model = try vgg()
+            return Inferred(model: model, source: .inferredVGG,
+                            said: "a VGG-style network (\(model.layers.filter { $0.kind.op is Conv2DConfig }.count) convolutions) from \(what)")
+        } catch let e as XferError where e.kind == .badInput && (closest != nil || !e.message.contains("VGG convolution") && !e.message.contains("VGG dense")) {
+            // Not a VGG-style file either (a damaged VGG-style one keeps its own message).
+            throw XferError.badInput(path, "weights only, and its layers fit no keras.applications architecture xfer knows\(closest.map { " (\($0))" } ?? "") nor a VGG-style one",
+                                     hint: "give --config MODEL.json (model.to_json()) or a checkpoint that carries the architecture")
+        }
     }
 
     /// `--config FILE`: a model JSON, or a checkpoint that carries one.
