@@ -1,6 +1,6 @@
 """Driver of the families benchmark (BENCHMARKS.md, "Families"); run.sh calls it.
 
-    python compare.py XFER_BENCH PYTHON MODELS_DIR [ROUNDS] [THREADS]
+    python compare.py XFER_BENCH PYTHON MODELS_DIR [ROUNDS] [THREADS] [FMA_PEAK]
 
 Each round runs, as separate processes in turn for ResNet50, MobileNetV2 and EfficientNetB0
 (make_models.py: tf_keras.applications, include_top=False, weights=None, 224x224x3): xfer's
@@ -10,7 +10,9 @@ then --conv im2col, the im2col + SGEMM core, for reference) and Keras `predict` 
 each timing 3 runs after 1 warm-up and reporting the median. THREADS threads on both sides.
 Peak RSS of each process from os.wait4. Prints every run's line, then per model: images/s
 (medians over the rounds), the median of the per-round ratios xfer / TensorFlow with the rounds'
-ratios, and peak RSS.
+ratios, and peak RSS; with FMA_PEAK (Benchmarks/peak/fma_peak.c, run at the start of each round
+on THREADS threads) also the machine's float32 multiply-add peak and xfer's share of it (its
+model FLOPs, counted as direct convolution, over its time).
 """
 import os
 import re
@@ -21,6 +23,7 @@ import sys
 bench, python, models = sys.argv[1:4]
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 threads = sys.argv[5] if len(sys.argv) > 5 else "2"
+fma = sys.argv[6] if len(sys.argv) > 6 else None
 here = os.path.dirname(os.path.abspath(__file__))
 tf_script = os.path.join(here, "..", "tf_predict_vgg16.py")
 env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
@@ -43,7 +46,13 @@ def field(line, key):
 
 
 runs = {}  # (model, side) -> [(images/s, peak RSS MiB)]
+gflops = {}  # model -> [xfer's GFLOP/s]
+peaks = []  # the FMA peak of each round, GFLOP/s
 for r in range(rounds):
+    if fma:
+        line = subprocess.run([fma, threads], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        print(f"round {r + 1} {line}", flush=True)
+        peaks.append(field(line, "gflops"))
     for model in families:
         ckpt = os.path.join(models, f"{model}_notop.h5")
         sides = [("xfer", [bench, "xfer", "--checkpoint", ckpt, "--conv", "auto"]),
@@ -53,6 +62,8 @@ for r in range(rounds):
             line, rss = run_rss(cmd + common)
             print(f"round {r + 1} {model} ({side}) {line} rss_mib={rss:.0f}", flush=True)
             runs.setdefault((model, side), []).append((field(line, "img_per_s"), rss))
+            if side == "xfer":
+                gflops.setdefault(model, []).append(field(line, "gflops"))
 
 med = statistics.median
 print()
@@ -67,3 +78,10 @@ for model in families:
     print(f"| {model} | {med([a[0] for a in xs]):.2f} | {med([a[0] for a in ims]):.2f} | {med([b[0] for b in tfs]):.2f} "
           f"| **{med(ratios):.2f}x** ({', '.join(f'{x:.2f}' for x in ratios)}) | {med(im2col):.2f}x "
           f"| {med([a[1] for a in xs]):.0f} / {med([b[1] for b in tfs]):.0f} | {med(rss):.2f} |")
+if peaks:
+    peak = med(peaks)
+    print()
+    print(f"float32 FMA peak ({threads} threads, rounds {', '.join(f'{p:.1f}' for p in peaks)}): {peak:.1f} GFLOP/s")
+    for model in families:
+        g = med(gflops[model])
+        print(f"  {model}: xfer {g:.1f} GFLOP/s (model FLOPs as direct convolution), {100 * g / peak:.0f} % of the peak")

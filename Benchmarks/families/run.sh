@@ -12,5 +12,7 @@ swift build -c release --scratch-path "$build" --product xfer-bench >&2
 bin="$(swift build -c release --scratch-path "$build" --show-bin-path)"
 venv="$(scripts/keras-venv.sh)"
 "$venv/bin/python" Benchmarks/families/make_models.py Benchmarks/out
+# The machine's float32 multiply-add peak, measured in each round beside the models.
+cc -O2 -march=native -pthread -o "$bin/fma_peak" Benchmarks/peak/fma_peak.c
 "$venv/bin/python" Benchmarks/families/compare.py "$bin/xfer-bench" "$venv/bin/python" Benchmarks/out \
-  "${ROUNDS:-3}" "${THREADS:-2}"
+  "${ROUNDS:-3}" "${THREADS:-2}" "$bin/fma_peak"

@@ -105,7 +105,7 @@ struct CheckpointOptions: ParsableArguments {
             shape = parts.map { $0! }
         }
         return CheckpointLoadOptions(inputShape: shape, configPath: config, values: values,
-                                     notify: { FileHandle.standardError.write(Data("xfer: \($0.terminalSafe)\n".utf8)) })
+                                     notify: { FileHandle.standardError.write(Data("xfer: warning: \($0.terminalSafe)\n".utf8)) })
     }
 }
 

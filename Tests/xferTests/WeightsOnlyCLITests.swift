@@ -11,7 +11,7 @@ final class WeightsOnlyCLITests: XCTestCase {
     func testImportSaysWhichFamilyItInferred() throws {
         let r = try CLI.run(["import", "k2_mobilenet025_notop.h5", "--input-shape", "32,32,3", "--json"], cwd: Self.dir)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stderr, "xfer: k2_mobilenet025_notop.h5: inferred MobileNet (alpha 0.25, no top) from layer names and weight shapes, input 32×32×3; --config to give the architecture\n")
+        XCTAssertEqual(r.stderr, "xfer: warning: k2_mobilenet025_notop.h5: inferred MobileNet (alpha 0.25, no top) from layer names and weight shapes, input 32×32×3; --config to give the architecture\n")
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(json["architecture"] as? String, "inferred")
         XCTAssertEqual(json["total_params"] as? Int, 218544)
