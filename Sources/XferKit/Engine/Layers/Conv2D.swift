@@ -81,7 +81,7 @@ package final class Conv2DLayer: TrainableLayer {
     /// Its activation may change once, before the first pass, when a BatchNormalization and the
     /// activation after it are folded in (Execution/InferenceFolding.swift).
     var config: Conv2DConfig
-    internal(set) var geometry: ConvGeometry
+    var geometry: ConvGeometry
     /// (KH, KW, C, O) — read by the GEMM as K×O.
     var kernel: [Float] {
         // The Winograd path keeps the kernel in oneDNN's layout; a new version re-transforms it.

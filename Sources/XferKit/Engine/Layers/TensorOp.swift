@@ -392,7 +392,7 @@ struct TensorOpConfig: SingleInputOp, Equatable {
         if function == .channel { return ["slice_spec": [["class_name": "__ellipsis__"], index] as [Any]] }
         if function == .stack { return ["axis": -1] }
         if function == .gelu { return ["approximate": index != 0, "name": NSNull()] }
-        return ["y": constantArgument(keras3: false, rank: 1), "name": NSNull()]
+        return ["y": constantArgument(keras3: false, rank: 1) ?? NSNull(), "name": NSNull()]
     }
 
     /// The constant as a call argument: a number, or a Keras 3 `__tensor__` of shape (1, …, 1, C)
