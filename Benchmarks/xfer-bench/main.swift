@@ -302,7 +302,8 @@ default:
 }
 
 let med = median(seconds)
-print(String(format: "mode=%@ batch=%d size=%d threads=%d runs=%d median_s=%.4f min_s=%.4f max_s=%.4f img_per_s=%.2f gflops=%.1f peak_rss_mb=%.0f workspace_mb=%.1f folded_bn=%ld folded_pad=%ld",
+print(String(format: "mode=%@ batch=%d size=%d threads=%d runs=%d median_s=%.4f min_s=%.4f max_s=%.4f img_per_s=%.2f gflops=%.1f peak_rss_mb=%.0f workspace_mb=%.1f folded_bn=%ld folded_pad=%ld folded_add=%ld",
              options.mode, options.batch, size, options.threads, options.runs, med,
              seconds.min()!, seconds.max()!, Double(options.batch) / med, flops / med * 1e-9,
-             peakRSSMegabytes(), Double(network.workspaceBytes) / 1048576, network.foldedBatchNormalizations, network.foldedPaddings))
+             peakRSSMegabytes(), Double(network.workspaceBytes) / 1048576, network.foldedBatchNormalizations, network.foldedPaddings,
+             network.foldedResiduals))

@@ -489,12 +489,14 @@ struct xfer_dconv {
     size_t regions[4];  // only the scratchpad region (2) is used
 };
 
-static dnnl_status_t dconv_attr(int activation, dnnl_primitive_attr_t *out) {
+// The post-ops: with `with_sum`, dst += the value already in it (a residual added in the
+// primitive, before the activation); then the activation.
+static dnnl_status_t dconv_attr(int activation, int with_sum, dnnl_primitive_attr_t *out) {
     *out = user_scratchpad;
-    dnnl_alg_kind_t alg;
+    dnnl_alg_kind_t alg = dnnl_alg_kind_undef;
     float alpha = 0, beta = 0;
     switch (activation) {
-    case XFER_ACT_NONE: return dnnl_success;
+    case XFER_ACT_NONE: if (!with_sum) return dnnl_success; break;
     case XFER_ACT_RELU: alg = dnnl_eltwise_relu; break;
     case XFER_ACT_RELU6: alg = dnnl_eltwise_clip; alpha = 0; beta = 6; break;
     case XFER_ACT_SWISH: alg = dnnl_eltwise_swish; alpha = 1; break;
@@ -506,7 +508,8 @@ static dnnl_status_t dconv_attr(int activation, dnnl_primitive_attr_t *out) {
     TRY(dnnl_primitive_attr_clone(out, user_scratchpad));
     dnnl_status_t s = dnnl_post_ops_create(&ops);
     if (s == dnnl_success) {
-        s = dnnl_post_ops_append_eltwise(ops, 1.0f, alg, alpha, beta);
+        if (with_sum) s = dnnl_post_ops_append_sum(ops, 1.0f);
+        if (s == dnnl_success && alg != dnnl_alg_kind_undef) s = dnnl_post_ops_append_eltwise(ops, 1.0f, alg, alpha, beta);
         if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(*out, ops);
         dnnl_post_ops_destroy(ops);
     }
@@ -517,7 +520,7 @@ static dnnl_status_t dconv_attr(int activation, dnnl_primitive_attr_t *out) {
     return s;
 }
 
-static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, int64_t n, int64_t h, int64_t w,
+static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, int with_sum, int64_t n, int64_t h, int64_t w,
                                 int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
                                 int64_t dw, int64_t oh, int64_t ow, int64_t pt, int64_t pl, int64_t pb, int64_t pr) {
     dnnl_dims_t xd = {n, c, h, w}, yd = {n, o, oh, ow}, bd = {o};
@@ -543,7 +546,7 @@ static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, i
                                                    &any_w, cv->with_bias ? &cv->b_md : NULL, &cv->y_md, strides,
                                                    dilates, pad_l, pad_r));
     dnnl_primitive_attr_t attr;
-    TRY(dconv_attr(activation, &attr));
+    TRY(dconv_attr(activation, with_sum, &attr));
     dnnl_primitive_desc_t pd;
     dnnl_status_t s = dnnl_primitive_desc_create(&pd, &fd, attr, engine, NULL);
     if (attr != user_scratchpad) dnnl_primitive_attr_destroy(attr);
@@ -563,7 +566,7 @@ static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, i
     return dnnl_success;
 }
 
-xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int activation, int64_t n, int64_t h, int64_t w,
+xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int with_sum, int activation, int64_t n, int64_t h, int64_t w,
                               int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                               int64_t dh, int64_t dw, int64_t oh, int64_t ow, int64_t pad_top,
                               int64_t pad_left, int64_t pad_bottom, int64_t pad_right, char *why, int why_size) {
@@ -579,7 +582,7 @@ xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int activation, int6
     xfer_dconv *cv = calloc(1, sizeof *cv);
     if (!cv) return NULL;
     cv->with_bias = with_bias != 0;
-    dnnl_status_t s = dconv_make(cv, depthwise, activation, n, h, w, c, o, kh, kw, sh, sw, dh, dw, oh, ow, pad_top,
+    dnnl_status_t s = dconv_make(cv, depthwise, activation, with_sum, n, h, w, c, o, kh, kw, sh, sw, dh, dw, oh, ow, pad_top,
                                  pad_left, pad_bottom, pad_right);
     if (s != dnnl_success) {
         if (why) {

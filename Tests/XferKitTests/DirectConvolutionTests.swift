@@ -3,7 +3,8 @@
 // families use: 1×1 (stride 1 and 2), 3×3 stride 2 `same` and `valid`, 7×7 stride 2, 3×3 on maps
 // too small for Winograd, 1×7 (non-square), dilated 3×3, depthwise 3×3/5×5 stride 1/2 with depth
 // multiplier 1 and 2; every fused activation and one that is not; a changed kernel seen by the next
-// pass; and the cases that stay on the engine's own cores (`--conv im2col`, a pass kept for backward).
+// pass; a residual summed in the epilogue; and the cases that stay on the engine's own cores
+// (`--conv im2col`, a pass kept for backward).
 
 import XCTest
 @testable import XferKit
@@ -144,6 +145,32 @@ final class DirectConvolutionTests: XCTestCase {
         _ = dw.forward(rng.tensor([d.batch, d.h, d.w, d.c]), ForwardContext(keepForBackward: true))
         XCTAssertNil(layer.direct)
         XCTAssertNil(dw.direct)
+    }
+
+    /// A residual Add folded into the convolution before it (InferenceFolding.swift): oneDNN's sum
+    /// post-op then the activation, against the naive convolution plus the residual, on every
+    /// convolution shape here with a linear epilogue; a residual another reader still holds is left
+    /// as it was; under `--conv im2col` the same result from the plain core.
+    func testAResidualAddedInTheEpilogueIsTheConvolutionPlusTheResidual() throws {
+        var rng = SeededRandom(seed: 616)
+        for (index, var t) in Self.convolutions.enumerated() {
+            let after: Activation = index % 2 == 0 ? .relu : .linear
+            t.activation = .linear
+            let layer = try conv(t, &rng)
+            let x = rng.tensor([t.batch, t.h, t.w, t.c])
+            let residual = rng.tensor([t.batch] + layer.outputShape)
+            let kept = residual
+            let plain = conv2DForwardNaive(x, layer.geometry, kernel: layer.kernel, bias: layer.bias, .linear)
+            var want = plain
+            for i in want.values.indices { want.values[i] += residual.values[i] }
+            activate(&want, after)
+            for path in [ConvolutionPath.auto, .im2col] {
+                let got = with(path) { layer.forward(x, adding: residual, then: after, ForwardContext()) }
+                XCTAssertLessThanOrEqual(scaled(got.values, want.values), 1e-5, "case \(index) \(path)")
+            }
+            XCTAssertEqual(residual.values, kept.values, "case \(index): the caller's residual is untouched")
+            if t.k != (3, 3) || t.s != 1 { XCTAssertTrue(layer.fusesResidual(then: after), "case \(index)") }
+        }
     }
 
     /// oneDNN runs JIT kernels for the families' shapes (never a reference loop on AVX-512).

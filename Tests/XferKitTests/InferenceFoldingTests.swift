@@ -1,7 +1,8 @@
 // Folding BatchNormalization (and the activation after it) into the convolution before it, for
 // inference passes (Execution/InferenceFolding.swift): on every fixture the folded network still
 // predicts what Keras predicts, agrees with the unfolded one, and the fixtures with conv → BN chains
-// do get folded (ForwardParityTests runs the folded networks in both convolution cores).
+// do get folded (ForwardParityTests runs the folded networks in both convolution cores), and so
+// do residual Adds after a convolution.
 
 import XCTest
 @testable import XferKit
@@ -10,7 +11,7 @@ final class InferenceFoldingTests: XCTestCase {
     func testFoldedNetworksPredictWhatKerasAndTheUnfoldedOnesPredict() throws {
         let saved = Network.foldsForInference
         defer { Network.foldsForInference = saved }
-        var folded: [String: Int] = [:]
+        var folded: [String: Int] = [:], residuals: [String: Int] = [:]
         for entry in try Fixtures.index() where entry.error == nil {
             guard let io = entry.io else { continue }
             let o = Fixtures.options(entry)
@@ -26,10 +27,14 @@ final class InferenceFoldingTests: XCTestCase {
             let network = try Network(spec: c.model)
             let out = try network.predict(input, batchSize: 2)
             folded[entry.file] = network.foldedBatchNormalizations
+            residuals[entry.file] = network.foldedResiduals
             XCTAssertLessThanOrEqual(out.maxAbsDifference(Tensor(shape: y.shape, values: y.values)), 1e-4, entry.file)
             XCTAssertLessThanOrEqual(out.maxAbsDifference(unfolded), 1e-5, entry.file)
         }
         print("folded BatchNormalization layers per fixture: \(folded.filter { $0.value > 0 })")
+        print("folded residual Adds per fixture: \(residuals.filter { $0.value > 0 })")
+        // conv → BN → Add(shortcut) → ReLU: the Add and the ReLU run in the convolution's epilogue.
+        XCTAssertGreaterThan(residuals["k2_resnet.h5"] ?? 0, 0)
         XCTAssertGreaterThan(folded["k2_resnet.h5"] ?? 0, 0)
         XCTAssertGreaterThan(folded["k2_vgg_bn.h5"] ?? 0, 0)
         XCTAssertEqual(folded["k2_vgg_full.h5"], 0)

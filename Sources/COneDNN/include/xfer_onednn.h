@@ -76,8 +76,9 @@ enum { XFER_ACT_NONE = 0, XFER_ACT_RELU, XFER_ACT_RELU6, XFER_ACT_SWISH, XFER_AC
 /// Batch n, input h×w×c, `o` output channels, kernel kh×kw, strides, dilations (1 = none),
 /// output oh×ow, paddings. `depthwise`: groups = c, o = c·multiplier, the kernel (kh, kw, c, o/c)
 /// as Keras stores a depthwise kernel (output channel c·M + m); else the kernel is (kh, kw, c, o).
+/// `with_sum`: y += the convolution (y holds a residual on entry), before the activation.
 /// NULL when oneDNN has no primitive for it (`why`, may be NULL, gets a reason).
-xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int activation, int64_t n, int64_t h, int64_t w,
+xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int with_sum, int activation, int64_t n, int64_t h, int64_t w,
                               int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                               int64_t dh, int64_t dw, int64_t oh, int64_t ow, int64_t pad_top,
                               int64_t pad_left, int64_t pad_bottom, int64_t pad_right, char *why, int why_size);
@@ -92,7 +93,7 @@ size_t xfer_dconv_scratch_bytes(const xfer_dconv *conv);
 /// Takes the Keras kernel into the primitive's layout (once per kernel version). 0 on success.
 int xfer_dconv_set_kernel(xfer_dconv *conv, const float *kernel, int worker, void *scratch);
 
-/// y (n, oh, ow, o) = act(conv(x (n, h, w, c)) + bias (o)); `bias` read only with `with_bias`.
+/// y (n, oh, ow, o) = act(conv(x (n, h, w, c)) + bias (o) [+ y]); `bias` read only with `with_bias`.
 int xfer_dconv_forward(xfer_dconv *conv, const float *x, const float *bias, float *y, int worker, void *scratch);
 
 #endif

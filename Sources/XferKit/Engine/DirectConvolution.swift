@@ -13,7 +13,9 @@
 // layer runs on its own core from then on.
 //
 // Fused epilogue: the bias and ReLU, ReLU6 (clip), SiLU (swish, α = 1), sigmoid and tanh run as
-// oneDNN post-ops (one pass over the output fewer); other activations run after the call.
+// oneDNN post-ops (one pass over the output fewer); other activations run after the call. A
+// `summing` primitive adds the convolution to what the output already holds before the
+// activation (a sum post-op): a residual connection's Add, folded in (InferenceFolding.swift).
 //
 // Numbers: oneDNN sums in another order than the GEMM (and its swish/sigmoid/tanh use its own
 // polynomial exp), a relative difference of a few 1e-6 on unit-scale activations; the tests hold it
@@ -31,6 +33,8 @@ package final class DirectConvolution {
     let geometry: ConvGeometry
     let depthwise: Bool
     let fusesBias: Bool
+    /// y += the convolution: y holds a residual on entry.
+    let summing: Bool
     /// The activation oneDNN applies after the bias (`.linear` when it fuses none).
     let fusedActivation: Activation
     private var handles: [Int: OpaquePointer] = [:]
@@ -40,10 +44,11 @@ package final class DirectConvolution {
     private(set) var refusal: String?
 
     /// `depthwise`: `g.o` = C·M outputs from C groups, the kernel (KH, KW, C, M).
-    init(_ g: ConvGeometry, depthwise: Bool, fusingBias: Bool, activation: Activation) {
+    init(_ g: ConvGeometry, depthwise: Bool, fusingBias: Bool, activation: Activation, summing: Bool = false) {
         geometry = g
         self.depthwise = depthwise
         fusesBias = fusingBias
+        self.summing = summing
         fusedActivation = DirectConvolution.fusable(activation) ? activation : .linear
     }
 
@@ -94,7 +99,7 @@ package final class DirectConvolution {
         let bottom = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.h - g.padTop
         let right = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1 - g.w - g.padLeft
         var why = [CChar](repeating: 0, count: 160)
-        guard let made = xfer_dconv_create(depthwise ? 1 : 0, fusesBias ? 1 : 0, DirectConvolution.code(fusedActivation)!,
+        guard let made = xfer_dconv_create(depthwise ? 1 : 0, fusesBias ? 1 : 0, summing ? 1 : 0, DirectConvolution.code(fusedActivation)!,
                                            Int64(batch), Int64(g.h), Int64(g.w), Int64(g.c), Int64(g.o),
                                            Int64(g.kh), Int64(g.kw), Int64(g.sh), Int64(g.sw), Int64(g.dh), Int64(g.dw),
                                            Int64(g.oh), Int64(g.ow), Int64(g.padTop), Int64(g.padLeft),
@@ -113,8 +118,11 @@ package final class DirectConvolution {
         return made
     }
 
-    /// y (N, OH, OW, O) = act(conv(x) + bias) for what this fuses (the caller applies the rest).
-    /// False when oneDNN does not run it (y is then to be written by the layer's own core).
+    /// y (N, OH, OW, O) = act(conv(x) + bias [+ y when `summing`]) for what this fuses (the caller
+    /// applies the rest). False when oneDNN does not run it, before it has written anything (y is
+    /// then to be written by the layer's own core). A summing call whose oneDNN calls fail for some
+    /// samples (errors oneDNN reports before it executes) does those samples on im2col here, since
+    /// y already holds the others' sums.
     func forward(_ x: UnsafePointer<Float>, batch: Int, kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  version: Int, workspace: Workspace, into y: UnsafeMutablePointer<Float>) -> Bool {
         precondition(!fusesBias || bias != nil)
@@ -146,9 +154,20 @@ package final class DirectConvolution {
                                            Int32(worker), slice(worker))
             }
         }
-        if let bad = statuses.first(where: { $0 != 0 }) {
-            refusal = "oneDNN failed (status \(bad))"
-            return false
+        guard let bad = statuses.first(where: { $0 != 0 }) else { return true }
+        refusal = "oneDNN failed (status \(bad))"
+        guard summing else { return false }
+        precondition(!depthwise)
+        for t in statuses.indices where statuses[t] != 0 {
+            let first = t * size, count = t == tasks - 1 ? lastSize : size
+            var z = [Float](repeating: 0, count: count * outSample)
+            z.withUnsafeMutableBufferPointer { pz in
+                conv2DForward(x + first * inSample, batch: count, g, kernel: kernel, bias: bias, .linear,
+                              into: pz.baseAddress!, workspace: workspace)
+                let out = y + first * outSample
+                for i in 0..<pz.count { out[i] += pz[i] }
+                activate(out, rows: count * g.oh * g.ow, cols: g.o, fusedActivation)
+            }
         }
         return true
     }

@@ -162,7 +162,15 @@ func requirePositiveSizes(_ shapes: [[Int]], subject: String, kind: String) thro
 // MARK: - Kernels
 
 /// y = finish(op(…op(x_0, x_1)…, x_{n−1})) element by element, the inputs read through `loop`
-/// (operand k = input k).
+/// (operand k = input k). Specialised for each op: called from the generic layer class, the
+/// compiler would otherwise call `Op.apply` through its witness per element (measured: 14 % of
+/// EfficientNetB0's predict in its squeeze-excite Multiplies).
+@_specialize(where Op == AddOp)
+@_specialize(where Op == MultiplyOp)
+@_specialize(where Op == SubtractOp)
+@_specialize(where Op == AverageOp)
+@_specialize(where Op == MaximumOp)
+@_specialize(where Op == MinimumOp)
 func elementwiseMergeForward<Op: ElementwiseMergeOp>(_: Op.Type, _ loop: BroadcastLoop, _ xs: [UnsafePointer<Float>],
                                                    into y: UnsafeMutablePointer<Float>) {
     let n = xs.count

@@ -25,6 +25,10 @@ package final class ForwardContext {
     let pool = TensorPool()
     /// Keep what backward needs. Off for inference.
     package var keepForBackward: Bool
+    /// The input of the layer running now is still held by another reader (the graph executor
+    /// sets it): its buffer is not the layer's to give back to the pool, where it would be both
+    /// in use and handed out again (a copy on the next write, and a new allocation).
+    var inputIsShared = false
 
     /// A layer's new output, contents arbitrary: every element must be written. When backward
     /// keeps it, its buffer is about its own size (never one of the pass's largest, which
@@ -38,10 +42,10 @@ package final class ForwardContext {
         if keepForBackward {
             guard TensorPool.oversized(x.values.capacity, x.count) else { return x }
             let kept = Tensor(shape: x.shape, values: x.values.withUnsafeBufferPointer { [Float]($0) })
-            pool.recycle(x)
+            if !inputIsShared { pool.recycle(x) }
             return kept
         }
-        pool.recycle(x)
+        if !inputIsShared { pool.recycle(x) }
         return nil
     }
 

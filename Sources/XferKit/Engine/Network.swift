@@ -40,13 +40,14 @@ package final class Network {
         executor = try GraphExecutor(graph: graph, context: context)
         outputShape = graph.outputShape
         if Network.foldsForInference {
-            (foldedBatchNormalizations, foldedPaddings) = executor.foldForInference()
+            (foldedBatchNormalizations, foldedPaddings, foldedResiduals) = executor.foldForInference()
         }
     }
 
     /// Whether networks built after it is set fold each BatchNormalization that only normalises a
-    /// convolution into it, with the activation after it, and each ZeroPadding2D before a
-    /// convolution into its padding (Execution/InferenceFolding.swift).
+    /// convolution into it, with the activation after it, each ZeroPadding2D before a
+    /// convolution into its padding, and residual Adds into the convolution before them
+    /// (Execution/InferenceFolding.swift).
     /// On by default; `xfer-bench --no-fold` measures without.
     nonisolated(unsafe) package static var foldsForInference = true
 
@@ -54,6 +55,8 @@ package final class Network {
     package private(set) var foldedBatchNormalizations = 0
     /// How many ZeroPadding2D layers became the padding of the convolution after them.
     package private(set) var foldedPaddings = 0
+    /// How many residual Adds run inside the convolution before them.
+    package private(set) var foldedResiduals = 0
 
     /// Runs the model on `x` (N, inputShape…), `batchSize` samples at a time; returns (N, outputShape…).
     package func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {

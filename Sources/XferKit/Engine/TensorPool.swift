@@ -9,7 +9,7 @@
 
 final class TensorPool {
     /// Buffers kept for reuse: enough for a layer's input and output plus one spare.
-    private let capacity = 3
+    private let capacity = 6
     private var free: [[Float]] = []
     /// Base addresses of the buffers issued and not yet returned.
     private var issued: Set<UnsafeRawPointer> = []
@@ -19,6 +19,10 @@ final class TensorPool {
     /// that is kept past the pass: it must not pin one of the pass's largest buffers.
     func tensor(_ shape: [Int], fitted: Bool = false) -> Tensor {
         let count = shape.reduce(1, *)
+        // A small tensor (a squeeze-excite branch's (N, 1, 1, C)) taking one of the pass's large
+        // buffers would pin it while the large tensors beside it need new ones (page faults and
+        // zero fills, a fifth of EfficientNet's forward): small ones get a buffer of their size.
+        let fitted = fitted || count < Self.smallTensor
         var values: [Float]
         if let i = free.indices.filter({ free[$0].capacity >= count && (!fitted || !Self.oversized(free[$0].capacity, count)) })
             .min(by: { free[$0].capacity < free[$1].capacity }) {
@@ -34,6 +38,9 @@ final class TensorPool {
         if count > 0 { issued.insert(address(values)) }
         return Tensor(shape: shape, values: values)
     }
+
+    /// Floats below which a tensor only takes a buffer at most twice its size.
+    static let smallTensor = 1 << 15
 
     /// Whether a buffer of `capacity` floats is more than twice what `count` needs.
     static func oversized(_ capacity: Int, _ count: Int) -> Bool { capacity > 2 * max(count, 1) }

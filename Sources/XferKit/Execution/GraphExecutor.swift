@@ -5,7 +5,8 @@
 // activation pool (ForwardContext), so a chain holds what it did before — one layer's input
 // and output — and a graph holds in addition only the values still waiting for a reader (a
 // ResNet block's shortcut). A single-input layer consumes its input: the last reader gets the
-// tensor itself, an earlier one shares its storage (copy on write keeps the shared values
+// tensor itself, an earlier one shares its storage and does not give it back to the pool
+// (`ForwardContext.inputIsShared`; copy on write keeps the shared values
 // intact if a layer writes in place).
 
 import Foundation
@@ -62,7 +63,19 @@ final class GraphExecutor {
                 let v = node.inputs[0]
                 remaining[v] -= 1
                 let x = remaining[v] == 0 ? values[v].take()! : values[v]!
+                context.inputIsShared = remaining[v] > 0
                 values[node.output] = layer.forward(x, context)
+                context.inputIsShared = false
+            case .merge(let fused as FusedResidualConvolution):
+                // It takes its inputs where this is their last read, so the residual's buffer
+                // becomes the output (InferenceFolding.swift).
+                let taken = node.inputs.map { v -> Tensor in
+                    remaining[v] -= 1
+                    return remaining[v] == 0 ? values[v].take()! : values[v]!
+                }
+                context.inputIsShared = remaining[node.inputs[fused.side]] > 0
+                values[node.output] = fused.forward(taken[fused.side], residual: taken[1 - fused.side], context)
+                context.inputIsShared = false
             case .merge(let merge):
                 values[node.output] = merge.forward(node.inputs.map { values[$0]! }, context)
                 for v in node.inputs {

@@ -12,6 +12,16 @@
 // MobileNetV2 and EfficientNet): every core reads outside the input as zeros, so the result is
 // the same, bit for bit, without the padded copy.
 //
+// And a residual connection's Add, when one of its two inputs is a Conv2D's output (its
+// BatchNormalization folded) that nothing else reads, runs inside that convolution as oneDNN's sum
+// post-op, with the activation after the Add (ResNet's `conv*_block*_add` → `_out` ReLU,
+// MobileNetV2's linear `block_*_add`):
+//
+//   y = act(conv(x) + bias + shortcut)     one pass over y instead of three (conv, Add, ReLU)
+//
+// The Add's node runs `FusedResidualConvolution` on (shortcut, x): the convolution's own node
+// passes its input x through as an identity, so x is held until the Add runs.
+//
 // Only where nothing else reads the convolution's output (nor the normalised one, when the
 // activation is folded too), it is not the model's output, and every layer of the chain is the
 // Network's own copy: the checkpoint's weights and the training network are untouched. A folded
@@ -21,9 +31,9 @@
 
 extension GraphExecutor {
     /// Folds every chain the header describes; returns how many BatchNormalization and
-    /// ZeroPadding2D layers it folded.
+    /// ZeroPadding2D layers, and residual Adds, it folded.
     @discardableResult
-    func foldForInference() -> (batchNormalizations: Int, paddings: Int) {
+    func foldForInference() -> (batchNormalizations: Int, paddings: Int, residuals: Int) {
         let nodes = graph.nodes
         var readers = [Int](repeating: 0, count: graph.valueShapes.count)
         var reader = [Int](repeating: -1, count: graph.valueShapes.count)
@@ -62,7 +72,45 @@ extension GraphExecutor {
             conv.foldableActivation = activation
             kernels[k] = .layer(InputLayer(name: after.name, inputShape: after.inputShape))
         }
-        return (folded, paddings)
+        return (folded, paddings, foldResiduals(readers: readers, soleReader: soleReader))
+    }
+
+    /// The residual fold of the header, after the BatchNormalizations are folded.
+    private func foldResiduals(readers: [Int], soleReader: (Int) -> (Int, Layer)?) -> Int {
+        let nodes = graph.nodes
+        var producer = [Int](repeating: -1, count: graph.valueShapes.count)
+        for (i, n) in nodes.enumerated() { producer[n.output] = i }
+        /// The Conv2D node whose output reaches value `v` through folded (identity) nodes only,
+        /// each value on the way read by nothing else.
+        func convolution(reaching v: Int) -> (Int, Conv2DLayer)? {
+            var v = v
+            while readers[v] == 1, v != graph.output, producer[v] >= 0, case .layer(let l) = kernels[producer[v]] {
+                if let conv = l as? Conv2DLayer { return (producer[v], conv) }
+                guard l is InputLayer, nodes[producer[v]].inputs.count == 1 else { return nil }
+                v = nodes[producer[v]].inputs[0]
+            }
+            return nil
+        }
+        var fused = 0
+        for j in nodes.indices {
+            guard case .merge(let add as AddLayer) = kernels[j], add.inputShapes.count == 2,
+                  add.inputShapes[0] == add.inputShapes[1], nodes[j].inputs[0] != nodes[j].inputs[1] else { continue }
+            // The later convolution: the shortcut's own convolution (ResNet's conv*_block1_0) comes first.
+            let candidates = (0..<2).compactMap { side in convolution(reaching: nodes[j].inputs[side]).map { (side, $0.0, $0.1) } }
+            guard let (side, i, conv) = candidates.max(by: { $0.1 < $1.1 }), conv.fusesResidual(then: .linear) else { continue }
+            var activation = Activation.linear
+            var after: Int?
+            if nodes[j].output != graph.output, let (k, next) = soleReader(nodes[j].output), let a = fusedActivation(next),
+               conv.fusesResidual(then: a) {
+                activation = a
+                after = k
+            }
+            kernels[i] = .layer(InputLayer(name: conv.name, inputShape: conv.inputShape))
+            kernels[j] = .merge(FusedResidualConvolution(add: add, convolution: conv, side: side, activation: activation))
+            if let k = after, case .layer(let l) = kernels[k] { kernels[k] = .layer(InputLayer(name: l.name, inputShape: l.inputShape)) }
+            fused += 1
+        }
+        return fused
     }
 
     /// The element-wise activation a layer applies, when it is one the convolutions fuse.
@@ -76,6 +124,36 @@ extension GraphExecutor {
             }
         }
         return nil
+    }
+}
+
+/// A residual Add (inference only) whose input `side` is a Conv2D's output, run as that
+/// convolution with the other input added in its epilogue, then `activation` (the header).
+final class FusedResidualConvolution: MergeLayer {
+    let name: String
+    /// The Add's input shapes; the graph feeds input `side` as the convolution's input instead.
+    let inputShapes: [[Int]]
+    let outputShape: [Int]
+    let convolution: Conv2DLayer
+    let side: Int
+    let activation: Activation
+
+    init(add: AddLayer, convolution: Conv2DLayer, side: Int, activation: Activation) {
+        name = add.name; inputShapes = add.inputShapes; outputShape = add.outputShape
+        self.convolution = convolution; self.side = side; self.activation = activation
+    }
+
+    /// What the graph executor runs: the convolution's input and the residual, each consumed.
+    func forward(_ x: consuming Tensor, residual: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        convolution.forward(x, adding: residual, then: activation, context)
+    }
+
+    func forward(_ inputs: [Tensor], _ context: ForwardContext) -> Tensor {
+        forward(inputs[side], residual: inputs[1 - side], context)
+    }
+
+    func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradients: [Bool]) -> [Tensor?] {
+        preconditionFailure("\(name): a folded residual runs in inference passes only")
     }
 }
 

@@ -256,6 +256,57 @@ package final class Conv2DLayer: TrainableLayer {
         return made
     }
 
+    /// The summing primitive of `forward(_:adding:then:_:)`, made on first use.
+    private var directSumming: DirectConvolution?
+
+    /// Whether `forward(_:adding:then:_:)` can run on oneDNN with the residual fused: the layer's
+    /// own epilogue is linear, Winograd does not take its forward, and oneDNN fuses `activation`.
+    func fusesResidual(then activation: Activation) -> Bool {
+        config.activation == .linear && !ConvolutionChoice(geometry).winograd && Convolution.path != .im2col
+            && DirectConvolution.fusable(activation) && directSumming?.refusal == nil
+    }
+
+    /// Inference only (InferenceFolding.swift): activation(conv(x) + bias + residual), the Add of a
+    /// residual connection and the activation after it run inside oneDNN's epilogue, in the
+    /// residual's own buffer when nothing else holds it. Where oneDNN does not run it, the plain
+    /// forward, then the sum and the activation, give the same result.
+    func forward(_ x: consuming Tensor, adding residual: consuming Tensor, then activation: Activation,
+                 _ context: ForwardContext) -> Tensor {
+        precondition(!context.keepForBackward && config.activation == .linear && residual.shape == [x.shape[0]] + outputShape)
+        let n = x.shape[0]
+        if DirectConvolution.wanted(context) && fusesResidual(then: activation) {
+            let direct = directSumming ?? DirectConvolution(geometry, depthwise: false, fusingBias: bias != nil,
+                                                            activation: activation, summing: true)
+            directSumming = direct
+            // Copy on write: a residual another node still reads is copied here, not overwritten.
+            var y = residual
+            let done = x.values.withUnsafeBufferPointer { px in
+                kernel.withUnsafeBufferPointer { pk in
+                    y.values.withUnsafeMutableBufferPointer { py in
+                        direct.forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!,
+                                       bias: bias?.withUnsafeBufferPointer { $0.baseAddress! }, version: kernelVersion,
+                                       workspace: context.workspace, into: py.baseAddress!)
+                    }
+                }
+            }
+            if done {
+                // What oneDNN did not fuse.
+                if activation != direct.fusedActivation { activate(&y, activation) }
+                _ = context.release(x)
+                return y
+            }
+            residual = y  // untouched: oneDNN did not run
+        }
+        var y = forward(x, context)
+        y.values.withUnsafeMutableBufferPointer { py in
+            residual.values.withUnsafeBufferPointer { pr in
+                parallelRanges(py.count, elements: py.count) { r in for i in r { py[i] += pr[i] } }
+            }
+        }
+        activate(&y, activation)
+        return y
+    }
+
     /// What runs this layer's convolution under the current `Convolution.path`.
     var convolutionChoice: ConvolutionChoice { ConvolutionChoice(geometry) }
 
