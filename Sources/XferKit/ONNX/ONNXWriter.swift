@@ -296,17 +296,48 @@ private struct GraphBuilder {
 
         case let b as BatchNormConfig:
             let rank = n.inputShapes[0].count
-            guard rank == 1 || rank == 3 else { fail("normalising an input of rank \(rank) (ONNX normalises axis 1)"); return }
+            guard rank == 1 || rank == 2 || rank == 3 else { fail("normalising an input of rank \(rank) (ONNX normalises axis 1)"); return }
             guard let mean = weight(.movingMean), let variance = weight(.movingVariance) else { fail("no moving statistics"); return }
             let c = mean.values.count
             let gamma = b.scale ? weight(.gamma)?.values ?? [] : [Float](repeating: 1, count: c)
             let beta = b.center ? weight(.beta)?.values ?? [] : [Float](repeating: 0, count: c)
             guard gamma.count == c, beta.count == c else { fail("weights of the wrong size"); return }
+            // A sequence (N, T, F) is normalised over F: ONNX's axis 1 after a transpose, and back.
+            let xin = rank == 2 ? sequenceTranspose(value(x, .plain), name: name + "/nct") : value(x, natural(x))
             let out = node("BatchNormalization", [
-                value(x, natural(x)), floats(name + "/gamma", gamma, dims: [c]), floats(name + "/beta", beta, dims: [c]),
+                xin, floats(name + "/gamma", gamma, dims: [c]), floats(name + "/beta", beta, dims: [c]),
                 floats(name + "/moving_mean", mean.values, dims: [c]), floats(name + "/moving_variance", variance.values, dims: [c]),
             ], name: name, attributes: [Self.float("epsilon", b.epsilon)])
-            set(out, natural(x))
+            set(rank == 2 ? sequenceTranspose(out, name: name + "/ntc") : out, natural(x))
+
+        case let c as Conv1DConfig:
+            guard let kernel = weight(.kernel), kernel.shape.count == 3 else { fail("no kernel"); return }
+            // (N, T, F) → (N, F, T) for ONNX's channels-first Conv, and back; Keras's (K, F, O)
+            // kernel becomes ONNX's (O, F, K).
+            let (k, cin, o) = (kernel.shape[0], kernel.shape[1], kernel.shape[2])
+            var w = [Float](repeating: 0, count: kernel.values.count)
+            for u in 0..<k { for ci in 0..<cin { for oi in 0..<o { w[(oi * cin + ci) * k + u] = kernel.values[(u * cin + ci) * o + oi] } } }
+            var inputs = [sequenceTranspose(value(x, .plain), name: name + "/nct"), floats(name + "/kernel", w, dims: [o, cin, k])]
+            if c.useBias, let b = weight(.bias) { inputs.append(floats(name + "/bias", b.values, dims: [o])) }
+            var pads = [0, 0]
+            if c.padding == .same {
+                let p = Self.samePads(input: n.inputShapes[0][0], kernel: k, stride: c.stride, dilation: c.dilation)
+                pads = [p.0, p.1]
+            }
+            let conv = node("Conv", inputs, name: name, attributes: [
+                Self.ints("kernel_shape", [k]), Self.ints("strides", [c.stride]), Self.ints("dilations", [c.dilation]),
+                Self.ints("pads", pads)])
+            guard let out = activation(c.activation, sequenceTranspose(conv, name: name + "/ntc"), layout: .plain, rank: 2,
+                                       name: name, fail: fail) else { return }
+            set(out, .plain)
+
+        case let g as GlobalAveragePooling1DConfig:
+            set(node("ReduceMean", [value(x, .plain)], name: name,
+                     attributes: [Self.ints("axes", [1]), Self.int("keepdims", g.keepdims ? 1 : 0)]), .plain)
+
+        case let g as GlobalMaxPooling1DConfig:
+            set(node("ReduceMax", [value(x, .plain)], name: name,
+                     attributes: [Self.ints("axes", [1]), Self.int("keepdims", g.keepdims ? 1 : 0)]), .plain)
 
         case let p as MaxPooling2DConfig:
             set(pool("MaxPool", p.pool, n), .nchw)
@@ -453,6 +484,11 @@ private struct GraphBuilder {
         default:
             fail("no ONNX mapping")
         }
+    }
+
+    /// A sequence's two sample axes swapped: (N, T, F) ↔ (N, F, T).
+    mutating func sequenceTranspose(_ x: String, name: String) -> String {
+        node("Transpose", [x], name: name, attributes: [Self.ints("perm", [0, 2, 1])])
     }
 
     /// A Conv node on `x` (NCHW) with a Keras kernel (KH, KW, C/group, O), rewritten to ONNX's
