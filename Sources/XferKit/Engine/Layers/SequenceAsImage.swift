@@ -59,3 +59,39 @@ func sequenceInput(_ input: [Int], layer: String, kind: String) throws -> (steps
     }
     return (input[0], input[1])
 }
+
+/// The 1-D global poolings: one Keras config (`keepdims`, `data_format`), the 2-D pooling of the
+/// same name on the image (1, T, C) as the engine layer.
+protocol GlobalPooling1DKind: SingleInputOp {
+    var keepdims: Bool { get }
+    init(keepdims: Bool)
+    /// The Keras class name, for messages.
+    static var kind: String { get }
+    /// The 2-D global pooling layer on (1, T, C).
+    static func imageLayer(name: String, keepdims: Bool, inputShape: [Int]) throws -> any TrainableLayer
+}
+
+extension GlobalPooling1DKind {
+    package static var kerasClassNames: [String] { [kind] }
+
+    package init(keras k: KerasLayerConfig) throws {
+        if let f = k["data_format"] as? String, f != "channels_last" { throw k.unsupported("data_format '\(f)' (channels_last only)") }
+        self.init(keepdims: k.bool("keepdims", default: false))
+    }
+
+    package func writeKeras(_ c: inout [String: Any], className: String) {
+        c["data_format"] = "channels_last"
+        c["keepdims"] = keepdims
+    }
+
+    package func outputShape(input: [Int], layer: String) throws -> [Int] {
+        let (_, c) = try sequenceInput(input, layer: layer, kind: Self.kind)
+        return keepdims ? [1, c] : [c]
+    }
+
+    package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        _ = try sequenceInput(inputShape, layer: spec.name, kind: Self.kind)
+        return SequenceAsImageLayer(try Self.imageLayer(name: spec.name, keepdims: keepdims, inputShape: [1] + inputShape),
+                                    inputShape: inputShape)
+    }
+}
