@@ -34,16 +34,7 @@ import os
 import subprocess
 import sys
 
-ENV = {
-    "CUDA_VISIBLE_DEVICES": "",
-    "TF_DETERMINISTIC_OPS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "PYTHONHASHSEED": "0",
-    "KERAS_BACKEND": "tensorflow",
-}
-for _k, _v in ENV.items():
-    os.environ.setdefault(_k, _v)
+from fixture_env import ENV  # noqa: E402  (before TensorFlow: sets the environment)
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
