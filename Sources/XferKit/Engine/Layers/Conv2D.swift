@@ -190,20 +190,10 @@ package final class Conv2DLayer: TrainableLayer {
         let n = x.shape[0]
         precondition(dy.shape == [n] + outputShape, "layer '\(name)': dy has shape \(dy.shape), expected \([n] + outputShape)")
         // (N, OH, OW, O): the gradient at the pre-activation.
-        var dz = dy
-        if config.activation != .linear {
-            dz = context.output(dy.shape)
-            activationGradient(dy, savedActivation!, config.activation, into: &dz)
-        }
+        let dz = preActivationGradient(dy, saved: savedActivation, config.activation, context)
         if trainable {
             allocateGradients()
-            if bias != nil {
-                dz.values.withUnsafeBufferPointer { pz in
-                    dBias.withUnsafeMutableBufferPointer { pb in
-                        addColumnSums(pz.baseAddress!, rows: dz.count / geometry.o, cols: geometry.o, into: pb.baseAddress!)
-                    }
-                }
-            }
+            if bias != nil { addBiasGradient(dz, into: &dBias) }
         }
         var dx = needInputGradient ? context.output([n] + inputShape).values : []  // (N, H, W, C)
         x.values.withUnsafeBufferPointer { px in
@@ -484,6 +474,25 @@ func conv2DForwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], bias: [
 @inline(__always)
 func withStorage<R>(_ array: inout [Float], if condition: Bool, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
     condition ? array.withUnsafeMutableBufferPointer { body($0.baseAddress!) } : body(nil)
+}
+
+/// The gradient at a layer's pre-activation: dy itself for a linear epilogue, else a new tensor
+/// from the context (`activationGradient`). `saved` is what the forward kept for it.
+func preActivationGradient(_ dy: Tensor, saved: Tensor?, _ activation: Activation, _ context: ForwardContext) -> Tensor {
+    guard activation != .linear else { return dy }
+    var dz = context.output(dy.shape)
+    activationGradient(dy, saved!, activation, into: &dz)
+    return dz
+}
+
+/// dBias += the sums of dz's channels (its last axis): the bias gradient of an epilogue.
+func addBiasGradient(_ dz: Tensor, into dBias: inout [Float]) {
+    let channels = dBias.count
+    dz.values.withUnsafeBufferPointer { pz in
+        dBias.withUnsafeMutableBufferPointer { pb in
+            addColumnSums(pz.baseAddress!, rows: dz.count / channels, cols: channels, into: pb.baseAddress!)
+        }
+    }
 }
 
 /// dz = dy · act'(…) element-wise (softmax: its Jacobian, over the last axis), the shapes

@@ -135,20 +135,10 @@ final class DepthwiseConv2DLayer: TrainableLayer {
             preconditionFailure("layer '\(name)': backward without a forward that kept its input (keepForBackward)")
         }
         let n = x.shape[0]
-        var dz = dy
-        if config.activation != .linear {
-            dz = context.output(dy.shape)
-            activationGradient(dy, savedActivation!, config.activation, into: &dz)
-        }
+        let dz = preActivationGradient(dy, saved: savedActivation, config.activation, context)
         if trainable {
             allocateGradients()
-            if bias != nil {
-                dz.values.withUnsafeBufferPointer { pz in
-                    dBias.withUnsafeMutableBufferPointer { pb in
-                        addColumnSums(pz.baseAddress!, rows: dz.count / geometry.conv.o, cols: geometry.conv.o, into: pb.baseAddress!)
-                    }
-                }
-            }
+            if bias != nil { addBiasGradient(dz, into: &dBias) }
         }
         var dx = needInputGradient ? context.output([n] + inputShape).values : []
         x.values.withUnsafeBufferPointer { px in

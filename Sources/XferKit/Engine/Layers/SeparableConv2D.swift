@@ -98,20 +98,10 @@ final class SeparableConv2DLayer: TrainableLayer {
             preconditionFailure("layer '\(name)': backward without a forward that kept its input (keepForBackward)")
         }
         let n = x.shape[0]
-        var dz = dy
-        if config.activation != .linear {
-            dz = context.output(dy.shape)
-            activationGradient(dy, savedActivation!, config.activation, into: &dz)
-        }
+        let dz = preActivationGradient(dy, saved: savedActivation, config.activation, context)
         if trainable {
             allocateGradients()
-            if bias != nil {
-                dz.values.withUnsafeBufferPointer { pz in
-                    dBias.withUnsafeMutableBufferPointer { pb in
-                        addColumnSums(pz.baseAddress!, rows: dz.count / pointwise.o, cols: pointwise.o, into: pb.baseAddress!)
-                    }
-                }
-            }
+            if bias != nil { addBiasGradient(dz, into: &dBias) }
         }
         // dt is needed for the depthwise kernel's gradient or for dx.
         var dt = context.output(t.shape)
