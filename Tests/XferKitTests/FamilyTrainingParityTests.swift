@@ -54,17 +54,6 @@ final class FamilyTrainingParityTests: XCTestCase {
         return m / scale
     }
 
-    func optimizerConfig(_ file: HDF5File, _ group: String) throws -> OptimizerConfig {
-        let cls = try file.string(group, "optimizer")!
-        let cfg = try JSONSerialization.jsonObject(with: Data(try file.string(group, "config")!.utf8)) as! [String: Any]
-        var o = OptimizerConfig(kind: cls == "Adam" ? .adam : .sgd, learningRate: Float(cfg["learning_rate"] as! Double),
-                                momentum: Float(cfg["momentum"] as? Double ?? 0), nesterov: cfg["nesterov"] as? Bool ?? false)
-        if let e = cfg["epsilon"] as? Double { o.epsilon = Float(e) }
-        if let b = cfg["beta_1"] as? Double { o.beta1 = Float(b) }
-        if let b = cfg["beta_2"] as? Double { o.beta2 = Float(b) }
-        return o
-    }
-
     /// Worst errors seen, per family, printed at the end (the numbers the fixtures' README quotes).
     var worst: [String: (gradient: Float, weight: Float)] = [:]
 
@@ -111,37 +100,17 @@ final class FamilyTrainingParityTests: XCTestCase {
         let c = try load(name)
         for opt in try c.file.children("/steps") {
             let group = "/steps/\(opt)"
-            let config = try optimizerConfig(c.file, group)
+            let config = try fixtureOptimizerConfig(c.file, group)
             let net = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
             let optimizer = Optimizer(config)
             let before = net.currentWeights()
             XCTAssertTrue(c.changing.isSubset(of: Set(before.keys)), "\(name): weights Keras changes that xfer lacks: \(c.changing.subtracting(before.keys).sorted())")
-            // Adam divides each gradient element by its own running magnitude, so where that is
-            // small the gradient's float32 noise (the 1e-4 to which gradients agree with Keras) is
-            // amplified: each element is held to 1e-5 plus α·(1−β1)·δg/(√v + ε) per step, with
-            // δg = 1e-4 · max |g| of its tensor (as TrainingParityTests).
-            var propagated: [String: [Float]] = [:]
+            // Each weight within 1e-5 of Keras's beyond the noise bound (Support/StepParity.swift).
+            var noise = StepNoiseBound(config)
             for step in 1...2 {
-                var delta: [String: Float] = [:]
-                if config.kind == .adam {
-                    let copy = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
-                    copy.restore(net.currentWeights())
-                    for (path, g) in copy.gradients(c.x, labels: c.labels).gradients {
-                        delta[path] = 1e-4 * (g.map { abs($0) }.max() ?? 0)
-                    }
-                }
+                try noise.beforeStep(net, model: c.model, kerasVersion: c.kerasVersion, x: c.x, labels: c.labels)
                 let loss = net.trainStep(c.x, labels: c.labels, optimizer: optimizer).loss
-                if config.kind == .adam {
-                    let t = Float(step)
-                    let alpha = config.learningRate * (1 - powf(config.beta2, t)).squareRoot() / (1 - powf(config.beta1, t))
-                    for (i, path) in net.parameterPaths.enumerated() {
-                        let v = optimizer.slots[i][1]
-                        let dg = delta[path] ?? 0
-                        var bound = propagated[path] ?? [Float](repeating: 0, count: v.count)
-                        for j in v.indices { bound[j] += alpha * (1 - config.beta1) * dg / (v[j].squareRoot() + config.epsilon) }
-                        propagated[path] = bound
-                    }
-                }
+                noise.afterStep(net, optimizer, step: step)
                 let kLoss = Double(try c.file.floats("\(group)/\(step)/loss").values[0])
                 XCTAssertEqual(loss, kLoss, accuracy: 1e-5 * max(1, abs(kLoss)), "\(name) \(opt) step \(step) loss")
                 // The fixtures hold the weights after the second step only (and both losses).
@@ -152,26 +121,9 @@ final class FamilyTrainingParityTests: XCTestCase {
                         continue
                     }
                     let k = try c.file.floats("\(group)/\(step)/weights/\(path)").values
-                    let wholeNoise = c.zeroGradient.contains(path) && config.kind == .adam
-                    var bound = propagated[path]
-                    // That noisy bias shifts the batch mean of the BN it feeds by up to lr per
-                    // step, and so the BN's moving mean by (1 − momentum)·lr per earlier step.
-                    if config.kind == .adam, !c.zeroGradient.isEmpty, path.hasSuffix("/moving_mean"),
-                       let bn = net.graph.nodes.first(where: { $0.path + "/moving_mean" == path }),
-                       let b = bn.layer.op as? BatchNormConfig {
-                        let shift = (1 - b.momentum) * config.learningRate * Float(step - 1) * 1.01
-                        bound = (bound ?? [Float](repeating: 0, count: values.count)).map { $0 + shift }
-                    }
-                    var err: Float = 0
-                    for i in k.indices {
-                        let d = abs(values[i] - k[i])
-                        if wholeNoise {
-                            // A gradient of pure noise: Adam's step is anything up to lr.
-                            XCTAssertLessThanOrEqual(d, config.learningRate * Float(step) * 1.01, "\(name) \(opt) step \(step) \(path)[\(i)]")
-                        } else {
-                            err = max(err, (d - (bound?[i] ?? 0)) / max(1, abs(k[i])))
-                        }
-                    }
+                    let err = noise.error(values, keras: k, path: path, step: step, net: net,
+                                          wholeNoise: c.zeroGradient.contains(path) && config.kind != .sgd,
+                                          zeroGradients: !c.zeroGradient.isEmpty, "\(name) \(opt) step \(step) \(path)")
                     worst[name, default: (0, 0)].weight = max(worst[name]?.weight ?? 0, err)
                     XCTAssertLessThanOrEqual(err, 1e-5, "\(name) \(opt) step \(step) \(path)")
                 }

@@ -100,19 +100,6 @@ final class TrainingParityTests: XCTestCase {
         }
     }
 
-    func optimizerConfig(_ file: HDF5File, _ group: String) throws -> OptimizerConfig {
-        let cls = try file.string(group, "optimizer")!
-        let cfg = try JSONSerialization.jsonObject(with: Data(try file.string(group, "config")!.utf8)) as! [String: Any]
-        let kind: OptimizerKind = cls == "Adam" ? .adam : cls == "RMSprop" ? .rmsprop : .sgd
-        var o = OptimizerConfig(kind: kind, learningRate: Float(cfg["learning_rate"] as! Double),
-                                momentum: Float(cfg["momentum"] as? Double ?? 0), nesterov: cfg["nesterov"] as? Bool ?? false)
-        if let e = cfg["epsilon"] as? Double { o.epsilon = Float(e) }
-        if let b = cfg["beta_1"] as? Double { o.beta1 = Float(b) }
-        if let b = cfg["beta_2"] as? Double { o.beta2 = Float(b) }
-        if let r = cfg["rho"] as? Double { o.rho = Float(r) }
-        return o
-    }
-
     /// In both convolution cores, at the same tolerances.
     func testTwoStepsEqualTrainOnBatch() throws {
         try forEachConvolutionPath { _ in try twoStepsEqualTrainOnBatch() }
@@ -123,41 +110,16 @@ final class TrainingParityTests: XCTestCase {
             let c = try load(name)
             for opt in try c.file.children("/steps") {
                 let group = "/steps/\(opt)"
-                let config = try optimizerConfig(c.file, group)
+                let config = try fixtureOptimizerConfig(c.file, group)
                 let net = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
                 let optimizer = Optimizer(config)
                 let before = net.currentWeights()
-                // Adam and RMSprop divide each gradient element by its own running magnitude, so
-                // where that magnitude is small, the gradient's own float32 noise (the 1e-4 to which
-                // gradients agree with Keras) is amplified. Each element is held to 1e-5 plus that
-                // propagated bound, step by step: α·(1−β1)·δg/(√v + ε) for Adam, lr·δg/√(v + ε) for
-                // RMSprop, with δg = 1e-4 · max |g| of its tensor (the step's gradient, taken on a copy).
-                var propagated: [String: [Float]] = [:]
+                // Each weight within 1e-5 of Keras's beyond the noise bound (Support/StepParity.swift).
+                var noise = StepNoiseBound(config)
                 for step in 1...2 {
-                    var delta: [String: Float] = [:]
-                    if config.kind != .sgd {
-                        let copy = try TrainingNetwork(model: c.model, kerasVersion: c.kerasVersion, seed: 0)
-                        copy.restore(net.currentWeights())
-                        for (path, g) in copy.gradients(c.x, labels: c.labels).gradients {
-                            delta[path] = 1e-4 * (g.map { abs($0) }.max() ?? 0)
-                        }
-                    }
+                    try noise.beforeStep(net, model: c.model, kerasVersion: c.kerasVersion, x: c.x, labels: c.labels)
                     let loss = net.trainStep(c.x, labels: c.labels, optimizer: optimizer).loss
-                    if config.kind != .sgd {
-                        let t = Float(step)
-                        let alpha = config.learningRate * (1 - powf(config.beta2, t)).squareRoot() / (1 - powf(config.beta1, t))
-                        for (i, path) in net.parameterPaths.enumerated() {
-                            let v = optimizer.slots[i][config.kind == .adam ? 1 : 0]
-                            let dg = delta[path] ?? 0
-                            var bound = propagated[path] ?? [Float](repeating: 0, count: v.count)
-                            for j in v.indices {
-                                bound[j] += config.kind == .adam
-                                    ? alpha * (1 - config.beta1) * dg / (v[j].squareRoot() + config.epsilon)
-                                    : config.learningRate * dg / (v[j] + config.epsilon).squareRoot()
-                            }
-                            propagated[path] = bound
-                        }
-                    }
+                    noise.afterStep(net, optimizer, step: step)
                     let kLoss = Double(try c.file.floats("\(group)/\(step)/loss").values[0])
                     XCTAssertEqual(loss, kLoss, accuracy: 1e-5 * max(1, abs(kLoss)), "\(name) \(opt) step \(step) loss")
                     let now = net.currentWeights()
@@ -165,27 +127,9 @@ final class TrainingParityTests: XCTestCase {
                         let ds = "\(group)/\(step)/weights/\(path)"
                         guard c.file.kind(ds) == .dataset else { XCTFail("\(name): Keras has no \(path)"); continue }
                         let k = try c.file.floats(ds).values
-                        // 1e-5, relative for values above 1 (a moving variance of 55 has an ulp of 4e-6).
-                        // A conv bias feeding a training-mode BN has a gradient of pure noise: any step up to lr.
-                        let wholeNoise = c.zeroGradient.contains(path) && config.kind != .sgd
-                        var bound = propagated[path]
-                        // That noisy bias shifts the batch mean of the BN it feeds by up to lr per
-                        // step, and so the BN's moving mean by (1 − momentum)·lr per earlier step.
-                        if config.kind != .sgd, !c.zeroGradient.isEmpty, path.hasSuffix("/moving_mean"),
-                           let bn = net.graph.nodes.first(where: { $0.path + "/moving_mean" == path }),
-                           let b = bn.layer.op as? BatchNormConfig {
-                            let shift = (1 - b.momentum) * config.learningRate * Float(step - 1) * 1.01
-                            bound = (bound ?? [Float](repeating: 0, count: values.count)).map { $0 + shift }
-                        }
-                        var worst: Float = 0
-                        for i in k.indices {
-                            let d = abs(values[i] - k[i])
-                            if wholeNoise {
-                                XCTAssertLessThanOrEqual(d, config.learningRate * Float(step) * 1.01, "\(name) \(opt) step \(step) \(path)[\(i)]")
-                            } else {
-                                worst = max(worst, (d - (bound?[i] ?? 0)) / max(1, abs(k[i])))
-                            }
-                        }
+                        let worst = noise.error(values, keras: k, path: path, step: step, net: net,
+                                                wholeNoise: c.zeroGradient.contains(path) && config.kind != .sgd,
+                                                zeroGradients: !c.zeroGradient.isEmpty, "\(name) \(opt) step \(step) \(path)")
                         XCTAssertLessThanOrEqual(worst, 1e-5, "\(name) \(opt) step \(step) \(path)")
                         if let b = before[path], !net.isTrainable(path) && !path.hasSuffix("moving_mean") && !path.hasSuffix("moving_variance") {
                             XCTAssertEqual(values, b, "\(name): frozen \(path) changed")
