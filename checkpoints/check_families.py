@@ -16,7 +16,10 @@ seeded weights, non-trivial BatchNormalization statistics, and a small input siz
 The files are written to a temporary folder and removed: they are tens to hundreds of MB, so
 they are made here, not committed. Prints one line per check; exit 1 if any failed.
 
-Usage: python check_families.py PATH/TO/xfer [--families A,B,...] [--writers tf_keras,keras] [--keep DIR] [--no-onnx] [--train]
+`--size HxW` builds every family at that input size instead (any size Keras allows, e.g. a
+non-square odd one, where `same` padding pads unevenly at every strided layer).
+
+Usage: python check_families.py PATH/TO/xfer [--families A,B,...] [--writers tf_keras,keras] [--keep DIR] [--no-onnx] [--train] [--size HxW]
 """
 import argparse
 import json
@@ -147,10 +150,11 @@ def first_error(r):
     return (r.stderr.strip().splitlines() or ["(no stderr)"])[0][:300]
 
 
-def check(xfer, family, writer, apps, tmp):
+def check(xfer, family, writer, apps, tmp, size=None):
     ctor, side, block, raw = FAMILIES[family]
-    tag = f"{family} ({writer})"
-    kwargs = dict(weights=None, input_shape=(side, side, 3), classes=CLASSES)
+    height, width = size or (side, side)
+    tag = f"{family} ({writer}{f', {height}x{width}' if size else ''})"
+    kwargs = dict(weights=None, input_shape=(height, width, 3), classes=CLASSES)
     t0 = time.time()
     try:
         model = getattr(apps, ctor)(**kwargs)
@@ -159,7 +163,7 @@ def check(xfer, family, writer, apps, tmp):
         return
     rng = np.random.default_rng(sum(family.encode()) + (7 if writer == "keras" else 0))
     seeded(model, rng)
-    x = rng.uniform(0, 255, (N, side, side, 3)) if raw else rng.uniform(-1, 1, (N, side, side, 3))
+    x = rng.uniform(0, 255, (N, height, width, 3)) if raw else rng.uniform(-1, 1, (N, height, width, 3))
     x = x.astype(np.float32)
     calibrate(model, x)
     ref = np.asarray(model(x, training=False), dtype=np.float32)
@@ -302,6 +306,7 @@ def main():
     p.add_argument("--writers", default="tf_keras,keras")
     p.add_argument("--keep")
     p.add_argument("--no-onnx", action="store_true")
+    p.add_argument("--size", help="HxW: every family at this input size instead of its own (e.g. 97x131)")
     p.add_argument("--train", action="store_true",
                    help="also fine-tune two steps and have Keras load and predict the output (slow)")
     a = p.parse_args()
@@ -320,7 +325,7 @@ def main():
             import keras as K
         for family in a.families.split(","):
             K.utils.set_random_seed(sum(family.encode()))
-            check(xfer, family, writer, K.applications, tmp)
+            check(xfer, family, writer, K.applications, tmp, tuple(map(int, a.size.split("x"))) if a.size else None)
             K.backend.clear_session()
     if not a.keep:
         shutil.rmtree(tmp, ignore_errors=True)
