@@ -184,7 +184,8 @@ final class DeployWriterTests: XCTestCase {
             WeightSpec(role: .movingMean, shape: [5], values: [Float](repeating: 0, count: 5), isTrainableKind: false),
             WeightSpec(role: .movingVariance, shape: [5], values: [Float](repeating: 1, count: 5), isTrainableKind: false),
         ])
-        let model = ModelSpec(name: "m", className: "Sequential", inputShape: [4, 5], layers: [bn])
+        // A rank-4 sample: ONNX normalises axis 1, and only images and sequences are transposed to it.
+        let model = ModelSpec(name: "m", className: "Sequential", inputShape: [2, 3, 4, 5], layers: [bn])
         XCTAssertThrowsError(try ONNXWriter.serialize(model)) { error in
             let e = error as? XferError
             XCTAssertEqual(e?.kind, .badInput)

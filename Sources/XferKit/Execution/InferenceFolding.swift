@@ -80,13 +80,15 @@ extension GraphExecutor {
         let nodes = graph.nodes
         var producer = [Int](repeating: -1, count: graph.valueShapes.count)
         for (i, n) in nodes.enumerated() { producer[n.output] = i }
-        /// The Conv2D node whose output reaches value `v` through folded (identity) nodes only,
-        /// each value on the way read by nothing else.
+        /// The Conv2D node whose output reaches value `v` through identities only (folded nodes,
+        /// Identity, a Dropout at inference: EfficientNet's before its Add), each value on the
+        /// way read by nothing else: those pass the convolution's input on unchanged.
         func convolution(reaching v: Int) -> (Int, Conv2DLayer)? {
             var v = v
             while readers[v] == 1, v != graph.output, producer[v] >= 0, case .layer(let l) = kernels[producer[v]] {
                 if let conv = l as? Conv2DLayer { return (producer[v], conv) }
-                guard l is InputLayer, nodes[producer[v]].inputs.count == 1 else { return nil }
+                let identity = l is InputLayer || l is IdentityLayer || (l as? DropoutLayer)?.training == false
+                guard identity, nodes[producer[v]].inputs.count == 1 else { return nil }
                 v = nodes[producer[v]].inputs[0]
             }
             return nil
