@@ -113,6 +113,20 @@ final class GroupedConv2DTests: XCTestCase {
         XCTAssertNotNil(layer.backward(dy, context, needInputGradient: true))
     }
 
+    /// Groups that do not divide the channels (or the filters) are refused by name, as Keras refuses them.
+    func testGroupsThatDoNotDivideAreRefused() throws {
+        let conv = Conv2DConfig(filters: 12, kernelSize: (3, 3), groups: 3)
+        XCTAssertThrowsError(try conv.outputShape(input: [5, 5, 8], layer: "layer 'g'")) { e in
+            let error = e as? XferError
+            XCTAssertEqual(error?.kind, .badInput)
+            XCTAssertTrue(error?.message.contains("3 groups of 8 input channels") ?? false, "\(e)")
+        }
+        XCTAssertEqual(try conv.outputShape(input: [5, 5, 9], layer: "g"), [3, 3, 12])
+        let odd = Conv2DConfig(filters: 10, kernelSize: (3, 3), groups: 4)
+        XCTAssertThrowsError(try GroupedConv2DLayer(name: "g", config: odd, inputShape: [5, 5, 8],
+                                                    kernel: [Float](repeating: 0, count: 9 * 2 * 10), bias: nil))
+    }
+
     // MARK: Keras
 
     static let dir = Fixtures.root.appendingPathComponent("checkpoints/grouped")
