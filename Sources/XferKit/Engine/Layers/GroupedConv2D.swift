@@ -26,7 +26,7 @@ final class GroupedConv2DLayer: TrainableLayer {
     let name: String
     /// Changes once, before the first pass, when a ZeroPadding2D before it is folded into its
     /// padding (Execution/InferenceFolding.swift).
-    internal(set) var inputShape: [Int]
+    var inputShape: [Int]
     let outputShape: [Int]
     /// Its activation may change once, before the first pass, when a BatchNormalization and the
     /// activation after it are folded in (Execution/InferenceFolding.swift).
