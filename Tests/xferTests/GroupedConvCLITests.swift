@@ -58,5 +58,10 @@ final class GroupedConvCLITests: XCTestCase {
             let imported = try CLI.run(["import", out, "--json"], cwd: Self.dir)
             XCTAssertEqual(imported.status, 0, imported.stderr)
         }
+        // The plan names the grouped layer's convolution core.
+        let plan = try CLI.run(["finetune", "pad_bn_k2.h5", "--data", "pad_bn_k2_data.h5", "--keep-top", "--dry-run",
+                                "--output", tmp.appendingPathComponent("unused.h5").path], cwd: Self.dir)
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        XCTAssertTrue(plan.stdout.split(separator: "\n").contains { $0.contains("gconv (Conv2D)") && $0.contains("im2col (grouped)") }, plan.stdout)
     }
 }
