@@ -39,7 +39,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import make_training_fixtures as training  # noqa: E402  (sets the environment before TensorFlow)
+from fixture_env import ENV  # noqa: E402  (before TensorFlow: sets the environment)
+import make_training_fixtures as training  # noqa: E402
 from make_op_fixtures import seed_weights  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -169,7 +170,7 @@ def main():
     for writer in ("tf_keras", "keras3"):
         print(f"{writer}:", flush=True)
         subprocess.run([sys.executable, os.path.abspath(__file__), writer], check=True,
-                       env=dict(os.environ, **training.ENV))
+                       env=dict(os.environ, **ENV))
     expected = {}
     for suffix in ("k2", "k3"):
         p = os.path.join(HERE, f"expected_{suffix}.json")

@@ -141,20 +141,10 @@ final class GroupedConv2DLayer: TrainableLayer {
         precondition(dy.shape == [n] + outputShape, "layer '\(name)': dy has shape \(dy.shape), expected \([n] + outputShape)")
         let (inPixels, outPixels) = pixels(n)
         // (N, OH, OW, O): the gradient at the pre-activation.
-        var dz = dy
-        if config.activation != .linear {
-            dz = context.output(dy.shape)
-            activationGradient(dy, savedActivation!, config.activation, into: &dz)
-        }
+        let dz = preActivationGradient(dy, saved: savedActivation, config.activation, context)
         if trainable {
             allocateGradients()
-            if bias != nil {
-                dz.values.withUnsafeBufferPointer { pz in
-                    dBias.withUnsafeMutableBufferPointer { pb in
-                        addColumnSums(pz.baseAddress!, rows: outPixels, cols: config.filters, into: pb.baseAddress!)
-                    }
-                }
-            }
+            if bias != nil { addBiasGradient(dz, into: &dBias) }
         }
         var xs = context.pool.tensor([groups * inPixels * g.c], fitted: false)
         var dzs = context.pool.tensor([groups * outPixels * g.o], fitted: false)
