@@ -1,7 +1,7 @@
 """Checks the files people deploy: Keras 3 loads each .keras / .weights.h5 xfer writes, and
 onnxruntime runs each .onnx, and all predict what `xfer predict` predicts (within 1e-4).
 
-For every loadable fixture (fixtures/index.json, ops/, nonimage/) and the Fashion model:
+For every loadable fixture (fixtures/index.json, ops/, nonimage/, grouped/) and the Fashion model:
   xfer export FIXTURE --to OUT.keras / OUT.weights.h5 / OUT.onnx, and xfer predict on its inputs;
   - keras.models.load_model(OUT.keras) predicts as xfer does;
   - OUT.weights.h5: the same architecture, built anew from the .keras configuration (fresh
@@ -130,8 +130,9 @@ with tempfile.TemporaryDirectory() as tmp:
     # The layer-kind fixtures (checkpoints/ops: Permute, per-channel Rescaling, the caffe
     # preprocess_input ops, gelu, StochasticDepth, ...) and the non-image models
     # (checkpoints/nonimage: vectors, and sequences through Conv1D, BatchNormalization and the
-    # 1-D global poolings), on their own inputs, in every format.
-    for folder in ("ops", "nonimage"):
+    # 1-D global poolings) and the grouped convolutions (checkpoints/grouped), on their own
+    # inputs, in every format.
+    for folder in ("ops", "nonimage", "grouped"):
         for name in sorted(os.listdir(os.path.join(here, folder))):
             stem, ext = os.path.splitext(name)
             if ext not in (".h5", ".keras") or stem.endswith("_data"):
@@ -218,13 +219,20 @@ with tempfile.TemporaryDirectory() as tmp:
         ("k3_bn.keras", ["--data", data, "--epochs", "1", "--batch-size", "5", "--freeze-until", "block3",
                          "--head", "gap,dense:8:relu"]),
     ]
+    # A grouped convolution (and the BatchNormalization after it) trained, its own top kept.
+    grouped = os.path.join(here, "grouped")
+    for case in ("pad_bn_k3.keras", "s2_same_k2.h5"):
+        runs.append((os.path.join(grouped, case), ["--data", os.path.join(grouped, case.split(".")[0] + "_data.h5"), "--keep-top",
+                                                    "--epochs", "2", "--batch-size", "2", "--preprocess", "none"]))
     for source, args in runs:
-        out = os.path.join(tmp, "tuned-" + source + ".keras")
+        out = os.path.join(tmp, "tuned-" + os.path.basename(source) + ".keras")
         r = run("finetune", source, *args, "--output", out)
         if r.returncode != 0:
             result(False, f"finetune {source} --output .keras", r.stderr.strip())
             continue
-        check_outputs(f"finetune {source}", out, [], data, tmp, keras_original=out)
+        x_file = args[args.index("--data") + 1]
+        extra = ["--preprocess", "none"] if source.startswith(grouped) else []
+        check_outputs(f"finetune {os.path.basename(source)}", out, extra, x_file, tmp, keras_original=out)
 
 print(f"{passed} passed, {failures} failed")
 sys.exit(1 if failures or passed == 0 else 0)

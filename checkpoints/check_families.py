@@ -80,7 +80,14 @@ FAMILIES = {
     "NASNetMobile": ("NASNetMobile", 64, "normal_conv_1_12", False),
     "ConvNeXtTiny": ("ConvNeXtTiny", 64, "convnext_tiny_stage_3", True),
     "ConvNeXtSmall": ("ConvNeXtSmall", 64, "convnext_small_stage_3", True),
+    # Grouped convolutions (group width 8); Y adds squeeze-excite. tf-keras only: Keras 3's
+    # applications have no RegNet.
+    "RegNetX002": ("RegNetX002", 64, "regnetx002_Stage_3_XBlock_0", True),
+    "RegNetY002": ("RegNetY002", 64, "regnety002_Stage_3_YBlock_0", True),
 }
+# Families whose top is linear (tf-keras's RegNet ignores classifier_activation and outputs
+# logits): fine-tuned with the cross-entropy from the logits.
+LOGITS = {"RegNetX002", "RegNetY002"}
 
 results = []
 
@@ -155,6 +162,9 @@ def check(xfer, family, writer, apps, tmp, size=None):
     height, width = size or (side, side)
     tag = f"{family} ({writer}{f', {height}x{width}' if size else ''})"
     kwargs = dict(weights=None, input_shape=(height, width, 3), classes=CLASSES)
+    if not hasattr(apps, ctor):
+        print(f"skip {tag}: this Keras's applications have no {ctor}", flush=True)
+        return
     t0 = time.time()
     try:
         model = getattr(apps, ctor)(**kwargs)
@@ -211,7 +221,8 @@ def check(xfer, family, writer, apps, tmp, size=None):
         result(n == frozen, f"{tag} --freeze-until {block}", f"xfer {n:,}, Keras {frozen:,} trainable")
     print(f"     ({build_s:.1f} s in Keras)", flush=True)
     if TRAIN:
-        check_finetune_loads(xfer, tag, path, data, block, writer, model, x, tmp)
+        loss = ["--loss", "categorical_crossentropy", "--from-logits"] if family in LOGITS else []
+        check_finetune_loads(xfer, tag, path, data, block, writer, model, x, tmp, loss)
     os.remove(path)
 
 
@@ -244,14 +255,15 @@ ONNX = True
 TRAIN = False
 
 
-def check_finetune_loads(xfer, tag, path, data, block, writer, model, x, tmp):
-    """`xfer finetune` for two steps, then Keras loads the output and predicts as `xfer predict`."""
+def check_finetune_loads(xfer, tag, path, data, block, writer, model, x, tmp, loss=()):
+    """`xfer finetune` for two steps (`loss`: its loss options), then Keras loads the output and
+    predicts as `xfer predict`."""
     ext = ".h5" if writer == "tf_keras" else ".keras"
     out = os.path.join(tmp, "finetuned" + ext)
     t0 = time.time()
     r = run(xfer, "finetune", path, "--data", data, "--keep-top", "--freeze-until", block,
             "--epochs", "1", "--batch-size", "1", "--no-shuffle", "--optimizer", "sgd", "--lr", "0.01",
-            "--output", out)
+            *loss, "--output", out)
     if r.returncode != 0:
         result(False, f"{tag} finetune 2 steps", first_error(r))
         return

@@ -1,6 +1,6 @@
 """Checks that the Keras 2 full-model .h5 files xfer writes are loaded by Keras itself.
 
-For every loadable fixture: `xfer import FIXTURE --to OUT.h5`, then
+For every loadable fixture (and checkpoints/grouped): `xfer import FIXTURE --to OUT.h5`, then
 `tf_keras.models.load_model(OUT.h5)` predicts the fixture's input batch, and the
 result must equal what Keras predicted with the original checkpoint (X.io.h5)
 within 1e-4. Then a few `xfer finetune` runs: Keras loads each output and predicts
@@ -55,6 +55,30 @@ with tempfile.TemporaryDirectory() as tmp:
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {entry['file']}: max abs error {err:.2e}")
 
+    # The grouped convolutions (checkpoints/grouped, both formats in): xfer's .h5 predicts as the
+    # fixture did in Keras (keras/predict of <case>_data.h5).
+    grouped = os.path.join(here, "grouped")
+    for name in sorted(os.listdir(grouped)):
+        stem, ext = os.path.splitext(name)
+        if ext not in (".h5", ".keras") or stem.endswith("_data"):
+            continue
+        out = os.path.join(tmp, "grouped-" + stem + ".h5")
+        r = subprocess.run([xfer, "import", os.path.join(grouped, name), "--to", out], capture_output=True, text=True)
+        try:
+            assert r.returncode == 0, f"xfer import --to exited {r.returncode}: {r.stderr.strip()}"
+            model = tf_keras.models.load_model(out, compile=False)
+        except Exception as e:  # noqa: BLE001
+            print(f"FAIL grouped/{name}: {e}")
+            failures += 1
+            continue
+        with h5py.File(os.path.join(grouped, stem + "_data.h5"), "r") as f:
+            x, y = f["x"][()], f["keras/predict"][()]
+        err = float(np.max(np.abs(model.predict(x, verbose=0) - y)))
+        ok = err <= 1e-4
+        passed += ok
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} grouped/{name} -> .h5: max abs error {err:.2e}")
+
     # Models that `xfer finetune` wrote: Keras loads them and predicts what `xfer predict` predicts.
     data = os.path.join(here, "training", "fit_plain.h5")
     images = os.path.join(here, "images", "sample")
@@ -64,13 +88,19 @@ with tempfile.TemporaryDirectory() as tmp:
         ("k3_bn.keras", ["--data", data, "--epochs", "1", "--batch-size", "5", "--freeze-until", "block3",
                          "--head", "gap,dense:8:relu"]),
     ]
-    with h5py.File(data, "r") as f:
-        x = f["x"][()]
+    # A grouped convolution with the BatchNormalization after it, trained with its own top.
+    grouped_data = os.path.join(grouped, "pad_bn_k2_data.h5")
+    runs.append((os.path.join(grouped, "pad_bn_k2.h5"), ["--data", grouped_data, "--keep-top", "--epochs", "2",
+                                                         "--batch-size", "2", "--preprocess", "none"]))
     for source, args in runs:
-        out = os.path.join(tmp, "tuned-" + source + ".h5")
-        pred = os.path.join(tmp, "pred-" + source + ".h5")
+        predict_data = grouped_data if source.startswith(grouped) else data
+        extra = ["--preprocess", "none"] if source.startswith(grouped) else []
+        with h5py.File(predict_data, "r") as f:
+            x = f["x"][()]
+        out = os.path.join(tmp, "tuned-" + os.path.basename(source) + ".h5")
+        pred = os.path.join(tmp, "pred-" + os.path.basename(source) + ".h5")
         r = subprocess.run([xfer, "finetune", source, *args, "--output", out], cwd=fixtures, capture_output=True, text=True)
-        r2 = r.returncode == 0 and subprocess.run([xfer, "predict", out, "--data", data, "--output", pred],
+        r2 = r.returncode == 0 and subprocess.run([xfer, "predict", out, "--data", predict_data, *extra, "--output", pred],
                                                   cwd=fixtures, capture_output=True, text=True)
         if r.returncode != 0 or r2.returncode != 0:
             print(f"FAIL finetune {source}: {(r.stderr or r2.stderr).strip()}")

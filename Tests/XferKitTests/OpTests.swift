@@ -60,6 +60,16 @@ final class OpTests: XCTestCase {
         let d = DepthwiseGeometry(input: Array(x[0].shape.dropFirst()), kernelSize: c.kernelSize, strides: c.strides, padding: c.padding, dilation: c.dilation, multiplier: 2)!
         return depthwiseForwardNaive(x[0], d, kernel: w["kernel"]!, bias: w["bias"]).values
     }) }
+    /// Grouped Conv2D (1 < groups < channels) by the definition's loops (groupedConv2DForwardNaive).
+    let groupedOracle: OpOracle<Conv2DConfig> = { c, x, w, _ in
+        var one = c
+        one.filters = c.filters / c.groups
+        let shape = Array(x[0].shape.dropFirst())
+        let g = ConvGeometry(input: [shape[0], shape[1], shape[2] / c.groups], one)!
+        return groupedConv2DForwardNaive(x[0], g, groups: c.groups, kernel: w["kernel"]!, bias: w["bias"], c.activation).values
+    }
+    func testConv2DGrouped() throws { try checkOp(Conv2DConfig(filters: 6, kernelSize: (3, 3), strides: (1, 2), padding: .same, activation: .tanh, groups: 2), inputs: [[4, 5, 4]], output: [4, 3, 6], oracle: groupedOracle) }
+    func testConv2DGroupedDilatedValidNoBias() throws { try checkOp(Conv2DConfig(filters: 4, kernelSize: (2, 3), padding: .valid, dilation: (2, 1), useBias: false, groups: 2), inputs: [[5, 4, 6]], output: [3, 2, 4], oracle: groupedOracle) }
     func testCropping2D() throws { try checkOp(Cropping2DConfig(top: 1, bottom: 0, left: 2, right: 1), inputs: [[4, 5, 2]], output: [3, 2, 2], oracle: { _, x, _, _ in
         var kept: [Float] = []
         for n in 0..<2 { for i in 1..<4 { for j in 2..<4 { for c in 0..<2 { kept.append(x[0].values[((n * 4 + i) * 5 + j) * 2 + c]) } } } }

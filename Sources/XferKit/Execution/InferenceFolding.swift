@@ -224,3 +224,26 @@ extension DepthwiseConv2DLayer: FoldableConvolution {
         bias = (0..<o).map { b[$0] * scale[$0] + shift[$0] }
     }
 }
+
+extension GroupedConv2DLayer: FoldableConvolution {
+    func absorbPadding(_ pad: ZeroPadding2DConfig) {
+        // One group's geometry: only the spatial sizes and padding change.
+        geometry = ConvGeometry(geometry, absorbing: pad)
+        inputShape = [geometry.h, geometry.w, geometry.c * groups]
+    }
+
+    var outputChannels: Int { config.filters }
+    var foldableActivation: Activation {
+        get { config.activation }
+        set { config.activation = newValue }
+    }
+    func fold(scale: [Float], shift: [Float]) {
+        // (KH, KW, C/G, O): output channel o is the last axis, as in Conv2D.
+        let o = config.filters
+        kernel.withUnsafeMutableBufferPointer { k in
+            for p in 0..<(k.count / o) { for c in 0..<o { k[p * o + c] *= scale[c] } }
+        }
+        let b = bias ?? [Float](repeating: 0, count: o)
+        bias = (0..<o).map { b[$0] * scale[$0] + shift[$0] }
+    }
+}

@@ -195,6 +195,9 @@ private func describe(_ model: ModelSpec, cacheAllowed: Bool) throws -> FreezePl
         if execution.inPrefix(i, of: graph) { plan.prefixFLOPs += f }
         if let conv = node.layer.op as? Conv2DConfig, conv.groups == 1, let g = ConvGeometry(input: node.inputShapes[0], conv) {
             plan.convolutionPaths[node.layer.name] = ConvolutionChoice(g).description
+        } else if let conv = node.layer.op as? Conv2DConfig, conv.groups > 1, conv.groups != node.inputShapes[0].last {
+            // Grouped layers run each group on im2col (Engine/Layers/GroupedConv2D.swift).
+            plan.convolutionPaths[node.layer.name] = "im2col (grouped)"
         }
     }
     return plan

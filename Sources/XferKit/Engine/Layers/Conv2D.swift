@@ -730,9 +730,10 @@ func conv2DBackwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], dz: Te
 
 // MARK: The Keras kind
 
-/// Keras `Conv2D` (also read as `Convolution2D`). `groups` is 1, or the number of input channels
-/// (ConvNeXt's depthwise convolutions, kernel (KH, KW, 1, O)), which runs as DepthwiseConv2D with
-/// multiplier O / C — the same kernel layout; other group counts are refused by name.
+/// Keras `Conv2D` (also read as `Convolution2D`). `groups` = 1 runs as Conv2DLayer; `groups` = the
+/// number of input channels (ConvNeXt's depthwise convolutions, kernel (KH, KW, 1, O)) as
+/// DepthwiseConv2D with multiplier O / C — the same kernel layout; any other group count that
+/// divides both the channels and the filters (RegNet's) as GroupedConv2DLayer.
 package struct Conv2DConfig: SingleInputOp, Equatable {
     package var filters: Int
     package var kernelSize: (h: Int, w: Int)
@@ -786,9 +787,9 @@ package struct Conv2DConfig: SingleInputOp, Equatable {
 
     package func outputShape(input: [Int], layer: String) throws -> [Int] {
         let (h, w, c) = try spatialInput(input, layer: layer)
-        guard groups == 1 || groups == c else {
-            throw XferError.badInput(layer, "Conv2D in \(groups) groups of \(c) channels: xfer runs groups=1 and groups=channels (depthwise) only",
-                                     hint: "xfer does not run this layer; see `xfer import --help` for the supported kinds")
+        guard c % groups == 0 else {
+            throw XferError.badInput(layer, "Conv2D in \(groups) groups of \(c) input channels: the groups must divide the channels (Keras refuses it too)",
+                                     hint: "check the model's input shape (--input-shape) or the layer's groups")
         }
         let oh = windowOutputSize(input: h, kernel: kernelSize.h, stride: strides.h, dilation: dilation.h, padding: padding)
         let ow = windowOutputSize(input: w, kernel: kernelSize.w, stride: strides.w, dilation: dilation.w, padding: padding)
@@ -814,6 +815,10 @@ package struct Conv2DConfig: SingleInputOp, Equatable {
     }
 
     package func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
+        if groups > 1, inputShape.count == 3, groups != inputShape[2] {
+            _ = try outputShape(input: inputShape, layer: spec.name)
+            return try GroupedConv2DLayer(spec: spec, config: self, inputShape: inputShape)
+        }
         if groups > 1 {
             // groups = channels: a depthwise convolution whose (KH, KW, 1, O) kernel is
             // DepthwiseConv2D's (KH, KW, C, O/C) in memory.
