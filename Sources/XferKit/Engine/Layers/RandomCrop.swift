@@ -20,6 +20,12 @@
 // dy is scattered into zeros; the resize's is its transpose (each dy shared out to the four
 // source pixels by the same weights). One plain kernel each (no fast path beside it to check).
 //
+// Written back, the layer keeps its Keras's meaning only in that Keras's format: a tf-keras crop
+// whose input differs from the crop resizes at inference, which a .keras file (Keras 3) would
+// not; a Keras 3 one predicts uncropped, which a full-model .h5 (tf-keras) would not. Those two
+// writes are refused (`checkCropSemantics`) before anything is written (and before `finetune`
+// trains); weights-only files, ONNX and writes in the model's own Keras go ahead.
+//
 // The Keras kind, `RandomCropConfig` (end of file).
 
 import Foundation
@@ -224,5 +230,19 @@ struct RandomCropConfig: SingleInputOp, Equatable {
 
     func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try RandomCropLayer(name: spec.name, config: self, inputShape: inputShape)
+    }
+}
+
+/// Refuses writing `model` as a full model for the other Keras when a RandomCrop of it means
+/// something else there (see the file header): `keras3` is the format's Keras.
+func checkCropSemantics(_ model: ModelSpec, writingKeras3 keras3: Bool, path: String) throws {
+    for node in try ModelGraph(model).nodes {
+        guard let c = node.layer.op as? RandomCropConfig, c.keras3 != keras3 else { continue }
+        let (h, w) = (node.inputShapes[0][0], node.inputShapes[0][1])
+        guard h != c.height || w != c.width else { continue }
+        let meaning = c.keras3 ? "Keras 3 wrote it and predicts with the \(h)x\(w) image uncropped; tf-keras would resize it to \(c.height)x\(c.width)"
+            : "tf-keras wrote it and resizes the \(h)x\(w) image to \(c.height)x\(c.width) at inference; Keras 3 would predict with it uncropped"
+        throw XferError.badInput(path, "layer '\(node.path)' (RandomCrop): \(meaning), so this file would predict differently",
+                                 hint: c.keras3 ? "write a .keras or .weights.h5 file (Keras 3), or .onnx" : "write a .h5 file (tf-keras), .weights.h5 or .onnx")
     }
 }
