@@ -77,5 +77,6 @@ final class RandomCropCLITests: XCTestCase {
                     "Keras 3 would predict with it uncropped")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         try refused(["import", path("crop_k3_flatten.keras")], "layer 'predictions'")
+        try refused(["import", path("crop_k3_flatten.keras")], "hint: Keras 3's RandomCrop 'crop' predicts with the image uncropped")
     }
 }

@@ -246,3 +246,15 @@ func checkCropSemantics(_ model: ModelSpec, writingKeras3 keras3: Bool, path: St
                                  hint: c.keras3 ? "write a .keras or .weights.h5 file (Keras 3), or .onnx" : "write a .h5 file (tf-keras), .weights.h5 or .onnx")
     }
 }
+
+/// Runs `body` (reading the weights of `model`); when it fails and a Keras 3 RandomCrop of
+/// `model` passes its images on uncropped, the hint says why the shapes after it differ from the
+/// ones Keras saved (built at the crop's size): Keras 3's own predict fails on this model too.
+func explainingUncroppedCrop<T>(_ model: ModelSpec, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch var e as XferError {
+        guard let (layer, crop) = model.flattenedLayers().lazy.compactMap({ l in (l.layer.op as? RandomCropConfig).map { (l.layer.name, $0) } })
+            .first(where: { $0.1.keras3 }) else { throw e }
+        e.hint = "Keras 3's RandomCrop '\(layer)' predicts with the image uncropped, not \(crop.height)x\(crop.width), so the layers after it see another size than Keras built them for (Keras 3's predict fails on this model too); save the model with an Input of the crop's size"
+        throw e
+    }
+}
