@@ -100,6 +100,46 @@ final class RandomCropTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxError(small.forward(Tensor(shape: x.shape, values: x.values), ForwardContext()).values, keras.values), 3e-5)
     }
 
+    /// smart_resize from its definition, in Double: the centred box of the target's aspect ratio,
+    /// each output pixel read at ((i + ½)·box/out − ½) clamped into the box, bilinearly.
+    func naiveSmartResize(_ x: [Float], _ n: Int, _ h: Int, _ w: Int, _ c: Int, _ oh: Int, _ ow: Int) -> [Float] {
+        let ch = min(h, Int(Double(w * oh) / Double(ow))), cw = min(w, Int(Double(h * ow) / Double(oh)))
+        let top = (h - ch) / 2, left = (w - cw) / 2
+        func tap(_ i: Int, _ box: Int, _ out: Int) -> (Int, Int, Double) {
+            let s = (Double(i) + 0.5) * Double(box) / Double(out) - 0.5
+            let f = s.rounded(.down)
+            return (max(Int(f), 0), min(Int(s.rounded(.up)), box - 1), s - f)
+        }
+        var y = [Float](repeating: 0, count: n * oh * ow * c)
+        for s in 0..<n {
+            for i in 0..<oh {
+                let (y0, y1, dy) = tap(i, ch, oh)
+                for j in 0..<ow {
+                    let (x0, x1, dx) = tap(j, cw, ow)
+                    for k in 0..<c {
+                        func at(_ r: Int, _ q: Int) -> Double { Double(x[((s * h + top + r) * w + left + q) * c + k]) }
+                        let upper = at(y0, x0) * (1 - dx) + at(y0, x1) * dx, lower = at(y1, x0) * (1 - dx) + at(y1, x1) * dx
+                        y[((s * oh + i) * ow + j) * c + k] = Float(upper * (1 - dy) + lower * dy)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// The resize kernel against its naive oracle, for boxes down, up, of another aspect ratio and odd sizes.
+    func testResizeEqualsItsNaiveOracle() throws {
+        var random = XferKit.SeededRandom(seed: 4)
+        for (input, crop) in [([12, 10, 3], (8, 8)), ([6, 5, 2], (8, 8)), ([12, 10, 1], (6, 4)), ([7, 13, 2], (5, 3)), ([9, 9, 1], (4, 7))] {
+            let shape = [2] + input
+            let x = (0..<shape.reduce(1, *)).map { _ in random.uniform(-1, 1) }
+            let l = try layer(RandomCropConfig(height: crop.0, width: crop.1, keras3: false), input)
+            let y = l.forward(Tensor(shape: shape, values: x), ForwardContext())
+            let want = naiveSmartResize(x, 2, input[0], input[1], input[2], crop.0, crop.1)
+            XCTAssertLessThanOrEqual(maxError(y.values, want), 1e-5, "\(input) → \(crop)")
+        }
+    }
+
     /// ⟨forward(x), g⟩ = ⟨x, backward(g)⟩ for the window and every resize: backward is forward's transpose.
     func testBackwardIsTheTransposeOfForward() throws {
         var random = XferKit.SeededRandom(seed: 9)

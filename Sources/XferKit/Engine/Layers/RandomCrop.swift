@@ -18,7 +18,8 @@
 // The window's offsets come from xfer's seeded generator (Keras's random stream cannot be
 // reproduced); the cut itself is exact. Backward, side by side with each forward: the window's
 // dy is scattered into zeros; the resize's is its transpose (each dy shared out to the four
-// source pixels by the same weights). One plain kernel each (no fast path beside it to check).
+// source pixels by the same weights). One plain kernel each, no fast path; RandomCropTests checks
+// them against Keras, the resize against a naive oracle and each backward as its forward's transpose.
 //
 // Written back, the layer keeps its Keras's meaning only in that Keras's format: a tf-keras crop
 // whose input differs from the crop resizes at inference, which a .keras file (Keras 3) would
