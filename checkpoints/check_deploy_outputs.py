@@ -1,7 +1,7 @@
 """Checks the files people deploy: Keras 3 loads each .keras / .weights.h5 xfer writes, and
 onnxruntime runs each .onnx, and all predict what `xfer predict` predicts (within 1e-4).
 
-For every loadable fixture (fixtures/index.json, ops/, nonimage/, grouped/) and the Fashion model:
+For every loadable fixture (fixtures/index.json, ops/, nonimage/, grouped/, crop/) and the Fashion model:
   xfer export FIXTURE --to OUT.keras / OUT.weights.h5 / OUT.onnx, and xfer predict on its inputs;
   - keras.models.load_model(OUT.keras) predicts as xfer does;
   - OUT.weights.h5: the same architecture, built anew from the .keras configuration (fresh
@@ -142,6 +142,19 @@ with tempfile.TemporaryDirectory() as tmp:
             if not os.path.exists(data):
                 continue
             check_outputs(f"{folder}/{name}", path, ["--preprocess", "none"], data, tmp, keras_original=path)
+
+    # RandomCrop (checkpoints/crop): Keras 3's models in every format; tf-keras's in every format
+    # where the crop is the identity, else in ONNX only (its smart_resize has no Keras 3 meaning:
+    # xfer refuses to write it as .keras).
+    for name in sorted(os.listdir(os.path.join(here, "crop"))):
+        stem, ext = os.path.splitext(name)
+        data = os.path.join(here, "crop", stem + "_data.h5")
+        if ext not in (".h5", ".keras") or not os.path.exists(data):
+            continue
+        formats = (".onnx",) if stem in ("crop_k2", "crop_k2_small") else (".keras", ".weights.h5", ".onnx")
+        path = os.path.join(here, "crop", name)
+        check_outputs(f"crop/{name}", path, ["--preprocess", "none"], data, tmp,
+                      keras_original=path if ext == ".keras" else None, formats=formats)
 
     # The Fashion model (checkpoints/fashion), on seeded inputs of its shape.
     fashion = os.path.join(here, "fashion", "fashion_vgg.h5")

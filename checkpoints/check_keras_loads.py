@@ -161,5 +161,42 @@ with tempfile.TemporaryDirectory() as tmp:
         print(f"{'ok  ' if ok else 'FAIL'} finetune {source} -> Keras compiles it with {type(model.loss).__name__}, "
               f"predicts as xfer predict (max abs error {err:.2e}), evaluates loss {keras_loss:.6f} (xfer {xfer_loss:.6f})")
 
+    # RandomCrop (checkpoints/crop): the tf-keras models written back as .h5 predict as Keras
+    # predicted (smart_resize at inference), and a fine-tuned one (the crop window in training)
+    # loads and predicts as xfer predict.
+    crop = os.path.join(here, "crop")
+    for stem in ("crop_k2", "crop_k2_same", "crop_k2_small"):
+        out = os.path.join(tmp, stem + "-import.h5")
+        r = subprocess.run([xfer, "import", stem + ".h5", "--to", out], cwd=crop, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"FAIL crop/{stem}.h5: xfer import --to exited {r.returncode}: {r.stderr.strip()}")
+            failures += 1
+            continue
+        with h5py.File(os.path.join(crop, stem + "_data.h5"), "r") as f:
+            x, y = f["x"][()], f["y"][()]
+        err = float(np.max(np.abs(tf_keras.models.load_model(out, compile=False).predict(x, verbose=0) - y)))
+        ok = err <= 1e-4
+        passed += ok
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} crop/{stem}.h5: max abs error {err:.2e}")
+    out, pred = os.path.join(tmp, "tuned-crop.h5"), os.path.join(tmp, "pred-crop.h5")
+    data = os.path.join(crop, "crop_k2_data.h5")
+    r = subprocess.run([xfer, "finetune", "crop_k2.h5", "--data", "train.h5", "--keep-top", "--epochs", "2", "--batch-size", "3",
+                        "--output", out], cwd=crop, capture_output=True, text=True)
+    r2 = r.returncode == 0 and subprocess.run([xfer, "predict", out, "--data", data, "--output", pred], capture_output=True, text=True)
+    if r.returncode != 0 or r2.returncode != 0:
+        print(f"FAIL finetune crop/crop_k2.h5: {(r.stderr or r2.stderr).strip()}")
+        failures += 1
+    else:
+        with h5py.File(pred, "r") as f:
+            mine = f["predictions"][()]
+        with h5py.File(data, "r") as f:
+            x = f["x"][()]
+        err = float(np.max(np.abs(tf_keras.models.load_model(out, compile=False).predict(x, verbose=0) - mine)))
+        ok = err <= 1e-4
+        passed += ok
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} finetune crop/crop_k2.h5 -> Keras predicts as xfer predict: max abs error {err:.2e}")
+
 print(f"{passed} passed, {failures} failed")
 sys.exit(1 if failures or passed == 0 else 0)

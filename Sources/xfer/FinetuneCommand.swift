@@ -256,6 +256,7 @@ struct FinetuneCommand: ParsableCommand {
         if ([output ?? defaultOutput()] + (saveBest.map { [$0] } ?? [])).contains(where: { ModelFileFormat(path: $0) == .onnx }) {
             try namingCheckpoint(checkpoint) { try ONNXWriter.checkExportable(plan.model) }
         }
+        for path in [output ?? defaultOutput()] + (saveBest.map { [$0] } ?? []) { try ModelWriter.checkFormat(plan.model, path) }
 
         // Training and validation samples.
         var trainIndices = Array(0..<data.count)

@@ -201,6 +201,13 @@ final class OpTests: XCTestCase {
     func testRandomContrast() throws { try checkOp(RandomContrastConfig(lower: 0, upper: 0.2), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
     func testRandomBrightness() throws { try checkOp(RandomBrightnessConfig(lower: -0.1, upper: 0.3, ranges: ChannelRanges(-1, 1)), inputs: [[3, 4, 2]], oracle: { _, x, _, _ in x[0].values }) }
 
+    // Keras 3's RandomCrop at inference: the identity, at the crop's size and at another (the
+    // image passes uncropped). tf-keras's crop and resize: RandomCropTests, against Keras and a naive oracle.
+    func testRandomCrop() throws {
+        try checkOp(RandomCropConfig(height: 3, width: 4, seed: 5, keras3: true), inputs: [[3, 4, 2]], output: [3, 4, 2], oracle: { _, x, _, _ in x[0].values })
+        try checkOp(RandomCropConfig(height: 2, width: 2, keras3: true), inputs: [[3, 4, 2]], output: [3, 4, 2], oracle: { _, x, _, _ in x[0].values })
+    }
+
     /// A kind added to the registry needs its line above.
     func testEveryRegisteredKindIsChecked() {
         let checked: [any LayerOp.Type] = [
@@ -212,7 +219,7 @@ final class OpTests: XCTestCase {
             Conv1DConfig.self, GlobalAveragePooling1DConfig.self, GlobalMaxPooling1DConfig.self,
             PermuteConfig.self, IdentityConfig.self, SpatialDropout2DConfig.self, StochasticDepthConfig.self,
             RandomFlipConfig.self, RandomRotationConfig.self, RandomZoomConfig.self, RandomTranslationConfig.self,
-            RandomContrastConfig.self, RandomBrightnessConfig.self,
+            RandomContrastConfig.self, RandomBrightnessConfig.self, RandomCropConfig.self,
         ]
         XCTAssertEqual(Set(checked.map { ObjectIdentifier($0) }), Set(layerOpTypes.map { ObjectIdentifier($0) }))
         XCTAssertEqual(supportedLayerClasses.count, Set(supportedLayerClasses).count)

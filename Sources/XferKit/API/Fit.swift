@@ -261,6 +261,7 @@ extension KerasModel {
         model.colorMode = data.kind == .images ? data.colorMode : colorMode ?? ColorMode(channels: spec.inputShape.last ?? 3)
         model.lossChosen = true
         if let saveBest, ModelFileFormat(path: saveBest) == .onnx { try ONNXWriter.checkExportable(spec) }
+        if let saveBest { try ModelWriter.checkFormat(spec, saveBest) }
         return FitJob(tuner: tuner, train: data, trainIndices: trainIndices, validation: held, epochs: epochs, seed: seed,
                       classNames: model.classNames, preprocess: model.preprocess, colorMode: model.colorMode, template: model, saveBest: saveBest,
                       monitor: options.monitor, progress: progress)

@@ -376,7 +376,7 @@ struct CheckpointReader {
         let weights = try HDF5File.open(image: try entry(archive, "model.weights.h5", limit: weightsLimit(for: model)),
                                         path: "\(path): model.weights.h5")
         let reader = Keras3WeightReader(file: weights, values: options.values)
-        try reader.assign(to: &model)
+        try explainingUncroppedCrop(model) { try reader.assign(to: &model) }
         var c = Checkpoint(path: path, format: .keras3Archive, kerasVersion: version, architecture: source, model: model,
                            nonFiniteWeights: reader.nonFinite.paths, classNames: classNames, preprocess: preprocess)
         c.colorMode = colorMode

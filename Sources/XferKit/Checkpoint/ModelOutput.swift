@@ -132,6 +132,7 @@ package enum ModelWriter {
     /// the Keras formats and is left out of ONNX, which is for inference.
     package static func write(_ model: ModelSpec, to path: String, protecting inputs: [String] = [],
                              metadata: ModelMetadata = .init(), trainingState: TrainingState? = nil) throws {
+        try checkFormat(model, path)
         switch try ModelFileFormat(outputPath: path, flag: "output") {
         case .kerasH5:
             try KerasH5Writer.write(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
@@ -141,6 +142,18 @@ package enum ModelWriter {
             try Keras3Writer.writeWeights(model, to: path, protecting: inputs, metadata: metadata, trainingState: trainingState)
         case .onnx:
             try ONNXWriter.write(model, to: path, protecting: inputs, metadata: metadata)
+        }
+    }
+
+    /// Refuses, before any work, a model the format of `path` cannot keep as it is: a full model
+    /// for the other Keras whose RandomCrop means something else there (Engine/Layers/RandomCrop.swift).
+    /// (A path of no model format is the caller's to refuse.)
+    package static func checkFormat(_ model: ModelSpec, _ path: String) throws {
+        guard let format = try? ModelFileFormat(outputPath: path, flag: "output") else { return }
+        switch format {
+        case .kerasH5: try checkCropSemantics(model, writingKeras3: false, path: path)
+        case .keras: try checkCropSemantics(model, writingKeras3: true, path: path)
+        case .kerasWeights, .onnx: break
         }
     }
 }

@@ -9,7 +9,8 @@
 // - Kernels are rewritten once at export: Conv (KH, KW, C, O) → (O, C, KH, KW); Dense stays
 //   (in, units) for Gemm/MatMul. BatchNormalization is ONNX's own op with the moving statistics
 //   (inference). `same` padding becomes explicit pads with Keras's extra pixel at the bottom/right.
-//   Dropout and the random augmentation layers (RandomFlip, RandomRotation, ...) are the identity.
+//   Dropout and the random augmentation layers (RandomFlip, RandomRotation, ...) are the identity;
+//   RandomCrop is the identity or (tf-keras, input ≠ crop) smart_resize: a Slice and a Resize.
 // - The metadata (`metadata_props`): `class_names` (a JSON array), `preprocess` (the
 //   `--preprocess` mode the inputs need), `color_mode` (how images were decoded, when known),
 //   `input_layout` = NHWC, `keras_model`.
@@ -158,6 +159,12 @@ private struct GraphBuilder {
     static func int(_ name: String, _ v: Int) -> Onnx_AttributeProto {
         var a = Onnx_AttributeProto()
         a.name = name; a.type = .int; a.i = Int64(v)
+        return a
+    }
+
+    static func string(_ name: String, _ v: String) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name; a.type = .string; a.s = Data(v.utf8)
         return a
     }
 
@@ -406,6 +413,26 @@ private struct GraphBuilder {
             let args = [value(x, .nchw), int64s(name + "/starts", [Int64(c.top), Int64(c.left)]),
                         int64s(name + "/ends", [Int64(h - c.bottom), Int64(w - c.right)]), int64s(name + "/axes", [2, 3])]
             set(node("Slice", args, name: name), .nchw)
+
+        case let c as RandomCropConfig:
+            // Inference: Keras 3 passes the images uncropped, as does tf-keras when the input is the
+            // crop's size; otherwise tf-keras's smart_resize — the centred box of the crop's aspect
+            // ratio (Slice), resized bilinearly with half-pixel centres as tf.image.resize (Resize
+            // to the sizes N, C of the input and the crop's H, W).
+            let (h, w) = (n.inputShapes[0][0], n.inputShapes[0][1])
+            guard !c.keras3, h != c.height || w != c.width else { names[n.output] = names[x]; return }
+            let box = aspectBox(inH: h, inW: w, height: c.height, width: c.width)
+            var y = value(x, .nchw)
+            if box.height != h || box.width != w {
+                y = node("Slice", [y, int64s(name + "/starts", [Int64(box.top), Int64(box.left)]),
+                                   int64s(name + "/ends", [Int64(box.top + box.height), Int64(box.left + box.width)]),
+                                   int64s(name + "/axes", [2, 3])], name: name + "/box")
+            }
+            let batchAndChannels = node("Shape", [y], name: name + "/shape", attributes: [Self.int("start", 0), Self.int("end", 2)])
+            let sizes = node("Concat", [batchAndChannels, int64s(name + "/size", [Int64(c.height), Int64(c.width)])],
+                             name: name + "/sizes", attributes: [Self.int("axis", 0)])
+            set(node("Resize", [y, "", "", sizes], name: name, attributes: [
+                Self.string("mode", "linear"), Self.string("coordinate_transformation_mode", "half_pixel")]), .nchw)
 
         case let c as NormalizationConfig:
             let channels = n.inputShapes[0].last ?? 1

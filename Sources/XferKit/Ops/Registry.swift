@@ -39,6 +39,7 @@ let layerOpTypes: [any LayerOp.Type] = [
     RandomTranslationConfig.self,
     RandomContrastConfig.self,
     RandomBrightnessConfig.self,
+    RandomCropConfig.self,
     MergeOp.self,
 ]
 

@@ -97,6 +97,14 @@ package final class TrainingNetwork {
                 a.random = SeededRandom(seed: seed, stream: .augmentLayer(index: augmentLayers))
                 augmentLayers += 1
             }
+            if let crop = layer as? RandomCropLayer {
+                if plan.trainingMode[i], let why = crop.trainingRefusal {
+                    throw XferError.badInput(node.path, why,
+                                             hint: "save the model in Keras with an Input of the crop's size (and crop the images to it), or without the RandomCrop layer and train with --augment crop")
+                }
+                crop.random = SeededRandom(seed: seed, stream: .augmentLayer(index: augmentLayers))
+                augmentLayers += 1
+            }
             configureBatchNorm(layer, bessel: bessel, inputRank: layer.inputShape.count)
             layers.append((i, t))
         }
