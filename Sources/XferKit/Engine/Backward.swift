@@ -28,6 +28,53 @@ package protocol TrainableLayer: Layer {
     func restoreWeights(_ weights: [WeightRole: [Float]])
 }
 
+/// A layer whose weights are one kernel and an optional bias (Conv2D, DepthwiseConv2D, grouped
+/// Conv2D), with gradients of the same shapes: allocated when it first trains, and handed to the
+/// optimizer only while it is trainable (Keras: a frozen layer has no trainable weights).
+package protocol KernelBiasLayer: TrainableLayer {
+    var kernel: [Float] { get set }
+    var bias: [Float]? { get set }
+    var dKernel: [Float] { get set }
+    var dBias: [Float] { get set }
+    /// The kernel's role: `.kernel`, or `.depthwiseKernel` for a DepthwiseConv2D.
+    var kernelRole: WeightRole { get }
+}
+
+extension KernelBiasLayer {
+    package var kernelRole: WeightRole { .kernel }
+
+    func allocateGradients() {
+        if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
+        if let bias, dBias.isEmpty { dBias = [Float](repeating: 0, count: bias.count) }
+    }
+
+    package func zeroGradients() {
+        if dKernel.isEmpty {
+            if trainable { allocateGradients() }
+            return
+        }
+        dKernel.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        dBias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
+    /// The kernel, then the bias, when the layer is trainable.
+    package func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
+        guard trainable else { return }
+        allocateGradients()
+        let role = kernelRole
+        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(role, $0, g) } }
+        if bias != nil {
+            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
+        }
+    }
+
+    package func currentWeights() -> [WeightRole: [Float]] {
+        var weights: [WeightRole: [Float]] = [kernelRole: kernel]
+        if let bias { weights[.bias] = bias }
+        return weights
+    }
+}
+
 /// Weightless layers: nothing to train, no mode of their own.
 extension TrainableLayer {
     package func zeroGradients() {}

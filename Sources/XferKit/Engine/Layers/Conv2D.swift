@@ -72,7 +72,7 @@ struct ConvGeometry: Equatable {
 }
 
 /// A Keras `Conv2D` layer.
-package final class Conv2DLayer: TrainableLayer {
+package final class Conv2DLayer: KernelBiasLayer {
     package let name: String
     /// Its input shape and geometry change once, before the first pass, when the ZeroPadding2D
     /// before it is folded into its padding (Execution/InferenceFolding.swift).
@@ -83,7 +83,7 @@ package final class Conv2DLayer: TrainableLayer {
     var config: Conv2DConfig
     var geometry: ConvGeometry
     /// (KH, KW, C, O) — read by the GEMM as K×O.
-    var kernel: [Float] {
+    package var kernel: [Float] {
         // The Winograd path keeps the kernel in oneDNN's layout; a new version re-transforms it.
         // (A didSet that ignores oldValue lets the optimizer update the array in place.)
         didSet { kernelVersion &+= 1 }
@@ -95,7 +95,7 @@ package final class Conv2DLayer: TrainableLayer {
     /// for the shapes Winograd does not run (Engine/DirectConvolution.swift).
     var direct: DirectConvolution?
     /// (O), nil when `use_bias=False`.
-    var bias: [Float]?
+    package var bias: [Float]?
     /// (N, H, W, C): the last input, kept only when the context asks (backward needs it).
     var savedInput: Tensor?
     /// (N, OH, OW, O): what the activation derivative is computed from, kept only when
@@ -106,8 +106,8 @@ package final class Conv2DLayer: TrainableLayer {
     package var training = false
     package var trainable = false
     /// (KH, KW, C, O) and (O): gradients, allocated when the layer first trains.
-    private(set) var dKernel: [Float] = []
-    private(set) var dBias: [Float] = []
+    package var dKernel: [Float] = []
+    package var dBias: [Float] = []
 
     package init(name: String, config: Conv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
         try requireRank(inputShape, 3, layer: name, kind: "Conv2D")
@@ -299,36 +299,6 @@ package final class Conv2DLayer: TrainableLayer {
 
     /// What runs this layer's convolution under the current `Convolution.path`.
     var convolutionChoice: ConvolutionChoice { ConvolutionChoice(geometry) }
-
-    private func allocateGradients() {
-        if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
-        if let bias, dBias.isEmpty { dBias = [Float](repeating: 0, count: bias.count) }
-    }
-
-    package func zeroGradients() {
-        if dKernel.isEmpty {
-            if trainable { allocateGradients() }
-            return
-        }
-        dKernel.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        dBias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-    }
-
-    /// `.kernel` then `.bias`, when the layer is trainable (Keras: a frozen layer has no trainable weights).
-    package func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
-        guard trainable else { return }
-        allocateGradients()
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
-        if bias != nil {
-            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
-        }
-    }
-
-    package func currentWeights() -> [WeightRole: [Float]] {
-        var weights: [WeightRole: [Float]] = [.kernel: kernel]
-        if let bias { weights[.bias] = bias }
-        return weights
-    }
 
     /// The GEMMs one forward pass of `batch` samples makes: (M, N, K) and how many of each.
     func gemmShapes(batch: Int, workspace: Workspace, threads: Int) -> [(m: Int, n: Int, k: Int, count: Int)] {

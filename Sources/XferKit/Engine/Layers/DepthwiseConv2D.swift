@@ -45,7 +45,7 @@ struct DepthwiseGeometry: Equatable {
 }
 
 /// A Keras `DepthwiseConv2D` layer.
-final class DepthwiseConv2DLayer: TrainableLayer {
+final class DepthwiseConv2DLayer: KernelBiasLayer {
     let name: String
     /// Input shape, activation and geometry may change before the first pass (Execution/InferenceFolding.swift).
     var inputShape: [Int]
@@ -69,8 +69,8 @@ final class DepthwiseConv2DLayer: TrainableLayer {
     var savedActivation: Tensor?
     var training = false
     var trainable = false
-    private(set) var dKernel: [Float] = []
-    private(set) var dBias: [Float] = []
+    var dKernel: [Float] = []
+    var dBias: [Float] = []
 
     init(name: String, config: DepthwiseConv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?,
          kernelRole: WeightRole = .depthwiseKernel) throws {
@@ -162,35 +162,6 @@ final class DepthwiseConv2DLayer: TrainableLayer {
         let made = DirectConvolution(geometry.conv, depthwise: true, fusingBias: bias != nil, activation: config.activation)
         direct = made
         return made
-    }
-
-    private func allocateGradients() {
-        if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
-        if let bias, dBias.isEmpty { dBias = [Float](repeating: 0, count: bias.count) }
-    }
-
-    func zeroGradients() {
-        if dKernel.isEmpty {
-            if trainable { allocateGradients() }
-            return
-        }
-        dKernel.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        dBias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-    }
-
-    func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
-        guard trainable else { return }
-        allocateGradients()
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(kernelRole, $0, g) } }
-        if bias != nil {
-            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
-        }
-    }
-
-    func currentWeights() -> [WeightRole: [Float]] {
-        var weights: [WeightRole: [Float]] = [kernelRole: kernel]
-        if let bias { weights[.bias] = bias }
-        return weights
     }
 }
 

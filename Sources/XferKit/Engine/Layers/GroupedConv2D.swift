@@ -22,7 +22,7 @@
 // Double, the oracles of the tests.
 
 /// A Keras `Conv2D` with 1 < `groups` < input channels.
-final class GroupedConv2DLayer: TrainableLayer {
+final class GroupedConv2DLayer: KernelBiasLayer {
     let name: String
     /// Changes once, before the first pass, when a ZeroPadding2D before it is folded into its
     /// padding (Execution/InferenceFolding.swift).
@@ -46,8 +46,8 @@ final class GroupedConv2DLayer: TrainableLayer {
     var training = false
     var trainable = false
     /// Keras's layout, like the weights; allocated when the layer first trains.
-    private(set) var dKernel: [Float] = []
-    private(set) var dBias: [Float] = []
+    var dKernel: [Float] = []
+    var dBias: [Float] = []
 
     init(name: String, config: Conv2DConfig, inputShape: [Int], kernel: [Float], bias: [Float]?) throws {
         try requireRank(inputShape, 3, layer: name, kind: "Conv2D")
@@ -208,36 +208,6 @@ final class GroupedConv2DLayer: TrainableLayer {
             }
             count = matrix.count
         }
-    }
-
-    private func allocateGradients() {
-        if dKernel.isEmpty { dKernel = [Float](repeating: 0, count: kernel.count) }
-        if let bias, dBias.isEmpty { dBias = [Float](repeating: 0, count: bias.count) }
-    }
-
-    func zeroGradients() {
-        if dKernel.isEmpty {
-            if trainable { allocateGradients() }
-            return
-        }
-        dKernel.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        dBias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-    }
-
-    /// `.kernel` then `.bias` in Keras's layout, when the layer is trainable.
-    func withParameters(_ body: (_ role: WeightRole, _ value: UnsafeMutableBufferPointer<Float>, _ gradient: UnsafeBufferPointer<Float>) -> Void) {
-        guard trainable else { return }
-        allocateGradients()
-        dKernel.withUnsafeBufferPointer { g in kernel.withUnsafeMutableBufferPointer { body(.kernel, $0, g) } }
-        if bias != nil {
-            dBias.withUnsafeBufferPointer { g in bias!.withUnsafeMutableBufferPointer { body(.bias, $0, g) } }
-        }
-    }
-
-    func currentWeights() -> [WeightRole: [Float]] {
-        var weights: [WeightRole: [Float]] = [.kernel: kernel]
-        if let bias { weights[.bias] = bias }
-        return weights
     }
 }
 
