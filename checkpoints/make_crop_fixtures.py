@@ -24,6 +24,8 @@ crops.h5 (the layer alone, on `x` (2, 12, 10, 3)):
   k2_resize_HxW   tf-keras RandomCrop(H, W) with training=False on `x` (smart_resize), for
                   (8, 8), (6, 4), (16, 12) and (12, 10) (the identity).
   k3_inference    Keras 3 RandomCrop(8, 8) with training=False: `x` itself (checked here).
+  k3_train_HxW    Keras 3 RandomCrop(8, 8) with training=True on `k3_train_in_HxW` (2, H, W, 3),
+                  for 8x12 and 6x10: inputs not larger than the crop both ways, so no draw.
 
 Run: /work/main/.venv-keras/bin/python checkpoints/make_crop_fixtures.py
 """
@@ -129,6 +131,12 @@ def crops(which):
         t = np.asarray(K.layers.RandomCrop(8, 8, seed=5)(x, training=True))
         assert t.shape == (2, 8, 8, 3), t.shape
         print("keras 3 training-mode crop:", t.shape, "inference:", y.shape)
+        # In training with the input not larger than the crop both ways: no random draw, the
+        # corner of the centred aspect-ratio box, a slice, resized when smaller.
+        for h, w in [(8, 12), (6, 10)]:
+            xi = (rng.random((2, h, w, 3)) * 255).astype(np.float32)
+            out[f"k3_train_in_{h}x{w}"] = xi
+            out[f"k3_train_{h}x{w}"] = np.asarray(K.layers.RandomCrop(8, 8, seed=5)(xi, training=True))
     with h5py.File(os.path.join(OUT, "crops.h5"), "a") as f:
         if which == "tf_keras":
             f.create_dataset("x", data=x)

@@ -173,11 +173,39 @@ final class RandomCropTests: XCTestCase {
         }
     }
 
-    func testKeras3ModelsWhoseInputDiffersFromTheCropDoNotTrain() throws {
+    /// Keras 3's training crop of inputs not larger than the crop both ways (no draw): the
+    /// aspect box's corner, a slice, resized when smaller.
+    func testTheKeras3TrainingCropEqualsKeras() throws {
+        let f = try HDF5File.open(Self.path("crops.h5"))
+        for (h, w) in [(8, 12), (6, 10)] {
+            let x = try f.floats("/k3_train_in_\(h)x\(w)"), want = try f.floats("/k3_train_\(h)x\(w)")
+            var config = RandomCropConfig(height: 8, width: 8, keras3: true)
+            config.trainsAtCropSize = true
+            let l = try layer(config, [h, w, 3])
+            l.training = true
+            XCTAssertEqual(l.outputShape, [8, 8, 3])
+            let y = l.forward(Tensor(shape: x.shape, values: x.values), ForwardContext())
+            XCTAssertEqual(y.shape, want.shape)
+            XCTAssertLessThanOrEqual(maxError(y.values, want.values), 3e-5, "\(h)x\(w)")
+        }
+    }
+
+    /// A network built for training from the model as it is cannot train a Keras 3 crop whose
+    /// input differs (it would have to be two shapes); FineTuner trains it at the crop's size and
+    /// validates on a network at the input size.
+    func testKeras3ModelsWhoseInputDiffersFromTheCropTrainInTwoNetworks() throws {
         let differing = try Checkpoint.load(Self.path("crop_k3.keras")).model
         XCTAssertThrowsError(try TrainingNetwork(model: differing, seed: 1)) { error in
             XCTAssertTrue("\(error)".contains("predicts them uncropped"), "\(error)")
         }
+        let tuner = try FineTuner(model: differing, options: FineTuneOptions())
+        func cropOutput(_ net: TrainingNetwork?) -> [Int]? {
+            guard let net, let node = net.graph.nodes.first(where: { $0.layer.op is RandomCropConfig }) else { return nil }
+            return net.graph.valueShapes[node.output]
+        }
+        XCTAssertEqual(cropOutput(tuner.validationNetwork), [12, 10, 3])
+        XCTAssertEqual(cropOutput(tuner.network), [8, 8, 3])
+        XCTAssertNil(try keras3CropTrainingModel(try Checkpoint.load(Self.path("crop_k3_same.keras")).model))
         XCTAssertNoThrow(try TrainingNetwork(model: try Checkpoint.load(Self.path("crop_k3_same.keras")).model, seed: 1))
         XCTAssertNoThrow(try TrainingNetwork(model: try Checkpoint.load(Self.path("crop_k2.h5")).model, seed: 1))
         // Keras 3 predicts Flatten → Dense at the uncropped size, and fails; so does xfer, naming the layer.

@@ -113,10 +113,22 @@ package final class FineTuner {
     /// `kerasVersion`: the Keras that wrote the model, when it is not the model's own `kerasVersion`.
     package init(model: ModelSpec, kerasVersion: String? = nil, options: FineTuneOptions) throws {
         self.options = options
-        network = try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed,
+        // Keras 3 trains a RandomCrop whose input differs from the crop at the crop's size and
+        // validates with the images uncropped: two networks of different shapes, the same weights.
+        let cropped = try keras3CropTrainingModel(model)
+        network = try TrainingNetwork(model: cropped ?? model, kerasVersion: kerasVersion, seed: options.seed,
                                       cacheAllowed: options.useCache && options.augmentations.isEmpty, loss: options.loss)
+        validationNetwork = try cropped.map { _ in
+            try TrainingNetwork(model: model, kerasVersion: kerasVersion, seed: options.seed, cacheAllowed: false,
+                                loss: options.loss, inferenceOnly: true)
+        }
         optimizer = Optimizer(options.optimizer)
     }
+
+    /// The network validation and `evaluate` run on when it is not `network` (a Keras 3
+    /// RandomCrop: `network` at the crop's size, this one at the input size), given `network`'s
+    /// weights before each use.
+    let validationNetwork: TrainingNetwork?
 
     /// Whether the frozen prefix runs once per sample, its frontier kept (the network's plan).
     package var usesCache: Bool { network.plan.cached }
@@ -283,13 +295,17 @@ package final class FineTuner {
                          warning: @escaping (String) -> Void = { _ in }) throws -> (loss: Double, accuracy: Double) {
         let (h, w) = imageSize(network.inputShape)
         var lossSum = 0.0, metricSum = 0.0, weightSum = 0.0, seen = 0
+        let net = validationNetwork ?? network
+        validationNetwork?.restore(network.currentWeights())
+        // The training network's cached frontier is not the validation network's.
+        let cache = validationNetwork == nil ? cache : nil
         let order = cache?.indices ?? indices
         for startIndex in stride(from: 0, to: order.count, by: options.batchSize) {
             let ids = Array(order[startIndex..<min(order.count, startIndex + options.batchSize)])
             let b = try batch(ids, cache: cache, data: data, height: h, width: w, warning: warning)
             let n = b.targets.shape[0]
             if n == 0 { continue }
-            let r = network.evaluateBatch(b.feed, targets: b.targets)
+            let r = net.evaluateBatch(b.feed, targets: b.targets)
             lossSum += r.loss * Double(n); metricSum += r.metricSum; weightSum += r.weightSum; seen += n
         }
         return (lossSum / Double(max(seen, 1)), weightSum > 0 ? metricSum / weightSum : 0)

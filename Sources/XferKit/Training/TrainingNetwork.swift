@@ -39,8 +39,10 @@ package final class TrainingNetwork {
     /// BatchNormalization's moving-variance update
     /// (Keras 2's fused kernel uses n/(n−1), Keras 3 the biased variance); `seed` seeds Dropout.
     /// `cacheAllowed`: the caller may keep the frozen prefix's outputs (no augmentation).
+    /// `inferenceOnly`: the network only evaluates (FineTuner's validation network), so what
+    /// cannot train in it is not refused.
     package init(model: ModelSpec, kerasVersion: String? = nil, seed: UInt64, cacheAllowed: Bool = true,
-                loss: LossConfig = .categorical) throws {
+                loss: LossConfig = .categorical, inferenceOnly: Bool = false) throws {
         var sharedCalls: [Int: [TrainableLayer]] = [:]
         self.model = model
         self.lossConfig = loss
@@ -98,7 +100,7 @@ package final class TrainingNetwork {
                 augmentLayers += 1
             }
             if let crop = layer as? RandomCropLayer {
-                if plan.trainingMode[i], let why = crop.trainingRefusal {
+                if plan.trainingMode[i], !inferenceOnly, let why = crop.trainingRefusal {
                     throw XferError.badInput(node.path, why,
                                              hint: "save the model in Keras with an Input of the crop's size (and crop the images to it), or without the RandomCrop layer and train with --augment crop")
                 }

@@ -9,11 +9,16 @@
 //              antialiasing; Data/ImageResize.swift's taps). Input = crop: the identity.
 //   Keras 3    at inference the images pass UNCHANGED (uncropped), although Keras's
 //              compute_output_shape says (height, width): the layers after it see the input
-//              size. Training crops to (height, width). xfer's networks have one static shape
-//              per layer, so a Keras 3 RandomCrop whose input differs from its crop runs at the
-//              input size (predict, evaluate, and validation as Keras predicts) and training
-//              such a model is refused when the network is built (TrainingNetwork); input =
-//              crop is the identity in both modes.
+//              size. Training crops to (height, width): with the input larger than the crop
+//              both ways, one random window for the batch; else the corner of the centred box
+//              of the crop's aspect ratio, a slice of at most the crop's size from there, resized
+//              to it when smaller (Keras 3's `transform_images`). xfer's networks have one static
+//              shape per layer, so a Keras 3 RandomCrop whose input differs from its crop runs at
+//              the input size in predict and evaluate, and `finetune` trains a copy of the
+//              network built at the crop's size (`trainsAtCropSize`, `keras3CropTrainingModel`)
+//              while validating, as Keras does, on one at the input size (FineTuner); a network
+//              built for training from the model as it is refuses it (TrainingNetwork, Trainer).
+//              Input = crop is the identity in both modes.
 //
 // The window's offsets come from xfer's seeded generator (Keras's random stream cannot be
 // reproduced); the cut itself is exact. Backward, side by side with each forward: the window's
@@ -137,15 +142,26 @@ final class RandomCropLayer: TrainableLayer {
     /// Why this layer cannot run in training mode (nil: it can): a Keras 3 crop whose input
     /// differs, which Keras trains at the crop size but predicts at the input size.
     var trainingRefusal: String? {
-        guard config.keras3, inputShape[0] != config.height || inputShape[1] != config.width else { return nil }
-        return "Keras 3 trains this model with the images cropped to \(config.height)x\(config.width) but predicts them uncropped (\(inputShape[0])x\(inputShape[1])); xfer runs one image size per layer and cannot train it"
+        guard config.keras3, !config.trainsAtCropSize, inputShape[0] != config.height || inputShape[1] != config.width else { return nil }
+        return "Keras 3 trains this model with the images cropped to \(config.height)x\(config.width) but predicts them uncropped (\(inputShape[0])x\(inputShape[1])); one network cannot do both (`xfer finetune` and KerasModel.fit train it with two)"
     }
 
     /// What the next forward does: nil the identity, else the box of the input and whether it is
     /// resized (a window of the output's size is copied).
     private func plan() -> (box: CropBox, resized: Bool)? {
         let (h, w) = (inputShape[0], inputShape[1])
-        if config.keras3 || (h == config.height && w == config.width) { return nil }
+        if (config.keras3 && !config.trainsAtCropSize) || (h == config.height && w == config.width) { return nil }
+        if config.keras3 {
+            // Keras 3's training crop (the header); outside training too, in a network of this shape.
+            if training && h > config.height && w > config.width {
+                let top = Int(random.next() % UInt64(h - config.height + 1)), left = Int(random.next() % UInt64(w - config.width + 1))
+                return (CropBox(top: top, left: left, height: config.height, width: config.width), false)
+            }
+            let corner = aspectBox(inH: h, inW: w, height: config.height, width: config.width)
+            let box = CropBox(top: corner.top, left: corner.left, height: min(config.height, h - corner.top),
+                              width: min(config.width, w - corner.left))
+            return (box, box.height != config.height || box.width != config.width)
+        }
         if training && h >= config.height && w >= config.width {
             // One window for the batch, as Keras cuts it: offsets uniform in 0...h−height, 0...w−width.
             let top = Int(random.next() % UInt64(h - config.height + 1)), left = Int(random.next() % UInt64(w - config.width + 1))
@@ -201,6 +217,9 @@ struct RandomCropConfig: SingleInputOp, Equatable {
     var width: Int
     var seed: Int?
     var keras3: Bool
+    /// Keras 3's crop in the network `finetune` trains: output the crop's size, as Keras 3 trains
+    /// (never read from or written to a file).
+    var trainsAtCropSize = false
 
     init(height: Int, width: Int, seed: Int? = nil, keras3: Bool) {
         self.height = height; self.width = width; self.seed = seed; self.keras3 = keras3
@@ -223,7 +242,7 @@ struct RandomCropConfig: SingleInputOp, Equatable {
     /// the input is the crop's size).
     func outputShape(input: [Int], layer: String) throws -> [Int] {
         let (_, _, c) = try spatialInput(input, layer: layer)
-        return keras3 ? input : [height, width, c]
+        return keras3 && !trainsAtCropSize ? input : [height, width, c]
     }
 
     /// As the other augmentation layers: random in training, so nothing after it is cached.
@@ -232,6 +251,34 @@ struct RandomCropConfig: SingleInputOp, Equatable {
     func makeLayer(_ spec: LayerSpec, inputShape: [Int]) throws -> Layer {
         try RandomCropLayer(name: spec.name, config: self, inputShape: inputShape)
     }
+}
+
+/// `model` with every Keras 3 RandomCrop at the crop's size (`trainsAtCropSize`), the network
+/// Keras 3 trains; nil when none of them has an input of another size (one network does both).
+func keras3CropTrainingModel(_ model: ModelSpec) throws -> ModelSpec? {
+    let differs = try ModelGraph(model).nodes.contains { node in
+        guard let c = node.layer.op as? RandomCropConfig, c.keras3 else { return false }
+        return node.inputShapes[0][0] != c.height || node.inputShapes[0][1] != c.width
+    }
+    guard differs else { return nil }
+    func marked(_ m: ModelSpec) -> ModelSpec {
+        var m = m
+        m.layers = m.layers.map { layer in
+            var layer = layer
+            switch layer.kind {
+            case .op(var c as RandomCropConfig) where c.keras3:
+                c.trainsAtCropSize = true
+                layer.kind = .op(c)
+            case .model(let inner):
+                layer.kind = .model(marked(inner))
+            default:
+                break
+            }
+            return layer
+        }
+        return m
+    }
+    return marked(model)
 }
 
 /// Refuses writing `model` as a full model for the other Keras when a RandomCrop of it means
