@@ -10,10 +10,12 @@ recompressed file:
   k3_mobilenet025_transfer.weights.h5  Keras 3 `save_weights` of Sequential([that base, GlobalAveragePooling2D,
                                        Dense(8, relu), Dropout, Dense(3, softmax)])
   k2_mobilenet025_cut.h5               tf-keras `save_weights` of MobileNet 0.25 cut after conv_pw_2: no family
+  k2_mobilenetv2035_notop.h5           tf-keras `save_weights` of MobileNetV2(alpha=0.35, include_top=False),
+                                       predicted at 33×33 (odd sizes at its strided blocks: `correct_pad`)
   X.expected.json                      Keras's parameter counts, the input shape, the layers of the model
   X.io.h5                              x = a fixed batch, y = model.predict(x)
 
-Usage: python make_weights_only_fixtures.py [OUT_DIR]
+Usage: python make_weights_only_fixtures.py [OUT_DIR [tf_keras|tf_keras_odd|keras]]
 """
 import json
 import os
@@ -75,17 +77,17 @@ def count(weights):
     return int(sum(int(np.prod([int(d) for d in w.shape])) for w in weights))
 
 
-def write(out, fname, model, path_written):
+def write(out, fname, model, path_written, side=SIDE):
     rng = np.random.default_rng(11)
-    x = rng.uniform(-1, 1, (N, SIDE, SIDE, 3)).astype(np.float32)
+    x = rng.uniform(-1, 1, (N, side, side, 3)).astype(np.float32)
     y = np.asarray(model(x, training=False), dtype=np.float32)
     with h5py.File(os.path.join(out, fname + ".io.h5"), "w") as f:
         f["x"] = x
         f["y"] = y
-    expected = {"file": fname, "input_shape": [SIDE, SIDE, 3], "total_params": count(model.weights),
+    expected = {"file": fname, "input_shape": [side, side, 3], "total_params": count(model.weights),
                 "trainable_params": count(model.trainable_weights),
                 "non_trainable_params": count(model.weights) - count(model.trainable_weights),
-                "xfer_args": ["--input-shape", f"{SIDE},{SIDE},3"]}
+                "xfer_args": ["--input-shape", f"{side},{side},3"]}
     with open(os.path.join(out, fname + ".expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print(fname, os.path.getsize(path_written), "bytes", expected["total_params"], "params")
@@ -107,6 +109,23 @@ def tf_keras_files(out):
     p = os.path.join(out, "k2_mobilenet025_cut.h5")
     cut.save_weights(p)
     print("k2_mobilenet025_cut.h5", os.path.getsize(p), "bytes")
+
+
+def tf_keras_odd_files(out):
+    """MobileNetV2 0.35 without its top, saved from an open input size and predicted at 33x33:
+    its strided blocks pad by `correct_pad`, one less before on an even side, so at this size
+    (33, 17, 9, 5: odd) the padding differs from the one an open or even size gives."""
+    import tf_keras as K
+    K.utils.set_random_seed(3)
+    base = K.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35, input_shape=(None, None, 3))
+    seeded(base, np.random.default_rng(3))
+    quantized(base)
+    p = os.path.join(out, "k2_mobilenetv2035_notop.h5")
+    base.save_weights(p)
+    recompress(p)
+    again = K.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35, input_shape=(33, 33, 3))
+    again.load_weights(p)
+    write(out, "k2_mobilenetv2035_notop.h5", again, p, side=33)
 
 
 def keras3_files(out):
@@ -133,9 +152,9 @@ def main():
     os.makedirs(out, exist_ok=True)
     # tf-keras and Keras 3 in separate processes (each sets up its own Keras).
     if len(sys.argv) > 2:
-        {"tf_keras": tf_keras_files, "keras": keras3_files}[sys.argv[2]](out)
+        {"tf_keras": tf_keras_files, "tf_keras_odd": tf_keras_odd_files, "keras": keras3_files}[sys.argv[2]](out)
         return
-    for writer in ["tf_keras", "keras"]:
+    for writer in ["tf_keras", "tf_keras_odd", "keras"]:
         subprocess.run([sys.executable, __file__, out, writer], check=True)
 
 

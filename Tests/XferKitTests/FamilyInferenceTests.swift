@@ -33,6 +33,20 @@ final class FamilyInferenceTests: XCTestCase {
         return c
     }
 
+    /// MobileNetV2 pads its strided blocks by `correct_pad`, which depends on the parity of the
+    /// size reaching them: the stored architecture (built at an open size) is re-padded for 33×33,
+    /// whose sizes there (33, 17, 9, 5) are odd, and predicts as Keras built at that size.
+    func testCorrectPadIsWorkedOutForTheInputSize() throws {
+        let c = try check("k2_mobilenetv2035_notop.h5")
+        let pads = c.model.layers.compactMap { l in (l.kind.op as? ZeroPadding2DConfig).map { (l.name, $0) } }
+        XCTAssertEqual(pads.map(\.0), ["block_1_pad", "block_3_pad", "block_6_pad", "block_13_pad"])
+        for (name, pad) in pads { XCTAssertEqual(pad, ZeroPadding2DConfig(top: 1, bottom: 1, left: 1, right: 1), name) }
+        XCTAssertEqual(FamilyInference.correctPad(ZeroPadding2DConfig(top: 1, bottom: 2, left: 1, right: 2), input: [14, 15, 8]),
+                       ZeroPadding2DConfig(top: 1, bottom: 2, left: 2, right: 2))
+        XCTAssertFalse(FamilyInference.correctPadName("conv1_pad"))  // ResNet's is fixed
+        XCTAssertFalse(FamilyInference.correctPadName("conv_pad_2"))  // MobileNet's too
+    }
+
     func testTfKerasNotopWeightsAreRecognised() throws {
         let c = try check("k2_mobilenet025_notop.h5")
         XCTAssertEqual(c.format, .keras2Weights)

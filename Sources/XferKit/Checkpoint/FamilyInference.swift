@@ -449,9 +449,26 @@ extension FamilyInference {
         return (layers, said)
     }
 
+    /// The ZeroPadding2D layers keras.applications pads with `imagenet_utils.correct_pad`, whose
+    /// padding depends on the size of the image reaching them (EfficientNet, MobileNetV2/V3,
+    /// NASNet): the stored configurations fixed it for the size they were built at.
+    static func correctPadName(_ name: String) -> Bool {
+        name == "stem_conv_pad" || name.hasSuffix("dwconv_pad") || name.hasSuffix("depthwise/pad")
+            || name.hasSuffix("depthwise_pad") || name.wholeMatch(of: #/block_\d+_pad/#) != nil
+            || name.hasPrefix("separable_conv_1_pad_") || name.hasPrefix("reduction_pad_1_")
+    }
+
+    /// `correct_pad(x, k)` for an input of `input` (H, W, C): k // 2 after, one less before on an
+    /// even side; k // 2 is the stored padding's bottom and right.
+    static func correctPad(_ pad: ZeroPadding2DConfig, input: [Int]) -> ZeroPadding2DConfig {
+        let (ch, cw) = (pad.bottom, pad.right)
+        return ZeroPadding2DConfig(top: ch - (1 - input[0] % 2), bottom: ch, left: cw - (1 - input[1] % 2), right: cw)
+    }
+
     /// `model` with input `shape`, and every model nested in it (a transfer model's base,
     /// ConvNeXt's stem and downsampling blocks) given the size that reaches it: the sizes the
-    /// stored configuration fixed for them are opened first.
+    /// stored configuration fixed for them are opened first; the `correct_pad` paddings are
+    /// worked out for the sizes reaching them, as Keras builds the model at that input size.
     static func withInputShape(_ model: ModelSpec, _ shape: [Int]) -> ModelSpec {
         func opened(_ m: ModelSpec) -> ModelSpec {
             var m = m
@@ -465,11 +482,19 @@ extension FamilyInference {
         }
         func settled(_ m: ModelSpec) throws -> ModelSpec {
             var m = m
-            let inputs = try m.layerInputShapes()
+            var inputs = try m.layerInputShapes()
             for i in m.layers.indices {
                 if case .model(var inner) = m.layers[i].kind {
                     inner.inputShape = inputs[i]
                     m.layers[i].kind = .model(try settled(inner))
+                    inputs = try m.layerInputShapes()
+                } else if let pad = m.layers[i].kind.op as? ZeroPadding2DConfig, inputs[i].count == 3,
+                          correctPadName(m.layers[i].name) {
+                    let corrected = correctPad(pad, input: inputs[i])
+                    guard corrected != pad else { continue }
+                    // The sizes after it change on an odd side: the layers after it see them.
+                    m.layers[i].kind = .op(corrected)
+                    inputs = try m.layerInputShapes()
                 }
             }
             return m
