@@ -182,6 +182,20 @@ extension ConvGeometry {
     }
 }
 
+/// The kernel-and-bias convolutions keep the output channel as their kernel's innermost index:
+/// Conv2D's (KH, KW, C, O), the grouped (KH, KW, C/G, O), DepthwiseConv2D's (KH, KW, C, M), whose
+/// output channel c·M + m is its last two axes flattened. So one fold serves all three.
+extension FoldableConvolution where Self: KernelBiasLayer {
+    func fold(scale: [Float], shift: [Float]) {
+        let o = outputChannels
+        kernel.withUnsafeMutableBufferPointer { k in
+            for p in 0..<(k.count / o) { for c in 0..<o { k[p * o + c] *= scale[c] } }
+        }
+        let b = bias ?? [Float](repeating: 0, count: o)
+        bias = (0..<o).map { b[$0] * scale[$0] + shift[$0] }
+    }
+}
+
 extension Conv2DLayer: FoldableConvolution {
     func absorbPadding(_ pad: ZeroPadding2DConfig) {
         geometry = ConvGeometry(geometry, absorbing: pad)
@@ -192,14 +206,6 @@ extension Conv2DLayer: FoldableConvolution {
     var foldableActivation: Activation {
         get { config.activation }
         set { config.activation = newValue }
-    }
-    func fold(scale: [Float], shift: [Float]) {
-        let o = geometry.o
-        kernel.withUnsafeMutableBufferPointer { k in
-            for p in 0..<(k.count / o) { for c in 0..<o { k[p * o + c] *= scale[c] } }
-        }
-        let b = bias ?? [Float](repeating: 0, count: o)
-        bias = (0..<o).map { b[$0] * scale[$0] + shift[$0] }
     }
 }
 
@@ -214,15 +220,6 @@ extension DepthwiseConv2DLayer: FoldableConvolution {
         get { config.activation }
         set { config.activation = newValue }
     }
-    func fold(scale: [Float], shift: [Float]) {
-        // (KH, KW, C, M): output channel c·M + m is the last two axes flattened.
-        let o = geometry.conv.o
-        kernel.withUnsafeMutableBufferPointer { k in
-            for p in 0..<(k.count / o) { for c in 0..<o { k[p * o + c] *= scale[c] } }
-        }
-        let b = bias ?? [Float](repeating: 0, count: o)
-        bias = (0..<o).map { b[$0] * scale[$0] + shift[$0] }
-    }
 }
 
 extension GroupedConv2DLayer: FoldableConvolution {
@@ -236,14 +233,5 @@ extension GroupedConv2DLayer: FoldableConvolution {
     var foldableActivation: Activation {
         get { config.activation }
         set { config.activation = newValue }
-    }
-    func fold(scale: [Float], shift: [Float]) {
-        // (KH, KW, C/G, O): output channel o is the last axis, as in Conv2D.
-        let o = config.filters
-        kernel.withUnsafeMutableBufferPointer { k in
-            for p in 0..<(k.count / o) { for c in 0..<o { k[p * o + c] *= scale[c] } }
-        }
-        let b = bias ?? [Float](repeating: 0, count: o)
-        bias = (0..<o).map { b[$0] * scale[$0] + shift[$0] }
     }
 }

@@ -173,12 +173,7 @@ package final class Conv2DLayer: KernelBiasLayer {
             }
         }
         savedInput = context.release(x)
-        savedActivation = nil
-        if context.keepForBackward && activation != .linear {
-            // Shares y's buffer; whoever writes into y next gets a copy (array semantics).
-            savedActivation = y
-            if keepPreActivation { activate(&y, activation) }
-        }
+        savedActivation = keptForActivationGradient(&y, activation, preActivationKept: keepPreActivation, context)
         return y
     }
 
@@ -444,6 +439,19 @@ func conv2DForwardNaive(_ x: Tensor, _ g: ConvGeometry, kernel: [Float], bias: [
 @inline(__always)
 func withStorage<R>(_ array: inout [Float], if condition: Bool, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
     condition ? array.withUnsafeMutableBufferPointer { body($0.baseAddress!) } : body(nil)
+}
+
+/// What an epilogue's backward needs from its forward (the `saved` of `preActivationGradient`):
+/// nil for a linear epilogue or outside training, else y as the activation's derivative reads it.
+/// `y` holds the activated output, or the pre-activation where `preActivationKept` (silu/gelu's
+/// derivatives read their input): that is kept and `y` activated here. The kept tensor shares y's
+/// buffer; whoever writes into y next gets a copy (array semantics).
+func keptForActivationGradient(_ y: inout Tensor, _ activation: Activation, preActivationKept: Bool,
+                               _ context: ForwardContext) -> Tensor? {
+    guard context.keepForBackward && activation != .linear else { return nil }
+    let kept = y
+    if preActivationKept { activate(&y, activation) }
+    return kept
 }
 
 /// The gradient at a layer's pre-activation: dy itself for a linear epilogue, else a new tensor

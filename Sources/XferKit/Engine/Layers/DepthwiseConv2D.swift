@@ -121,11 +121,7 @@ final class DepthwiseConv2DLayer: KernelBiasLayer {
             }
         }
         savedInput = context.release(x)
-        savedActivation = nil
-        if context.keepForBackward && activation != .linear {
-            savedActivation = y
-            if keepPreActivation { activate(&y, activation) }
-        }
+        savedActivation = keptForActivationGradient(&y, activation, preActivationKept: keepPreActivation, context)
         return y
     }
 

@@ -123,12 +123,7 @@ final class GroupedConv2DLayer: KernelBiasLayer {
         let keepPreActivation = context.keepForBackward && activationBackwardNeedsInput(activation)
         if !keepPreActivation { activate(&y, activation) }
         savedInput = context.release(x)
-        savedActivation = nil
-        if context.keepForBackward && activation != .linear {
-            // Shares y's buffer; whoever writes into y next gets a copy (array semantics).
-            savedActivation = y
-            if keepPreActivation { activate(&y, activation) }
-        }
+        savedActivation = keptForActivationGradient(&y, activation, preActivationKept: keepPreActivation, context)
         return y
     }
 

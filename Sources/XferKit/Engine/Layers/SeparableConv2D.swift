@@ -84,11 +84,7 @@ final class SeparableConv2DLayer: TrainableLayer {
         }
         savedInput = context.release(x)
         savedDepthwise = context.release(t)
-        savedActivation = nil
-        if context.keepForBackward && activation != .linear {
-            savedActivation = y
-            if keepPreActivation { activate(&y, activation) }
-        }
+        savedActivation = keptForActivationGradient(&y, activation, preActivationKept: keepPreActivation, context)
         return y
     }
 
