@@ -12,8 +12,15 @@ BatchNormalization statistics, at a small input size (checkpoints/check_families
 say "inferred", and `xfer predict` Keras's predictions within 1e-4. The files go to a temporary
 folder and are removed (they are large; nothing here is committed).
 
+`--size HxW` reads the files at another input size, as people read the famous `*_notop.h5`
+files written at 224: the weights are saved from the model built at the family's size, Keras
+builds the same model anew at HxW and loads them, and xfer is given `--input-shape H,W,3`. The
+sizes that reach each block then differ from those the weights were written at (odd ones
+change EfficientNet's, MobileNet's and NASNet's `correct_pad` paddings). Modes notop and nested
+(a top's Dense after Flatten fixes the size).
+
 Usage: python check_weights_only.py PATH/TO/xfer [--families A,B,...] [--modes notop,top,nested]
-                                    [--writers tf_keras,keras]
+                                    [--writers tf_keras,keras] [--size HxW]
 Families are check_families.py's names, plus width variants written NAME@key=value;... (for
 example MobileNetV2@alpha=0.35, MobileNetV3Small@alpha=0.75;minimalistic=True).
 """
@@ -57,18 +64,19 @@ def seeded_all(model, rng):
     cf.seeded(model, rng)
 
 
-def build(K, family, kwargs, mode, side):
+def build(K, family, kwargs, mode, size):
+    """The models of `mode` at input `size` (H, W, 3)."""
     ctor = getattr(K.applications, cf.FAMILIES[family][0])
     if mode == "top":
-        return [("top", ctor(weights=None, include_top=True, classes=CLASSES, input_shape=(side, side, 3), **kwargs))]
-    base = ctor(weights=None, include_top=False, input_shape=(side, side, 3), **kwargs)
+        return [("top", ctor(weights=None, include_top=True, classes=CLASSES, input_shape=size, **kwargs))]
+    base = ctor(weights=None, include_top=False, input_shape=size, **kwargs)
     if mode == "notop":
         return [("notop", base)]
     L = K.layers
-    seq = K.Sequential([K.Input((side, side, 3)), base, L.GlobalAveragePooling2D(), L.Dense(16, activation="relu"),
+    seq = K.Sequential([K.Input(size), base, L.GlobalAveragePooling2D(), L.Dense(16, activation="relu"),
                         L.Dropout(0.2), L.Dense(CLASSES, activation="softmax")])
-    base2 = ctor(weights=None, include_top=False, input_shape=(side, side, 3), **kwargs)
-    inputs = K.Input((side, side, 3))
+    base2 = ctor(weights=None, include_top=False, input_shape=size, **kwargs)
+    inputs = K.Input(size)
     x = base2(inputs, training=False)
     x = L.GlobalAveragePooling2D()(x)
     fun = K.Model(inputs, L.Dense(CLASSES, activation="softmax")(x))
@@ -79,31 +87,39 @@ def count(weights):
     return cf.count(weights)
 
 
-def check(xfer, spec, writer, K, modes, tmp):
+def check(xfer, spec, writer, K, modes, tmp, size=None):
     family, kwargs = parse(spec)
     _, side, _, raw = cf.FAMILIES[family]
+    written = (side, side, 3)
+    read = size or written
     for mode in modes:
         try:
-            models = build(K, family, kwargs, mode, side)
+            models = build(K, family, kwargs, mode, written)
         except Exception as e:  # noqa: BLE001 - a variant this Keras cannot build
             result(False, f"{spec} {mode} ({writer}) build", str(e).splitlines()[0][:200])
             continue
-        for what, model in models:
-            tag = f"{spec} {what} ({writer})"
+        for k, (what, model) in enumerate(models):
+            tag = f"{spec} {what} ({writer})" + (f" at {read[0]}x{read[1]}" if size else "")
             rng = np.random.default_rng(sum(spec.encode()) + len(what))
             seeded_all(model, rng)
-            x = rng.uniform(0, 255, (N, side, side, 3)) if raw else rng.uniform(-1, 1, (N, side, side, 3))
+            x = rng.uniform(0, 255, (N,) + read) if raw else rng.uniform(-1, 1, (N,) + read)
             x = x.astype(np.float32)
             if mode == "top":
                 cf.calibrate(model, x)
-            ref = np.asarray(model(x, training=False), dtype=np.float32)
             path = os.path.join(tmp, "w.h5" if writer == "tf_keras" else "w.weights.h5")
             model.save_weights(path)
+            if size:
+                # Keras's own reading at the other size: the same model built anew there (the
+                # session cleared, so its layers get the same names) and the file loaded.
+                K.backend.clear_session()
+                model = build(K, family, kwargs, mode, read)[k][1]
+                model.load_weights(path)
+            ref = np.asarray(model(x, training=False), dtype=np.float32)
             data = os.path.join(tmp, "x.h5")
             with h5py.File(data, "w") as f:
                 f["x"] = x
             total, trainable = count(model.weights), count(model.trainable_weights)
-            shape = f"{side},{side},3"
+            shape = f"{read[0]},{read[1]},3"
             r = cf.run(xfer, "import", path, "--input-shape", shape, "--json")
             if r.returncode != 0:
                 result(False, f"{tag} import", cf.first_error(r))
@@ -134,15 +150,22 @@ def main():
     p.add_argument("--families", default=",".join(cf.FAMILIES))
     p.add_argument("--modes", default="notop,top,nested")
     p.add_argument("--writers", default="tf_keras,keras")
+    p.add_argument("--size", help="HxW: read the files at this input size (modes notop and nested)")
     p.add_argument("--writer-process", help=argparse.SUPPRESS)
     a = p.parse_args()
+    size = None
+    if a.size:
+        h, w = (int(v) for v in a.size.lower().split("x"))
+        size = (h, w, 3)
+        if "top" in a.modes.split(","):
+            p.error("--size reads notop and nested files (a top's Flatten fixes the size): give --modes notop,nested")
     xfer = os.path.abspath(a.xfer)
     if not a.writer_process:
         # One process per writer: tf-keras and Keras 3 each set up their own Keras.
         failed = 0
         for writer in a.writers.split(","):
             r = subprocess.run([sys.executable, __file__, xfer, "--families", a.families, "--modes", a.modes,
-                                "--writer-process", writer])
+                                *(["--size", a.size] if a.size else []), "--writer-process", writer])
             failed += r.returncode != 0
         sys.exit(1 if failed else 0)
     import warnings
@@ -155,7 +178,7 @@ def main():
     try:
         for spec in a.families.split(","):
             K.utils.set_random_seed(sum(spec.encode()))
-            check(xfer, spec, a.writer_process, K, a.modes.split(","), tmp)
+            check(xfer, spec, a.writer_process, K, a.modes.split(","), tmp, size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     failed = results.count(False)

@@ -32,6 +32,10 @@ fi
 # XFER_WEIGHTS_ONLY_FAMILIES (check_families.py's names, NAME@alpha=0.5 for a variant).
 weights_only="MobileNet@alpha=0.25,MobileNetV2@alpha=0.35,MobileNetV3Small@alpha=0.75;minimalistic=True,EfficientNetB0,ConvNeXtTiny"
 "$venv/bin/python" checkpoints/check_weights_only.py .build/debug/xfer --families "${XFER_WEIGHTS_ONLY_FAMILIES:-$weights_only}"
+# The same files read at another input size, as the famous *_notop.h5 written at 224 are: odd
+# sizes at a strided block change the correct_pad paddings (NASNet's adjust blocks need them).
+"$venv/bin/python" checkpoints/check_weights_only.py .build/debug/xfer --modes notop,nested --size 75x97 \
+  --families "${XFER_WEIGHTS_ONLY_SIZE_FAMILIES:-NASNetMobile,MobileNetV2@alpha=0.35,EfficientNetB0}"
 # The README's Swift example, from a separate package that depends on XferKit by path (its own
 # build folder, .build-examples), and the one-photo example.
 scripts/examples.sh

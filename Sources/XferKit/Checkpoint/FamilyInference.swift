@@ -480,21 +480,27 @@ extension FamilyInference {
             }
             return m
         }
+        // The input of layer i from the layers before it (Keras lists them in an order where each
+        // comes after those it reads), layer i itself standing as an Identity: the layers after
+        // it, and a nested model at i, need not fit yet (NASNet's adjust blocks, whose own
+        // padding is fixed, do not until the correct_pad before them is worked out).
+        func input(ofLayer i: Int, _ m: ModelSpec) throws -> [Int] {
+            var upTo = m
+            upTo.layers = Array(m.layers[...i])
+            upTo.layers[i].kind = .op(IdentityConfig())
+            if upTo.output != nil { upTo.output = TensorRef(layer: m.layers[i].name) }
+            return try upTo.layerInputShapes()[i]
+        }
         func settled(_ m: ModelSpec) throws -> ModelSpec {
             var m = m
-            var inputs = try m.layerInputShapes()
             for i in m.layers.indices {
                 if case .model(var inner) = m.layers[i].kind {
-                    inner.inputShape = inputs[i]
+                    inner.inputShape = try input(ofLayer: i, m)
                     m.layers[i].kind = .model(try settled(inner))
-                    inputs = try m.layerInputShapes()
-                } else if let pad = m.layers[i].kind.op as? ZeroPadding2DConfig, inputs[i].count == 3,
-                          correctPadName(m.layers[i].name) {
-                    let corrected = correctPad(pad, input: inputs[i])
-                    guard corrected != pad else { continue }
+                } else if let pad = m.layers[i].kind.op as? ZeroPadding2DConfig, correctPadName(m.layers[i].name) {
+                    let shape = try input(ofLayer: i, m)
                     // The sizes after it change on an odd side: the layers after it see them.
-                    m.layers[i].kind = .op(corrected)
-                    inputs = try m.layerInputShapes()
+                    if shape.count == 3 { m.layers[i].kind = .op(correctPad(pad, input: shape)) }
                 }
             }
             return m
