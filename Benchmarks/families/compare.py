@@ -27,7 +27,8 @@ fma = sys.argv[6] if len(sys.argv) > 6 else None
 here = os.path.dirname(os.path.abspath(__file__))
 tf_script = os.path.join(here, "..", "tf_predict_vgg16.py")
 env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-families = ["resnet50", "mobilenetv2", "efficientnetb0"]
+# FAMILIES (make_models.py's names) measures others.
+families = os.environ.get("FAMILIES", "ResNet50,MobileNetV2,EfficientNetB0").lower().split(",")
 common = ["--batch", "16", "--runs", "3", "--warmup", "1", "--threads", threads]
 
 

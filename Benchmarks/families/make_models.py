@@ -2,6 +2,8 @@
 
     OUT_DIR/resnet50_notop.h5, mobilenetv2_notop.h5, efficientnetb0_notop.h5
 
+(FAMILIES=RegNetX002,RegNetY002 for others: tf_keras.applications' names, comma-separated.)
+
 tf_keras.applications.<Family>(include_top=False, weights=None, input_shape=(224, 224, 3)), seeded
 (random weights, nothing downloaded), saved as Keras 2 full-model HDF5 files; an existing file is kept.
 
@@ -18,7 +20,7 @@ os.makedirs(out, exist_ok=True)
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
-for name in ["ResNet50", "MobileNetV2", "EfficientNetB0"]:
+for name in os.environ.get("FAMILIES", "ResNet50,MobileNetV2,EfficientNetB0").split(","):
     path = os.path.join(out, f"{name.lower()}_notop.h5")
     if os.path.exists(path):
         continue

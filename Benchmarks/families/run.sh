@@ -3,6 +3,7 @@
 # EfficientNetB0 (tf_keras.applications, include_top=False, weights=None, 224x224, batch 16) in
 # xfer and in Keras `predict` on TensorFlow-CPU, side by side in one run, 2 threads each.
 #   ROUNDS=3 THREADS=2 Benchmarks/families/run.sh
+# FAMILIES=RegNetX002,RegNetY002 measures other tf_keras.applications families the same way.
 # Makes Benchmarks/out/<family>_notop.h5 once (never committed).
 # Swift build in ${XFER_BUILD:-<repo>/.build}; Python venv from scripts/keras-venv.sh (XFER_VENV).
 set -euo pipefail
