@@ -520,7 +520,7 @@ static dnnl_status_t dconv_attr(int activation, int with_sum, dnnl_primitive_att
     return s;
 }
 
-static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, int with_sum, int64_t n, int64_t h, int64_t w,
+static dnnl_status_t dconv_make(xfer_dconv *cv, int64_t groups, int activation, int with_sum, int64_t n, int64_t h, int64_t w,
                                 int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
                                 int64_t dw, int64_t oh, int64_t ow, int64_t pt, int64_t pl, int64_t pb, int64_t pr) {
     dnnl_dims_t xd = {n, c, h, w}, yd = {n, o, oh, ow}, bd = {o};
@@ -529,11 +529,12 @@ static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, i
     TRY(dnnl_memory_desc_init_by_tag(&cv->y_md, 4, yd, dnnl_f32, dnnl_nhwc));
     TRY(dnnl_memory_desc_init_by_tag(&cv->b_md, 1, bd, dnnl_f32, dnnl_x));
     dnnl_memory_desc_t any_w;
-    if (depthwise) {
-        // (g, oc, ic, kh, kw) = (c, M, 1, kh, kw) over Keras's (kh, kw, c, M).
-        int64_t m = o / c;
-        dnnl_dims_t wd = {c, m, 1, kh, kw};
-        dnnl_dims_t ws = {m, 1, 1, kw * c * m, c * m};
+    if (groups > 1) {
+        // (g, oc, ic, kh, kw) = (G, O/G, C/G, kh, kw) over Keras's (kh, kw, C/G, O), output channel
+        // g·(O/G) + oc; a depthwise kernel (kh, kw, C, M) is the case G = C, C/G = 1, O/G = M.
+        int64_t og = o / groups, cg = c / groups;
+        dnnl_dims_t wd = {groups, og, cg, kh, kw};
+        dnnl_dims_t ws = {og, 1, o, kw * cg * o, cg * o};
         TRY(dnnl_memory_desc_init_by_strides(&cv->w_md, 5, wd, dnnl_f32, ws));
         TRY(dnnl_memory_desc_init_by_tag(&any_w, 5, wd, dnnl_f32, dnnl_format_tag_any));
     } else {
@@ -566,7 +567,7 @@ static dnnl_status_t dconv_make(xfer_dconv *cv, int depthwise, int activation, i
     return dnnl_success;
 }
 
-xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int with_sum, int activation, int64_t n, int64_t h, int64_t w,
+xfer_dconv *xfer_dconv_create(int64_t groups, int with_bias, int with_sum, int activation, int64_t n, int64_t h, int64_t w,
                               int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                               int64_t dh, int64_t dw, int64_t oh, int64_t ow, int64_t pad_top,
                               int64_t pad_left, int64_t pad_bottom, int64_t pad_right, char *why, int why_size) {
@@ -575,14 +576,15 @@ xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int with_sum, int ac
         if (why) snprintf(why, why_size, "oneDNN has no CPU engine (status %d)", (int)engine_status);
         return NULL;
     }
-    if (depthwise && (c <= 0 || o % c != 0)) {
-        if (why) snprintf(why, why_size, "%lld channels do not divide %lld filters", (long long)c, (long long)o);
+    if (groups < 1 || c % groups != 0 || o % groups != 0) {
+        if (why) snprintf(why, why_size, "%lld groups do not divide %lld channels and %lld filters", (long long)groups,
+                          (long long)c, (long long)o);
         return NULL;
     }
     xfer_dconv *cv = calloc(1, sizeof *cv);
     if (!cv) return NULL;
     cv->with_bias = with_bias != 0;
-    dnnl_status_t s = dconv_make(cv, depthwise, activation, with_sum, n, h, w, c, o, kh, kw, sh, sw, dh, dw, oh, ow, pad_top,
+    dnnl_status_t s = dconv_make(cv, groups, activation, with_sum, n, h, w, c, o, kh, kw, sh, sw, dh, dw, oh, ow, pad_top,
                                  pad_left, pad_bottom, pad_right);
     if (s != dnnl_success) {
         if (why) {

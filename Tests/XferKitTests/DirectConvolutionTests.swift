@@ -2,7 +2,7 @@
 // definitions (conv2DForwardNaive, depthwiseForwardNaive) on the shapes the Keras application
 // families use: 1×1 (stride 1 and 2), 3×3 stride 2 `same` and `valid`, 7×7 stride 2, 3×3 on maps
 // too small for Winograd, 1×7 (non-square), dilated 3×3, depthwise 3×3/5×5 stride 1/2 with depth
-// multiplier 1 and 2; every fused activation and one that is not; a changed kernel seen by the next
+// multiplier 1 and 2, grouped 3×3 and 1×1 (RegNet's); every fused activation and one that is not; a changed kernel seen by the next
 // pass; a residual summed in the epilogue; and the cases that stay on the engine's own cores
 // (`--conv im2col`, a pass kept for backward).
 
@@ -127,6 +127,44 @@ final class DirectConvolutionTests: XCTestCase {
         XCTAssertLessThanOrEqual(scaled(y.values, want.values), 1e-5)
     }
 
+    /// RegNet's group convolutions (group width 8 or 16; 3×3 stride 1 and 2, `same`, with and
+    /// without a bias) and a 1×1 in 4 groups with an activation oneDNN does not fuse: oneDNN's
+    /// grouped convolution against the loop definition, with JIT kernels on AVX-512, and a changed
+    /// kernel seen by the next pass.
+    func testGroupedConvolutionsMatchTheLoopDefinition() throws {
+        var rng = SeededRandom(seed: 617)
+        let cases: [(Case, groups: Int)] = [
+            (Case(batch: 3, h: 8, w: 8, c: 48, o: 48, k: (3, 3), activation: .relu), 6),
+            (Case(batch: 2, h: 11, w: 11, c: 32, o: 64, k: (3, 3), s: 2, useBias: false), 2),
+            (Case(batch: 2, h: 9, w: 10, c: 24, o: 24, k: (3, 3), s: 2, activation: .silu), 3),
+            (Case(batch: 2, h: 6, w: 6, c: 16, o: 32, k: (1, 1), activation: .elu), 4),
+        ]
+        for (index, (t, groups)) in cases.enumerated() {
+            let config = Conv2DConfig(filters: t.o, kernelSize: t.k, strides: (t.s, t.s), padding: t.padding,
+                                      useBias: t.useBias, activation: t.activation, groups: groups)
+            let layer = try GroupedConv2DLayer(name: "g", config: config, inputShape: [t.h, t.w, t.c],
+                                               kernel: rng.floats(t.k.0 * t.k.1 * t.c / groups * t.o),
+                                               bias: t.useBias ? rng.floats(t.o) : nil)
+            let x = rng.tensor([t.batch, t.h, t.w, t.c])
+            let y = layer.forward(x, ForwardContext())
+            let want = groupedConv2DForwardNaive(x, layer.geometry, groups: groups, kernel: layer.kernel, bias: layer.bias,
+                                                 t.activation)
+            XCTAssertEqual(y.shape, want.shape)
+            XCTAssertLessThanOrEqual(scaled(y.values, want.values), 1e-5, "case \(index)")
+            let direct = try XCTUnwrap(layer.direct, "case \(index)")
+            if winogradRuns {
+                XCTAssertNil(direct.refusal, "case \(index): \(direct.refusal ?? "")")
+                print("grouped \(t.k) stride \(t.s) \(t.c) -> \(t.o) in \(groups): \(direct.implementation(batch: t.batch) ?? "")")
+            }
+
+            layer.kernel = rng.floats(layer.kernel.count)
+            let again = layer.forward(x, ForwardContext())
+            let wantAgain = groupedConv2DForwardNaive(x, layer.geometry, groups: groups, kernel: layer.kernel,
+                                                      bias: layer.bias, t.activation)
+            XCTAssertLessThanOrEqual(scaled(again.values, wantAgain.values), 1e-5, "case \(index), new kernel")
+        }
+    }
+
     /// `--conv im2col` keeps every convolution on im2col (depthwise on its loop), and so does a pass
     /// that keeps its values for a backward: the direct path is never made.
     func testIm2colAndTrainingPassesStayOnTheEngineCores() throws {
@@ -179,14 +217,14 @@ final class DirectConvolutionTests: XCTestCase {
         var rng = SeededRandom(seed: 615)
         for t in Self.convolutions {
             let g = try conv(t, &rng).geometry
-            let direct = DirectConvolution(g, depthwise: false, fusingBias: t.useBias, activation: t.activation)
+            let direct = DirectConvolution(g, groups: 1, fusingBias: t.useBias, activation: t.activation)
             let implementation = try XCTUnwrap(direct.implementation(batch: t.batch), direct.refusal ?? "")
             XCTAssertFalse(implementation.contains("ref"), implementation)
             print("direct \(t.k) stride \(t.s) \(t.c) -> \(t.o): \(implementation)")
         }
         for (t, m) in Self.depthwise {
             let g = try depthwiseLayer(t, multiplier: m, &rng).geometry.conv
-            let direct = DirectConvolution(g, depthwise: true, fusingBias: t.useBias, activation: t.activation)
+            let direct = DirectConvolution(g, groups: g.c, fusingBias: t.useBias, activation: t.activation)
             let implementation = try XCTUnwrap(direct.implementation(batch: t.batch), direct.refusal ?? "")
             XCTAssertFalse(implementation.contains("ref"), implementation)
             print("depthwise \(t.k) stride \(t.s) \(t.c) x \(m): \(implementation)")

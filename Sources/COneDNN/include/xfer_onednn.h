@@ -74,11 +74,12 @@ typedef struct xfer_dconv xfer_dconv;
 enum { XFER_ACT_NONE = 0, XFER_ACT_RELU, XFER_ACT_RELU6, XFER_ACT_SWISH, XFER_ACT_SIGMOID, XFER_ACT_TANH };
 
 /// Batch n, input h×w×c, `o` output channels, kernel kh×kw, strides, dilations (1 = none),
-/// output oh×ow, paddings. `depthwise`: groups = c, o = c·multiplier, the kernel (kh, kw, c, o/c)
-/// as Keras stores a depthwise kernel (output channel c·M + m); else the kernel is (kh, kw, c, o).
+/// output oh×ow, paddings, in `groups` groups (1: none), the kernel (kh, kw, c/groups, o) as Keras
+/// stores it (output channel g·(o/groups) + k); a depthwise kernel (kh, kw, c, M), output channel
+/// c·M + m, is the case groups = c.
 /// `with_sum`: y += the convolution (y holds a residual on entry), before the activation.
 /// NULL when oneDNN has no primitive for it (`why`, may be NULL, gets a reason).
-xfer_dconv *xfer_dconv_create(int depthwise, int with_bias, int with_sum, int activation, int64_t n, int64_t h, int64_t w,
+xfer_dconv *xfer_dconv_create(int64_t groups, int with_bias, int with_sum, int activation, int64_t n, int64_t h, int64_t w,
                               int64_t c, int64_t o, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                               int64_t dh, int64_t dw, int64_t oh, int64_t ow, int64_t pad_top,
                               int64_t pad_left, int64_t pad_bottom, int64_t pad_right, char *why, int why_size);

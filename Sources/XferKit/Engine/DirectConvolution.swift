@@ -1,7 +1,7 @@
 // The oneDNN direct-convolution path for the inference forward of the convolutions Winograd does
 // not take: 1×1, strided, k×k other than 3×3 stride 1 (and 3×3 on maps too small for Winograd),
-// and depthwise (a grouped convolution, groups = channels, `multiplier` filters each), behind
-// COneDNN's `xfer_dconv_*` calls. oneDNN's JIT kernels (`jit_1x1`, `jit`, `jit_dw` on AVX-512)
+// depthwise (a grouped convolution, groups = channels, `multiplier` filters each) and Conv2D with
+// groups, behind COneDNN's `xfer_dconv_*` calls. oneDNN's JIT kernels (`jit_1x1`, `jit`, `jit_dw` on AVX-512)
 // take the engine's NHWC activations as they are; only the kernel is reordered into oneDNN's
 // layout, once per kernel version, as the Winograd path does.
 //
@@ -30,8 +30,10 @@ import Foundation
 
 /// One layer's oneDNN direct-convolution primitives (forward only), one per chunk size.
 package final class DirectConvolution {
+    /// The whole layer's: all C input channels, all O filters.
     let geometry: ConvGeometry
-    let depthwise: Bool
+    /// 1 for a dense convolution; C for a depthwise one.
+    let groups: Int
     let fusesBias: Bool
     /// y += the convolution: y holds a residual on entry.
     let summing: Bool
@@ -43,10 +45,11 @@ package final class DirectConvolution {
     /// returns false and the layer runs on its own core.
     private(set) var refusal: String?
 
-    /// `depthwise`: `g.o` = C·M outputs from C groups, the kernel (KH, KW, C, M).
-    init(_ g: ConvGeometry, depthwise: Bool, fusingBias: Bool, activation: Activation, summing: Bool = false) {
+    /// The kernel as Keras stores it: (KH, KW, C/groups, O), or for a depthwise layer (groups = C,
+    /// `g.o` = C·M) (KH, KW, C, M).
+    init(_ g: ConvGeometry, groups: Int, fusingBias: Bool, activation: Activation, summing: Bool = false) {
         geometry = g
-        self.depthwise = depthwise
+        self.groups = groups
         fusesBias = fusingBias
         self.summing = summing
         fusedActivation = DirectConvolution.fusable(activation) ? activation : .linear
@@ -99,7 +102,7 @@ package final class DirectConvolution {
         let bottom = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.h - g.padTop
         let right = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1 - g.w - g.padLeft
         var why = [CChar](repeating: 0, count: 160)
-        guard let made = xfer_dconv_create(depthwise ? 1 : 0, fusesBias ? 1 : 0, summing ? 1 : 0, DirectConvolution.code(fusedActivation)!,
+        guard let made = xfer_dconv_create(Int64(groups), fusesBias ? 1 : 0, summing ? 1 : 0, DirectConvolution.code(fusedActivation)!,
                                            Int64(batch), Int64(g.h), Int64(g.w), Int64(g.c), Int64(g.o),
                                            Int64(g.kh), Int64(g.kw), Int64(g.sh), Int64(g.sw), Int64(g.dh), Int64(g.dw),
                                            Int64(g.oh), Int64(g.ow), Int64(g.padTop), Int64(g.padLeft),
@@ -157,7 +160,7 @@ package final class DirectConvolution {
         guard let bad = statuses.first(where: { $0 != 0 }) else { return true }
         refusal = "oneDNN failed (status \(bad))"
         guard summing else { return false }
-        precondition(!depthwise)
+        precondition(groups == 1)
         for t in statuses.indices where statuses[t] != 0 {
             let first = t * size, count = t == tasks - 1 ? lastSize : size
             var z = [Float](repeating: 0, count: count * outSample)

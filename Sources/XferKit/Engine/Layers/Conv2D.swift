@@ -236,7 +236,7 @@ package final class Conv2DLayer: KernelBiasLayer {
     /// The oneDNN direct convolution for inference passes, made on first use (Engine/DirectConvolution.swift).
     private func directConvolution() -> DirectConvolution {
         if let direct { return direct }
-        let made = DirectConvolution(geometry, depthwise: false, fusingBias: bias != nil, activation: config.activation)
+        let made = DirectConvolution(geometry, groups: 1, fusingBias: bias != nil, activation: config.activation)
         direct = made
         return made
     }
@@ -260,7 +260,7 @@ package final class Conv2DLayer: KernelBiasLayer {
         precondition(!context.keepForBackward && config.activation == .linear && residual.shape == [x.shape[0]] + outputShape)
         let n = x.shape[0]
         if DirectConvolution.wanted(context) && fusesResidual(then: activation) {
-            let direct = directSumming ?? DirectConvolution(geometry, depthwise: false, fusingBias: bias != nil,
+            let direct = directSumming ?? DirectConvolution(geometry, groups: 1, fusingBias: bias != nil,
                                                             activation: activation, summing: true)
             directSumming = direct
             // Copy on write: a residual another node still reads is copied here, not overwritten.

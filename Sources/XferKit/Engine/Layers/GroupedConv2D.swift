@@ -16,7 +16,10 @@
 // reads every channel). Backward gathers dz the same way, runs each group's backward and
 // scatters dx and dKernel back, so the layer's weights and gradients stay in Keras's layout
 // (`withParameters`, the optimizers and the writers see a Conv2D's kernel and bias).
-// Winograd and oneDNN's direct convolution are not used here.
+// Inference passes (`DirectConvolution.wanted`: predict, frozen layers, the feature cache) run
+// on oneDNN's grouped direct convolution instead, on the NHWC tensors as they are, the bias and
+// the activations it fuses in its epilogue; where it has no JIT kernel for the shape, or under
+// `--conv im2col`, they run by groups as above. Winograd is not used here.
 //
 // `groupedConv2DForwardNaive` / `groupedConv2DBackwardNaive` are the definition loop by loop in
 // Double, the oracles of the tests.
@@ -35,7 +38,13 @@ final class GroupedConv2DLayer: KernelBiasLayer {
     /// One group's convolution: C/G channels in, O/G filters.
     var geometry: ConvGeometry
     /// (KH, KW, C/G, O), Keras's layout.
-    var kernel: [Float]
+    var kernel: [Float] {
+        // The oneDNN path keeps the kernel in its own layout; a new version reorders it again.
+        didSet { kernelVersion &+= 1 }
+    }
+    private(set) var kernelVersion = 0
+    /// The oneDNN primitives of inference passes (Engine/DirectConvolution.swift).
+    private(set) var direct: DirectConvolution?
     /// (O), nil when `use_bias=False`.
     var bias: [Float]?
     /// (N, H, W, C): the last input, kept only when the context asks.
@@ -88,9 +97,43 @@ final class GroupedConv2DLayer: KernelBiasLayer {
     }
 
     func forward(_ x: consuming Tensor, _ context: ForwardContext) -> Tensor {
+        let n = x.shape[0]
+        var y = context.output([n] + outputShape)
+        let activation = config.activation
+        if DirectConvolution.wanted(context) {
+            let done = x.values.withUnsafeBufferPointer { px in
+                kernel.withUnsafeBufferPointer { pk in
+                    y.values.withUnsafeMutableBufferPointer { py in
+                        withOptionalArray(bias) { pb in
+                            directConvolution().forward(px.baseAddress!, batch: n, kernel: pk.baseAddress!, bias: pb,
+                                                        version: kernelVersion, workspace: context.workspace,
+                                                        into: py.baseAddress!)
+                        }
+                    }
+                }
+            }
+            if done {
+                // What oneDNN did not fuse; nothing is kept, the pass keeps nothing for a backward.
+                let rest = activation == direct!.fusedActivation ? Activation.linear : activation
+                activate(&y, rest)
+                savedInput = context.release(x)
+                savedActivation = nil
+                return y
+            }
+        }
+        forwardByGroups(x, into: &y, context)
+        // silu/gelu derivatives need the pre-activation: keep it, then activate.
+        let keepPreActivation = context.keepForBackward && activationBackwardNeedsInput(activation)
+        if !keepPreActivation { activate(&y, activation) }
+        savedInput = context.release(x)
+        savedActivation = keptForActivationGradient(&y, activation, preActivationKept: keepPreActivation, context)
+        return y
+    }
+
+    /// y = the convolution plus the bias, before the activation: each group on Conv2D's kernels.
+    private func forwardByGroups(_ x: borrowing Tensor, into y: inout Tensor, _ context: ForwardContext) {
         let n = x.shape[0], g = geometry, groups = self.groups
         let (inPixels, outPixels) = pixels(n)
-        var y = context.output([n] + outputShape)
         var xs = context.pool.tensor([groups * inPixels * g.c], fitted: false)
         var ys = context.pool.tensor([groups * outPixels * g.o], fitted: false)
         let kg = groupSlices(kernel, rows: g.k)
@@ -118,13 +161,15 @@ final class GroupedConv2DLayer: KernelBiasLayer {
         }
         context.pool.recycle(xs)
         context.pool.recycle(ys)
-        let activation = config.activation
-        // silu/gelu derivatives need the pre-activation: keep it, then activate.
-        let keepPreActivation = context.keepForBackward && activationBackwardNeedsInput(activation)
-        if !keepPreActivation { activate(&y, activation) }
-        savedInput = context.release(x)
-        savedActivation = keptForActivationGradient(&y, activation, preActivationKept: keepPreActivation, context)
-        return y
+    }
+
+    /// The oneDNN primitives of inference passes, made on first use with the layer's final geometry
+    /// (after any folding): all C channels in, all O filters out, in `groups` groups.
+    private func directConvolution() -> DirectConvolution {
+        if let direct { return direct }
+        let made = DirectConvolution(ConvGeometry(geometry, timesGroups: groups), groups: groups, fusingBias: bias != nil, activation: config.activation)
+        direct = made
+        return made
     }
 
     func backward(_ dy: Tensor, _ context: ForwardContext, needInputGradient: Bool) -> Tensor? {
@@ -308,4 +353,15 @@ func groupedConv2DBackwardNaive(_ x: Tensor, _ g: ConvGeometry, groups: Int, ker
         }
     }
     return (Tensor(shape: x.shape, values: dx.map { Float($0) }), dk.map { Float($0) }, db.map { Float($0) })
+}
+
+extension ConvGeometry {
+    /// The whole layer's geometry from one group's `g`: `groups` times its channels and filters.
+    init(_ g: ConvGeometry, timesGroups groups: Int) {
+        h = g.h; w = g.w; c = g.c * groups
+        kh = g.kh; kw = g.kw; o = g.o * groups
+        sh = g.sh; sw = g.sw; dh = g.dh; dw = g.dw
+        padTop = g.padTop; padLeft = g.padLeft
+        oh = g.oh; ow = g.ow
+    }
 }
