@@ -1,9 +1,9 @@
 // The oneDNN direct-convolution path for the inference forward of the convolutions Winograd does
 // not take: 1×1, strided, k×k other than 3×3 stride 1 (and 3×3 on maps too small for Winograd),
 // depthwise (a grouped convolution, groups = channels, `multiplier` filters each) and Conv2D with
-// groups, behind COneDNN's `xfer_dconv_*` calls. oneDNN's JIT kernels (`jit_1x1`, `jit`, `jit_dw` on AVX-512)
-// take the engine's NHWC activations as they are; only the kernel is reordered into oneDNN's
-// layout, once per kernel version, as the Winograd path does.
+// groups, behind COneDNN's `xfer_dconv_*` calls. oneDNN's JIT kernels (`jit_1x1`, `jit`, `jit_dw`
+// on AVX-512) take the engine's NHWC activations as they are; only the kernel is reordered into
+// oneDNN's layout, once per kernel version, as the Winograd path does.
 //
 // When it runs (`DirectConvolution.wanted`): forward passes that keep nothing for a backward
 // (predict, frozen layers of a fine-tuning, the feature cache) under `--conv auto` or `winograd`.
@@ -32,7 +32,7 @@ import Foundation
 package final class DirectConvolution {
     /// The whole layer's: all C input channels, all O filters.
     let geometry: ConvGeometry
-    /// 1 for a dense convolution; C for a depthwise one.
+    /// 1 for a dense convolution, C for a depthwise one, G for a Conv2D in G groups.
     let groups: Int
     let fusesBias: Bool
     /// y += the convolution: y holds a residual on entry.
