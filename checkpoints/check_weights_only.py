@@ -155,7 +155,10 @@ def main():
     a = p.parse_args()
     size = None
     if a.size:
-        h, w = (int(v) for v in a.size.lower().split("x"))
+        try:
+            h, w = (int(v) for v in a.size.lower().split("x"))
+        except ValueError:
+            p.error(f"--size takes HxW, two whole numbers (e.g. 75x97), not {a.size!r}")
         size = (h, w, 3)
         if "top" in a.modes.split(","):
             p.error("--size reads notop and nested files (a top's Flatten fixes the size): give --modes notop,nested")

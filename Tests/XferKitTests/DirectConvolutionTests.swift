@@ -2,8 +2,8 @@
 // definitions (conv2DForwardNaive, depthwiseForwardNaive) on the shapes the Keras application
 // families use: 1×1 (stride 1 and 2), 3×3 stride 2 `same` and `valid`, 7×7 stride 2, 3×3 on maps
 // too small for Winograd, 1×7 (non-square), dilated 3×3, depthwise 3×3/5×5 stride 1/2 with depth
-// multiplier 1 and 2, grouped 3×3 and 1×1 (RegNet's); every fused activation and one that is not; a changed kernel seen by the next
-// pass; a residual summed in the epilogue; and the cases that stay on the engine's own cores
+// multiplier 1 and 2, grouped 3×3 and 1×1 (RegNet's); every fused activation and one that is not;
+// a changed kernel seen by the next pass; a residual summed in the epilogue; and the cases that stay on the engine's own cores
 // (`--conv im2col`, a pass kept for backward).
 
 import XCTest

@@ -102,7 +102,8 @@ package final class DirectConvolution {
         let bottom = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.h - g.padTop
         let right = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1 - g.w - g.padLeft
         var why = [CChar](repeating: 0, count: 160)
-        guard let made = xfer_dconv_create(Int64(groups), fusesBias ? 1 : 0, summing ? 1 : 0, DirectConvolution.code(fusedActivation)!,
+        guard let made = xfer_dconv_create(Int64(groups), fusesBias ? 1 : 0, summing ? 1 : 0,
+                                           DirectConvolution.code(fusedActivation)!,
                                            Int64(batch), Int64(g.h), Int64(g.w), Int64(g.c), Int64(g.o),
                                            Int64(g.kh), Int64(g.kw), Int64(g.sh), Int64(g.sw), Int64(g.dh), Int64(g.dw),
                                            Int64(g.oh), Int64(g.ow), Int64(g.padTop), Int64(g.padLeft),

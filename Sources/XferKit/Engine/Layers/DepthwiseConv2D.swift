@@ -155,7 +155,8 @@ final class DepthwiseConv2DLayer: KernelBiasLayer {
 
     private func directConvolution() -> DirectConvolution {
         if let direct { return direct }
-        let made = DirectConvolution(geometry.conv, groups: geometry.conv.c, fusingBias: bias != nil, activation: config.activation)
+        let made = DirectConvolution(geometry.conv, groups: geometry.conv.c, fusingBias: bias != nil,
+                                     activation: config.activation)
         direct = made
         return made
     }

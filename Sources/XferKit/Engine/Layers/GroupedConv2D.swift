@@ -167,7 +167,8 @@ final class GroupedConv2DLayer: KernelBiasLayer {
     /// (after any folding): all C channels in, all O filters out, in `groups` groups.
     private func directConvolution() -> DirectConvolution {
         if let direct { return direct }
-        let made = DirectConvolution(ConvGeometry(geometry, timesGroups: groups), groups: groups, fusingBias: bias != nil, activation: config.activation)
+        let made = DirectConvolution(ConvGeometry(geometry, timesGroups: groups), groups: groups,
+                                     fusingBias: bias != nil, activation: config.activation)
         direct = made
         return made
     }
